@@ -1,0 +1,272 @@
+//! Limits (named constants) and configuration (store-wide and per topic), with their defaults.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::fault::FaultInjector;
+
+/// Longest topic name (Kafka's limit).
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Most partitions a topic may have.
+pub const PARTITIONS_MAX: u32 = 4096;
+/// Largest encoded batch (one append to one partition), header included.
+pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
+/// Most records in one batch.
+pub const BATCH_RECORDS_MAX: u32 = 1 << 20;
+/// Smallest `segment_bytes` a topic may set.
+pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
+/// Largest `segment_bytes`: positions in the offset index are `u32`, and a segment can exceed
+/// `segment_bytes` by one batch (an oversized batch written to an empty segment).
+pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+/// Default `segment_bytes` (Kafka's: 1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Default `segment_ms` (Kafka's: 7 days).
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Default `max_message_bytes`: the largest encoded record (Kafka's: 1 MiB).
+pub const MAX_MESSAGE_BYTES_DEFAULT: u32 = 1024 * 1024;
+/// Default bytes of log between two entries of the sparse indexes (Kafka's `index.interval.bytes`).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Default `retention_ms` (Kafka's: 7 days).
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Default `delete_retention_ms` (Kafka's: 1 day).
+pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Default `min_cleanable_dirty_ratio` (Kafka's).
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+
+const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX as u64 <= u32::MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) < SEGMENT_BYTES_MIN * 2);
+const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT < BATCH_BYTES_MAX);
+
+/// When an append counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// An append returns after its bytes are fdatasync'd. Concurrent appends share one fsync (group commit).
+    #[default]
+    Sync,
+    /// Appends return after the write; a background flusher fsyncs every `ms` milliseconds.
+    Interval { ms: u64 },
+    /// Appends return after the write; fsync only when a segment rolls and on close.
+    None,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidConfig {
+            field: "durability",
+            reason: format!("{s:?} is not one of sync, none, interval:<ms>"),
+        };
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "none" => Ok(Durability::None),
+            _ => {
+                let ms = s.strip_prefix("interval:").ok_or_else(bad)?;
+                let ms: u64 = ms.parse().map_err(|_| bad())?;
+                if ms == 0 {
+                    return Err(bad());
+                }
+                Ok(Durability::Interval { ms })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Durability::Sync => f.write_str("sync"),
+            Durability::None => f.write_str("none"),
+            Durability::Interval { ms } => write!(f, "interval:{ms}"),
+        }
+    }
+}
+
+/// Where a record's timestamp comes from (Kafka's `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TimestampType {
+    /// The producer's timestamp (or the append time when the producer gave none).
+    #[default]
+    CreateTime,
+    /// Always the time of the append.
+    LogAppendTime,
+}
+
+/// What the cleaner does with old data (Kafka's `cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    /// Delete whole segments past retention.
+    #[default]
+    Delete,
+    /// Keep the latest record per key.
+    Compact,
+    /// Both.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
+/// Per-topic configuration, persisted in `topic.json`. Field names are Kafka's, in snake case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Roll the active segment when it would grow past this many bytes.
+    pub segment_bytes: u64,
+    /// Roll the active segment when it is older than this (since its first append).
+    pub segment_ms: u64,
+    pub durability: Durability,
+    pub timestamp_type: TimestampType,
+    /// Largest encoded record.
+    pub max_message_bytes: u32,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+    pub cleanup_policy: CleanupPolicy,
+    /// Delete a sealed segment whose newest record is older than this; `-1` keeps forever.
+    pub retention_ms: i64,
+    /// Delete the oldest sealed segments while a partition is larger than this; `-1` means no limit.
+    pub retention_bytes: i64,
+    /// How long tombstones survive compaction.
+    pub delete_retention_ms: u64,
+    /// Records younger than this are never compacted.
+    pub min_compaction_lag_ms: u64,
+    /// Compact when dirty bytes / total bytes of the cleanable part pass this.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
+            durability: Durability::Sync,
+            timestamp_type: TimestampType::CreateTime,
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            cleanup_policy: CleanupPolicy::Delete,
+            retention_ms: RETENTION_MS_DEFAULT,
+            retention_bytes: -1,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Checks every field against its limits; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(field: &'static str, reason: String) -> Result<()> {
+            Err(Error::InvalidConfig { field, reason })
+        }
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return bad(
+                "segment_bytes",
+                format!("{} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}", self.segment_bytes),
+            );
+        }
+        if self.segment_ms == 0 {
+            return bad("segment_ms", "must be positive".into());
+        }
+        if let Durability::Interval { ms: 0 } = self.durability {
+            return bad("durability", "interval must be positive".into());
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > BATCH_BYTES_MAX - 64 {
+            return bad(
+                "max_message_bytes",
+                format!("{} is outside 1..={}", self.max_message_bytes, BATCH_BYTES_MAX - 64),
+            );
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes", "must be positive".into());
+        }
+        if self.retention_ms < -1 {
+            return bad("retention_ms", format!("{} must be -1 or >= 0", self.retention_ms));
+        }
+        if self.retention_bytes < -1 {
+            return bad("retention_bytes", format!("{} must be -1 or >= 0", self.retention_bytes));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return bad("min_cleanable_dirty_ratio", format!("{} is outside 0..=1", self.min_cleanable_dirty_ratio));
+        }
+        Ok(())
+    }
+}
+
+/// Store-wide configuration.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The time source (tests use [`ManualClock`](crate::ManualClock)).
+    pub clock: Arc<dyn Clock>,
+    /// Fault injection for tests; `None` in production.
+    pub faults: Option<Arc<FaultInjector>>,
+    /// How often the background flusher looks for `interval` topics to fsync.
+    pub flush_tick_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { clock: Arc::new(SystemClock), faults: None, flush_tick_ms: 10 }
+    }
+}
+
+/// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidTopicName { name: name.to_string(), reason });
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > TOPIC_NAME_LEN_MAX {
+        return bad("it is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        for ok in ["a", "orders", "a.b_c-D9", &"x".repeat(249)] {
+            validate_topic_name(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "../etc", "a b", "é", &"x".repeat(250)] {
+            assert!(matches!(validate_topic_name(bad), Err(Error::InvalidTopicName { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!("sync".parse::<Durability>().unwrap(), Durability::Sync);
+        assert_eq!("interval:50".parse::<Durability>().unwrap(), Durability::Interval { ms: 50 });
+        for bad in ["", "interval:", "interval:0", "interval:x", "always"] {
+            assert!(bad.parse::<Durability>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_limits_named() {
+        let cfg = TopicConfig { segment_bytes: 10, ..TopicConfig::default() };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("segment_bytes"), "{err}");
+        TopicConfig::default().validate().unwrap();
+    }
+}

@@ -1,0 +1,103 @@
+//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC.
+//!
+//! Every write and fsync of a log or index file goes through [`FaultInjector::before_write`] /
+//! [`FaultInjector::before_sync`] when a `FaultInjector` is set in [`StoreConfig`](crate::StoreConfig).
+//! A failing write first writes half of its bytes, as a real ENOSPC in the middle of a write would.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which error an injected fault returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// `EIO`: the device failed.
+    Io,
+    /// `ENOSPC`: the disk is full.
+    NoSpace,
+}
+
+impl FaultKind {
+    fn error(self) -> io::Error {
+        match self {
+            FaultKind::Io => io::Error::from_raw_os_error(5),
+            FaultKind::NoSpace => io::Error::from_raw_os_error(28),
+        }
+    }
+}
+
+const NEVER: u64 = u64::MAX;
+
+/// Counts writes and fsyncs and fails the ones it was told to.
+#[derive(Debug)]
+pub struct FaultInjector {
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    fail_write_at: AtomicU64,
+    fail_sync_at: AtomicU64,
+    write_kind: parking_lot::Mutex<FaultKind>,
+    sync_kind: parking_lot::Mutex<FaultKind>,
+}
+
+impl Default for FaultInjector {
+    fn default() -> Self {
+        FaultInjector {
+            writes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            fail_write_at: AtomicU64::new(NEVER),
+            fail_sync_at: AtomicU64::new(NEVER),
+            write_kind: parking_lot::Mutex::new(FaultKind::Io),
+            sync_kind: parking_lot::Mutex::new(FaultKind::Io),
+        }
+    }
+}
+
+impl FaultInjector {
+    pub fn new() -> std::sync::Arc<FaultInjector> {
+        std::sync::Arc::new(FaultInjector::default())
+    }
+
+    /// The `n`th write from now (1 = the next one), and every one after it, fails with `kind`.
+    pub fn fail_write_after(&self, n: u64, kind: FaultKind) {
+        *self.write_kind.lock() = kind;
+        self.fail_write_at.store(self.writes.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+    }
+
+    /// The `n`th fsync from now (1 = the next one), and every one after it, fails with `kind`.
+    pub fn fail_sync_after(&self, n: u64, kind: FaultKind) {
+        *self.sync_kind.lock() = kind;
+        self.fail_sync_at.store(self.syncs.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+    }
+
+    /// Stop failing.
+    pub fn heal(&self) {
+        self.fail_write_at.store(NEVER, Ordering::SeqCst);
+        self.fail_sync_at.store(NEVER, Ordering::SeqCst);
+    }
+
+    /// Writes seen so far (failed ones included).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Fsyncs seen so far (failed ones included).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
+    }
+
+    /// `Err` when this write must fail: the caller writes `half` of its bytes, then returns the error.
+    pub(crate) fn before_write(&self) -> io::Result<()> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.fail_write_at.load(Ordering::SeqCst) {
+            return Err(self.write_kind.lock().error());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn before_sync(&self) -> io::Result<()> {
+        let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.fail_sync_at.load(Ordering::SeqCst) {
+            return Err(self.sync_kind.lock().error());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! # kappalog
+//!
+//! An embedded, log-structured event store with replay: the backbone of a Kappa architecture.
+//! Topics of partitions hold records (key, value, headers, timestamp, offset) in CRC-checked
+//! batches, in segment files read through memory maps without copying.
+//!
+//! ```
+//! use kappalog::{NewRecord, Store, StoreConfig, TopicConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), StoreConfig::default())?;
+//! let orders = store.create_topic("orders", 3, TopicConfig::default())?;
+//!
+//! // One append is one batch per partition; it returns once the records are fsynced.
+//! let placed = orders.append(vec![
+//!     NewRecord::keyed("alice", r#"{"amount": 10}"#),
+//!     NewRecord::keyed("bob", r#"{"amount": 25}"#).with_header("source", "web"),
+//! ])?;
+//!
+//! // Read back from the partition alice's record went to (murmur2 of the key, as Kafka does).
+//! let p = orders.partition(placed[0].partition)?;
+//! let records = p.read(placed[0].offset, 1 << 20, 100)?;
+//! assert_eq!(records[0].key.as_deref(), Some(&b"alice"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Features
+//! - Append-only partitioned log; Kafka's record model and default partitioner (murmur2).
+//! - Durability per topic: `sync` (fsync before acknowledging, with group commit), `interval`, `none`.
+//! - Crash recovery: a torn tail is truncated; a corrupt batch is reported with its evidence
+//!   ([`Error::Corrupted`]), never served.
+//! - Sparse offset and time indexes: seek by offset or by timestamp.
+//! - Zero-copy reads: record keys and values are `Bytes` that share the segment's memory map.
+//!
+//! ## What it is not
+//! Not replicated, not distributed: one process owns a data directory (an exclusive lock).
+//!
+//! ## Layout
+//! - [`log`](crate::log) — the record and batch codec (`log/record.rs`, `log/batch.rs`), segments and
+//!   their indexes (`log/segment.rs`, `log/index.rs`), partitions with group commit and recovery
+//!   (`log/partition.rs`), and the only `unsafe`, the memory maps (`log/mmap.rs`).
+//! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory, topics, where records go.
+//! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
+//!
+//! ## Limits
+//! | limit | value |
+//! |---|---|
+//! | topic name | [`TOPIC_NAME_LEN_MAX`] (249) characters of `[A-Za-z0-9._-]`, not `.` or `..` |
+//! | partitions per topic | 1..=[`PARTITIONS_MAX`] (4096) |
+//! | encoded record | `max_message_bytes` per topic (default [`MAX_MESSAGE_BYTES_DEFAULT`], 1 MiB) |
+//! | batch (one append to one partition) | [`BATCH_BYTES_MAX`] (64 MiB), [`BATCH_RECORDS_MAX`] records |
+//! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
+//!
+//! Blocking calls (`append`, `read`, `flush`) do file I/O: async code calls them through
+//! `spawn_blocking`, or uses the `*_async` variants.
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod clock;
+mod config;
+mod error;
+mod fault;
+pub mod log;
+mod partitioner;
+mod store;
+mod topic;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::*;
+pub use error::{Corruption, Error, Result};
+pub use fault::{FaultInjector, FaultKind};
+pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
+pub use partitioner::{murmur2, partition_for_key};
+pub use store::{Store, FORMAT_VERSION};
+pub use topic::{RecordMetadata, Topic};

@@ -1,0 +1,575 @@
+//! A partition: an ordered list of segments, one writer, many readers, group-committed fsyncs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
+use super::io;
+use super::record::{self, NewRecord, Record, RecordFields};
+use super::segment::{self, Flow, IndexCursor, Segment, SegmentFiles, TIMESTAMP_NONE};
+use crate::clock::Clock;
+use crate::config::{Durability, TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
+use crate::error::{Corruption, Error, Result};
+use crate::fault::FaultInjector;
+
+/// What an append assigned: offsets `base_offset..=last_offset`, in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
+    pub timestamp: i64,
+}
+
+/// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    topic: Arc<str>,
+    id: u32,
+    dir: PathBuf,
+    config: Arc<RwLock<TopicConfig>>,
+    clock: Arc<dyn Clock>,
+    faults: Option<Arc<FaultInjector>>,
+    /// Oldest first; the last one is the active segment. Replaced as a whole (copy on write).
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    writer: Mutex<Writer>,
+    log_start_offset: AtomicU64,
+    /// The offset after the last record readers may see: fsynced under `sync`, written otherwise.
+    high_watermark: AtomicU64,
+    high_watermark_tx: tokio::sync::watch::Sender<u64>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    poisoned: AtomicBool,
+    deleted: AtomicBool,
+    closed: AtomicBool,
+    last_flush_ms: AtomicI64,
+    corruption: Mutex<Option<(PathBuf, u64, Corruption)>>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    segment: Arc<Segment>,
+    files: SegmentFiles,
+    cursor: IndexCursor,
+    next_offset: u64,
+    /// When the active segment took its first append (for `segment_ms`).
+    created_ms: i64,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// Every offset below this is on stable storage.
+    durable: u64,
+    /// A thread is in fsync now; the others wait for it (group commit).
+    syncing: bool,
+}
+
+/// What a partition is, seen from outside (for describe, metrics and maintenance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+    pub size_bytes: u64,
+    pub segments: usize,
+}
+
+/// One segment, seen from outside (for retention and tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub size_bytes: u64,
+    pub max_timestamp: Option<i64>,
+    pub path: PathBuf,
+    pub active: bool,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition in `dir`, recovering the active segment when `clean` is false.
+    pub(crate) fn open(
+        topic: Arc<str>,
+        id: u32,
+        dir: PathBuf,
+        config: Arc<RwLock<TopicConfig>>,
+        clock: Arc<dyn Clock>,
+        faults: Option<Arc<FaultInjector>>,
+        clean: bool,
+    ) -> Result<Partition> {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let cfg = config.read().clone();
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = segment::parse_file_name(&name, "log") {
+                bases.push(base);
+            } else if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let capacity = capacity_for(&cfg);
+        let interval = cfg.index_interval_bytes;
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate().take(bases.len().saturating_sub(1)) {
+            segments.push(Segment::open_sealed(&dir, base, bases[i + 1], interval)?);
+        }
+        let now = clock.now_ms();
+        let (segment, files, cursor, corruption) = match bases.last() {
+            Some(&base) => Segment::open_active(&dir, base, capacity, interval, clean)?,
+            None => {
+                let (s, f) = Segment::create(&dir, 0, capacity, interval)?;
+                (s, f, IndexCursor::new(), None)
+            }
+        };
+        let next_offset = segment.next_offset();
+        segments.push(Arc::clone(&segment));
+        let log_start_offset = segments[0].base_offset;
+        let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
+        let (high_watermark_tx, _) = tokio::sync::watch::channel(next_offset);
+        Ok(Partition {
+            inner: Arc::new(Inner {
+                topic,
+                id,
+                dir,
+                config,
+                clock,
+                faults,
+                segments: RwLock::new(Arc::new(segments)),
+                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms: now }),
+                log_start_offset: AtomicU64::new(log_start_offset),
+                high_watermark: AtomicU64::new(next_offset),
+                high_watermark_tx,
+                sync: Mutex::new(SyncState { durable: next_offset, syncing: false }),
+                synced: Condvar::new(),
+                poisoned: AtomicBool::new(false),
+                deleted: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                last_flush_ms: AtomicI64::new(now),
+                corruption: Mutex::new(corruption),
+            }),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.inner.topic
+    }
+
+    pub fn id(&self) -> u32 {
+        self.inner.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The first offset that can be read.
+    pub fn log_start_offset(&self) -> u64 {
+        self.inner.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next record will get, as far as readers can see: reading here returns nothing.
+    pub fn high_watermark(&self) -> u64 {
+        self.inner.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Whether an earlier write or fsync failed: appends fail until the store is reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Corruption that recovery found in the active segment (a bad batch with valid ones after it).
+    /// Those bytes are never served: a read that reaches them gets `Error::Corrupted`.
+    pub fn corruption(&self) -> Option<Error> {
+        self.inner.corruption.lock().as_ref().map(|(path, position, detail)| Error::Corrupted {
+            path: path.clone(),
+            position: *position,
+            detail: detail.clone(),
+        })
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.inner.config.read().clone()
+    }
+
+    pub fn stats(&self) -> PartitionStats {
+        let segments = self.segments();
+        PartitionStats {
+            log_start_offset: self.log_start_offset(),
+            high_watermark: self.high_watermark(),
+            size_bytes: segments.iter().map(|s| s.size()).sum(),
+            segments: segments.len(),
+        }
+    }
+
+    /// The segments, oldest first (the last one is active).
+    pub fn segment_infos(&self) -> Result<Vec<SegmentInfo>> {
+        let segments = self.segments();
+        let last = segments.len() - 1;
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let ts = s.max_timestamp()?;
+                Ok(SegmentInfo {
+                    base_offset: s.base_offset,
+                    next_offset: s.next_offset(),
+                    size_bytes: s.size(),
+                    max_timestamp: (ts != TIMESTAMP_NONE).then_some(ts),
+                    path: s.log_path.clone(),
+                    active: i == last,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.inner.segments.read())
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::Poisoned { topic: self.inner.topic.to_string(), partition: self.inner.id }
+    }
+
+    fn poison(&self, why: &Error) {
+        if !self.inner.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(topic = %self.inner.topic, partition = self.inner.id, error = %why, "partition poisoned");
+        }
+        let _g = self.inner.sync.lock();
+        self.inner.synced.notify_all();
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.inner.deleted.store(true, Ordering::Release);
+    }
+
+    /// The store is closing: later appends fail.
+    pub(crate) fn mark_closed(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+    }
+
+    /// Appends `records` as one batch and returns once they are durable under the topic's durability.
+    /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
+    pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
+        let (appended, end, durability) = self.write(records)?;
+        if durability == Durability::Sync {
+            self.sync_through(end)?;
+        }
+        Ok(appended)
+    }
+
+    /// The write half of an append: encodes outside the lock, then writes under it.
+    /// Returns the offsets and the end offset to wait for.
+    pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
+        let cfg = self.inner.config.read().clone();
+        let now = self.inner.clock.now_ms();
+        let (mut buf, body_crc) = encode(records, &cfg, now)?;
+        let batch_len = buf.len() as u64;
+
+        let mut w = self.inner.writer.lock();
+        if self.inner.deleted.load(Ordering::Acquire) {
+            return Err(Error::TopicNotFound(self.inner.topic.to_string()));
+        }
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        if w.cursor.position > 0
+            && (w.cursor.position + batch_len > cfg.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
+        {
+            self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
+        }
+        let base_offset = w.next_offset;
+        let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+        let segment_base = w.segment.base_offset;
+        let entries = w.cursor.entries_for(segment_base, &header, cfg.index_interval_bytes);
+        if let Err(e) = self.write_locked(&w, &buf, entries) {
+            self.poison(&e);
+            return Err(e);
+        }
+        if w.cursor.position == batch_len {
+            w.created_ms = now;
+        }
+        w.segment.publish(&header, w.cursor.position, entries);
+        w.next_offset = header.next_offset();
+        let end = w.next_offset;
+        if cfg.durability != Durability::Sync {
+            self.advance_high_watermark(end);
+        }
+        drop(w);
+        let appended = Appended { base_offset, last_offset: header.last_offset(), timestamp: header.first_timestamp };
+        Ok((appended, end, cfg.durability))
+    }
+
+    fn write_locked(
+        &self,
+        w: &Writer,
+        buf: &[u8],
+        entries: (Option<super::index::OffsetEntry>, Option<super::index::TimeEntry>),
+    ) -> Result<()> {
+        let faults = self.inner.faults.as_deref();
+        io::append(&w.files.log, &w.segment.log_path, buf, faults)?;
+        if let Some(e) = entries.0 {
+            segment::append_entry(&w.files.index, &w.segment.index_path, &e.encode(), faults)?;
+        }
+        if let Some(e) = entries.1 {
+            segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsyncs it and its indexes) and starts a new one at the next offset.
+    fn roll_locked(&self, w: &mut Writer, cfg: &TopicConfig) -> Result<()> {
+        let faults = self.inner.faults.as_deref();
+        let last_rel = (w.next_offset - 1 - w.segment.base_offset) as u32;
+        if let Some(e) = w.cursor.final_time_entry(last_rel) {
+            segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+            w.segment.push_time_entry(e);
+        }
+        io::sync_data(&w.files.log, &w.segment.log_path, faults)?;
+        io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
+        io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
+        self.mark_durable(w.next_offset);
+        let (segment, files) =
+            Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
+        {
+            let mut list = self.inner.segments.write();
+            let mut next = Vec::with_capacity(list.len() + 1);
+            next.extend(list.iter().cloned());
+            next.push(Arc::clone(&segment));
+            *list = Arc::new(next);
+        }
+        *w = Writer {
+            segment,
+            files,
+            cursor: IndexCursor::new(),
+            next_offset: w.next_offset,
+            created_ms: self.inner.clock.now_ms(),
+        };
+        Ok(())
+    }
+
+    /// Seals the active segment now if it holds anything (a new one starts). For tests and tools.
+    pub fn roll(&self) -> Result<()> {
+        let cfg = self.inner.config.read().clone();
+        let mut w = self.inner.writer.lock();
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        if w.cursor.position == 0 {
+            return Ok(());
+        }
+        self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))
+    }
+
+    fn advance_high_watermark(&self, end: u64) {
+        let old = self.inner.high_watermark.fetch_max(end, Ordering::AcqRel);
+        if end > old {
+            self.inner.high_watermark_tx.send_if_modified(|hw| {
+                let moved = end > *hw;
+                *hw = (*hw).max(end);
+                moved
+            });
+        }
+    }
+
+    fn mark_durable(&self, end: u64) {
+        let mut st = self.inner.sync.lock();
+        st.durable = st.durable.max(end);
+        self.advance_high_watermark(end);
+        self.inner.synced.notify_all();
+    }
+
+    /// Returns once every offset below `end` is on stable storage. Concurrent callers share one
+    /// fsync: the first becomes the leader and syncs everything written so far; the others wait.
+    pub(crate) fn sync_through(&self, end: u64) -> Result<()> {
+        let mut st = self.inner.sync.lock();
+        loop {
+            if st.durable >= end {
+                return Ok(());
+            }
+            if self.is_poisoned() {
+                return Err(self.poisoned_error());
+            }
+            if st.syncing {
+                self.inner.synced.wait(&mut st);
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            let (file, path, target) = {
+                let w = self.inner.writer.lock();
+                (Arc::clone(&w.files.log), w.segment.log_path.clone(), w.next_offset)
+            };
+            let result = io::sync_data(&file, &path, self.inner.faults.as_deref());
+            if let Err(e) = &result {
+                self.poison(e);
+            }
+            st = self.inner.sync.lock();
+            st.syncing = false;
+            if result.is_ok() {
+                st.durable = st.durable.max(target);
+                self.advance_high_watermark(target);
+                self.inner.last_flush_ms.store(self.inner.clock.now_ms(), Ordering::Release);
+            }
+            self.inner.synced.notify_all();
+            result?;
+        }
+    }
+
+    /// Fsyncs everything written so far (the log; the indexes too when `indexes` is set).
+    pub fn flush(&self) -> Result<()> {
+        let end = self.inner.writer.lock().next_offset;
+        self.sync_through(end)?;
+        let w = self.inner.writer.lock();
+        let faults = self.inner.faults.as_deref();
+        io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
+        io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)
+    }
+
+    /// For `interval` durability: flush when the last flush is older than the interval.
+    pub(crate) fn flush_if_due(&self) -> Result<()> {
+        let Durability::Interval { ms } = self.inner.config.read().durability else { return Ok(()) };
+        let now = self.inner.clock.now_ms();
+        if now - self.inner.last_flush_ms.load(Ordering::Acquire) < ms as i64 || self.is_poisoned() {
+            return Ok(());
+        }
+        self.inner.last_flush_ms.store(now, Ordering::Release);
+        let end = self.inner.writer.lock().next_offset;
+        self.sync_through(end)
+    }
+
+    fn out_of_range(&self, offset: u64) -> Error {
+        Error::OffsetOutOfRange {
+            topic: self.inner.topic.to_string(),
+            partition: self.inner.id,
+            offset,
+            log_start_offset: self.log_start_offset(),
+            high_watermark: self.high_watermark(),
+        }
+    }
+
+    /// Reads records from `offset` on: at most `max_records`, and batches up to about `max_bytes`
+    /// (the first batch is returned whatever its size). Reading at the high watermark returns
+    /// nothing; below the log start or above the high watermark is `OffsetOutOfRange`.
+    /// Records share the segment's memory map (no copy).
+    pub fn read(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<Record>> {
+        let high_watermark = self.high_watermark();
+        if offset < self.log_start_offset() || offset > high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        let mut out = Vec::new();
+        if offset == high_watermark || max_records == 0 {
+            return Ok(out);
+        }
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let mut bytes_read = 0;
+        let mut from = offset;
+        for s in &segments[first..] {
+            if s.base_offset >= high_watermark {
+                break;
+            }
+            if s.read(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read)? == Flow::Stop {
+                break;
+            }
+            from = from.max(s.next_offset());
+        }
+        Ok(out)
+    }
+
+    /// The first offset at or after the log start whose record has a timestamp `>= timestamp`
+    /// (Kafka's `offsetsForTimes`); `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
+        let high_watermark = self.high_watermark();
+        let start = self.log_start_offset();
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset <= start).saturating_sub(1);
+        for s in &segments[first..] {
+            if s.max_timestamp()? < timestamp {
+                continue;
+            }
+            if let Some(o) = s.find_timestamp(timestamp, start, high_watermark)? {
+                return Ok(Some(o));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until a record at `offset` or later can be read (the high watermark passes `offset`).
+    /// A notification, not a poll.
+    pub async fn wait_for_data(&self, offset: u64) {
+        let mut rx = self.inner.high_watermark_tx.subscribe();
+        let _ = rx.wait_for(|hw| *hw > offset).await;
+    }
+
+    /// Runs [`append`](Self::append) on tokio's blocking pool, for async callers.
+    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || p.append(&records)).await.expect("append does not panic")
+    }
+}
+
+/// The map capacity of an active segment: room for `segment_bytes` plus one oversized batch.
+fn capacity_for(cfg: &TopicConfig) -> usize {
+    (cfg.segment_bytes + BATCH_BYTES_MAX as u64) as usize
+}
+
+/// Validates `records` against the topic's limits and encodes them as one batch (base offset 0).
+fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>, crc32fast::Hasher)> {
+    if records.is_empty() {
+        return Err(Error::InvalidRecord("an append needs at least one record".into()));
+    }
+    if records.len() > BATCH_RECORDS_MAX as usize {
+        return Err(Error::LimitExceeded {
+            limit: "BATCH_RECORDS_MAX",
+            value: records.len() as u64,
+            max: BATCH_RECORDS_MAX as u64,
+        });
+    }
+    let log_append = cfg.timestamp_type == TimestampType::LogAppendTime;
+    fn fields(i: usize, r: &NewRecord, log_append: bool, now: i64) -> RecordFields<'_> {
+        RecordFields {
+            offset_delta: i as u32,
+            // The absolute timestamp: `batch::encode` turns it into a delta.
+            timestamp_delta: if log_append { now } else { r.timestamp.unwrap_or(now) },
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &r.headers,
+        }
+    }
+    let mut total = batch::HEADER_LEN as u64;
+    for (i, r) in records.iter().enumerate() {
+        if cfg.cleanup_policy.compacts() && r.key.is_none() {
+            return Err(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
+        }
+        let len = record::encoded_len(&fields(i, r, log_append, now)) as u64;
+        if len > cfg.max_message_bytes as u64 {
+            return Err(Error::LimitExceeded {
+                limit: "max_message_bytes",
+                value: len,
+                max: cfg.max_message_bytes as u64,
+            });
+        }
+        total += len;
+    }
+    if total > BATCH_BYTES_MAX as u64 {
+        return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: total, max: BATCH_BYTES_MAX as u64 });
+    }
+    let mut buf = Vec::with_capacity(total as usize + 16);
+    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+    let (_, body_crc) =
+        batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
+    Ok((buf, body_crc))
+}

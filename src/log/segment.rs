@@ -1,0 +1,582 @@
+//! A segment: one `.log` file of batches, mapped for reads, and its two sparse indexes.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use super::batch::{self, BatchHeader};
+use super::index::{self, Indexes, OffsetEntry, TimeEntry};
+use super::io;
+use super::mmap::Map;
+use super::record::Record;
+use crate::error::{Corruption, Error, Result};
+use crate::fault::FaultInjector;
+
+/// `max_timestamp` of a segment whose indexes are not loaded yet.
+const TIMESTAMP_UNKNOWN: i64 = i64::MIN;
+/// `max_timestamp` of a segment without records.
+pub(crate) const TIMESTAMP_NONE: i64 = i64::MIN + 1;
+
+/// The file name stem of a segment: its base offset, 20 digits.
+pub(crate) fn file_stem(base_offset: u64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// Parses `00000000000000000042.log` → 42.
+pub(crate) fn parse_file_name(name: &str, extension: &str) -> Option<u64> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    pub log_path: PathBuf,
+    pub index_path: PathBuf,
+    pub time_index_path: PathBuf,
+    map: Arc<Map>,
+    /// `None` until loaded: sealed segments load their indexes on first use, so open is fast.
+    indexes: RwLock<Option<Indexes>>,
+    index_interval_bytes: u32,
+    /// The offset after the last record of the segment.
+    next_offset: AtomicU64,
+    max_timestamp: AtomicI64,
+}
+
+/// An active segment as reopened: the segment, its files, where the writer resumes, and any
+/// corruption recovery found (position and evidence).
+pub(crate) type OpenedActive = (Arc<Segment>, SegmentFiles, IndexCursor, Option<(u64, Corruption)>);
+
+/// Whether a read stopped because its budget ran out or because the segment had nothing more.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The files of a new or reopened active segment, held by the partition's writer.
+#[derive(Debug)]
+pub(crate) struct SegmentFiles {
+    pub log: Arc<File>,
+    pub index: File,
+    pub time_index: File,
+}
+
+/// What a scan of a log file found.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// End of the last valid batch: everything after it is a torn tail.
+    pub valid_len: u64,
+    /// Offset after the last valid batch, if any.
+    pub next_offset: Option<u64>,
+    pub max_timestamp: Option<i64>,
+    pub indexes: Indexes,
+    /// The first bad batch that valid batches follow: corruption, not a torn tail.
+    pub corruption: Option<(u64, Corruption)>,
+    /// Whether the bytes after `valid_len` were something other than a clean end.
+    pub torn: bool,
+}
+
+/// Index-building state shared by the writer and by scans, so both produce the same indexes.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexCursor {
+    pub bytes_since_entry: u64,
+    pub max_timestamp: i64,
+    pub last_time_entry: i64,
+    pub position: u64,
+}
+
+impl IndexCursor {
+    pub fn new() -> IndexCursor {
+        IndexCursor {
+            bytes_since_entry: u64::MAX,
+            max_timestamp: TIMESTAMP_NONE,
+            last_time_entry: TIMESTAMP_NONE,
+            position: 0,
+        }
+    }
+
+    /// Entries to add for a batch about to be placed at `self.position`.
+    pub fn entries_for(
+        &mut self,
+        base_offset: u64,
+        h: &BatchHeader,
+        interval: u32,
+    ) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        let relative_offset = (h.base_offset - base_offset) as u32;
+        let mut offset_entry = None;
+        let mut time_entry = None;
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+        if self.bytes_since_entry >= interval as u64 {
+            offset_entry = Some(OffsetEntry { relative_offset, position: self.position as u32 });
+            self.bytes_since_entry = 0;
+            if self.max_timestamp > self.last_time_entry {
+                time_entry = Some(TimeEntry { timestamp: self.max_timestamp, relative_offset });
+                self.last_time_entry = self.max_timestamp;
+            }
+        }
+        self.bytes_since_entry += h.length as u64;
+        self.position += h.length as u64;
+        (offset_entry, time_entry)
+    }
+
+    /// The last time-index entry of a segment being sealed: records its maximum timestamp.
+    pub fn final_time_entry(&mut self, relative_offset: u32) -> Option<TimeEntry> {
+        (self.max_timestamp > self.last_time_entry).then(|| {
+            self.last_time_entry = self.max_timestamp;
+            TimeEntry { timestamp: self.max_timestamp, relative_offset }
+        })
+    }
+}
+
+/// Scans `data` (a whole log file) batch by batch, checking lengths, offsets and CRCs, and rebuilds
+/// the indexes. A bad batch followed by a valid one is corruption: it is recorded and the scan goes
+/// on from the valid one. A bad batch with nothing valid after it is a torn tail: the scan stops.
+pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
+    let mut s = Scan::default();
+    let mut cursor = IndexCursor::new();
+    let mut expected = base_offset;
+    let mut pos = 0usize;
+    let mut force_entry = false;
+    while pos < data.len() {
+        match valid_batch_at(data, pos, expected) {
+            Ok(h) => {
+                if force_entry {
+                    cursor.bytes_since_entry = u64::MAX;
+                    force_entry = false;
+                }
+                cursor.position = pos as u64;
+                let (oe, te) = cursor.entries_for(base_offset, &h, index_interval);
+                s.indexes.offsets.extend(oe);
+                s.indexes.times.extend(te);
+                expected = h.next_offset();
+                s.next_offset = Some(expected);
+                pos += h.len();
+                s.valid_len = pos as u64;
+            }
+            Err(TailKind::Incomplete) => {
+                s.torn = true;
+                break;
+            }
+            Err(TailKind::Bad(detail)) => match resync(data, pos + 1, expected) {
+                Some(next) => {
+                    if s.corruption.is_none() {
+                        s.corruption = Some((pos as u64, detail));
+                    }
+                    force_entry = true;
+                    pos = next;
+                }
+                None => {
+                    s.torn = true;
+                    break;
+                }
+            },
+        }
+    }
+    if let Some(next) = s.next_offset {
+        s.max_timestamp = Some(cursor.max_timestamp);
+        let last_rel = s.indexes.offsets.last().map_or(0, |e| e.relative_offset);
+        let rel = (next - 1 - base_offset).max(last_rel as u64) as u32;
+        s.indexes.times.extend(cursor.final_time_entry(rel));
+    }
+    s
+}
+
+enum TailKind {
+    /// The batch runs past the end of the data: the classic torn write.
+    Incomplete,
+    Bad(Corruption),
+}
+
+fn valid_batch_at(data: &[u8], pos: usize, expected: u64) -> std::result::Result<BatchHeader, TailKind> {
+    let h = match BatchHeader::parse(&data[pos..]) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Err(TailKind::Incomplete),
+        Err(c) => return Err(TailKind::Bad(c)),
+    };
+    if h.len() > data.len() - pos {
+        return Err(TailKind::Incomplete);
+    }
+    batch::verify(&h, &data[pos..pos + h.len()]).map_err(TailKind::Bad)?;
+    if h.base_offset < expected {
+        return Err(TailKind::Bad(Corruption::Malformed(format!(
+            "batch base offset {} is below the expected {expected}",
+            h.base_offset
+        ))));
+    }
+    Ok(h)
+}
+
+/// The first position at or after `from` where a whole valid batch starts.
+fn resync(data: &[u8], from: usize, expected: u64) -> Option<usize> {
+    let last = data.len().checked_sub(batch::HEADER_LEN)?;
+    (from..=last).find(|&q| {
+        data[q + batch::VERSION_OFFSET] == batch::FORMAT_VERSION && valid_batch_at(data, q, expected).is_ok()
+    })
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| Error::io(path, e))
+}
+
+impl Segment {
+    fn paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf, PathBuf) {
+        let stem = file_stem(base_offset);
+        (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
+    }
+
+    /// Creates the three files of a new, empty active segment and fsyncs the directory.
+    pub fn create(
+        dir: &Path,
+        base_offset: u64,
+        capacity: usize,
+        index_interval_bytes: u32,
+    ) -> Result<(Arc<Segment>, SegmentFiles)> {
+        let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
+        let create =
+            |p: &Path| OpenOptions::new().create_new(true).read(true).append(true).open(p).map_err(|e| Error::io(p, e));
+        let log = create(&log_path)?;
+        let index = create(&index_path)?;
+        let time_index = create(&time_index_path)?;
+        io::sync_dir(dir)?;
+        let map = Map::new(&log, capacity, 0).map_err(|e| Error::io(&log_path, e))?;
+        let seg = Segment {
+            base_offset,
+            log_path,
+            index_path,
+            time_index_path,
+            map,
+            indexes: RwLock::new(Some(Indexes::default())),
+            index_interval_bytes,
+            next_offset: AtomicU64::new(base_offset),
+            max_timestamp: AtomicI64::new(TIMESTAMP_NONE),
+        };
+        Ok((Arc::new(seg), SegmentFiles { log: Arc::new(log), index, time_index }))
+    }
+
+    /// Opens a sealed segment without reading it: indexes load on first use.
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        index_interval_bytes: u32,
+    ) -> Result<Arc<Segment>> {
+        let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
+        let log = File::open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+        let len = log.metadata().map_err(|e| Error::io(&log_path, e))?.len() as usize;
+        let map = Map::new(&log, len, len).map_err(|e| Error::io(&log_path, e))?;
+        Ok(Arc::new(Segment {
+            base_offset,
+            log_path,
+            index_path,
+            time_index_path,
+            map,
+            indexes: RwLock::new(None),
+            index_interval_bytes,
+            next_offset: AtomicU64::new(next_offset),
+            max_timestamp: AtomicI64::new(TIMESTAMP_UNKNOWN),
+        }))
+    }
+
+    /// Opens the last segment of a partition for appending. After a clean shutdown its indexes are
+    /// trusted and only the bytes after the last index entry are scanned; otherwise (or when that
+    /// fails) the whole file is scanned, a torn tail truncated and the indexes rewritten.
+    pub fn open_active(
+        dir: &Path,
+        base_offset: u64,
+        capacity: usize,
+        index_interval_bytes: u32,
+        clean: bool,
+    ) -> Result<OpenedActive> {
+        let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
+        let log = open_append(&log_path)?;
+        let len = log.metadata().map_err(|e| Error::io(&log_path, e))?.len();
+        let trusted = if clean {
+            Self::tail_after_clean_shutdown(&log, &index_path, &time_index_path, base_offset, len)?
+        } else {
+            None
+        };
+        let (indexes, cursor, next_offset, corruption, rewrite) = match trusted {
+            Some((indexes, cursor, next)) => (indexes, cursor, next, None, false),
+            None => {
+                let scan = {
+                    // A temporary map for the scan, dropped before any truncation (mmap fact 3).
+                    let map = Map::new(&log, len as usize, len as usize).map_err(|e| Error::io(&log_path, e))?;
+                    let data = map.bytes();
+                    scan(&data, base_offset, index_interval_bytes)
+                };
+                if scan.valid_len < len {
+                    tracing::warn!(path = %log_path.display(), from = len, to = scan.valid_len, "truncating a torn tail");
+                    log.set_len(scan.valid_len).map_err(|e| Error::io(&log_path, e))?;
+                    log.sync_all().map_err(|e| Error::io(&log_path, e))?;
+                }
+                if let Some((pos, c)) = &scan.corruption {
+                    tracing::error!(path = %log_path.display(), position = pos, detail = %c, "corrupt batch in the active segment; it will be reported, not served");
+                }
+                let mut cursor = IndexCursor::new();
+                cursor.position = scan.valid_len;
+                cursor.max_timestamp = scan.max_timestamp.unwrap_or(TIMESTAMP_NONE);
+                cursor.last_time_entry = scan.indexes.times.last().map_or(TIMESTAMP_NONE, |e| e.timestamp);
+                cursor.bytes_since_entry =
+                    scan.indexes.offsets.last().map_or(u64::MAX, |e| scan.valid_len - e.position as u64);
+                // The scan added a final time entry; a writer that goes on must not repeat it.
+                (scan.indexes, cursor, scan.next_offset.unwrap_or(base_offset), scan.corruption, true)
+            }
+        };
+        let mut index = open_append(&index_path)?;
+        let mut time_index = open_append(&time_index_path)?;
+        if rewrite {
+            rewrite_file(&mut index, &index_path, indexes.offsets.iter().flat_map(|e| e.encode()).collect())?;
+            rewrite_file(&mut time_index, &time_index_path, indexes.times.iter().flat_map(|e| e.encode()).collect())?;
+        }
+        let published = cursor.position as usize;
+        let map = Map::new(&log, capacity.max(published), published).map_err(|e| Error::io(&log_path, e))?;
+        let seg = Segment {
+            base_offset,
+            log_path,
+            index_path,
+            time_index_path,
+            map,
+            indexes: RwLock::new(Some(indexes)),
+            index_interval_bytes,
+            next_offset: AtomicU64::new(next_offset.max(base_offset)),
+            max_timestamp: AtomicI64::new(cursor.max_timestamp),
+        };
+        Ok((Arc::new(seg), SegmentFiles { log: Arc::new(log), index, time_index }, cursor, corruption))
+    }
+
+    /// After a clean shutdown: trust the index files and scan only from the last indexed batch.
+    /// `None` when anything does not add up (the caller then scans everything).
+    fn tail_after_clean_shutdown(
+        log: &File,
+        index_path: &Path,
+        time_index_path: &Path,
+        base_offset: u64,
+        len: u64,
+    ) -> Result<Option<(Indexes, IndexCursor, u64)>> {
+        let offsets = std::fs::read(index_path).ok().and_then(|b| index::decode_offsets(&b, len).ok());
+        let times_raw = std::fs::read(time_index_path).ok();
+        let Some(offsets) = offsets else { return Ok(None) };
+        let start = offsets.last().map_or(0, |e| e.position as usize);
+        let map = Map::new(log, len as usize, len as usize).map_err(|e| Error::io(index_path, e))?;
+        let data = map.bytes();
+        let mut pos = start;
+        let mut next = offsets.last().map_or(base_offset, |e| base_offset + e.relative_offset as u64);
+        let mut max_ts = TIMESTAMP_NONE;
+        while pos < data.len() {
+            match valid_batch_at(&data, pos, next) {
+                Ok(h) => {
+                    next = h.next_offset();
+                    max_ts = max_ts.max(h.max_timestamp);
+                    pos += h.len();
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+        let Some(times) = times_raw.and_then(|b| index::decode_times(&b, next - base_offset).ok()) else {
+            return Ok(None);
+        };
+        let last_time = times.last().map_or(TIMESTAMP_NONE, |e| e.timestamp);
+        let cursor = IndexCursor {
+            bytes_since_entry: if offsets.is_empty() { u64::MAX } else { len - start as u64 },
+            max_timestamp: max_ts.max(last_time),
+            last_time_entry: last_time,
+            position: len,
+        };
+        Ok(Some((Indexes { offsets, times }, cursor, next)))
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes of log readable now.
+    pub fn size(&self) -> u64 {
+        self.map.published() as u64
+    }
+
+    /// The newest timestamp in the segment (`TIMESTAMP_NONE` when empty).
+    pub fn max_timestamp(&self) -> Result<i64> {
+        let ts = self.max_timestamp.load(Ordering::Acquire);
+        if ts != TIMESTAMP_UNKNOWN {
+            return Ok(ts);
+        }
+        let ts = self.with_indexes(|ix| ix.times.last().map_or(TIMESTAMP_NONE, |e| e.timestamp))?;
+        self.max_timestamp.store(ts, Ordering::Release);
+        Ok(ts)
+    }
+
+    /// Runs `f` over the loaded indexes, loading (or rebuilding) them first if needed.
+    fn with_indexes<T>(&self, f: impl FnOnce(&Indexes) -> T) -> Result<T> {
+        if let Some(ix) = &*self.indexes.read() {
+            return Ok(f(ix));
+        }
+        let mut guard = self.indexes.write();
+        if guard.is_none() {
+            *guard = Some(self.load_indexes()?);
+        }
+        Ok(f(guard.as_ref().unwrap()))
+    }
+
+    /// Reads the index files of a sealed segment; rebuilds both from the log when either is damaged.
+    fn load_indexes(&self) -> Result<Indexes> {
+        let len = self.size();
+        let rel_end = self.next_offset() - self.base_offset;
+        let offsets =
+            std::fs::read(&self.index_path).map_err(|e| e.to_string()).and_then(|b| index::decode_offsets(&b, len));
+        let times = std::fs::read(&self.time_index_path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| index::decode_times(&b, rel_end));
+        match (offsets, times) {
+            (Ok(offsets), Ok(times)) if len == 0 || !offsets.is_empty() => Ok(Indexes { offsets, times }),
+            (o, t) => {
+                let why = o.err().or(t.err()).unwrap_or_else(|| "empty index".into());
+                tracing::warn!(path = %self.index_path.display(), %why, "rebuilding the indexes of a sealed segment");
+                let data = self.map.bytes();
+                let s = scan(&data, self.base_offset, self.index_interval_bytes);
+                let write = |p: &Path, b: Vec<u8>| io::write_atomic(p, &b);
+                write(&self.index_path, s.indexes.offsets.iter().flat_map(|e| e.encode()).collect())?;
+                write(&self.time_index_path, s.indexes.times.iter().flat_map(|e| e.encode()).collect())?;
+                Ok(s.indexes)
+            }
+        }
+    }
+
+    /// Called by the writer after `write()` returned: makes the batch readable and indexes it.
+    pub fn publish(&self, h: &BatchHeader, position_end: u64, entries: (Option<OffsetEntry>, Option<TimeEntry>)) {
+        if entries.0.is_some() || entries.1.is_some() {
+            let mut ix = self.indexes.write();
+            let ix = ix.as_mut().expect("the active segment's indexes are loaded");
+            ix.offsets.extend(entries.0);
+            ix.times.extend(entries.1);
+        }
+        self.max_timestamp.fetch_max(h.max_timestamp, Ordering::AcqRel);
+        self.next_offset.store(h.next_offset(), Ordering::Release);
+        self.map.publish(position_end as usize);
+    }
+
+    /// Adds the final time-index entry when the segment is sealed.
+    pub fn push_time_entry(&self, e: TimeEntry) {
+        self.indexes.write().as_mut().expect("active segment indexes are loaded").times.push(e);
+    }
+
+    /// The mapped bytes of the segment as one shared `Bytes`.
+    pub fn data(&self) -> Bytes {
+        self.map.bytes()
+    }
+
+    fn corrupted(&self, position: usize, detail: Corruption) -> Error {
+        Error::Corrupted { path: self.log_path.clone(), position: position as u64, detail }
+    }
+
+    /// The valid batch starting at `pos` of `data` (length bounds and CRC checked).
+    pub fn batch_at(&self, data: &Bytes, pos: usize) -> Result<(BatchHeader, Bytes)> {
+        let h = BatchHeader::parse(&data[pos..])
+            .map_err(|c| self.corrupted(pos, c))?
+            .ok_or_else(|| self.corrupted(pos, Corruption::Malformed("truncated batch header".into())))?;
+        if h.len() > data.len() - pos {
+            return Err(self.corrupted(
+                pos,
+                Corruption::Malformed(format!("batch of {} bytes runs past the end of the segment", h.length)),
+            ));
+        }
+        let b = data.slice(pos..pos + h.len());
+        batch::verify(&h, &b).map_err(|c| self.corrupted(pos, c))?;
+        Ok((h, b))
+    }
+
+    fn start_position(&self, offset: u64) -> Result<usize> {
+        let rel = offset.saturating_sub(self.base_offset);
+        self.with_indexes(|ix| index::lookup_offset(&ix.offsets, rel) as usize)
+    }
+
+    /// Reads records with offsets in `[offset, high_watermark)`, appending to `out`, within the budget.
+    /// The first batch is read whatever its size, so a reader always makes progress.
+    pub fn read(
+        &self,
+        offset: u64,
+        high_watermark: u64,
+        max_bytes: usize,
+        max_records: usize,
+        out: &mut Vec<Record>,
+        bytes_read: &mut usize,
+    ) -> Result<Flow> {
+        let data = self.data();
+        let mut pos = self.start_position(offset)?;
+        while pos < data.len() {
+            let (h, b) = self.batch_at(&data, pos)?;
+            if h.base_offset >= high_watermark {
+                return Ok(Flow::Stop);
+            }
+            pos += h.len();
+            if h.last_offset() < offset {
+                continue;
+            }
+            if !out.is_empty() && *bytes_read + h.len() > max_bytes {
+                return Ok(Flow::Stop);
+            }
+            batch::decode_records(&h, &b, offset, max_records, out).map_err(|c| self.corrupted(pos - h.len(), c))?;
+            *bytes_read += h.len();
+            if out.len() >= max_records || *bytes_read >= max_bytes {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The first record at or after `min_offset` (and below `high_watermark`) with a timestamp `>= ts`.
+    pub fn find_timestamp(&self, ts: i64, min_offset: u64, high_watermark: u64) -> Result<Option<u64>> {
+        let data = self.data();
+        let start_rel = self.with_indexes(|ix| index::lookup_time(&ix.times, ts))?;
+        let from = start_rel.map_or(self.base_offset, |r| self.base_offset + r as u64).max(min_offset);
+        let mut pos = self.start_position(from)?;
+        while pos < data.len() {
+            let (h, b) = self.batch_at(&data, pos)?;
+            if h.base_offset >= high_watermark {
+                return Ok(None);
+            }
+            if h.max_timestamp >= ts && h.last_offset() >= min_offset {
+                let mut recs = Vec::with_capacity(h.record_count as usize);
+                batch::decode_records(&h, &b, min_offset, usize::MAX, &mut recs).map_err(|c| self.corrupted(pos, c))?;
+                if let Some(r) = recs.iter().find(|r| r.timestamp >= ts) {
+                    return Ok(Some(r.offset));
+                }
+            }
+            pos += h.len();
+        }
+        Ok(None)
+    }
+}
+
+/// Replaces the contents of a file opened in append mode.
+fn rewrite_file(f: &mut File, path: &Path, bytes: Vec<u8>) -> Result<()> {
+    use std::io::Write;
+    f.set_len(0).map_err(|e| Error::io(path, e))?;
+    f.write_all(&bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Appends an index entry to its file.
+pub(crate) fn append_entry(file: &File, path: &Path, bytes: &[u8], faults: Option<&FaultInjector>) -> Result<()> {
+    io::append(file, path, bytes, faults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(file_stem(42), "00000000000000000042");
+        assert_eq!(parse_file_name("00000000000000000042.log", "log"), Some(42));
+        assert_eq!(parse_file_name("00000000000000000042.index", "log"), None);
+        assert_eq!(parse_file_name("42.log", "log"), None);
+        assert_eq!(parse_file_name("0000000000000000004x.log", "log"), None);
+    }
+}

@@ -1,0 +1,373 @@
+//! The store: a data directory under an exclusive lock, and its registry of topics.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{validate_topic_name, StoreConfig, TopicConfig, PARTITIONS_MAX};
+use crate::error::{Corruption, Error, Result};
+use crate::log::io::{sync_dir, write_atomic};
+use crate::log::Partition;
+use crate::topic::{Topic, TopicInner, TopicMeta};
+
+/// The on-disk format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const LOCK_FILE: &str = "LOCK";
+const META_FILE: &str = "kappalog.json";
+const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+const TOPICS_DIR: &str = "topics";
+const TRASH_DIR: &str = "trash";
+const TOPIC_META_FILE: &str = "topic.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoreMeta {
+    format_version: u32,
+}
+
+type Registry = Arc<RwLock<BTreeMap<String, Topic>>>;
+
+/// An open data directory. Cheap to clone; `Send + Sync`. Dropping the last handle flushes every
+/// partition and marks a clean shutdown, so the next open does not scan the logs.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    dir: PathBuf,
+    config: StoreConfig,
+    topics: Registry,
+    /// Serializes create / delete / alter of topics.
+    admin: Mutex<()>,
+    flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// Held for the life of the store: the exclusive lock.
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory `dir`. Fails with [`Error::Locked`] when another
+    /// `Store`, in this process or another, has it open.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        check_format(&dir)?;
+        let clean_path = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = clean_path.exists();
+        if clean {
+            std::fs::remove_file(&clean_path).map_err(|e| Error::io(&clean_path, e))?;
+            sync_dir(&dir)?;
+        }
+        let trash = dir.join(TRASH_DIR);
+        if trash.exists() {
+            std::fs::remove_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+        }
+        let topics_dir = dir.join(TOPICS_DIR);
+        std::fs::create_dir_all(&topics_dir).map_err(|e| Error::io(&topics_dir, e))?;
+        let mut topics = BTreeMap::new();
+        for entry in std::fs::read_dir(&topics_dir).map_err(|e| Error::io(&topics_dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.join(TOPIC_META_FILE).exists() {
+                // A topic whose creation did not finish: topic.json is written last.
+                tracing::warn!(path = %path.display(), "removing an incompletely created topic");
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                continue;
+            }
+            let topic = open_topic(&path, &name, &config, clean)?;
+            topics.insert(name, topic);
+        }
+        let topics: Registry = Arc::new(RwLock::new(topics));
+        let flusher = start_flusher(Arc::clone(&topics), config.flush_tick_ms);
+        tracing::info!(dir = %dir.display(), clean, "store opened");
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                dir,
+                config,
+                topics,
+                admin: Mutex::new(()),
+                flusher: Mutex::new(Some(flusher)),
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Creates a topic of `partitions` partitions.
+    pub fn create_topic(&self, name: &str, partitions: u32, config: TopicConfig) -> Result<Topic> {
+        validate_topic_name(name)?;
+        check_partitions(partitions)?;
+        config.validate()?;
+        let _admin = self.inner.admin.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists(name.to_string()));
+        }
+        let topics_dir = self.inner.dir.join(TOPICS_DIR);
+        let dir = topics_dir.join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        sync_dir(&topics_dir)?;
+        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config };
+        let topic = build_topic(&dir, &meta, &self.inner.config, true)?;
+        write_meta(&dir, &meta)?;
+        self.inner.topics.write().insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        self.inner.topics.read().get(name).cloned().ok_or_else(|| Error::TopicNotFound(name.to_string()))
+    }
+
+    /// Topic names, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Deletes a topic and its data. Readers holding its records keep them.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.inner.topics.write().remove(name).ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        for p in topic.partitions().iter() {
+            p.mark_deleted();
+        }
+        let trash = self.inner.dir.join(TRASH_DIR);
+        std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let target = trash.join(format!("{name}-{nanos}"));
+        std::fs::rename(&topic.inner.dir, &target).map_err(|e| Error::io(&topic.inner.dir, e))?;
+        sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
+        std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Replaces a topic's config (persisted atomically). New segment sizes apply from the next roll.
+    pub fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        config.validate()?;
+        let _admin = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        let meta = TopicMeta {
+            format_version: FORMAT_VERSION,
+            name: name.to_string(),
+            partitions: topic.partition_count(),
+            config: config.clone(),
+        };
+        write_meta(&topic.inner.dir, &meta)?;
+        *topic.inner.config.write() = config;
+        Ok(())
+    }
+
+    /// Grows a topic to `partitions` partitions (Kafka allows adding, never removing).
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
+        check_partitions(partitions)?;
+        let _admin = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        let current = topic.partition_count();
+        if partitions <= current {
+            return Err(Error::InvalidConfig {
+                field: "partitions",
+                reason: format!("{partitions} must be more than the current {current}"),
+            });
+        }
+        let mut list: Vec<Partition> = topic.partitions().to_vec();
+        for id in current..partitions {
+            list.push(open_partition(&topic.inner.dir, &topic, id, &self.inner.config, true)?);
+        }
+        let meta =
+            TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config: topic.config() };
+        write_meta(&topic.inner.dir, &meta)?;
+        *topic.inner.partitions.write() = Arc::new(list);
+        Ok(())
+    }
+
+    /// Fsyncs every partition of every topic.
+    pub fn flush(&self) -> Result<()> {
+        let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
+        for t in topics {
+            for p in t.partitions().iter() {
+                if !p.is_poisoned() {
+                    p.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and closes this handle. The clean-shutdown mark is written when the last
+    /// handle goes.
+    pub fn close(self) -> Result<()> {
+        self.flush()
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.flusher.lock().take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        let mut clean = true;
+        for t in self.topics.read().values() {
+            for p in t.partitions().iter() {
+                p.mark_closed();
+                if p.is_poisoned() || p.flush().is_err() {
+                    clean = false;
+                }
+            }
+        }
+        if clean {
+            let path = self.dir.join(CLEAN_SHUTDOWN_FILE);
+            let ok = File::create(&path).and_then(|f| f.sync_all()).is_ok() && sync_dir(&self.dir).is_ok();
+            tracing::info!(dir = %self.dir.display(), clean = ok, "store closed");
+        }
+    }
+}
+
+fn check_partitions(partitions: u32) -> Result<()> {
+    if partitions == 0 {
+        return Err(Error::InvalidConfig {
+            field: "partitions",
+            reason: "a topic needs at least one partition".into(),
+        });
+    }
+    if partitions > PARTITIONS_MAX {
+        return Err(Error::LimitExceeded {
+            limit: "PARTITIONS_MAX",
+            value: partitions as u64,
+            max: PARTITIONS_MAX as u64,
+        });
+    }
+    Ok(())
+}
+
+fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join(META_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let meta: StoreMeta = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupted {
+                path: path.clone(),
+                position: 0,
+                detail: Corruption::Malformed(e.to_string()),
+            })?;
+            if meta.format_version > FORMAT_VERSION {
+                return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = serde_json::to_vec_pretty(&StoreMeta { format_version: FORMAT_VERSION }).expect("serializable");
+            write_atomic(&path, &bytes)
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+fn write_meta(dir: &Path, meta: &TopicMeta) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(meta).expect("serializable");
+    write_atomic(&dir.join(TOPIC_META_FILE), &bytes)
+}
+
+fn open_topic(dir: &Path, name: &str, config: &StoreConfig, clean: bool) -> Result<Topic> {
+    let path = dir.join(TOPIC_META_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bad = |why: String| Error::Corrupted { path: path.clone(), position: 0, detail: Corruption::Malformed(why) };
+    let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if meta.format_version > FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
+    }
+    if meta.name != name || validate_topic_name(name).is_err() {
+        return Err(bad(format!("topic name {:?} does not match its directory {name:?}", meta.name)));
+    }
+    if meta.partitions == 0 || meta.partitions > PARTITIONS_MAX {
+        return Err(bad(format!("partition count {}", meta.partitions)));
+    }
+    meta.config.validate().map_err(|e| bad(e.to_string()))?;
+    build_topic(dir, &meta, config, clean)
+}
+
+fn build_topic(dir: &Path, meta: &TopicMeta, config: &StoreConfig, clean: bool) -> Result<Topic> {
+    let topic = Topic {
+        inner: Arc::new(TopicInner {
+            name: meta.name.as_str().into(),
+            dir: dir.to_path_buf(),
+            config: Arc::new(RwLock::new(meta.config.clone())),
+            partitions: RwLock::new(Arc::new(Vec::new())),
+            sticky: Default::default(),
+        }),
+    };
+    let mut list = Vec::with_capacity(meta.partitions as usize);
+    for id in 0..meta.partitions {
+        list.push(open_partition(dir, &topic, id, config, clean)?);
+    }
+    *topic.inner.partitions.write() = Arc::new(list);
+    Ok(topic)
+}
+
+fn open_partition(dir: &Path, topic: &Topic, id: u32, config: &StoreConfig, clean: bool) -> Result<Partition> {
+    let pdir = dir.join(id.to_string());
+    let fresh = !pdir.exists();
+    let p = Partition::open(
+        Arc::clone(&topic.inner.name),
+        id,
+        pdir,
+        Arc::clone(&topic.inner.config),
+        Arc::clone(&config.clock),
+        config.faults.clone(),
+        clean && !fresh,
+    )?;
+    if fresh {
+        sync_dir(dir)?;
+    }
+    Ok(p)
+}
+
+/// The background flusher of `interval` topics. Stops when its sender is dropped.
+fn start_flusher(topics: Registry, tick_ms: u64) -> (mpsc::Sender<()>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("kappalog-flusher".into())
+        .spawn(move || {
+            let tick = std::time::Duration::from_millis(tick_ms.max(1));
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
+                let list: Vec<Topic> = topics.read().values().cloned().collect();
+                for t in list {
+                    for p in t.partitions().iter() {
+                        if let Err(e) = p.flush_if_due() {
+                            tracing::error!(topic = t.name(), partition = p.id(), error = %e, "background flush failed");
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn the flusher thread");
+    (tx, handle)
+}

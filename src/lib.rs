@@ -56,12 +56,15 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cli;
 mod clock;
 mod config;
 mod error;
 mod fault;
+pub mod http;
 pub mod log;
 mod partitioner;
+pub mod server;
 mod store;
 mod topic;
 

@@ -105,11 +105,18 @@ impl Topic {
             }
         }
         let mut records: Vec<Option<NewRecord>> = records.into_iter().map(Some).collect();
+        let mut batches = Vec::with_capacity(groups.len());
+        // Check every partition's batch before writing any: a record that breaks a limit rejects
+        // the whole append, and nothing is written.
+        for (p, idx) in &groups {
+            let batch: Vec<NewRecord> = idx.iter().map(|&i| records[i].take().expect("each record once")).collect();
+            parts[*p as usize].check(&batch)?;
+            batches.push(batch);
+        }
         let mut out = vec![RecordMetadata { partition: 0, offset: 0, timestamp: 0 }; chosen.len()];
         let mut pending = Vec::with_capacity(groups.len());
         // Write every partition's batch first, then wait for all fsyncs: they overlap.
-        for (p, idx) in &groups {
-            let batch: Vec<NewRecord> = idx.iter().map(|&i| records[i].take().expect("each record once")).collect();
+        for ((p, idx), batch) in groups.iter().zip(batches) {
             let part = &parts[*p as usize];
             let (appended, end, durability) = part.write(&batch)?;
             for (j, &i) in idx.iter().enumerate() {

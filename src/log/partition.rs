@@ -269,6 +269,12 @@ impl Partition {
 
     /// The write half of an append: encodes outside the lock, then writes under it.
     /// Returns the offsets and the end offset to wait for.
+    /// Checks `records` against this partition's limits without writing anything.
+    pub(crate) fn check(&self, records: &[NewRecord]) -> Result<()> {
+        let cfg = self.inner.config.read().clone();
+        check_records(records, &cfg, self.inner.clock.now_ms()).map(|_| ())
+    }
+
     pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
@@ -528,6 +534,27 @@ fn capacity_for(cfg: &TopicConfig) -> usize {
 
 /// Validates `records` against the topic's limits and encodes them as one batch (base offset 0).
 fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>, crc32fast::Hasher)> {
+    let log_append = cfg.timestamp_type == TimestampType::LogAppendTime;
+    fn fields(i: usize, r: &NewRecord, log_append: bool, now: i64) -> RecordFields<'_> {
+        RecordFields {
+            offset_delta: i as u32,
+            // The absolute timestamp: `batch::encode` turns it into a delta.
+            timestamp_delta: if log_append { now } else { r.timestamp.unwrap_or(now) },
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &r.headers,
+        }
+    }
+    let total = check_records(records, cfg, now)?;
+    let mut buf = Vec::with_capacity(total as usize + 16);
+    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+    let (_, body_crc) =
+        batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
+    Ok((buf, body_crc))
+}
+
+/// Checks `records` against the topic's limits without writing; returns the encoded batch size.
+pub(crate) fn check_records(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<u64> {
     if records.is_empty() {
         return Err(Error::InvalidRecord("an append needs at least one record".into()));
     }
@@ -542,7 +569,6 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     fn fields(i: usize, r: &NewRecord, log_append: bool, now: i64) -> RecordFields<'_> {
         RecordFields {
             offset_delta: i as u32,
-            // The absolute timestamp: `batch::encode` turns it into a delta.
             timestamp_delta: if log_append { now } else { r.timestamp.unwrap_or(now) },
             key: r.key.as_deref(),
             value: r.value.as_deref(),
@@ -567,9 +593,5 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     if total > BATCH_BYTES_MAX as u64 {
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: total, max: BATCH_BYTES_MAX as u64 });
     }
-    let mut buf = Vec::with_capacity(total as usize + 16);
-    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
-    let (_, body_crc) =
-        batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
-    Ok((buf, body_crc))
+    Ok(total)
 }

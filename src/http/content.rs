@@ -71,8 +71,10 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::payload(format!("malformed JSON body: {inner}"))
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::payload(format!("malformed JSON body (in field {path}): {inner}"))
+        } else if path == "." || path.is_empty() {
+            ApiError::payload(format!("invalid JSON body: {inner}"))
         } else {
             ApiError::payload(format!("field {path}: {inner}"))
         }

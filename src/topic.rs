@@ -114,18 +114,15 @@ impl Topic {
             batches.push(batch);
         }
         let mut out = vec![RecordMetadata { partition: 0, offset: 0, timestamp: 0 }; chosen.len()];
+        let log_append_time = self.config().timestamp_type == crate::TimestampType::LogAppendTime;
         let mut pending = Vec::with_capacity(groups.len());
         // Write every partition's batch first, then wait for all fsyncs: they overlap.
         for ((p, idx), batch) in groups.iter().zip(batches) {
             let part = &parts[*p as usize];
             let (appended, end, durability) = part.write(&batch)?;
             for (j, &i) in idx.iter().enumerate() {
-                let ts = batch[j].timestamp.unwrap_or(appended.timestamp);
-                let ts = if self.config().timestamp_type == crate::TimestampType::LogAppendTime {
-                    appended.timestamp
-                } else {
-                    ts
-                };
+                let ts =
+                    if log_append_time { appended.timestamp } else { batch[j].timestamp.unwrap_or(appended.timestamp) };
                 out[i] = RecordMetadata { partition: *p, offset: appended.base_offset + j as u64, timestamp: ts };
             }
             pending.push((part, end, durability));

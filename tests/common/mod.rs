@@ -87,10 +87,21 @@ pub fn spawn_child(name: &str, env: &[(&str, &str)]) -> Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap()
 }
 
-/// Writes a line to the real stdout (not the test harness's capture) and flushes it.
+/// Writes a line to the real stdout (not the test harness's capture) and flushes it. It starts
+/// with a newline: the harness has printed `test NAME ... ` without one.
 pub fn say(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").unwrap();
+    write!(out, "\n{line}\n").unwrap();
     out.flush().unwrap();
+}
+
+/// Kills (SIGKILL) and reaps the child when dropped, so that a failing test leaves no process behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

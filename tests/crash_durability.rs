@@ -21,7 +21,12 @@ const ACKS_BEFORE_KILL: usize = 400;
 const CHILD_APPENDS_MAX: u64 = 1_000_000;
 
 fn config() -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 256, durability: Durability::Sync, ..TopicConfig::default() }
+    TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        durability: Durability::Sync,
+        ..TopicConfig::default()
+    }
 }
 
 /// The child's part: append forever (until killed), printing `ack <offset> <value>` per record.
@@ -37,11 +42,15 @@ fn child_appends_until_killed() {
             s.spawn(move || {
                 for i in 0..CHILD_APPENDS_MAX {
                     let n = 1 + (i + t) % 3;
-                    let values: Vec<String> =
-                        (0..n).map(|j| format!("r{round}-t{t}-{i}-{j}-{}", "p".repeat(((i * 13) % 50) as usize))).collect();
+                    let values: Vec<String> = (0..n)
+                        .map(|j| format!("r{round}-t{t}-{i}-{j}-{}", "p".repeat(((i * 13) % 50) as usize)))
+                        .collect();
                     let a = p.append(&values.iter().map(|v| NewRecord::new(v.clone())).collect::<Vec<_>>()).unwrap();
-                    let lines: Vec<String> =
-                        values.iter().enumerate().map(|(j, v)| format!("ack {} {v}", a.base_offset + j as u64)).collect();
+                    let lines: Vec<String> = values
+                        .iter()
+                        .enumerate()
+                        .map(|(j, v)| format!("ack {} {v}", a.base_offset + j as u64))
+                        .collect();
                     common::say(&lines.join("\n"));
                 }
             });
@@ -71,7 +80,10 @@ fn crash_round(dir: &std::path::Path, round: u32) -> BTreeMap<u64, String> {
         }
         let Some(ack) = line.trim_end().strip_prefix("ack ") else { continue };
         let (offset, value) = ack.split_once(' ').unwrap();
-        assert!(acks.insert(offset.parse::<u64>().unwrap(), value.to_string()).is_none(), "offset {offset} acked twice");
+        assert!(
+            acks.insert(offset.parse::<u64>().unwrap(), value.to_string()).is_none(),
+            "offset {offset} acked twice"
+        );
         if !killed && acks.len() >= ACKS_BEFORE_KILL {
             child.0.kill().unwrap(); // SIGKILL, mid-stream: the child is still appending.
             killed = true;
@@ -110,7 +122,8 @@ fn acknowledged_records_survive_kill_9() {
         for r in &log {
             let v = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap();
             let parts: Vec<&str> = v.split('-').collect();
-            let (thread, seq) = (format!("{}-{}", parts[0], parts[1]), (parts[2].parse().unwrap(), parts[3].parse().unwrap()));
+            let (thread, seq) =
+                (format!("{}-{}", parts[0], parts[1]), (parts[2].parse().unwrap(), parts[3].parse().unwrap()));
             if let Some(prev) = last_seen.insert(thread.clone(), seq) {
                 assert!(prev < seq, "{thread}: {prev:?} then {seq:?} at offset {}", r.offset);
             }

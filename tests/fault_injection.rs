@@ -12,7 +12,12 @@ use kappalog::{Durability, Error, FaultInjector, FaultKind, NewRecord, Record, S
 const APPENDS_AFTER_ARMING_MAX: u64 = 50;
 
 fn config() -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 256, durability: Durability::Sync, ..TopicConfig::default() }
+    TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        durability: Durability::Sync,
+        ..TopicConfig::default()
+    }
 }
 
 fn batch(i: u64) -> Vec<NewRecord> {
@@ -33,7 +38,8 @@ fn run(fault: Fault, kind: FaultKind) {
     let mut attempted: Vec<Vec<NewRecord>> = Vec::new();
     {
         let store =
-            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() })
+                .unwrap();
         let p = store.create_topic("t", 1, config()).unwrap().partition(0).unwrap();
         for i in 0..10 {
             p.append(&batch(i)).unwrap();
@@ -130,7 +136,8 @@ fn a_half_written_batch_is_truncated_on_reopen() {
     let faults = FaultInjector::new();
     let log = {
         let store =
-            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() })
+                .unwrap();
         let p = store.create_topic("t", 1, TopicConfig { index_interval_bytes: u32::MAX, ..config() }).unwrap();
         let p = p.partition(0).unwrap();
         p.append(&batch(0)).unwrap();

@@ -25,7 +25,8 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let store = Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let store =
+        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
     // One log write per append: no index entries after the first batch.
     let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
@@ -74,7 +75,8 @@ fn concurrent_appends_share_fsyncs() {
 fn concurrent_appends_without_pausing_stay_correct() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let store = Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let store =
+        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
     let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     let per_thread = 20;

@@ -33,7 +33,11 @@ enum Reopen {
 enum Op {
     Append(Vec<RecordSpec>),
     /// `offset_pick` is turned into an offset in `0..=high_watermark + 1`.
-    Read { offset_pick: u64, max_bytes: usize, max_records: usize },
+    Read {
+        offset_pick: u64,
+        max_bytes: usize,
+        max_records: usize,
+    },
     Roll,
     Reopen(Reopen),
     OffsetForTimestamp(i64),
@@ -101,12 +105,12 @@ impl Harness {
         }
         if matches!(how, Reopen::UncleanWithoutIndexes) {
             let pdir = common::partition_dir(root, "t", 0);
-            for f in common::segment_files(&pdir, "index").into_iter().chain(common::segment_files(&pdir, "timeindex")) {
+            for f in common::segment_files(&pdir, "index").into_iter().chain(common::segment_files(&pdir, "timeindex"))
+            {
                 std::fs::remove_file(f).unwrap();
             }
         }
-        let store =
-            Store::open(root, StoreConfig { clock: self.clock.clone(), ..StoreConfig::default() }).unwrap();
+        let store = Store::open(root, StoreConfig { clock: self.clock.clone(), ..StoreConfig::default() }).unwrap();
         self.partition = Some(store.topic("t").unwrap().partition(0).unwrap());
         self.store = Some(store);
     }
@@ -182,7 +186,11 @@ fn run(config: TopicConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert!(!got.is_empty(), "a read below the high watermark makes progress");
                 }
                 if max_bytes == usize::MAX {
-                    prop_assert_eq!(got.len(), rest.len().min(max_records), "an unbounded read stops only at max_records");
+                    prop_assert_eq!(
+                        got.len(),
+                        rest.len().min(max_records),
+                        "an unbounded read stops only at max_records"
+                    );
                 }
             }
             Op::Roll => {
@@ -209,7 +217,10 @@ fn run(config: TopicConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn topic_config() -> impl Strategy<Value = TopicConfig> {
-    (prop_oneof![Just(64u32), Just(256), Just(1000), Just(100_000)], prop_oneof![4 => Just(Durability::None), 1 => Just(Durability::Sync)])
+    (
+        prop_oneof![Just(64u32), Just(256), Just(1000), Just(100_000)],
+        prop_oneof![4 => Just(Durability::None), 1 => Just(Durability::Sync)],
+    )
         .prop_map(|(index_interval_bytes, durability)| TopicConfig {
             segment_bytes: 4096,
             index_interval_bytes,

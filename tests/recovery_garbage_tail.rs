@@ -11,7 +11,12 @@ use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
 const BATCHES: u64 = 20;
 
 fn config() -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 200, durability: Durability::None, ..TopicConfig::default() }
+    TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 200,
+        durability: Durability::None,
+        ..TopicConfig::default()
+    }
 }
 
 /// Writes the original log and returns its records and the bytes of its last batch.

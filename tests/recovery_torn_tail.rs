@@ -8,7 +8,12 @@ use std::path::Path;
 use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
 
 fn config() -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 128, durability: Durability::None, ..TopicConfig::default() }
+    TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 128,
+        durability: Durability::None,
+        ..TopicConfig::default()
+    }
 }
 
 /// The last batch: small (every byte of it is a cut to test), with a tombstone and headers.

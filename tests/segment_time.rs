@@ -26,7 +26,10 @@ fn segment_ms_rolls_by_age() {
     clock.advance(1);
     p.append(&[NewRecord::new("c")]).unwrap();
     let infos = p.segment_infos().unwrap();
-    assert_eq!(infos.iter().map(|s| (s.base_offset, s.next_offset, s.active)).collect::<Vec<_>>(), [(0, 2, false), (2, 3, true)]);
+    assert_eq!(
+        infos.iter().map(|s| (s.base_offset, s.next_offset, s.active)).collect::<Vec<_>>(),
+        [(0, 2, false), (2, 3, true)]
+    );
     // The new segment's age counts from its own first append.
     clock.advance(SEGMENT_MS as i64 - 1);
     p.append(&[NewRecord::new("d")]).unwrap();
@@ -48,18 +51,26 @@ fn log_append_time_overrides_producer_timestamps() {
     let lat = store.create_topic("log-time", 1, log_time).unwrap();
     let ct = store.create_topic("create-time", 1, create_time).unwrap();
 
-    let records = || vec![NewRecord::new("old").with_timestamp(5), NewRecord::new("none"), NewRecord::new("new").with_timestamp(START_MS * 2)];
+    let records = || {
+        vec![
+            NewRecord::new("old").with_timestamp(5),
+            NewRecord::new("none"),
+            NewRecord::new("new").with_timestamp(START_MS * 2),
+        ]
+    };
     let placed = lat.append(records()).unwrap();
     assert!(placed.iter().all(|m| m.timestamp == START_MS), "{placed:?}");
     let a = lat.partition(0).unwrap().append(&records()).unwrap();
     assert_eq!(a.timestamp, START_MS);
-    let stored: Vec<i64> = lat.partition(0).unwrap().read(0, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.timestamp).collect();
+    let stored: Vec<i64> =
+        lat.partition(0).unwrap().read(0, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.timestamp).collect();
     assert_eq!(stored, [START_MS; 6]);
 
     clock.advance(1000);
     let placed = ct.append(records()).unwrap();
     assert_eq!(placed.iter().map(|m| m.timestamp).collect::<Vec<_>>(), [5, START_MS + 1000, START_MS * 2]);
-    let stored: Vec<i64> = ct.partition(0).unwrap().read(0, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.timestamp).collect();
+    let stored: Vec<i64> =
+        ct.partition(0).unwrap().read(0, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.timestamp).collect();
     assert_eq!(stored, [5, START_MS + 1000, START_MS * 2]);
 
     // The time index follows the stored timestamps, and they survive a reopen.

@@ -22,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
     let (clean, index, timeindex, log) = split(data);
     let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let dir = tempfile::tempdir_in(base).unwrap();
-    let config = TopicConfig { segment_bytes: 1 << 20, index_interval_bytes: 64, durability: Durability::None, ..TopicConfig::default() };
+    let config = TopicConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 64,
+        durability: Durability::None,
+        ..TopicConfig::default()
+    };
     drop(Store::open(dir.path(), StoreConfig::default()).unwrap().create_topic("t", 1, config).unwrap());
     let pdir = dir.path().join("topics/t/0");
     std::fs::write(pdir.join("00000000000000000000.log"), log).unwrap();
@@ -31,7 +36,8 @@ fuzz_target!(|data: &[u8]| {
     if !clean {
         let _ = std::fs::remove_file(dir.path().join("clean-shutdown"));
     }
-    let store = Store::open(dir.path(), StoreConfig::default()).expect("a damaged segment never stops the store from opening");
+    let store =
+        Store::open(dir.path(), StoreConfig::default()).expect("a damaged segment never stops the store from opening");
     let p = store.topic("t").unwrap().partition(0).unwrap();
     let hw = p.high_watermark();
     let mut next = p.log_start_offset();

@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let dir = tempfile::tempdir_in(base).unwrap();
-    drop(Store::open(dir.path(), StoreConfig::default()).unwrap().create_topic("t", 2, TopicConfig::default()).unwrap());
+    drop(
+        Store::open(dir.path(), StoreConfig::default()).unwrap().create_topic("t", 2, TopicConfig::default()).unwrap(),
+    );
     let (which, content) = data.split_first().unwrap_or((&0, data));
     let target = if which & 1 == 0 { dir.path().join("topics/t/topic.json") } else { dir.path().join("kappalog.json") };
     std::fs::write(target, content).unwrap();

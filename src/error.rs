@@ -76,6 +76,9 @@ pub enum Error {
 
     #[error("partition {topic}-{partition} is poisoned by an earlier failed write or fsync; reopen the store")]
     Poisoned { topic: String, partition: u32 },
+
+    #[error(transparent)]
+    Group(#[from] crate::groups::GroupError),
 }
 
 impl Error {

@@ -133,7 +133,9 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
     let bound = listener.local_addr().map_err(|e| ServeError::Io { what: "local address".into(), source: e })?;
     let mut http_config = config.http.clone();
     http_config.advertised_uri = config.advertised_uri.clone().unwrap_or_else(|| format!("http://{bound}"));
-    let state = AppState::new(store, http_config);
+    let state = tokio::task::spawn_blocking(move || AppState::new(store, http_config))
+        .await
+        .map_err(|e| ServeError::Config(format!("opening the group coordinator: {e}")))??;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(state.clone().reap_consumers(Duration::from_millis(CONSUMER_REAP_INTERVAL_MS), stop_rx));
     let app = http::router(state);

@@ -243,7 +243,9 @@ impl Drop for StoreInner {
         for t in self.topics.read().values() {
             for p in t.partitions().iter() {
                 p.mark_closed();
-                if p.is_poisoned() || p.flush().is_err() {
+                // Corruption recovery found is only found again by a full scan: a clean mark
+                // would make the next open trust the indexes and stop reporting it.
+                if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() {
                     clean = false;
                 }
             }

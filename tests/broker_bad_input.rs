@@ -1,11 +1,11 @@
 //! Bad input gets a clear Confluent-shaped error naming what was wrong, and writes nothing.
 
-mod common;
+mod broker_common;
 
-use common::{Broker, BINARY_V2, JSON_V2};
+use broker_common::{Broker, BINARY_V2, JSON_V2};
 use serde_json::json;
 
-fn end_offsets(http: &common::Http, topic: &str, partitions: u32) -> Vec<u64> {
+fn end_offsets(http: &broker_common::Http, topic: &str, partitions: u32) -> Vec<u64> {
     (0..partitions)
         .map(|p| http.get(&format!("/topics/{topic}/partitions/{p}/offsets")).1["end_offset"].as_u64().unwrap())
         .collect()

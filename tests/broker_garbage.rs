@@ -2,9 +2,9 @@
 //! content types, odd path and query values) goes to every documented route; then the broker
 //! still serves and the data written before is intact. Set KAPPALOG_GARBAGE_SEED to replay.
 
-mod common;
+mod broker_common;
 
-use common::{Broker, JSON_V2};
+use broker_common::{Broker, JSON_V2};
 use serde_json::{json, Value};
 
 /// Requests sent.

@@ -2,14 +2,14 @@
 //! clients produce concurrently; the broker is killed mid-stream; after a restart every
 //! acknowledged record is at its acknowledged offset, exactly once, in order within its partition.
 
-mod common;
+mod broker_common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Broker, Http, BINARY_V2};
+use broker_common::{Broker, Http, BINARY_V2};
 use serde_json::json;
 
 const PRODUCERS: usize = 4;

@@ -1,9 +1,9 @@
 //! The OpenAPI document and the router agree: every documented (method, path) is served (never
 //! the unknown-route 404 or a 405), and the document lists exactly the library's route table.
 
-mod common;
+mod broker_common;
 
-use common::Broker;
+use broker_common::Broker;
 
 #[test]
 fn every_documented_route_is_served() {

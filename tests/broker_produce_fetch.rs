@@ -1,12 +1,12 @@
 //! The broker as a real process: create a topic, produce JSON and binary records, read them back
 //! (stateless fetch, long-poll), offsets, and a clean SIGTERM shutdown.
 
-mod common;
+mod broker_common;
 
 use std::time::{Duration, Instant};
 
 
-use common::{Broker, BINARY_V2, JSON_V2};
+use broker_common::{Broker, BINARY_V2, JSON_V2};
 use serde_json::json;
 
 #[test]
@@ -56,7 +56,7 @@ fn produce_then_fetch_then_clean_shutdown() {
     // Long-poll: a fetch at the end returns as soon as a record arrives.
     let url = broker.url.clone();
     let waiter = std::thread::spawn(move || {
-        let http = common::Http::new(&url);
+        let http = broker_common::Http::new(&url);
         let started = Instant::now();
         let (s, recs) = http.get_accept("/topics/orders/partitions/0/records?offset=0&timeout=30000", JSON_V2);
         (s, recs, started.elapsed())

@@ -1,11 +1,16 @@
 //! Consumer instances (REST Proxy v2): per-instance sessions over consumer groups. An instance
 //! has a format, a subscription (topics or a pattern) or a manual assignment, positions, and what
-//! it fetched. Instances of one group split the subscribed partitions; the split is recomputed
-//! whenever membership or subscriptions change, and an instance idle past its timeout is removed
-//! so its partitions move. Committed offsets live in the group store ([`Offsets`]).
+//! it fetched. A subscribed instance is a member of its group in the [`GroupCoordinator`]: the
+//! coordinator splits the partitions (generations, no partition readable by two members at once),
+//! keeps committed offsets durably, and evicts members whose session lapsed. An instance idle past
+//! its `consumer.instance.timeout.ms` is removed here too, and leaves its group.
+//!
+//! Coordinator calls may fsync (commits), so they run on the blocking pool; each instance has its
+//! own lock, held only there, never across a long-poll.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -13,17 +18,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::content::{
-    accept_format, parse_body, parse_body_or_default, render_record, Format, Include, Params, PathParams,
-};
+use super::content::{accept_format, parse_body, parse_body_or_default, render_record, Format, Include, Params, PathParams};
 use super::errors::{code, ApiError};
 use super::fetch::read_waiting;
-use super::topics::ok;
+use super::topics::{blocking, ok};
 use super::{AppState, FETCH_RECORDS_MAX};
-use crate::{Record, Store};
+use crate::groups::{
+    AutoOffsetReset, GroupCoordinator, GroupError, JoinRequest, TopicPartition, SESSION_TIMEOUT_MS_MAX,
+    SESSION_TIMEOUT_MS_MIN,
+};
+use crate::{Error, Partition, Record, Store};
 
 /// Default idle time after which an instance is removed (Confluent's `consumer.instance.timeout.ms`).
 pub const CONSUMER_TIMEOUT_MS_DEFAULT: u64 = 300_000;
@@ -31,113 +38,56 @@ pub const CONSUMER_TIMEOUT_MS_DEFAULT: u64 = 300_000;
 pub const CONSUMER_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 1000;
 /// Most instances in the whole broker.
 pub const CONSUMER_INSTANCES_MAX: usize = 10_000;
-/// Longest consumer group or instance name.
+/// Longest consumer instance name.
 pub const CONSUMER_NAME_LEN_MAX: usize = 249;
-
-/// A topic and partition.
-pub type Tp = (String, u32);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Reset {
-    Earliest,
-    Latest,
-    None,
-}
 
 #[derive(Debug, Clone)]
 enum Subscription {
     None,
     Topics(Vec<String>),
     Pattern(String, regex::Regex),
-    Manual(Vec<Tp>),
+    Manual(Vec<TopicPartition>),
+}
+
+/// The instance's membership in its group.
+#[derive(Debug, Clone)]
+struct Member {
+    id: String,
+    generation: u64,
+    topics: Vec<String>,
 }
 
 #[derive(Debug)]
 struct Instance {
     format: Format,
-    reset: Reset,
+    reset: AutoOffsetReset,
     auto_commit: bool,
     request_timeout_ms: u64,
     instance_timeout_ms: u64,
     last_seen: Instant,
     subscription: Subscription,
-    /// The next offset to read of each owned partition.
-    positions: HashMap<Tp, u64>,
+    member: Option<Member>,
+    /// What the instance may read now (its assignment less partitions not yet released).
+    readable: Vec<TopicPartition>,
+    /// Everything assigned in the current generation (pending included).
+    assigned: Vec<TopicPartition>,
+    /// The next offset to read of each readable partition.
+    positions: HashMap<TopicPartition, u64>,
     /// The last offset returned by a fetch, per partition (what an empty commit commits).
-    fetched: HashMap<Tp, u64>,
+    fetched: HashMap<TopicPartition, u64>,
     /// Round-robin start for fetches across partitions.
     rotate: usize,
 }
 
-#[derive(Debug, Default)]
-struct Group {
-    instances: BTreeMap<String, Instance>,
-    generation: u64,
-    /// The current split: partition → instance.
-    owners: BTreeMap<Tp, String>,
-}
+type Shared = Arc<Mutex<Instance>>;
 
-/// Committed offsets of consumer groups (the next offset to read, Kafka's convention).
-/// In memory here; the group coordinator makes them durable when it is wired in.
-#[derive(Debug, Default)]
-pub struct Offsets {
-    committed: Mutex<BTreeMap<String, BTreeMap<Tp, u64>>>,
-}
-
-impl Offsets {
-    pub fn commit(&self, group: &str, offsets: &[(Tp, u64)]) {
-        let mut c = self.committed.lock();
-        let g = c.entry(group.to_string()).or_default();
-        for (tp, o) in offsets {
-            g.insert(tp.clone(), *o);
-        }
-    }
-    pub fn committed(&self, group: &str, tp: &Tp) -> Option<u64> {
-        self.committed.lock().get(group).and_then(|g| g.get(tp).copied())
-    }
-    pub fn group(&self, group: &str) -> BTreeMap<Tp, u64> {
-        self.committed.lock().get(group).cloned().unwrap_or_default()
-    }
-    pub fn groups(&self) -> Vec<String> {
-        self.committed.lock().keys().cloned().collect()
-    }
-    pub fn delete(&self, group: &str) -> bool {
-        self.committed.lock().remove(group).is_some()
-    }
-    pub fn set(&self, group: &str, tp: Tp, offset: u64) {
-        self.committed.lock().entry(group.to_string()).or_default().insert(tp, offset);
-    }
-}
-
-/// All consumer instances of the broker.
+/// All consumer instances of the broker, over the group coordinator.
 #[derive(Debug)]
 pub struct Registry {
     store: Store,
-    groups: Mutex<BTreeMap<String, Group>>,
-    pub offsets: Offsets,
+    coordinator: GroupCoordinator,
+    instances: Mutex<BTreeMap<(String, String), Shared>>,
     next_id: AtomicU64,
-}
-
-/// A member of a group, seen from outside.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberView {
-    pub instance_id: String,
-    pub partitions: Vec<TopicPartition>,
-    pub idle_ms: u64,
-}
-
-/// A group's instances, seen from outside.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupView {
-    pub generation: u64,
-    pub members: Vec<MemberView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: u32,
 }
 
 fn not_found(group: &str, instance: &str) -> ApiError {
@@ -151,151 +101,143 @@ fn illegal(msg: impl Into<String>) -> ApiError {
     ApiError::conflict(code::ILLEGAL_STATE, msg)
 }
 
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(code::INVALID_REQUEST, msg)
+}
+
 impl Registry {
-    pub fn new(store: Store) -> Registry {
-        Registry { store, groups: Mutex::new(BTreeMap::new()), offsets: Offsets::default(), next_id: AtomicU64::new(1) }
+    pub fn new(store: Store, coordinator: GroupCoordinator) -> Registry {
+        Registry { store, coordinator, instances: Mutex::new(BTreeMap::new()), next_id: AtomicU64::new(1) }
     }
 
-    /// Removes instances idle past their timeout; their partitions move at the next rebalance.
+    pub fn coordinator(&self) -> &GroupCoordinator {
+        &self.coordinator
+    }
+
+    fn get(&self, group: &str, id: &str) -> Result<Shared, ApiError> {
+        let inst = self.instances.lock().get(&(group.to_string(), id.to_string())).cloned();
+        let inst = inst.ok_or_else(|| not_found(group, id))?;
+        inst.lock().last_seen = Instant::now();
+        Ok(inst)
+    }
+
+    /// Removes instances idle past their timeout (they leave their groups), and lets the
+    /// coordinator expire lapsed sessions. Blocking.
     pub fn reap(&self) {
-        let mut groups = self.groups.lock();
         let now = Instant::now();
-        for (name, g) in groups.iter_mut() {
-            let expired: Vec<String> = g
-                .instances
-                .iter()
-                .filter(|(_, i)| now.duration_since(i.last_seen) > Duration::from_millis(i.instance_timeout_ms))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in expired {
-                tracing::info!(group = name, instance = id, "consumer instance expired");
-                if let Some(inst) = g.instances.remove(&id) {
-                    self.auto_commit(name, &inst);
+        let expired: Vec<((String, String), Shared)> = self
+            .instances
+            .lock()
+            .iter()
+            .filter(|(_, i)| {
+                let i = i.lock();
+                now.duration_since(i.last_seen) > Duration::from_millis(i.instance_timeout_ms)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((group, id), inst) in expired {
+            tracing::info!(group, instance = id, "consumer instance expired");
+            self.instances.lock().remove(&(group.clone(), id));
+            self.close(&group, &mut inst.lock());
+        }
+        self.coordinator.expire_sessions();
+    }
+
+    /// Auto-commits (when enabled) and leaves the group. Blocking.
+    fn close(&self, group: &str, inst: &mut Instance) {
+        if inst.auto_commit {
+            let _ = self.commit_fetched(group, inst);
+        }
+        if let Some(m) = inst.member.take() {
+            if let Err(e) = self.coordinator.leave(group, &m.id) {
+                tracing::debug!(group, member = m.id, error = %e, "leave failed (already evicted?)");
+            }
+        }
+    }
+
+    /// Commits `offset + 1` of everything fetched. Blocking.
+    fn commit_fetched(&self, group: &str, inst: &Instance) -> Result<(), ApiError> {
+        let list: Vec<(TopicPartition, u64, Option<String>)> =
+            inst.fetched.iter().map(|(tp, o)| (tp.clone(), o + 1, None)).collect();
+        if list.is_empty() {
+            return Ok(());
+        }
+        self.commit(group, inst, &list)
+    }
+
+    fn commit(&self, group: &str, inst: &Instance, list: &[(TopicPartition, u64, Option<String>)]) -> Result<(), ApiError> {
+        let member = inst.member.as_ref().map(|m| (m.id.as_str(), m.generation));
+        Ok(self.coordinator.commit(group, member, list)?)
+    }
+
+    fn topics_of(&self, sub: &Subscription) -> Vec<String> {
+        match sub {
+            Subscription::Topics(t) => {
+                let mut t = t.clone();
+                t.sort();
+                t.dedup();
+                t
+            }
+            Subscription::Pattern(_, re) => self
+                .store
+                .topic_names()
+                .into_iter()
+                .filter(|n| re.is_match(n) && n != crate::groups::OFFSETS_TOPIC)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Brings the instance's membership up to date (joins, heartbeats, rejoins after a rebalance)
+    /// and computes what it may read. Blocking.
+    fn sync(&self, group: &str, inst: &mut Instance) -> Result<(), ApiError> {
+        let (assigned, readable) = match &inst.subscription {
+            Subscription::Manual(list) => (list.clone(), list.clone()),
+            Subscription::None => {
+                if let Some(m) = inst.member.take() {
+                    let _ = self.coordinator.leave(group, &m.id);
                 }
+                (Vec::new(), Vec::new())
             }
-        }
-        groups.retain(|_, g| !g.instances.is_empty());
-    }
-
-    fn auto_commit(&self, group: &str, inst: &Instance) {
-        if inst.auto_commit && !inst.fetched.is_empty() {
-            let list: Vec<(Tp, u64)> = inst.fetched.iter().map(|(tp, o)| (tp.clone(), o + 1)).collect();
-            self.offsets.commit(group, &list);
-        }
-    }
-
-    /// The instances of every group (for `GET /groups`).
-    pub fn views(&self) -> BTreeMap<String, GroupView> {
-        let mut groups = self.groups.lock();
-        let names: Vec<String> = groups.keys().cloned().collect();
-        let mut out = BTreeMap::new();
-        for name in names {
-            let g = groups.get_mut(&name).expect("listed");
-            self.rebalance(&name, g);
-            let now = Instant::now();
-            let members = g
-                .instances
-                .iter()
-                .map(|(id, i)| MemberView {
-                    instance_id: id.clone(),
-                    partitions: g
-                        .owners
-                        .iter()
-                        .filter(|(_, o)| *o == id)
-                        .map(|((t, p), _)| TopicPartition { topic: t.clone(), partition: *p })
-                        .collect(),
-                    idle_ms: now.duration_since(i.last_seen).as_millis() as u64,
-                })
-                .collect();
-            out.insert(name, GroupView { generation: g.generation, members });
-        }
-        out
-    }
-
-    /// True when the group has live instances.
-    pub fn is_active(&self, group: &str) -> bool {
-        self.groups.lock().get(group).is_some_and(|g| !g.instances.is_empty())
-    }
-
-    /// Recomputes the split of subscribed partitions over the instances: for each topic, its
-    /// partitions go round-robin over the instances subscribed to it (sorted by name). Manual
-    /// assignments are not shared. Bumps the generation when the split changed, and drops
-    /// positions of partitions an instance no longer owns.
-    fn rebalance(&self, group: &str, g: &mut Group) {
-        let names = self.store.topic_names();
-        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (id, inst) in &g.instances {
-            let topics: Vec<String> = match &inst.subscription {
-                Subscription::Topics(t) => t.clone(),
-                Subscription::Pattern(_, re) => names.iter().filter(|n| re.is_match(n)).cloned().collect(),
-                Subscription::None | Subscription::Manual(_) => continue,
-            };
-            for t in topics {
-                wanted.entry(t).or_default().push(id.clone());
+            sub => {
+                let topics = self.topics_of(sub);
+                let join = |member_id: Option<String>| {
+                    self.coordinator.join(
+                        group,
+                        JoinRequest {
+                            member_id,
+                            topics: topics.clone(),
+                            session_timeout_ms: inst.instance_timeout_ms.clamp(SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
+                            auto_offset_reset: inst.reset,
+                            ..JoinRequest::default()
+                        },
+                    )
+                };
+                let membership = match &inst.member {
+                    Some(m) if m.topics == topics => match self.coordinator.heartbeat(group, &m.id, m.generation) {
+                        Ok(ms) => ms,
+                        Err(Error::Group(GroupError::IllegalGeneration { .. })) => join(Some(m.id.clone()))?,
+                        Err(Error::Group(GroupError::UnknownMember { .. })) => join(None)?,
+                        Err(e) => return Err(e.into()),
+                    },
+                    Some(m) => match join(Some(m.id.clone())) {
+                        Err(Error::Group(GroupError::UnknownMember { .. })) => join(None)?,
+                        r => r?,
+                    },
+                    None => join(None)?,
+                };
+                inst.member =
+                    Some(Member { id: membership.member_id.clone(), generation: membership.generation, topics });
+                let readable =
+                    membership.assignment.iter().filter(|tp| !membership.pending.contains(tp)).cloned().collect();
+                (membership.assignment, readable)
             }
-        }
-        let mut owners = BTreeMap::new();
-        for (topic, members) in wanted {
-            let Ok(t) = self.store.topic(&topic) else { continue };
-            for p in 0..t.partition_count() {
-                owners.insert((topic.clone(), p), members[p as usize % members.len()].clone());
-            }
-        }
-        for (id, inst) in g.instances.iter_mut() {
-            if let Subscription::Manual(list) = &inst.subscription {
-                for tp in list {
-                    owners.entry(tp.clone()).or_insert_with(|| id.clone());
-                }
-            }
-        }
-        if owners != g.owners {
-            g.generation += 1;
-            for (id, inst) in g.instances.iter_mut() {
-                let revoked: Vec<Tp> =
-                    inst.positions.keys().filter(|tp| owners.get(*tp) != Some(id)).cloned().collect();
-                if !revoked.is_empty() && inst.auto_commit {
-                    let list: Vec<(Tp, u64)> =
-                        revoked.iter().filter_map(|tp| inst.fetched.get(tp).map(|o| (tp.clone(), o + 1))).collect();
-                    self.offsets.commit(group, &list);
-                }
-                for tp in revoked {
-                    inst.positions.remove(&tp);
-                    inst.fetched.remove(&tp);
-                }
-            }
-            tracing::info!(group, generation = g.generation, partitions = owners.len(), "consumer group rebalanced");
-            g.owners = owners;
-        }
-    }
-
-    fn with_instance<T>(
-        &self,
-        group: &str,
-        id: &str,
-        f: impl FnOnce(&mut Group, &str) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let mut groups = self.groups.lock();
-        let g = groups.get_mut(group).ok_or_else(|| not_found(group, id))?;
-        let inst = g.instances.get_mut(id).ok_or_else(|| not_found(group, id))?;
-        inst.last_seen = Instant::now();
-        f(g, id)
-    }
-
-    /// Where an owned partition without a position starts: the committed offset, else the reset policy.
-    fn start_position(&self, group: &str, tp: &Tp, reset: Reset) -> Result<u64, ApiError> {
-        let p = self.store.topic(&tp.0)?.partition(tp.1)?;
-        let (start, end) = (p.log_start_offset(), p.high_watermark());
-        match self.offsets.committed(group, tp) {
-            Some(o) if (start..=end).contains(&o) => Ok(o),
-            _ => match reset {
-                Reset::Earliest => Ok(start),
-                Reset::Latest => Ok(end),
-                Reset::None => Err(illegal(format!(
-                    "no valid committed offset for {}-{} and auto.offset.reset is none",
-                    tp.0, tp.1
-                ))),
-            },
-        }
+        };
+        inst.positions.retain(|tp, _| readable.contains(tp));
+        inst.fetched.retain(|tp, _| readable.contains(tp));
+        inst.assigned = assigned;
+        inst.readable = readable;
+        Ok(())
     }
 }
 
@@ -303,7 +245,7 @@ fn get_bool(v: &Value, field: &str) -> Result<bool, ApiError> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
-        _ => Err(ApiError::invalid(code::INVALID_REQUEST, format!("field {field}: {v} is not true or false"))),
+        _ => Err(invalid(format!("field {field}: {v} is not true or false"))),
     }
 }
 
@@ -313,17 +255,14 @@ fn get_u64(v: &Value, field: &str) -> Result<u64, ApiError> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     };
-    n.ok_or_else(|| {
-        ApiError::invalid(code::INVALID_REQUEST, format!("field {field}: {v} is not a non-negative integer"))
-    })
+    n.ok_or_else(|| invalid(format!("field {field}: {v} is not a non-negative integer")))
 }
 
-fn check_name(what: &str, s: &str) -> Result<(), ApiError> {
+fn check_name(s: &str) -> Result<(), ApiError> {
     if s.is_empty() || s.len() > CONSUMER_NAME_LEN_MAX || s.chars().any(|c| c.is_control() || c == '/') {
-        return Err(ApiError::invalid(
-            code::INVALID_REQUEST,
-            format!("{what} {s:?} must be 1..={CONSUMER_NAME_LEN_MAX} characters without '/' or control characters"),
-        ));
+        return Err(invalid(format!(
+            "name {s:?} must be 1..={CONSUMER_NAME_LEN_MAX} characters without '/' or control characters"
+        )));
     }
     Ok(())
 }
@@ -334,78 +273,63 @@ pub async fn create(
     PathParams(group): PathParams<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_name("group", &group)?;
+    crate::groups::validate_group_name(&group).map_err(|e| ApiError::from(Error::from(e)))?;
     let req: serde_json::Map<String, Value> = parse_body_or_default(&body)?;
     let reg = state.consumers();
     let mut name = None;
     let mut format = Format::Binary;
-    let mut reset = Reset::Latest;
+    let mut reset = AutoOffsetReset::Latest;
     let mut auto_commit = true;
     let mut request_timeout_ms = CONSUMER_REQUEST_TIMEOUT_MS_DEFAULT;
     let mut instance_timeout_ms = state.config().consumer_timeout_ms_default;
     for (k, v) in &req {
         match k.as_str() {
-            "name" => {
-                name = Some(v.as_str().ok_or_else(|| ApiError::payload("field name: must be a string"))?.to_string())
-            }
+            "name" => name = Some(v.as_str().ok_or_else(|| ApiError::payload("field name: must be a string"))?.to_string()),
             "format" => {
                 format = match v.as_str() {
                     Some("json") => Format::Json,
                     Some("binary") => Format::Binary,
-                    _ => {
-                        return Err(ApiError::invalid(
-                            code::INVALID_REQUEST,
-                            format!("field format: {v} is not json or binary"),
-                        ))
-                    }
+                    _ => return Err(invalid(format!("field format: {v} is not json or binary"))),
                 }
             }
             "auto.offset.reset" | "auto_offset_reset" => {
-                reset = match v.as_str() {
-                    Some("earliest" | "smallest") => Reset::Earliest,
-                    Some("latest" | "largest") => Reset::Latest,
-                    Some("none") => Reset::None,
-                    _ => {
-                        return Err(ApiError::invalid(
-                            code::INVALID_REQUEST,
-                            format!("field auto.offset.reset: {v} is not earliest, latest or none"),
-                        ))
-                    }
-                }
+                reset = v
+                    .as_str()
+                    .ok_or_else(|| invalid(format!("field {k}: {v} is not a string")))?
+                    .parse()
+                    .map_err(|e: GroupError| invalid(format!("field {k}: {e}")))?
             }
             "auto.commit.enable" | "auto_commit_enable" => auto_commit = get_bool(v, k)?,
             "consumer.request.timeout.ms" => request_timeout_ms = get_u64(v, k)?.min(super::FETCH_TIMEOUT_MS_MAX),
             "consumer.instance.timeout.ms" => instance_timeout_ms = get_u64(v, k)?.max(1),
             "fetch.min.bytes" => {}
-            other => {
-                return Err(ApiError::invalid(code::INVALID_REQUEST, format!("unknown consumer config {other:?}")))
-            }
+            other => return Err(invalid(format!("unknown consumer config {other:?}"))),
         }
     }
     let id = match name {
         Some(n) => n,
         None => format!("rest-consumer-{}", reg.next_id.fetch_add(1, Ordering::Relaxed)),
     };
-    check_name("name", &id)?;
+    check_name(&id)?;
     {
-        let mut groups = reg.groups.lock();
-        if groups.values().map(|g| g.instances.len()).sum::<usize>() >= CONSUMER_INSTANCES_MAX {
+        let mut all = reg.instances.lock();
+        if all.len() >= CONSUMER_INSTANCES_MAX {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UNAVAILABLE,
                 format!("too many consumer instances (CONSUMER_INSTANCES_MAX = {CONSUMER_INSTANCES_MAX})"),
             ));
         }
-        let g = groups.entry(group.clone()).or_default();
-        if g.instances.contains_key(&id) {
+        let key = (group.clone(), id.clone());
+        if all.contains_key(&key) {
             return Err(ApiError::conflict(
                 code::CONSUMER_EXISTS,
                 format!("consumer instance {id:?} already exists in group {group:?}"),
             ));
         }
-        g.instances.insert(
-            id.clone(),
-            Instance {
+        all.insert(
+            key,
+            Arc::new(Mutex::new(Instance {
                 format,
                 reset,
                 auto_commit,
@@ -413,10 +337,13 @@ pub async fn create(
                 instance_timeout_ms,
                 last_seen: Instant::now(),
                 subscription: Subscription::None,
+                member: None,
+                readable: Vec::new(),
+                assigned: Vec::new(),
                 positions: HashMap::new(),
                 fetched: HashMap::new(),
                 rotate: 0,
-            },
+            })),
         );
     }
     let base_uri = format!("{}/consumers/{group}/instances/{id}", state.config().advertised_uri);
@@ -429,20 +356,28 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    PathParams((group, id)): InstancePath,
-) -> Result<Response, ApiError> {
-    let reg = state.consumers();
-    let mut groups = reg.groups.lock();
-    let g = groups.get_mut(&group).ok_or_else(|| not_found(&group, &id))?;
-    let inst = g.instances.remove(&id).ok_or_else(|| not_found(&group, &id))?;
-    reg.auto_commit(&group, &inst);
-    if g.instances.is_empty() {
-        groups.remove(&group);
-    } else {
-        reg.rebalance(&group, g);
-    }
+/// Runs `f` on the instance on the blocking pool (coordinator calls may fsync).
+async fn on_instance<T: Send + 'static>(
+    state: &AppState,
+    group: &str,
+    id: &str,
+    f: impl FnOnce(&Registry, &str, &mut Instance) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let inst = state.consumers().get(group, id)?;
+    let state = state.clone();
+    let group = group.to_string();
+    blocking(move || f(state.consumers(), &group, &mut inst.lock())).await
+}
+
+pub async fn delete(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+    let inst = state.consumers().instances.lock().remove(&(group.clone(), id.clone()));
+    let inst = inst.ok_or_else(|| not_found(&group, &id))?;
+    let s = state.clone();
+    blocking(move || {
+        s.consumers().close(&group, &mut inst.lock());
+        Ok(())
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -466,62 +401,44 @@ pub async fn subscribe(
             Subscription::Topics(t)
         }
         (None, Some(p)) => {
-            let re = regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                ApiError::invalid(
-                    code::INVALID_REQUEST,
-                    format!("field topic_pattern: invalid regular expression: {e}"),
-                )
-            })?;
+            let re = regex::Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| invalid(format!("field topic_pattern: invalid regular expression: {e}")))?;
             Subscription::Pattern(p, re)
         }
-        _ => {
-            return Err(ApiError::invalid(
-                code::INVALID_REQUEST,
-                "give exactly one of topics (a non-empty list) or topic_pattern",
-            ))
-        }
+        _ => return Err(invalid("give exactly one of topics (a non-empty list) or topic_pattern")),
     };
-    let reg = state.consumers();
-    reg.with_instance(&group, &id, |g, id| {
-        let inst = g.instances.get_mut(id).expect("checked");
+    on_instance(&state, &group, &id, move |reg, group, inst| {
         if matches!(inst.subscription, Subscription::Manual(_)) {
             return Err(illegal("subscription to topics, partitions and pattern are mutually exclusive"));
         }
         inst.subscription = sub;
-        reg.rebalance(&group, g);
-        Ok(())
-    })?;
+        reg.sync(group, inst)
+    })
+    .await?;
     Ok(no_content())
 }
 
-pub async fn subscription(
-    State(state): State<AppState>,
-    PathParams((group, id)): InstancePath,
-) -> Result<Response, ApiError> {
-    let names = state.store().topic_names();
-    let body = state.consumers().with_instance(&group, &id, |g, id| {
-        Ok(match &g.instances[id].subscription {
+pub async fn subscription(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+    let body = on_instance(&state, &group, &id, |reg, _, inst| {
+        Ok(match &inst.subscription {
             Subscription::Topics(t) => json!({"topics": t}),
-            Subscription::Pattern(p, re) => {
-                let topics: Vec<String> = names.into_iter().filter(|n| re.is_match(n)).collect();
-                json!({"topics": topics, "topic_pattern": p})
-            }
+            Subscription::Pattern(p, _) => json!({"topics": reg.topics_of(&inst.subscription), "topic_pattern": p}),
             _ => json!({"topics": []}),
         })
-    })?;
+    })
+    .await?;
     Ok(ok(&body))
 }
 
-pub async fn unsubscribe(
-    State(state): State<AppState>,
-    PathParams((group, id)): InstancePath,
-) -> Result<Response, ApiError> {
-    let reg = state.consumers();
-    reg.with_instance(&group, &id, |g, id| {
-        g.instances.get_mut(id).expect("checked").subscription = Subscription::None;
-        reg.rebalance(&group, g);
-        Ok(())
-    })?;
+pub async fn unsubscribe(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+    on_instance(&state, &group, &id, |reg, group, inst| {
+        if inst.auto_commit {
+            let _ = reg.commit_fetched(group, inst);
+        }
+        inst.subscription = Subscription::None;
+        reg.sync(group, inst)
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -537,89 +454,77 @@ pub async fn assign(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: PartitionsRequest = parse_body(&body)?;
-    let mut list = Vec::with_capacity(req.partitions.len());
-    for tp in req.partitions {
+    for tp in &req.partitions {
         state.store().topic(&tp.topic)?.partition(tp.partition)?;
-        list.push((tp.topic, tp.partition));
     }
-    let reg = state.consumers();
-    reg.with_instance(&group, &id, |g, id| {
-        let inst = g.instances.get_mut(id).expect("checked");
+    on_instance(&state, &group, &id, move |reg, group, inst| {
         if matches!(inst.subscription, Subscription::Topics(_) | Subscription::Pattern(..)) {
             return Err(illegal("subscription to topics, partitions and pattern are mutually exclusive"));
         }
-        inst.subscription = if list.is_empty() { Subscription::None } else { Subscription::Manual(list) };
-        reg.rebalance(&group, g);
-        Ok(())
-    })?;
+        inst.subscription =
+            if req.partitions.is_empty() { Subscription::None } else { Subscription::Manual(req.partitions) };
+        reg.sync(group, inst)
+    })
+    .await?;
     Ok(no_content())
 }
 
-fn owned(g: &Group, id: &str) -> Vec<Tp> {
-    g.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect()
+pub async fn assignments(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+    let list = on_instance(&state, &group, &id, |reg, group, inst| {
+        reg.sync(group, inst)?;
+        Ok(inst.assigned.clone())
+    })
+    .await?;
+    Ok(ok(&json!({"partitions": list})))
 }
 
-pub async fn assignments(
-    State(state): State<AppState>,
-    PathParams((group, id)): InstancePath,
-) -> Result<Response, ApiError> {
-    let reg = state.consumers();
-    let list = reg.with_instance(&group, &id, |g, id| {
-        reg.rebalance(&group, g);
-        Ok(owned(g, id))
-    })?;
-    let partitions: Vec<TopicPartition> =
-        list.into_iter().map(|(topic, partition)| TopicPartition { topic, partition }).collect();
-    Ok(ok(&json!({"partitions": partitions})))
-}
-
-/// `GET …/records`: reads from the instance's owned partitions at their positions.
+/// `GET …/records`: reads from the instance's readable partitions at their positions.
 pub async fn records(
     State(state): State<AppState>,
     PathParams((group, id)): InstancePath,
     q: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let reg = state.consumers();
     let include = Include::parse(q.get("include"))?;
-    let (format, request_timeout_ms) = reg.with_instance(&group, &id, |g, id| {
-        let i = &g.instances[id];
-        Ok((i.format, i.request_timeout_ms))
-    })?;
+    let max_bytes = q.u64_or("max_bytes", super::FETCH_BYTES_DEFAULT)?.min(super::FETCH_BYTES_MAX);
+    let timeout_asked = q.get("timeout").map(|_| q.u64_or("timeout", 0)).transpose()?;
+    let (format, request_timeout_ms) = {
+        let inst = state.consumers().get(&group, &id)?;
+        let i = inst.lock();
+        (i.format, i.request_timeout_ms)
+    };
     if let Some(asked) = accept_format(&headers) {
         if asked != format {
             return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
                 code::CONSUMER_FORMAT_MISMATCH,
                 format!(
-                    "the requested embedded format ({:?}) does not match the consumer's ({:?}); use Accept: {}",
-                    asked,
-                    format,
+                    "the requested embedded format ({asked:?}) does not match the consumer's ({format:?}); use Accept: {}",
                     format.content_type()
                 ),
             ));
         }
     }
-    let max_bytes = q.u64_or("max_bytes", super::FETCH_BYTES_DEFAULT)?.min(super::FETCH_BYTES_MAX);
-    let timeout = Duration::from_millis(q.u64_or("timeout", request_timeout_ms)?.min(super::FETCH_TIMEOUT_MS_MAX));
+    let timeout = Duration::from_millis(timeout_asked.unwrap_or(request_timeout_ms).min(super::FETCH_TIMEOUT_MS_MAX));
 
-    // Positions of the owned partitions, starting new ones from the committed offsets.
-    let plan: Vec<(Tp, u64)> = reg.with_instance(&group, &id, |g, id| {
-        reg.rebalance(&group, g);
-        let mine = owned(g, id);
-        let inst = g.instances.get_mut(id).expect("checked");
-        if inst.auto_commit && !inst.fetched.is_empty() {
-            let list: Vec<(Tp, u64)> = inst.fetched.iter().map(|(tp, o)| (tp.clone(), o + 1)).collect();
-            reg.offsets.commit(&group, &list);
+    // Membership, auto-commit of the previous fetch, and start positions: on the blocking pool.
+    let plan: Vec<(TopicPartition, u64)> = on_instance(&state, &group, &id, |reg, group, inst| {
+        if inst.auto_commit {
+            if let Err(e) = reg.commit_fetched(group, inst) {
+                tracing::debug!(group, error = %e.message, "auto-commit failed (rebalanced?)");
+            }
         }
-        let mut plan = Vec::with_capacity(mine.len());
-        for tp in mine {
+        reg.sync(group, inst)?;
+        let mut plan = Vec::with_capacity(inst.readable.len());
+        for tp in inst.readable.clone() {
+            let p = reg.store.topic(&tp.topic)?.partition(tp.partition)?;
             let pos = match inst.positions.get(&tp) {
-                Some(&p) => p,
-                None => {
-                    let p = reg.start_position(&group, &tp, inst.reset)?;
-                    inst.positions.insert(tp.clone(), p);
-                    p
+                Some(&pos) if (p.log_start_offset()..=p.high_watermark()).contains(&pos) => pos,
+                _ => {
+                    // New to this instance, or out of range (retention): committed, else the reset policy.
+                    let pos = reg.coordinator.starting_offset(group, &tp, inst.reset)?;
+                    inst.positions.insert(tp.clone(), pos);
+                    pos
                 }
             };
             plan.push((tp, pos));
@@ -629,39 +534,31 @@ pub async fn records(
             plan.rotate_left(inst.rotate);
         }
         Ok(plan)
-    })?;
+    })
+    .await?;
 
-    let mut parts = Vec::with_capacity(plan.len());
-    for (tp, pos) in &plan {
-        let mut p = state.store().topic(&tp.0)?.partition(tp.1)?;
-        let mut pos = *pos;
-        if pos < p.log_start_offset() || pos > p.high_watermark() {
-            // Retention removed it, or the log is shorter than the position: apply the reset policy.
-            let reset = reg.with_instance(&group, &id, |g, id| Ok(g.instances[id].reset))?;
-            pos = match reset {
-                Reset::Earliest => p.log_start_offset(),
-                Reset::Latest => p.high_watermark(),
-                Reset::None => return Err(illegal(format!("position {pos} of {}-{} is out of range", tp.0, tp.1))),
-            };
-        }
-        p = p.clone();
-        parts.push((tp.clone(), p, pos));
+    let mut parts: Vec<(TopicPartition, Partition, u64)> = Vec::with_capacity(plan.len());
+    for (tp, pos) in plan {
+        let p = state.store().topic(&tp.topic)?.partition(tp.partition)?;
+        parts.push((tp, p, pos));
     }
-    // Long-poll: wait until any owned partition has data past its position, or the timeout.
-    let has_data = |parts: &[(Tp, crate::Partition, u64)]| parts.iter().any(|(_, p, pos)| p.high_watermark() > *pos);
-    if !parts.is_empty() && !has_data(&parts) && !timeout.is_zero() {
-        let mut set = tokio::task::JoinSet::new();
-        for (_, p, pos) in &parts {
-            let (p, pos) = (p.clone(), *pos);
-            set.spawn(async move { p.wait_for_data(pos).await });
+    // Long-poll: wait until any readable partition has data past its position, or the timeout.
+    let has_data = parts.iter().any(|(_, p, pos)| p.high_watermark() > *pos);
+    if !has_data && !timeout.is_zero() {
+        if parts.is_empty() {
+            // Nothing readable (yet: a rebalance in progress): wait a little so polling loops do not spin.
+            tokio::time::sleep(timeout.min(Duration::from_millis(100))).await;
+        } else {
+            let mut set = tokio::task::JoinSet::new();
+            for (_, p, pos) in &parts {
+                let (p, pos) = (p.clone(), *pos);
+                set.spawn(async move { p.wait_for_data(pos).await });
+            }
+            let _ = tokio::time::timeout(timeout, set.join_next()).await;
+            set.abort_all();
         }
-        let _ = tokio::time::timeout(timeout, set.join_next()).await;
-        set.abort_all();
-    } else if parts.is_empty() && !timeout.is_zero() {
-        // Nothing assigned (yet): wait a little so clients polling in a loop do not spin.
-        tokio::time::sleep(timeout.min(Duration::from_millis(100))).await;
     }
-    let mut out: Vec<(Tp, Vec<Record>)> = Vec::new();
+    let mut out: Vec<(TopicPartition, Vec<Record>)> = Vec::new();
     let mut budget = max_bytes;
     let mut records_budget = FETCH_RECORDS_MAX;
     for (tp, p, pos) in &parts {
@@ -680,25 +577,24 @@ pub async fn records(
         records_budget -= recs.len();
         out.push((tp.clone(), recs));
     }
-    // Advance positions (only for partitions still owned by this instance).
-    reg.with_instance(&group, &id, |g, id| {
-        let mine = owned(g, id);
-        let inst = g.instances.get_mut(id).expect("checked");
-        for (tp, recs) in &out {
-            if let (Some(last), true) = (recs.last(), mine.contains(tp)) {
-                inst.positions.insert(tp.clone(), last.offset + 1);
-                inst.fetched.insert(tp.clone(), last.offset);
-            }
-        }
-        Ok(())
-    })?;
+    // Render before advancing positions: a record that cannot be rendered is not skipped.
     let mut body = Vec::new();
     let (mut count, mut bytes) = (0u64, 0u64);
     for (tp, recs) in &out {
         for r in recs {
             count += 1;
             bytes += r.value.as_ref().map_or(0, |v| v.len()) as u64;
-            body.push(render_record(&tp.0, tp.1, r, format, include)?);
+            body.push(render_record(&tp.topic, tp.partition, r, format, include)?);
+        }
+    }
+    {
+        let inst = state.consumers().get(&group, &id)?;
+        let mut inst = inst.lock();
+        for (tp, recs) in &out {
+            if let (Some(last), true) = (recs.last(), inst.readable.contains(tp)) {
+                inst.positions.insert(tp.clone(), last.offset + 1);
+                inst.fetched.insert(tp.clone(), last.offset);
+            }
         }
     }
     state.metrics().fetched(count, bytes);
@@ -711,6 +607,8 @@ struct OffsetIn {
     topic: String,
     partition: u32,
     offset: u64,
+    #[serde(default)]
+    metadata: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -727,33 +625,19 @@ pub async fn commit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: OffsetsRequest = parse_body_or_default(&body)?;
-    let reg = state.consumers();
-    let list: Vec<(Tp, u64)> = if req.offsets.is_empty() {
-        reg.with_instance(&group, &id, |g, id| {
-            Ok(g.instances[id].fetched.iter().map(|(tp, o)| (tp.clone(), o + 1)).collect())
-        })?
-    } else {
-        reg.with_instance(&group, &id, |_, _| Ok(()))?;
-        let mut list = Vec::with_capacity(req.offsets.len());
-        for o in req.offsets {
-            let p = state.store().topic(&o.topic)?.partition(o.partition)?;
-            let next = o.offset.checked_add(1).filter(|n| *n <= p.high_watermark()).ok_or_else(|| {
-                ApiError::invalid(
-                    code::INVALID_REQUEST,
-                    format!(
-                        "offset {} of {}-{} is past the end {}",
-                        o.offset,
-                        o.topic,
-                        o.partition,
-                        p.high_watermark()
-                    ),
-                )
-            })?;
-            list.push(((o.topic, o.partition), next));
+    let mut list = Vec::with_capacity(req.offsets.len());
+    for o in req.offsets {
+        let next = o.offset.checked_add(1).ok_or_else(|| invalid(format!("offset {} is too large", o.offset)))?;
+        list.push((TopicPartition::new(o.topic, o.partition), next, o.metadata));
+    }
+    on_instance(&state, &group, &id, move |reg, group, inst| {
+        if list.is_empty() {
+            reg.commit_fetched(group, inst)
+        } else {
+            reg.commit(group, inst, &list)
         }
-        list
-    };
-    reg.offsets.commit(&group, &list);
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -764,24 +648,19 @@ pub async fn committed(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: PartitionsRequest = parse_body_or_default(&body)?;
-    let reg = state.consumers();
-    let list: Vec<Tp> = if req.partitions.is_empty() {
-        reg.with_instance(&group, &id, |g, id| {
-            reg.rebalance(&group, g);
-            Ok(owned(g, id))
-        })?
-    } else {
-        reg.with_instance(&group, &id, |_, _| Ok(()))?;
-        req.partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect()
-    };
-    let offsets: Vec<Value> = list
-        .into_iter()
-        .filter_map(|tp| {
-            reg.offsets
-                .committed(&group, &tp)
-                .map(|o| json!({"topic": tp.0, "partition": tp.1, "offset": o, "metadata": ""}))
-        })
-        .collect();
+    let offsets = on_instance(&state, &group, &id, move |reg, group, inst| {
+        let list = if req.partitions.is_empty() { inst.assigned.clone() } else { req.partitions };
+        Ok(list
+            .into_iter()
+            .filter_map(|tp| {
+                reg.coordinator.committed(group, &tp).map(|c| {
+                    json!({"topic": tp.topic, "partition": tp.partition, "offset": c.offset,
+                           "metadata": c.metadata.unwrap_or_default()})
+                })
+            })
+            .collect::<Vec<Value>>())
+    })
+    .await?;
     Ok(ok(&json!({"offsets": offsets})))
 }
 
@@ -795,38 +674,32 @@ pub async fn seek(
     let mut list = Vec::new();
     for o in req.offsets {
         let p = state.store().topic(&o.topic)?.partition(o.partition)?;
-        if o.offset < p.log_start_offset() || o.offset > p.high_watermark() {
-            return Err(ApiError::invalid(
-                code::INVALID_REQUEST,
-                format!(
-                    "offset {} of {}-{} is outside {}..={}",
-                    o.offset,
-                    o.topic,
-                    o.partition,
-                    p.log_start_offset(),
-                    p.high_watermark()
-                ),
-            ));
+        let (start, end) = (p.log_start_offset(), p.high_watermark());
+        if !(start..=end).contains(&o.offset) {
+            return Err(invalid(format!("offset {} of {}-{} is outside {start}..={end}", o.offset, o.topic, o.partition)));
         }
-        list.push(((o.topic, o.partition), o.offset));
+        list.push((TopicPartition::new(o.topic, o.partition), o.offset));
     }
-    set_positions(&state, &group, &id, list)
+    set_positions(&state, &group, &id, list).await
 }
 
-fn set_positions(state: &AppState, group: &str, id: &str, list: Vec<(Tp, u64)>) -> Result<Response, ApiError> {
-    let reg = state.consumers();
-    reg.with_instance(group, id, |g, id| {
-        reg.rebalance(group, g);
-        let mine = owned(g, id);
-        let inst = g.instances.get_mut(id).expect("checked");
+async fn set_positions(
+    state: &AppState,
+    group: &str,
+    id: &str,
+    list: Vec<(TopicPartition, u64)>,
+) -> Result<Response, ApiError> {
+    on_instance(state, group, id, move |reg, group, inst| {
+        reg.sync(group, inst)?;
         for (tp, o) in list {
-            if !mine.contains(&tp) {
-                return Err(illegal(format!("partition {}-{} is not assigned to this consumer instance", tp.0, tp.1)));
+            if !inst.assigned.contains(&tp) {
+                return Err(illegal(format!("partition {tp} is not assigned to this consumer instance")));
             }
             inst.positions.insert(tp, o);
         }
         Ok(())
-    })?;
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -836,9 +709,9 @@ async fn seek_edge(state: AppState, group: String, id: String, body: Bytes, end:
     for tp in req.partitions {
         let p = state.store().topic(&tp.topic)?.partition(tp.partition)?;
         let o = if end { p.high_watermark() } else { p.log_start_offset() };
-        list.push(((tp.topic, tp.partition), o));
+        list.push((tp, o));
     }
-    set_positions(&state, &group, &id, list)
+    set_positions(&state, &group, &id, list).await
 }
 
 pub async fn seek_beginning(

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::groups::GroupError;
 use crate::Error;
 
 /// Confluent's error codes (status × 100 + a detail), plus the plain statuses for generic errors.
@@ -91,6 +92,19 @@ impl From<Error> for ApiError {
             Error::OffsetOutOfRange { .. } => ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
             Error::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, message),
             Error::Locked { .. } => ApiError::internal(message),
+            Error::Group(g) => match g {
+                GroupError::GroupNotFound(_) => ApiError::not_found(code::GROUP_NOT_FOUND, message),
+                GroupError::UnknownMember { .. } => ApiError::not_found(code::CONSUMER_INSTANCE_NOT_FOUND, message),
+                GroupError::IllegalGeneration { .. }
+                | GroupError::NotAssigned { .. }
+                | GroupError::NotReleased { .. }
+                | GroupError::ActiveMembers { .. }
+                | GroupError::NoValidOffset { .. } => ApiError::conflict(code::ILLEGAL_STATE, message),
+                GroupError::BadOffsetRecord { .. } => {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message)
+                }
+                _ => ApiError::invalid(code::INVALID_REQUEST, message),
+            },
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message),
         }
     }

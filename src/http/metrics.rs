@@ -155,8 +155,10 @@ pub fn text(state: &AppState) -> String {
     }
     let _ = writeln!(o, "# HELP kappalog_consumer_group_lag Log end minus committed offset.");
     let _ = writeln!(o, "# TYPE kappalog_consumer_group_lag gauge");
-    for group in state.consumers().offsets.groups() {
-        for l in super::groups::lags(state, &group) {
+    let coordinator = state.consumers().coordinator();
+    for group in coordinator.list() {
+        let Ok(d) = coordinator.describe(&group) else { continue };
+        for l in d.partitions {
             if let Some(lag) = l.lag {
                 let _ = writeln!(
                     o,
@@ -172,6 +174,10 @@ pub fn text(state: &AppState) -> String {
 }
 
 pub async fn render(State(state): State<AppState>) -> Response {
-    let body = text(&state);
+    // Describing groups and partitions may touch files: off the async workers.
+    let body = match tokio::task::spawn_blocking(move || text(&state)).await {
+        Ok(b) => b,
+        Err(e) => return super::ApiError::internal(format!("rendering metrics failed: {e}")).into_response(),
+    };
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

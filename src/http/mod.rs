@@ -1,5 +1,5 @@
 //! The HTTP API: Confluent REST Proxy v2 routes plus kappalog's extensions, over a [`Store`].
-//! Embeddable: `kappalog::http::router(AppState::new(store, HttpConfig::default()))`.
+//! Embeddable: `kappalog::http::router(AppState::new(store, HttpConfig::default())?)`.
 //!
 //! Handlers translate only; storage work runs on the blocking pool.
 //!
@@ -82,15 +82,18 @@ struct StateInner {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: HttpConfig) -> AppState {
-        AppState {
+    /// Opens the group coordinator over `store` (creating its offsets topic if needed).
+    /// Blocking: it replays the committed offsets.
+    pub fn new(store: Store, config: HttpConfig) -> crate::Result<AppState> {
+        let coordinator = crate::groups::GroupCoordinator::open(&store)?;
+        Ok(AppState {
             inner: Arc::new(StateInner {
-                consumers: consumers::Registry::new(store.clone()),
+                consumers: consumers::Registry::new(store.clone(), coordinator),
                 store,
                 config,
                 metrics: metrics::Metrics::default(),
             }),
-        }
+        })
     }
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -109,7 +112,11 @@ impl AppState {
     pub async fn reap_consumers(self, tick: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(tick) => self.consumers().reap(),
+                _ = tokio::time::sleep(tick) => {
+                    let state = self.clone();
+                    // Leaving a group may write: off the async workers.
+                    let _ = tokio::task::spawn_blocking(move || state.consumers().reap()).await;
+                }
                 _ = stop.changed() => return,
             }
         }

@@ -1,167 +1,107 @@
-//! A real `kappalog serve` child process on 127.0.0.1 (port 0), and a blocking HTTP client.
+//! Helpers shared by the integration tests: seeded randomness, directory copies, child processes.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
 
-use serde_json::Value;
+/// SplitMix64: small, seedable, good enough to pick test inputs.
+pub struct Rng(u64);
 
-/// How long a broker gets to start or stop.
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub struct Broker {
-    pub child: Option<Child>,
-    pub url: String,
-    pub data_dir: PathBuf,
-}
-
-impl Broker {
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("kappalog listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => url,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("the broker did not start within {START_TIMEOUT:?}: {e}");
-            }
-        };
-        Broker { child: Some(child), url, data_dir: data_dir.to_path_buf() }
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
     }
-
-    /// `kill -9`: no flush, no shutdown marker.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().expect("reap");
-        }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
-
-    /// SIGTERM, then waits (bounded) for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let mut c = self.child.take().expect("running");
-        let sent = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = c.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the broker did not exit within {START_TIMEOUT:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
-
-    pub fn client(&self) -> Http {
-        Http::new(&self.url)
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
 
-impl Drop for Broker {
+/// The seed of a randomized test: `KAPPALOG_SEED` when set (to replay a failure), else fresh.
+/// Printed so that a failing run names it (the test harness shows output of failed tests).
+pub fn seed() -> u64 {
+    let seed = std::env::var("KAPPALOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("seed: KAPPALOG_SEED={seed}");
+    seed
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The directory of one partition inside a data directory.
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    data_dir.join("topics").join(topic).join(partition.to_string())
+}
+
+/// The files of a partition with extension `ext` (`log`, `index`, `timeindex`), oldest segment first.
+pub fn segment_files(partition_dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(partition_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Makes the next open of `data_dir` recover as after a crash.
+pub fn forget_clean_shutdown(data_dir: &Path) {
+    let mark = data_dir.join("clean-shutdown");
+    if mark.exists() {
+        std::fs::remove_file(mark).unwrap();
+    }
+}
+
+/// Re-runs the current test binary as a child process running only test `name`, with `env` set
+/// (the child test sees the variable and plays its part). Stdout is piped to the parent.
+pub fn spawn_child(name: &str, env: &[(&str, &str)]) -> Child {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap()
+}
+
+/// Writes a line to the real stdout (not the test harness's capture) and flushes it. It starts
+/// with a newline: the harness has printed `test NAME ... ` without one.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    write!(out, "\n{line}\n").unwrap();
+    out.flush().unwrap();
+}
+
+/// Kills (SIGKILL) and reaps the child when dropped, so that a failing test leaves no process behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-pub struct Http {
-    pub client: reqwest::blocking::Client,
-    pub base: String,
-}
-
-pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
-pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
-
-impl Http {
-    pub fn new(base: &str) -> Http {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-        Http { client, base: base.to_string() }
-    }
-
-    /// Any request; returns (status, body parsed as JSON or Null).
-    pub fn call(&self, method: &str, path: &str, content_type: Option<&str>, body: Option<Vec<u8>>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(m, format!("{}{path}", self.base));
-        if let Some(ct) = content_type {
-            req = req.header("Content-Type", ct);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        self.call("GET", path, None, None)
-    }
-    pub fn get_accept(&self, path: &str, accept: &str) -> (u16, Value) {
-        let resp = self.client.get(format!("{}{path}", self.base)).header("Accept", accept).send().expect("send");
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.call("POST", path, Some("application/json"), Some(body.to_string().into_bytes()))
-    }
-    pub fn post_as(&self, path: &str, content_type: &str, body: &Value) -> (u16, Value) {
-        self.call("POST", path, Some(content_type), Some(body.to_string().into_bytes()))
-    }
-    pub fn delete(&self, path: &str) -> (u16, Value) {
-        self.call("DELETE", path, None, None)
-    }
-
-    /// Creates a topic, asserting success.
-    pub fn create_topic(&self, name: &str, partitions: u32, configs: Value) {
-        let (s, b) = self.post("/topics", &serde_json::json!({"name": name, "partitions": partitions, "configs": configs}));
-        assert_eq!(s, 201, "create {name}: {b}");
-    }
-
-    /// Every record of a partition, read with the stateless fetch (binary values decoded).
-    pub fn read_all(&self, topic: &str, partition: u32) -> Vec<(u64, Vec<u8>)> {
-        use base64::Engine as _;
-        let mut out = Vec::new();
-        let (s, o) = self.get(&format!("/topics/{topic}/partitions/{partition}/offsets"));
-        assert_eq!(s, 200, "{o}");
-        let end = o["end_offset"].as_u64().unwrap();
-        let mut next = o["beginning_offset"].as_u64().unwrap();
-        while next < end {
-            let (s, recs) =
-                self.get_accept(&format!("/topics/{topic}/partitions/{partition}/records?offset={next}&timeout=0"), BINARY_V2);
-            assert_eq!(s, 200, "{recs}");
-            let recs = recs.as_array().unwrap().clone();
-            assert!(!recs.is_empty(), "no progress at offset {next} of {end}");
-            for r in recs {
-                let off = r["offset"].as_u64().unwrap();
-                let v = base64::engine::general_purpose::STANDARD.decode(r["value"].as_str().unwrap()).unwrap();
-                out.push((off, v));
-                next = off + 1;
-            }
-        }
-        out
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

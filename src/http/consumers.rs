@@ -114,10 +114,32 @@ impl Registry {
         &self.coordinator
     }
 
+    /// The instance, its idle clock restarted. An instance already idle past its timeout is gone
+    /// (even before the reaper gets to it): it is removed now and leaves its group.
     fn get(&self, group: &str, id: &str) -> Result<Shared, ApiError> {
-        let inst = self.instances.lock().get(&(group.to_string(), id.to_string())).cloned();
+        let key = (group.to_string(), id.to_string());
+        let inst = self.instances.lock().get(&key).cloned();
         let inst = inst.ok_or_else(|| not_found(group, id))?;
-        inst.lock().last_seen = Instant::now();
+        let expired = {
+            let mut i = inst.lock();
+            let expired = i.last_seen.elapsed() > Duration::from_millis(i.instance_timeout_ms);
+            if !expired {
+                i.last_seen = Instant::now();
+            }
+            expired
+        };
+        if expired {
+            self.instances.lock().remove(&key);
+            let coordinator = self.coordinator.clone();
+            let group = group.to_string();
+            // Leaving may write: on the blocking pool (callers are async handlers).
+            tokio::task::spawn_blocking(move || {
+                if let Some(m) = inst.lock().member.take() {
+                    let _ = coordinator.leave(&group, &m.id);
+                }
+            });
+            return Err(not_found(&key.0, &key.1));
+        }
         Ok(inst)
     }
 

@@ -75,5 +75,14 @@ fn bad_requests_are_rejected_with_their_reason_and_write_nothing() {
     check("bad subscription", http.post("/consumers/g/instances/i/subscription", &json!({})), 422, 42208, "topic");
     check("bad pattern", http.post("/consumers/g/instances/i/subscription", &json!({"topic_pattern": "("})), 422, 42208, "regular expression");
 
+    check(
+        "write to an internal topic",
+        http.post_as("/topics/__consumer_offsets", JSON_V2, &json!({"records": [{"key": 1, "value": 1}]})),
+        403,
+        40301,
+        "internal",
+    );
+    check("delete an internal topic", http.delete("/topics/__consumer_offsets"), 403, 40301, "internal");
+
     assert_eq!(end_offsets(&http, "t", 2), before, "a rejected request wrote something");
 }

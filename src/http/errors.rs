@@ -11,6 +11,8 @@ use crate::Error;
 pub mod code {
     pub const BAD_REQUEST: i32 = 40000;
     pub const NOT_FOUND: i32 = 40400;
+    /// An internal topic cannot be written, deleted or reconfigured over HTTP.
+    pub const INTERNAL_TOPIC: i32 = 40301;
     pub const TOPIC_NOT_FOUND: i32 = 40401;
     pub const PARTITION_NOT_FOUND: i32 = 40402;
     pub const CONSUMER_INSTANCE_NOT_FOUND: i32 = 40403;

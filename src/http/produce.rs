@@ -73,6 +73,7 @@ async fn produce(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    super::topics::refuse_internal(&topic)?;
     let format = request_format(&headers)?;
     let req: ProduceRequest = parse_body(&body)?;
     if req.records.is_empty() {

@@ -29,6 +29,23 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))?
 }
 
+/// Internal topics (the group coordinator's `__consumer_offsets`) are read-only over HTTP and not
+/// listed by `GET /topics`.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name.starts_with("__")
+}
+
+pub(crate) fn refuse_internal(name: &str) -> Result<(), ApiError> {
+    if is_internal(name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            super::errors::code::INTERNAL_TOPIC,
+            format!("topic {name:?} is internal: it cannot be written, deleted or reconfigured over HTTP"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn topic(state: &AppState, name: &str) -> Result<Topic, ApiError> {
     Ok(state.store().topic(name)?)
 }
@@ -42,7 +59,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 pub async fn list(State(state): State<AppState>) -> Response {
-    ok(&state.store().topic_names())
+    ok(&state.store().topic_names().into_iter().filter(|n| !is_internal(n)).collect::<Vec<_>>())
 }
 
 pub async fn describe(
@@ -97,6 +114,7 @@ fn one() -> u32 {
 
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: CreateTopic = parse_body(&body)?;
+    refuse_internal(&req.name)?;
     let config = topic_config::apply(&TopicConfig::default(), &req.configs)?;
     let store = state.store().clone();
     let t = blocking(move || Ok(store.create_topic(&req.name, req.partitions, config)?)).await?;
@@ -107,6 +125,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
 }
 
 pub async fn delete(State(state): State<AppState>, PathParams(name): PathParams<String>) -> Result<Response, ApiError> {
+    refuse_internal(&name)?;
     let store = state.store().clone();
     blocking(move || Ok(store.delete_topic(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -118,6 +137,7 @@ pub async fn set_configs(
     PathParams(name): PathParams<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    refuse_internal(&name)?;
     let t = topic(&state, &name)?;
     let mut map: serde_json::Map<String, Value> = parse_body(&body)?;
     if let Some(Value::Object(inner)) = map.get("configs") {

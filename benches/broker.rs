@@ -123,7 +123,8 @@ fn main() {
     let broker = start(dir.path());
     let c = client();
     for (name, parts) in [("bench", PARTITIONS), ("latency", 1)] {
-        let r = c.post(format!("{}/topics", broker.1)).json(&json!({"name": name, "partitions": parts})).send().unwrap();
+        let r =
+            c.post(format!("{}/topics", broker.1)).json(&json!({"name": name, "partitions": parts})).send().unwrap();
         assert_eq!(r.status(), 201);
     }
     let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; RECORD_BYTES]);

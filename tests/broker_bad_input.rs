@@ -22,24 +22,41 @@ fn bad_requests_are_rejected_with_their_reason_and_write_nothing() {
     assert_eq!(s, 200);
     let before = end_offsets(&http, "t", 2);
 
-    let check = |what: &str, (status, body): (u16, serde_json::Value), want_status: u16, want_code: i64, needle: &str| {
-        assert_eq!(status, want_status, "{what}: {body}");
-        assert_eq!(body["error_code"], want_code, "{what}: {body}");
-        let msg = body["message"].as_str().unwrap_or_default();
-        assert!(msg.contains(needle), "{what}: message {msg:?} does not name {needle:?}");
-    };
+    let check =
+        |what: &str, (status, body): (u16, serde_json::Value), want_status: u16, want_code: i64, needle: &str| {
+            assert_eq!(status, want_status, "{what}: {body}");
+            assert_eq!(body["error_code"], want_code, "{what}: {body}");
+            let msg = body["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(needle), "{what}: message {msg:?} does not name {needle:?}");
+        };
 
     // One record over max.message.bytes rejects the whole request (both partitions untouched).
     let big = "x".repeat(300);
     check(
         "record over the limit",
-        http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": "ok", "partition": 0}, {"value": big, "partition": 1}]})),
+        http.post_as(
+            "/topics/t",
+            JSON_V2,
+            &json!({"records": [{"value": "ok", "partition": 0}, {"value": big, "partition": 1}]}),
+        ),
         422,
         42202,
         "max_message_bytes",
     );
-    check("body over the limit", http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": "y".repeat(5000)}]})), 413, 41300, "");
-    check("malformed JSON", http.call("POST", "/topics/t", Some(JSON_V2), Some(b"{\"records\": [".to_vec())), 422, 42203, "malformed");
+    check(
+        "body over the limit",
+        http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": "y".repeat(5000)}]})),
+        413,
+        41300,
+        "",
+    );
+    check(
+        "malformed JSON",
+        http.call("POST", "/topics/t", Some(JSON_V2), Some(b"{\"records\": [".to_vec())),
+        422,
+        42203,
+        "malformed",
+    );
     check(
         "wrong field type",
         http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": 1}, {"value": 2, "partition": "one"}]})),
@@ -55,13 +72,49 @@ fn bad_requests_are_rejected_with_their_reason_and_write_nothing() {
         "records[0].value",
     );
     check("no records", http.post_as("/topics/t", JSON_V2, &json!({"records": []})), 422, 42203, "records");
-    check("keyless on compacted", http.post_as("/topics/c", JSON_V2, &json!({"records": [{"value": 1}]})), 422, 42202, "key");
-    check("wrong content type", http.call("POST", "/topics/t", Some("text/plain"), Some(b"hi".to_vec())), 415, 41500, "content type");
+    check(
+        "keyless on compacted",
+        http.post_as("/topics/c", JSON_V2, &json!({"records": [{"value": 1}]})),
+        422,
+        42202,
+        "key",
+    );
+    check(
+        "wrong content type",
+        http.call("POST", "/topics/t", Some("text/plain"), Some(b"hi".to_vec())),
+        415,
+        41500,
+        "content type",
+    );
     check("invalid topic name", http.post("/topics", &json!({"name": "a/b"})), 422, 42206, "a/b");
-    check("bad config", http.post("/topics", &json!({"name": "n", "configs": {"retention.ms": "soon"}})), 422, 42206, "retention.ms");
-    check("unknown topic", http.post_as("/topics/nope", JSON_V2, &json!({"records": [{"value": 1}]})), 404, 40401, "nope");
-    check("unknown partition", http.post_as("/topics/t/partitions/9", JSON_V2, &json!({"records": [{"value": 1}]})), 404, 40402, "9");
-    check("unknown partition (explicit)", http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": 1, "partition": 5}]})), 404, 40402, "5");
+    check(
+        "bad config",
+        http.post("/topics", &json!({"name": "n", "configs": {"retention.ms": "soon"}})),
+        422,
+        42206,
+        "retention.ms",
+    );
+    check(
+        "unknown topic",
+        http.post_as("/topics/nope", JSON_V2, &json!({"records": [{"value": 1}]})),
+        404,
+        40401,
+        "nope",
+    );
+    check(
+        "unknown partition",
+        http.post_as("/topics/t/partitions/9", JSON_V2, &json!({"records": [{"value": 1}]})),
+        404,
+        40402,
+        "9",
+    );
+    check(
+        "unknown partition (explicit)",
+        http.post_as("/topics/t", JSON_V2, &json!({"records": [{"value": 1, "partition": 5}]})),
+        404,
+        40402,
+        "5",
+    );
     check("negative offset", http.get("/topics/t/partitions/0/records?offset=-1"), 400, 40000, "offset");
     check("non-numeric offset", http.get("/topics/t/partitions/0/records?offset=abc"), 400, 40000, "offset");
     check("non-numeric partition", http.get("/topics/t/partitions/x/offsets"), 400, 40000, "partition");
@@ -73,7 +126,13 @@ fn bad_requests_are_rejected_with_their_reason_and_write_nothing() {
     check("duplicate instance", http.post("/consumers/g", &json!({"name": "i"})), 409, 40902, "exists");
     check("format mismatch", http.get_accept("/consumers/g/instances/i/records", JSON_V2), 406, 40601, "format");
     check("bad subscription", http.post("/consumers/g/instances/i/subscription", &json!({})), 422, 42208, "topic");
-    check("bad pattern", http.post("/consumers/g/instances/i/subscription", &json!({"topic_pattern": "("})), 422, 42208, "regular expression");
+    check(
+        "bad pattern",
+        http.post("/consumers/g/instances/i/subscription", &json!({"topic_pattern": "("})),
+        422,
+        42208,
+        "regular expression",
+    );
 
     check(
         "write to an internal topic",

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 const RECORDS: usize = 400;
 
 fn new_instance(http: &Http, group: &str, name: &str, extra: Value) -> String {
-    let mut body = json!({"name": name, "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"});
+    let mut body =
+        json!({"name": name, "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }

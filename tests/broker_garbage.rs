@@ -29,13 +29,36 @@ impl Rng {
 }
 
 const SEGMENTS: &[&str] = &[
-    "t", "g", "i", "0", "1", "-1", "99999999999999999999", "%00", "%FF%FE", "..", "a%2Fb", "__consumer_offsets",
-    "x", "%20", "18446744073709551616", "4294967295",
+    "t",
+    "g",
+    "i",
+    "0",
+    "1",
+    "-1",
+    "99999999999999999999",
+    "%00",
+    "%FF%FE",
+    "..",
+    "a%2Fb",
+    "__consumer_offsets",
+    "x",
+    "%20",
+    "18446744073709551616",
+    "4294967295",
 ];
 const QUERIES: &[&str] = &[
-    "", "?offset=0", "?offset=-5", "?offset=abc", "?offset=99999999999999999999999", "?timeout=0&offset=0",
-    "?max_bytes=0&offset=0", "?max_bytes=-1", "?include=everything", "?include=headers,timestamp&offset=0&timeout=1",
-    "?%ZZ=1", "?timeout=18446744073709551615&offset=0",
+    "",
+    "?offset=0",
+    "?offset=-5",
+    "?offset=abc",
+    "?offset=99999999999999999999999",
+    "?timeout=0&offset=0",
+    "?max_bytes=0&offset=0",
+    "?max_bytes=-1",
+    "?include=everything",
+    "?include=headers,timestamp&offset=0&timeout=1",
+    "?%ZZ=1",
+    "?timeout=18446744073709551615&offset=0",
 ];
 const TYPES: &[Option<&str>] = &[
     None,
@@ -53,12 +76,16 @@ fn body(rng: &mut Rng) -> Vec<u8> {
         0 => (0..rng.below(2000)).map(|_| rng.next() as u8).collect(),
         1 => format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
         2 => format!("{{\"records\":[{{\"value\":{}1{}}}]}}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
-        3 => br#"{"records":[{"value":1e400,"partition":99999999999999999999,"timestamp":-9223372036854775809}]}"#.to_vec(),
+        3 => br#"{"records":[{"value":1e400,"partition":99999999999999999999,"timestamp":-9223372036854775809}]}"#
+            .to_vec(),
         4 => br#"{"records":[{"key":"!!","value":"%%%","headers":[{"name":1}]}]}"#.to_vec(),
-        5 => br#"{"name":"garbage","partitions":4294967295,"configs":{"segment.bytes":"1e99","retention.ms":[1]}}"#.to_vec(),
+        5 => br#"{"name":"garbage","partitions":4294967295,"configs":{"segment.bytes":"1e99","retention.ms":[1]}}"#
+            .to_vec(),
         6 => br#"{"topics":["t"],"topic_pattern":"(((("}"#.to_vec(),
         7 => br#"{"offsets":[{"topic":"t","partition":0,"offset":18446744073709551615}]}"#.to_vec(),
-        8 => br#"{"topic":"t","strategy":"shift_by","value":-9223372036854775808,"dry_run":false,"force":true}"#.to_vec(),
+        8 => {
+            br#"{"topic":"t","strategy":"shift_by","value":-9223372036854775808,"dry_run":false,"force":true}"#.to_vec()
+        }
         9 => br#"{"partitions":[{"topic":"t","partition":4294967295}]}"#.to_vec(),
         10 => Vec::new(),
         _ => json!({"records": [{"value": "\u{0}\u{ffff}", "key": {"deep": [null, true]}}]}).to_string().into_bytes(),
@@ -120,7 +147,8 @@ fn garbage_to_every_route_does_not_break_the_broker() {
         let text = resp.text().unwrap_or_default();
         assert!(status < 500 || status == 503, "seed {seed}, request {n}: {method} {url} -> {status} {text}");
         if status >= 400 {
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("seed {seed}: {method} {url}: non-JSON error body {text:?}: {e}"));
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("seed {seed}: {method} {url}: non-JSON error body {text:?}: {e}"));
             assert!(v["error_code"].is_i64() && v["message"].is_string(), "seed {seed}: {method} {url}: {text}");
         }
     }

@@ -5,7 +5,6 @@ mod broker_common;
 
 use std::time::{Duration, Instant};
 
-
 use broker_common::{Broker, BINARY_V2, JSON_V2};
 use serde_json::json;
 
@@ -44,7 +43,8 @@ fn produce_then_fetch_then_clean_shutdown() {
                              "headers": [{"name": "h", "value": "dg=="}]}]}),
     );
     assert_eq!(s, 200, "{resp}");
-    let (s, recs) = http.get_accept("/topics/orders/partitions/2/records?offset=0&include=headers,timestamp", BINARY_V2);
+    let (s, recs) =
+        http.get_accept("/topics/orders/partitions/2/records?offset=0&include=headers,timestamp", BINARY_V2);
     assert_eq!(s, 200, "{recs}");
     assert_eq!(recs[0]["value"], "aGVsbG8=");
     assert_eq!(recs[0]["timestamp"], 1234);

@@ -232,8 +232,7 @@ fn consume_group(c: &Client, a: &ConsumeArgs, group: &str) -> Result<()> {
                 }
             } else {
                 empty_polls = 0;
-                c.post(&format!("{base}/offsets"), &Value::Null)
-                    .or_else(|_| c.post(&format!("{base}/offsets"), &json!({})))?;
+                c.post(&format!("{base}/offsets"), &json!({}))?;
             }
         }
     })();

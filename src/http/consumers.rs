@@ -21,7 +21,9 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::content::{accept_format, parse_body, parse_body_or_default, render_record, Format, Include, Params, PathParams};
+use super::content::{
+    accept_format, parse_body, parse_body_or_default, render_record, Format, Include, Params, PathParams,
+};
 use super::errors::{code, ApiError};
 use super::fetch::read_waiting;
 use super::topics::{blocking, ok};
@@ -187,7 +189,12 @@ impl Registry {
         self.commit(group, inst, &list)
     }
 
-    fn commit(&self, group: &str, inst: &Instance, list: &[(TopicPartition, u64, Option<String>)]) -> Result<(), ApiError> {
+    fn commit(
+        &self,
+        group: &str,
+        inst: &Instance,
+        list: &[(TopicPartition, u64, Option<String>)],
+    ) -> Result<(), ApiError> {
         let member = inst.member.as_ref().map(|m| (m.id.as_str(), m.generation));
         Ok(self.coordinator.commit(group, member, list)?)
     }
@@ -229,7 +236,9 @@ impl Registry {
                         JoinRequest {
                             member_id,
                             topics: topics.clone(),
-                            session_timeout_ms: inst.instance_timeout_ms.clamp(SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
+                            session_timeout_ms: inst
+                                .instance_timeout_ms
+                                .clamp(SESSION_TIMEOUT_MS_MIN, SESSION_TIMEOUT_MS_MAX),
                             auto_offset_reset: inst.reset,
                             ..JoinRequest::default()
                         },
@@ -306,7 +315,9 @@ pub async fn create(
     let mut instance_timeout_ms = state.config().consumer_timeout_ms_default;
     for (k, v) in &req {
         match k.as_str() {
-            "name" => name = Some(v.as_str().ok_or_else(|| ApiError::payload("field name: must be a string"))?.to_string()),
+            "name" => {
+                name = Some(v.as_str().ok_or_else(|| ApiError::payload("field name: must be a string"))?.to_string())
+            }
             "format" => {
                 format = match v.as_str() {
                     Some("json") => Format::Json,
@@ -391,7 +402,10 @@ async fn on_instance<T: Send + 'static>(
     blocking(move || f(state.consumers(), &group, &mut inst.lock())).await
 }
 
-pub async fn delete(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams((group, id)): InstancePath,
+) -> Result<Response, ApiError> {
     let inst = state.consumers().instances.lock().remove(&(group.clone(), id.clone()));
     let inst = inst.ok_or_else(|| not_found(&group, &id))?;
     let s = state.clone();
@@ -440,7 +454,10 @@ pub async fn subscribe(
     Ok(no_content())
 }
 
-pub async fn subscription(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+pub async fn subscription(
+    State(state): State<AppState>,
+    PathParams((group, id)): InstancePath,
+) -> Result<Response, ApiError> {
     let body = on_instance(&state, &group, &id, |reg, _, inst| {
         Ok(match &inst.subscription {
             Subscription::Topics(t) => json!({"topics": t}),
@@ -452,7 +469,10 @@ pub async fn subscription(State(state): State<AppState>, PathParams((group, id))
     Ok(ok(&body))
 }
 
-pub async fn unsubscribe(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    PathParams((group, id)): InstancePath,
+) -> Result<Response, ApiError> {
     on_instance(&state, &group, &id, |reg, group, inst| {
         if inst.auto_commit {
             let _ = reg.commit_fetched(group, inst);
@@ -491,7 +511,10 @@ pub async fn assign(
     Ok(no_content())
 }
 
-pub async fn assignments(State(state): State<AppState>, PathParams((group, id)): InstancePath) -> Result<Response, ApiError> {
+pub async fn assignments(
+    State(state): State<AppState>,
+    PathParams((group, id)): InstancePath,
+) -> Result<Response, ApiError> {
     let list = on_instance(&state, &group, &id, |reg, group, inst| {
         reg.sync(group, inst)?;
         Ok(inst.assigned.clone())
@@ -698,7 +721,10 @@ pub async fn seek(
         let p = state.store().topic(&o.topic)?.partition(o.partition)?;
         let (start, end) = (p.log_start_offset(), p.high_watermark());
         if !(start..=end).contains(&o.offset) {
-            return Err(invalid(format!("offset {} of {}-{} is outside {start}..={end}", o.offset, o.topic, o.partition)));
+            return Err(invalid(format!(
+                "offset {} of {}-{} is outside {start}..={end}",
+                o.offset, o.topic, o.partition
+            )));
         }
         list.push((TopicPartition::new(o.topic, o.partition), o.offset));
     }

@@ -17,13 +17,19 @@ pub async fn list(State(state): State<AppState>) -> Response {
     ok(&state.consumers().coordinator().list())
 }
 
-pub async fn describe(State(state): State<AppState>, PathParams(group): PathParams<String>) -> Result<Response, ApiError> {
+pub async fn describe(
+    State(state): State<AppState>,
+    PathParams(group): PathParams<String>,
+) -> Result<Response, ApiError> {
     let c = state.consumers().coordinator().clone();
     let d = blocking(move || Ok(c.describe(&group)?)).await?;
     Ok(ok(&d))
 }
 
-pub async fn delete(State(state): State<AppState>, PathParams(group): PathParams<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams(group): PathParams<String>,
+) -> Result<Response, ApiError> {
     let c = state.consumers().coordinator().clone();
     blocking(move || Ok(c.delete(&group)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -66,9 +72,11 @@ pub async fn reset_offsets(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ResetBody = parse_body(&body)?;
-    let value = || req.value.ok_or_else(|| ApiError::invalid(code::INVALID_REQUEST, "field value: required by this strategy"));
+    let value =
+        || req.value.ok_or_else(|| ApiError::invalid(code::INVALID_REQUEST, "field value: required by this strategy"));
     let non_negative = |v: i64| {
-        u64::try_from(v).map_err(|_| ApiError::invalid(code::INVALID_REQUEST, format!("field value: {v} must not be negative")))
+        u64::try_from(v)
+            .map_err(|_| ApiError::invalid(code::INVALID_REQUEST, format!("field value: {v} must not be negative")))
     };
     let strategy = match req.strategy {
         Strategy::ToEarliest => ResetStrategy::ToEarliest,

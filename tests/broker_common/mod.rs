@@ -137,7 +137,8 @@ impl Http {
 
     /// Creates a topic, asserting success.
     pub fn create_topic(&self, name: &str, partitions: u32, configs: Value) {
-        let (s, b) = self.post("/topics", &serde_json::json!({"name": name, "partitions": partitions, "configs": configs}));
+        let (s, b) =
+            self.post("/topics", &serde_json::json!({"name": name, "partitions": partitions, "configs": configs}));
         assert_eq!(s, 201, "create {name}: {b}");
     }
 
@@ -150,8 +151,10 @@ impl Http {
         let end = o["end_offset"].as_u64().unwrap();
         let mut next = o["beginning_offset"].as_u64().unwrap();
         while next < end {
-            let (s, recs) =
-                self.get_accept(&format!("/topics/{topic}/partitions/{partition}/records?offset={next}&timeout=0"), BINARY_V2);
+            let (s, recs) = self.get_accept(
+                &format!("/topics/{topic}/partitions/{partition}/records?offset={next}&timeout=0"),
+                BINARY_V2,
+            );
             assert_eq!(s, 200, "{recs}");
             let recs = recs.as_array().unwrap().clone();
             assert!(!recs.is_empty(), "no progress at offset {next} of {end}");

@@ -42,6 +42,8 @@ pub struct Metrics {
     produce_bytes: AtomicU64,
     fetch_records: AtomicU64,
     fetch_bytes: AtomicU64,
+    /// One produce's append: encode, write, and the fsync under `sync` durability.
+    append: Mutex<Histogram>,
     /// (method, route) → latency; (method, route, status class) → count.
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
     responses: Mutex<BTreeMap<(String, String, u16), u64>>,
@@ -51,6 +53,10 @@ impl Metrics {
     pub fn produced(&self, records: u64, bytes: u64) {
         self.produce_records.fetch_add(records, Ordering::Relaxed);
         self.produce_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// A produce's append took `seconds` (its fsync included under `sync` durability).
+    pub fn appended(&self, seconds: f64) {
+        self.append.lock().observe(seconds);
     }
     pub fn fetched(&self, records: u64, bytes: u64) {
         self.fetch_records.fetch_add(records, Ordering::Relaxed);
@@ -108,6 +114,23 @@ pub fn text(state: &AppState) -> String {
         m.fetch_bytes.load(Ordering::Relaxed),
     );
 
+    {
+        let name = "kappalog_produce_append_duration_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Append of one produce request: write plus fsync (group-committed) under sync durability."
+        );
+        let _ = writeln!(o, "# TYPE {name} histogram");
+        let h = m.append.lock().clone();
+        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS_SECONDS) {
+            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
+        }
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+            h.count, h.sum_seconds, h.count
+        );
+    }
     let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
     let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
     for ((method, route), h) in m.latency.lock().iter() {

@@ -86,7 +86,9 @@ async fn produce(
     }
     let bytes: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum();
     let count = records.len() as u64;
+    let started = std::time::Instant::now();
     let placed = t.append_async(records).await?;
+    state.metrics().appended(started.elapsed().as_secs_f64());
     state.metrics().produced(count, bytes);
     let offsets = placed
         .iter()

@@ -55,3 +55,46 @@ fn starting_offsets_and_commit_validation() {
         assert!(matches!(err, Error::Group(GroupError::InvalidGroupName { .. })), "{err}");
     }
 }
+
+/// A committed offset the log no longer reaches (records lost from an unsynced tail) is out of range:
+/// the group restarts by its auto_offset_reset, and `none` names the committed offset and the range.
+#[test]
+fn an_out_of_range_committed_offset_falls_back_to_auto_offset_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let log_path = {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let config = TopicConfig { durability: kappalog::Durability::None, ..TopicConfig::default() };
+        let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+        p.append(&vec![NewRecord::new("kept"); 5]).unwrap();
+        p.append(&vec![NewRecord::new("lost"); 5]).unwrap();
+        let c = GroupCoordinator::open(&store).unwrap();
+        c.commit("g", None, &[(tp.clone(), 10, None)]).unwrap();
+        p.segment_infos().unwrap()[0].path.clone()
+    };
+    // Simulate the loss of the unsynced second batch: tear it, and make the next open recover.
+    let len = std::fs::metadata(&log_path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&log_path).unwrap().set_len(len - 3).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("clean-shutdown"));
+
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.topic("t").unwrap().partition(0).unwrap().high_watermark(), 5);
+    let c = GroupCoordinator::open(&store).unwrap();
+    assert_eq!(c.committed("g", &tp).unwrap().offset, 10, "the commit itself was durable");
+    assert_eq!(c.starting_offset("g", &tp, AutoOffsetReset::Earliest).unwrap(), 0);
+    assert_eq!(c.starting_offset("g", &tp, AutoOffsetReset::Latest).unwrap(), 5);
+    let err = c.starting_offset("g", &tp, AutoOffsetReset::None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "group \"g\" has committed offset 10, out of range, for t-0 (valid offsets are 0..=5) and auto_offset_reset is none"
+    );
+    let config = kappalog::ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..Default::default() };
+    let mut consumer = kappalog::Consumer::assign(&c, "g", vec![tp.clone()], config).unwrap();
+    let got = consumer.poll(100).unwrap();
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|(_, r)| r.value.as_deref() == Some(&b"kept"[..])));
+    // A position past the end, met while polling, resets the same way.
+    consumer.seek(&tp, 50).unwrap();
+    assert_eq!(consumer.poll(100).unwrap().len(), 5);
+    assert_eq!(consumer.position(&tp), Some(5));
+}

@@ -23,6 +23,9 @@ use super::{
 /// Open one per store and share clones: two coordinators on one store would not see each other's
 /// members. Membership is in memory (members rejoin after a restart, as Kafka's do after a
 /// coordinator moves); committed offsets are durable.
+///
+/// Blocking: `commit`, executed `reset_offsets` and `delete` fsync before returning, and `open`
+/// replays the offsets topic; async callers use `spawn_blocking`. The other calls only take locks.
 #[derive(Clone, Debug)]
 pub struct GroupCoordinator {
     inner: Arc<Inner>,

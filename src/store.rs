@@ -87,6 +87,10 @@ impl Store {
             let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() {
+                tracing::warn!(path = %path.display(), "ignoring a file that is not a topic directory");
+                continue;
+            }
             if !path.join(TOPIC_META_FILE).exists() {
                 // A topic whose creation did not finish: topic.json is written last.
                 tracing::warn!(path = %path.display(), "removing an incompletely created topic");
@@ -239,7 +243,9 @@ impl Drop for StoreInner {
         for t in self.topics.read().values() {
             for p in t.partitions().iter() {
                 p.mark_closed();
-                if p.is_poisoned() || p.flush().is_err() {
+                // Corruption recovery found is only found again by a full scan: a clean mark
+                // would make the next open trust the indexes and stop reporting it.
+                if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() {
                     clean = false;
                 }
             }

@@ -232,3 +232,45 @@ pub fn run(cli: Cli) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kappalog.toml");
+        std::fs::write(&path, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:1\"\nauto_create_topics = true\n")
+            .unwrap();
+        let args = ServeArgs {
+            data_dir: None,
+            listen: Some("127.0.0.1:2".into()),
+            config: Some(path.clone()),
+            auto_create_topics: None,
+            body_bytes_max: Some(10),
+            consumer_instance_timeout_ms: None,
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.data_dir, std::path::PathBuf::from("/from/file"));
+        assert_eq!(cfg.listen, "127.0.0.1:2");
+        assert!(cfg.http.auto_create_topics);
+        assert_eq!(cfg.http.body_bytes_max, 10);
+
+        std::fs::write(&path, "unknown_key = 1\n").unwrap();
+        let args = ServeArgs {
+            data_dir: None,
+            listen: None,
+            config: Some(path),
+            auto_create_topics: None,
+            body_bytes_max: None,
+            consumer_instance_timeout_ms: None,
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("unknown_key"), "{err}");
+
+        let defaults = ServeConfig::default();
+        assert_eq!(defaults.data_dir, std::path::PathBuf::from(server::DATA_DIR_DEFAULT));
+        assert_eq!(defaults.listen, server::LISTEN_DEFAULT);
+    }
+}

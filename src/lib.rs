@@ -42,6 +42,9 @@
 //! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory, topics, where records go.
 //! - [`groups`](crate::groups) — consumer groups: membership and assignment, committed offsets in the
 //!   internal topic `__consumer_offsets`, offset reset, lag; and [`Consumer`].
+//! - [`http`] — the broker's HTTP API (Confluent REST Proxy v2 and extensions), an
+//!   embeddable axum router; [`server`] — `kappalog serve` (config, signals, shutdown);
+//!   [`cli`] — the command line (the binary only calls [`cli::main`]).
 //! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
 //!
 //! ## Limits
@@ -56,6 +59,9 @@
 //! | session timeout | [`groups::SESSION_TIMEOUT_MS_MIN`]..=[`groups::SESSION_TIMEOUT_MS_MAX`] ms |
 //! | members per group | [`groups::GROUP_MEMBERS_MAX`] (1024) |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
+//! | HTTP request body | `body_bytes_max` (default [`http::BODY_BYTES_MAX_DEFAULT`], 64 MiB) |
+//! | HTTP fetch | [`http::FETCH_BYTES_MAX`] (64 MiB), [`http::FETCH_RECORDS_MAX`] records, long-poll [`http::FETCH_TIMEOUT_MS_MAX`] ms |
+//! | consumer instances | [`http::consumers::CONSUMER_INSTANCES_MAX`]; idle timeout default [`http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT`] ms |
 //!
 //! Blocking calls (`append`, `read`, `flush`) do file I/O: async code calls them through
 //! `spawn_blocking`, or uses the `*_async` variants.

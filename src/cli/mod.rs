@@ -154,7 +154,7 @@ pub struct ResetArgs {
     pub to_latest: bool,
     #[arg(long, group = "strategy")]
     pub to_offset: Option<i64>,
-    /// Milliseconds since the epoch, or RFC 3339-like YYYY-MM-DDTHH:MM:SS[Z].
+    /// Milliseconds since the epoch, or RFC 3339-like `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).
     #[arg(long, group = "strategy")]
     pub to_datetime: Option<String>,
     #[arg(long, group = "strategy", allow_hyphen_values = true)]

@@ -135,6 +135,13 @@ impl Partition {
             }
         };
         let next_offset = segment.next_offset();
+        // `segment_ms` counts from the active segment's first append, across restarts too: the
+        // newest timestamp of its first batch stands for that time (Kafka's rule), never later than now.
+        let data = segment.data();
+        let created_ms = match segment.batch_at(&data, 0) {
+            Ok((h, _)) => h.max_timestamp.min(now),
+            _ => now,
+        };
         segments.push(Arc::clone(&segment));
         let log_start_offset = segments[0].base_offset;
         let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
@@ -148,7 +155,7 @@ impl Partition {
                 clock,
                 faults,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms: now }),
+                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
                 high_watermark_tx,

@@ -65,6 +65,9 @@ struct Writer {
     next_offset: u64,
     /// When the active segment took its first append (for `segment_ms`).
     created_ms: i64,
+    /// `segment_bytes` when the active segment was opened: its map has room for this plus one
+    /// batch, so a later config change applies from the next roll, as documented.
+    segment_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -155,7 +158,14 @@ impl Partition {
                 clock,
                 faults,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms }),
+                writer: Mutex::new(Writer {
+                    segment,
+                    files,
+                    cursor,
+                    next_offset,
+                    created_ms,
+                    segment_bytes: cfg.segment_bytes,
+                }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
                 high_watermark_tx,
@@ -296,7 +306,7 @@ impl Partition {
             return Err(self.poisoned_error());
         }
         if w.cursor.position > 0
-            && (w.cursor.position + batch_len > cfg.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
+            && (w.cursor.position + batch_len > w.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
         {
             self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
         }
@@ -371,6 +381,7 @@ impl Partition {
             cursor: IndexCursor::new(),
             next_offset: w.next_offset,
             created_ms: self.inner.clock.now_ms(),
+            segment_bytes: cfg.segment_bytes,
         };
         Ok(())
     }

@@ -83,5 +83,5 @@ pub use groups::{
 };
 pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
 pub use partitioner::{murmur2, partition_for_key};
-pub use store::{Store, FORMAT_VERSION};
+pub use store::{Store, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
 pub use topic::{RecordMetadata, Topic};

@@ -238,6 +238,36 @@ impl Consumer {
         Ok(())
     }
 
+    /// Moves the positions of `partitions` (all readable ones when empty) to their log start.
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_with(partitions, Partition::log_start_offset)
+    }
+
+    /// Moves the positions of `partitions` (all readable ones when empty) to their high watermark.
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_with(partitions, Partition::high_watermark)
+    }
+
+    fn seek_with(&mut self, partitions: &[TopicPartition], to: fn(&Partition) -> u64) -> Result<()> {
+        let list = if partitions.is_empty() { self.assignment() } else { partitions.to_vec() };
+        for tp in &list {
+            let offset = to(&self.partition(tp)?);
+            self.seek(tp, offset)?;
+        }
+        Ok(())
+    }
+
+    /// Commits explicit offsets (each the next offset to read), as this consumer: with its
+    /// membership, or without one under manual assignment.
+    pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, u64, Option<String>)]) -> Result<()> {
+        match &self.mode {
+            Mode::Subscribed { membership, .. } => {
+                self.coordinator.commit(&self.group, Some((&membership.member_id, membership.generation)), offsets)
+            }
+            Mode::Assigned { .. } => self.coordinator.commit(&self.group, None, offsets),
+        }
+    }
+
     /// Waits (at most `timeout`) until a readable partition has a record at or after its position.
     /// Returns whether one has. A notification, not a poll.
     pub async fn wait_for_data(&mut self, timeout: Duration) -> Result<bool> {

@@ -2,8 +2,9 @@
 //! offsets topic. One per store (clone it to share); sessions expire lazily, on every call.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -20,13 +21,20 @@ use super::{
 
 /// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
 ///
-/// Open one per store and share clones: two coordinators on one store would not see each other's
-/// members. Membership is in memory (members rejoin after a restart, as Kafka's do after a
-/// coordinator moves); committed offsets are durable.
+/// [`open`](Self::open) returns the same coordinator for the same store. Membership is in memory
+/// (members rejoin after a restart, as Kafka's do after a coordinator moves); committed offsets are
+/// durable.
+///
+/// Blocking: `commit`, executed `reset_offsets` and `delete` fsync before returning, and `open`
+/// replays the offsets topic; async callers use the `*_async` variants or `spawn_blocking`. The
+/// other calls only take locks.
 #[derive(Clone, Debug)]
 pub struct GroupCoordinator {
     inner: Arc<Inner>,
 }
+
+/// The coordinators open in this process, by canonical data directory.
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<Inner>>> = Mutex::new(BTreeMap::new());
 
 #[derive(Debug)]
 struct Inner {
@@ -41,8 +49,18 @@ struct Inner {
 }
 
 impl GroupCoordinator {
-    /// Opens the coordinator: creates the offsets topic if needed and replays it.
+    /// The store's coordinator: creates the offsets topic if needed and replays it, or returns the
+    /// coordinator already open on this store (in this process), so that every user of a store
+    /// (the broker, views) sees the same members and offsets.
     pub fn open(store: &Store) -> Result<GroupCoordinator> {
+        // A live coordinator keeps its Store alive, and with it the data directory's exclusive lock:
+        // a coordinator registered for this directory is therefore one of this very store.
+        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
+        let mut open = OPEN.lock();
+        open.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(GroupCoordinator { inner });
+        }
         let (offsets, committed) = OffsetStore::open(store)?;
         let groups = committed
             .into_iter()
@@ -55,15 +73,15 @@ impl GroupCoordinator {
         let incarnation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64 & 0xff_ffff);
-        Ok(GroupCoordinator {
-            inner: Arc::new(Inner {
-                store: store.clone(),
-                offsets,
-                groups: Mutex::new(groups),
-                next_member: AtomicU64::new(1),
-                incarnation,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            store: store.clone(),
+            offsets,
+            groups: Mutex::new(groups),
+            next_member: AtomicU64::new(1),
+            incarnation,
+        });
+        open.insert(key, Arc::downgrade(&inner));
+        Ok(GroupCoordinator { inner })
     }
 
     pub fn store(&self) -> &Store {
@@ -224,6 +242,19 @@ impl GroupCoordinator {
         )
     }
 
+    /// Runs [`commit`](Self::commit) on tokio's blocking pool, for async callers.
+    pub async fn commit_async(
+        &self,
+        group: String,
+        member: Option<(String, u64)>,
+        offsets: Vec<(TopicPartition, u64, Option<String>)>,
+    ) -> Result<()> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.commit(&group, member.as_ref().map(|(m, g)| (m.as_str(), *g)), &offsets))
+            .await
+            .expect("commit does not panic")
+    }
+
     /// The group's committed offset for `tp`.
     pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
         let g = Arc::clone(self.inner.groups.lock().get(group)?);
@@ -288,6 +319,18 @@ impl GroupCoordinator {
                 Ok(ResetPlan { entries, executed: request.execute })
             },
         )
+    }
+
+    /// Runs [`reset_offsets`](Self::reset_offsets) on tokio's blocking pool, for async callers.
+    pub async fn reset_offsets_async(&self, group: String, request: ResetRequest) -> Result<ResetPlan> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.reset_offsets(&group, request)).await.expect("reset does not panic")
+    }
+
+    /// Runs [`delete`](Self::delete) on tokio's blocking pool, for async callers.
+    pub async fn delete_async(&self, group: String) -> Result<()> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.delete(&group)).await.expect("delete does not panic")
     }
 
     /// The group's state, members and per-partition offsets and lag.

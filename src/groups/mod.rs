@@ -1,5 +1,34 @@
 //! Consumer groups, modelled on Kafka's classic group protocol and on `kafka-consumer-groups`.
 //!
+//! ```
+//! use kappalog::{
+//!     AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy,
+//!     Store, StoreConfig, TopicConfig,
+//! };
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), StoreConfig::default())?;
+//! let orders = store.create_topic("orders", 2, TopicConfig::default())?;
+//! orders.append(vec![NewRecord::keyed("alice", "10"), NewRecord::keyed("bob", "25")])?;
+//!
+//! let groups = GroupCoordinator::open(&store)?;
+//! let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+//! let mut consumer = Consumer::subscribe(&groups, "billing", vec!["orders".into()], config)?;
+//! assert_eq!(consumer.poll(100)?.len(), 2);
+//! consumer.commit()?; // durable when it returns
+//! consumer.close()?;
+//!
+//! // kafka-consumer-groups --reset-offsets --to-earliest --execute
+//! let plan = groups.reset_offsets("billing", ResetRequest {
+//!     topic: Some("orders".into()), partitions: None,
+//!     strategy: ResetStrategy::ToEarliest, execute: true, force: false,
+//! })?;
+//! assert!(plan.entries.iter().all(|e| e.new == 0));
+//! let lag: u64 = groups.describe("billing")?.partitions.iter().filter_map(|p| p.lag).sum();
+//! assert_eq!(lag, 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! - [`GroupCoordinator`] (`coordinator.rs`): membership, generations, session timeouts, commits,
 //!   describe / list / delete. Time comes from the store's clock; sessions expire lazily on every call
 //!   (and on [`GroupCoordinator::expire_sessions`]), so tests with a `ManualClock` are deterministic.

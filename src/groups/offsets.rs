@@ -221,6 +221,20 @@ pub(crate) fn decode_value(value: &[u8]) -> std::result::Result<CommittedOffset,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Bytes from disk never panic the decoders; what they accept re-encodes to the same bytes.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok((group, tp)) = decode_key(&bytes) {
+                prop_assert_eq!(encode_key(&group, &tp), bytes.clone());
+            }
+            if let Ok(c) = decode_value(&bytes) {
+                prop_assert_eq!(encode_value(&c), bytes);
+            }
+        }
+    }
 
     #[test]
     fn key_and_value_round_trip() {

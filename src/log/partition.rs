@@ -27,6 +27,15 @@ pub struct Appended {
     pub log_append_time_ms: i64,
 }
 
+/// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    buf: Vec<u8>,
+    body_crc: crc32fast::Hasher,
+    cfg: TopicConfig,
+    now: i64,
+}
+
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct Partition {
@@ -65,6 +74,9 @@ struct Writer {
     next_offset: u64,
     /// When the active segment took its first append (for `segment_ms`).
     created_ms: i64,
+    /// `segment_bytes` when the active segment was opened: its map has room for this plus one
+    /// batch, so a later config change applies from the next roll, as documented.
+    segment_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -135,6 +147,13 @@ impl Partition {
             }
         };
         let next_offset = segment.next_offset();
+        // `segment_ms` counts from the active segment's first append, across restarts too: the
+        // newest timestamp of its first batch stands for that time (Kafka's rule), never later than now.
+        let data = segment.data();
+        let created_ms = match segment.batch_at(&data, 0) {
+            Ok((h, _)) => h.max_timestamp.min(now),
+            _ => now,
+        };
         segments.push(Arc::clone(&segment));
         let log_start_offset = segments[0].base_offset;
         let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
@@ -148,7 +167,14 @@ impl Partition {
                 clock,
                 faults,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms: now }),
+                writer: Mutex::new(Writer {
+                    segment,
+                    files,
+                    cursor,
+                    next_offset,
+                    created_ms,
+                    segment_bytes: cfg.segment_bytes,
+                }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
                 high_watermark_tx,
@@ -272,16 +298,23 @@ impl Partition {
 
     /// The write half of an append: encodes outside the lock, then writes under it.
     /// Returns the offsets and the end offset to wait for.
-    /// Checks `records` against this partition's limits without writing anything.
-    pub(crate) fn check(&self, records: &[NewRecord]) -> Result<()> {
-        let cfg = self.inner.config.read().clone();
-        check_records(records, &cfg, self.inner.clock.now_ms()).map(|_| ())
+    pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
+        let prepared = self.prepare(records)?;
+        self.write_prepared(prepared)
     }
 
-    pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
+    /// Validates `records` against the topic's limits and encodes them as one batch, writing
+    /// nothing: a multi-partition append prepares every batch before it writes any.
+    pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (mut buf, body_crc) = encode(records, &cfg, now)?;
+        let (buf, body_crc) = encode(records, &cfg, now)?;
+        Ok(PreparedBatch { buf, body_crc, cfg, now })
+    }
+
+    /// Writes a prepared batch under the partition's lock.
+    pub(crate) fn write_prepared(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
+        let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
         let batch_len = buf.len() as u64;
 
         let mut w = self.inner.writer.lock();
@@ -295,7 +328,7 @@ impl Partition {
             return Err(self.poisoned_error());
         }
         if w.cursor.position > 0
-            && (w.cursor.position + batch_len > cfg.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
+            && (w.cursor.position + batch_len > w.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
         {
             self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
         }
@@ -370,6 +403,7 @@ impl Partition {
             cursor: IndexCursor::new(),
             next_offset: w.next_offset,
             created_ms: self.inner.clock.now_ms(),
+            segment_bytes: cfg.segment_bytes,
         };
         Ok(())
     }
@@ -542,27 +576,6 @@ fn capacity_for(cfg: &TopicConfig) -> usize {
 
 /// Validates `records` against the topic's limits and encodes them as one batch (base offset 0).
 fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>, crc32fast::Hasher)> {
-    let log_append = cfg.timestamp_type == TimestampType::LogAppendTime;
-    fn fields(i: usize, r: &NewRecord, log_append: bool, now: i64) -> RecordFields<'_> {
-        RecordFields {
-            offset_delta: i as u32,
-            // The absolute timestamp: `batch::encode` turns it into a delta.
-            timestamp_delta: if log_append { now } else { r.timestamp.unwrap_or(now) },
-            key: r.key.as_deref(),
-            value: r.value.as_deref(),
-            headers: &r.headers,
-        }
-    }
-    let total = check_records(records, cfg, now)?;
-    let mut buf = Vec::with_capacity(total as usize + 16);
-    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
-    let (_, body_crc) =
-        batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
-    Ok((buf, body_crc))
-}
-
-/// Checks `records` against the topic's limits without writing; returns the encoded batch size.
-pub(crate) fn check_records(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<u64> {
     if records.is_empty() {
         return Err(Error::InvalidRecord("an append needs at least one record".into()));
     }
@@ -577,6 +590,7 @@ pub(crate) fn check_records(records: &[NewRecord], cfg: &TopicConfig, now: i64) 
     fn fields(i: usize, r: &NewRecord, log_append: bool, now: i64) -> RecordFields<'_> {
         RecordFields {
             offset_delta: i as u32,
+            // The absolute timestamp: `batch::encode` turns it into a delta.
             timestamp_delta: if log_append { now } else { r.timestamp.unwrap_or(now) },
             key: r.key.as_deref(),
             value: r.value.as_deref(),
@@ -601,5 +615,9 @@ pub(crate) fn check_records(records: &[NewRecord], cfg: &TopicConfig, now: i64) 
     if total > BATCH_BYTES_MAX as u64 {
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: total, max: BATCH_BYTES_MAX as u64 });
     }
-    Ok(total)
+    let mut buf = Vec::with_capacity(total as usize + 16);
+    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+    let (_, body_crc) =
+        batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
+    Ok((buf, body_crc))
 }

@@ -55,7 +55,8 @@ fn partition_json(id: u32) -> Value {
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {
-    ok(&json!({"status": "ok", "topics": state.store().topic_names().len()}))
+    let topics = state.store().topic_names().iter().filter(|n| !is_internal(n)).count();
+    ok(&json!({"status": "ok", "topics": topics}))
 }
 
 pub async fn list(State(state): State<AppState>) -> Response {

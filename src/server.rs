@@ -138,7 +138,7 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         .map_err(|e| ServeError::Config(format!("opening the group coordinator: {e}")))??;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(state.clone().reap_consumers(Duration::from_millis(CONSUMER_REAP_INTERVAL_MS), stop_rx));
-    let app = http::router(state);
+    let app = http::router(state.clone());
     tracing::info!(%bound, data_dir = %config.data_dir.display(), "kappalog listening");
     {
         use std::io::Write;
@@ -150,6 +150,7 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
     let shutdown = async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        state.drain();
         let _ = signaled_tx.send(true);
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);

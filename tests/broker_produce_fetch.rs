@@ -69,7 +69,29 @@ fn produce_then_fetch_then_clean_shutdown() {
     assert_eq!(recs[0]["value"], "late");
     assert!(waited < Duration::from_secs(30), "the long-poll ran to its timeout");
 
+    // Shutdown finishes in-flight requests: a parked long-poll returns at once (200, empty) instead
+    // of holding the shutdown for its 30 s timeout.
+    let url = broker.url.clone();
+    let parked = std::thread::spawn(move || {
+        let http = broker_common::Http::new(&url);
+        http.get_accept("/topics/orders/partitions/2/records?offset=1&timeout=30000", JSON_V2)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = http.client.get(format!("{}/metrics", http.base)).send().unwrap().text().unwrap();
+        let in_flight = text.lines().find_map(|l| l.strip_prefix("kappalog_http_requests_in_flight ")).unwrap();
+        // This metrics request is one; the parked long-poll the other.
+        if in_flight.trim().parse::<u64>().unwrap() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the long-poll never arrived");
+        std::thread::yield_now();
+    }
+    let stopping = Instant::now();
     let status = broker.terminate();
+    let (s, recs) = parked.join().unwrap();
+    assert_eq!((s, recs), (200, json!([])));
+    assert!(stopping.elapsed() < Duration::from_secs(10), "shutdown waited for the long-poll's timeout");
     assert!(status.success(), "exit status {status:?}");
     assert!(dir.path().join("clean-shutdown").exists(), "no clean-shutdown marker after SIGTERM");
 

@@ -592,14 +592,20 @@ pub async fn records(
     if !has_data && !timeout.is_zero() {
         if parts.is_empty() {
             // Nothing readable (yet: a rebalance in progress): wait a little so polling loops do not spin.
-            tokio::time::sleep(timeout.min(Duration::from_millis(100))).await;
+            tokio::select! {
+                _ = tokio::time::sleep(timeout.min(Duration::from_millis(100))) => {}
+                _ = state.drained() => {}
+            }
         } else {
             let mut set = tokio::task::JoinSet::new();
             for (_, p, pos) in &parts {
                 let (p, pos) = (p.clone(), *pos);
                 set.spawn(async move { p.wait_for_data(pos).await });
             }
-            let _ = tokio::time::timeout(timeout, set.join_next()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(timeout, set.join_next()) => {}
+                _ = state.drained() => {}
+            }
             set.abort_all();
         }
     }
@@ -613,7 +619,7 @@ pub async fn records(
         if p.high_watermark() <= *pos {
             continue;
         }
-        let recs = read_waiting(p, *pos, budget, records_budget, Duration::ZERO).await?;
+        let recs = read_waiting(&state, p, *pos, budget, records_budget, Duration::ZERO).await?;
         let bytes: u64 = recs
             .iter()
             .map(|r| (r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len())) as u64)

@@ -18,6 +18,7 @@ use crate::{Partition, Record};
 /// Reads from `offset`; when nothing is there yet, waits up to `timeout` for data to arrive
 /// (a notification from the partition, not a poll).
 pub(crate) async fn read_waiting(
+    state: &AppState,
     p: &Partition,
     offset: u64,
     max_bytes: u64,
@@ -25,7 +26,10 @@ pub(crate) async fn read_waiting(
     timeout: Duration,
 ) -> Result<Vec<Record>, ApiError> {
     if offset == p.high_watermark() && !timeout.is_zero() {
-        let _ = tokio::time::timeout(timeout, p.wait_for_data(offset)).await;
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, p.wait_for_data(offset)) => {}
+            _ = state.drained() => {}
+        }
     }
     let part = p.clone();
     let max_bytes = max_bytes.min(FETCH_BYTES_MAX) as usize;
@@ -52,7 +56,7 @@ pub async fn stateless(
     let format = accept_format(&headers).unwrap_or(Format::Binary);
     let t = topic(&state, &name)?;
     let part = t.partition(p)?;
-    let records = read_waiting(&part, offset, max_bytes, FETCH_RECORDS_MAX, timeout).await?;
+    let records = read_waiting(&state, &part, offset, max_bytes, FETCH_RECORDS_MAX, timeout).await?;
     let bytes: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum();
     state.metrics().fetched(records.len() as u64, bytes);
     let out = records.iter().map(|r| render_record(t.name(), p, r, format, include)).collect::<Result<Vec<_>, _>>()?;

@@ -42,6 +42,8 @@ pub struct Metrics {
     produce_bytes: AtomicU64,
     fetch_records: AtomicU64,
     fetch_bytes: AtomicU64,
+    /// Requests being handled now.
+    in_flight: AtomicU64,
     /// One produce's append: encode, write, and the fsync under `sync` durability.
     append: Mutex<Histogram>,
     /// (method, route) → latency; (method, route, status class) → count.
@@ -73,7 +75,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
     let resp = next.run(req).await;
+    state.metrics().in_flight.fetch_sub(1, Ordering::Relaxed);
     state.metrics().request(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
 }
@@ -114,6 +118,11 @@ pub fn text(state: &AppState) -> String {
         m.fetch_bytes.load(Ordering::Relaxed),
     );
 
+    let _ = writeln!(
+        o,
+        "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",
+        m.in_flight.load(Ordering::Relaxed)
+    );
     {
         let name = "kappalog_produce_append_duration_seconds";
         let _ = writeln!(

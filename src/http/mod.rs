@@ -79,6 +79,8 @@ struct StateInner {
     config: HttpConfig,
     consumers: consumers::Registry,
     metrics: metrics::Metrics,
+    /// Set when the server begins shutting down: long-polls return at once.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
                 store,
                 config,
                 metrics: metrics::Metrics::default(),
+                draining: tokio::sync::watch::channel(false).0,
             }),
         })
     }
@@ -106,6 +109,18 @@ impl AppState {
     }
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// Starts draining: long-polls in flight return now (with what they have), so that a graceful
+    /// shutdown does not wait for their timeouts.
+    pub fn drain(&self) {
+        self.inner.draining.send_replace(true);
+    }
+
+    /// Resolves when draining starts (at once if it has).
+    pub(crate) async fn drained(&self) {
+        let mut rx = self.inner.draining.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
     }
 
     /// Removes idle consumer instances every `tick` until `stop` fires. The server spawns it.

@@ -67,6 +67,11 @@ pub fn accept_format(headers: &HeaderMap) -> Option<Format> {
 
 /// Parses a JSON body into `T`; the error names the field that was wrong (`records[3].partition`).
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse_body_borrowed(body)
+}
+
+/// Like [`parse_body`], for types that borrow from the body (no copy of keys and values).
+pub fn parse_body_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -91,18 +96,19 @@ pub fn parse_body_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Resu
     parse_body(body)
 }
 
-/// A produce request: `{"records": [...]}`.
+/// A produce request: `{"records": [...]}`, borrowing keys and values from the body.
 #[derive(Debug, Deserialize)]
-pub struct ProduceRequest {
-    pub records: Vec<ProduceRecord>,
+pub struct ProduceRequest<'a> {
+    #[serde(borrow)]
+    pub records: Vec<ProduceRecord<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ProduceRecord {
-    #[serde(default)]
-    pub key: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub value: Option<Box<RawValue>>,
+pub struct ProduceRecord<'a> {
+    #[serde(default, borrow)]
+    pub key: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub value: Option<&'a RawValue>,
     #[serde(default)]
     pub partition: Option<u32>,
     #[serde(default)]
@@ -120,14 +126,27 @@ pub struct HeaderIn {
     pub value: Option<String>,
 }
 
-fn embedded(raw: &RawValue, format: Format, field: &str) -> Result<Bytes, ApiError> {
+/// The bytes of `raw`: a slice of `body` when `raw` lies in it (no copy), else a copy.
+fn share(body: &Bytes, raw: &str) -> Bytes {
+    let (start, end) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+    let p = raw.as_ptr() as usize;
+    if p >= start && p + raw.len() <= end {
+        body.slice_ref(raw.as_bytes())
+    } else {
+        Bytes::copy_from_slice(raw.as_bytes())
+    }
+}
+
+fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: &str) -> Result<Bytes, ApiError> {
+    let bad =
+        |e: serde_json::Error| ApiError::payload(format!("field {field}: binary data must be a base64 string: {e}"));
     match format {
-        Format::Json => Ok(Bytes::copy_from_slice(raw.get().as_bytes())),
-        Format::Binary => {
-            let s: String = serde_json::from_str(raw.get())
-                .map_err(|e| ApiError::payload(format!("field {field}: binary data must be a base64 string: {e}")))?;
-            decode_base64(&s, field)
-        }
+        Format::Json => Ok(share(body, raw.get())),
+        Format::Binary => match serde_json::from_str::<&str>(raw.get()) {
+            Ok(s) => decode_base64(s, field),
+            // A string with escapes cannot be borrowed.
+            Err(_) => decode_base64(&serde_json::from_str::<String>(raw.get()).map_err(bad)?, field),
+        },
     }
 }
 
@@ -138,13 +157,19 @@ fn decode_base64(s: &str, field: &str) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::payload(format!("field {field}: invalid base64: {e}")))
 }
 
-impl ProduceRequest {
-    /// Converts to records; `partition` overrides every record's own (produce to a partition).
-    pub fn into_records(self, format: Format, partition: Option<u32>) -> Result<Vec<NewRecord>, ApiError> {
+impl ProduceRequest<'_> {
+    /// Converts to records (`body` is the bytes the request was parsed from: JSON keys and values
+    /// share it); `partition` overrides every record's own (produce to a partition).
+    pub fn into_records(
+        self,
+        body: &Bytes,
+        format: Format,
+        partition: Option<u32>,
+    ) -> Result<Vec<NewRecord>, ApiError> {
         let mut out = Vec::with_capacity(self.records.len());
         for (i, r) in self.records.into_iter().enumerate() {
-            let key = r.key.as_deref().map(|k| embedded(k, format, &format!("records[{i}].key"))).transpose()?;
-            let value = r.value.as_deref().map(|v| embedded(v, format, &format!("records[{i}].value"))).transpose()?;
+            let key = r.key.map(|k| embedded(body, k, format, &format!("records[{i}].key"))).transpose()?;
+            let value = r.value.map(|v| embedded(body, v, format, &format!("records[{i}].value"))).transpose()?;
             let mut headers = Vec::with_capacity(r.headers.len());
             for (j, h) in r.headers.into_iter().enumerate() {
                 let value = match h.value {
@@ -166,12 +191,12 @@ impl ProduceRequest {
 
 /// A key or value rendered in a response.
 #[derive(Debug)]
-pub enum Embedded {
-    Json(Box<RawValue>),
+pub enum Embedded<'a> {
+    Json(&'a RawValue),
     Text(String),
 }
 
-impl Serialize for Embedded {
+impl Serialize for Embedded<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Embedded::Json(raw) => raw.serialize(s),
@@ -180,11 +205,11 @@ impl Serialize for Embedded {
     }
 }
 
-fn render(bytes: &Bytes, format: Format, what: &str, offset: u64) -> Result<Embedded, ApiError> {
+fn render<'a>(bytes: &'a Bytes, format: Format, what: &str, offset: u64) -> Result<Embedded<'a>, ApiError> {
     match format {
         Format::Binary => Ok(Embedded::Text(BASE64.encode(bytes))),
         Format::Json => {
-            let raw: Box<RawValue> = serde_json::from_slice(bytes).map_err(|e| {
+            let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| {
                 ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                     code::STORAGE,
@@ -204,10 +229,10 @@ pub struct HeaderOut {
 
 /// One record in a fetch response.
 #[derive(Debug, Serialize)]
-pub struct RecordOut {
-    pub topic: String,
-    pub key: Option<Embedded>,
-    pub value: Option<Embedded>,
+pub struct RecordOut<'a> {
+    pub topic: &'a str,
+    pub key: Option<Embedded<'a>>,
+    pub value: Option<Embedded<'a>>,
     pub partition: u32,
     pub offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,15 +264,15 @@ impl Include {
     }
 }
 
-pub fn render_record(
-    topic: &str,
+pub fn render_record<'a>(
+    topic: &'a str,
     partition: u32,
-    r: &Record,
+    r: &'a Record,
     format: Format,
     inc: Include,
-) -> Result<RecordOut, ApiError> {
+) -> Result<RecordOut<'a>, ApiError> {
     Ok(RecordOut {
-        topic: topic.to_string(),
+        topic,
         key: r.key.as_ref().map(|k| render(k, format, "key", r.offset)).transpose()?,
         value: r.value.as_ref().map(|v| render(v, format, "value", r.offset)).transpose()?,
         partition,
@@ -322,27 +347,42 @@ mod tests {
 
     #[test]
     fn bad_field_is_named() {
-        let e = parse_body::<ProduceRequest>(br#"{"records":[{"value":1},{"value":2,"partition":"x"}]}"#).unwrap_err();
+        let e = parse_body_borrowed::<ProduceRequest>(br#"{"records":[{"value":1},{"value":2,"partition":"x"}]}"#)
+            .unwrap_err();
         assert!(e.message.contains("records[1].partition"), "{}", e.message);
-        let e = parse_body::<ProduceRequest>(b"{nope").unwrap_err();
+        let e = parse_body_borrowed::<ProduceRequest>(b"{nope").unwrap_err();
         assert!(e.message.contains("malformed"), "{}", e.message);
     }
 
     #[test]
+    fn escaped_base64_decodes() {
+        let body = Bytes::from_static(br#"{"records":[{"value":"a\/8="}]}"#);
+        let req: ProduceRequest = parse_body_borrowed(&body).unwrap();
+        let recs = req.into_records(&body, Format::Binary, None).unwrap();
+        assert_eq!(recs[0].value.as_deref(), Some(&[0x6b, 0xff][..]));
+    }
+
+    #[test]
     fn binary_values_decode_and_bad_base64_is_named() {
-        let req: ProduceRequest = parse_body(br#"{"records":[{"key":"a2V5","value":"dmFs"}]}"#).unwrap();
-        let recs = req.into_records(Format::Binary, None).unwrap();
+        let body = Bytes::from_static(br#"{"records":[{"key":"a2V5","value":"dmFs"}]}"#);
+        let req: ProduceRequest = parse_body_borrowed(&body).unwrap();
+        let recs = req.into_records(&body, Format::Binary, None).unwrap();
         assert_eq!(recs[0].key.as_deref(), Some(&b"key"[..]));
         assert_eq!(recs[0].value.as_deref(), Some(&b"val"[..]));
-        let req: ProduceRequest = parse_body(br#"{"records":[{"value":"!!!"}]}"#).unwrap();
-        let e = req.into_records(Format::Binary, None).unwrap_err();
+        let body = Bytes::from_static(br#"{"records":[{"value":"!!!"}]}"#);
+        let req: ProduceRequest = parse_body_borrowed(&body).unwrap();
+        let e = req.into_records(&body, Format::Binary, None).unwrap_err();
         assert!(e.message.contains("records[0].value") && e.message.contains("base64"), "{}", e.message);
     }
 
     #[test]
     fn json_values_keep_their_text() {
-        let req: ProduceRequest = parse_body(br#"{"records":[{"value":{"a":[1,2]},"key":null}]}"#).unwrap();
-        let recs = req.into_records(Format::Json, Some(2)).unwrap();
+        let body = Bytes::from_static(br#"{"records":[{"value":{"a":[1,2]},"key":null}]}"#);
+        let req: ProduceRequest = parse_body_borrowed(&body).unwrap();
+        let recs = req.into_records(&body, Format::Json, Some(2)).unwrap();
+        // The value shares the body's memory.
+        let v = recs[0].value.as_ref().unwrap();
+        assert!(v.as_ptr() >= body.as_ptr() && v.as_ptr() < body.as_ptr().wrapping_add(body.len()));
         assert_eq!(recs[0].value.as_deref(), Some(&br#"{"a":[1,2]}"#[..]));
         assert_eq!(recs[0].key, None);
         assert_eq!(recs[0].partition, Some(2));

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::content::{parse_body, partition_id, request_format, PathParams, ProduceRequest};
+use super::content::{parse_body_borrowed, partition_id, request_format, PathParams, ProduceRequest};
 use super::errors::ApiError;
 use super::topics::ok;
 use super::AppState;
@@ -75,11 +75,11 @@ async fn produce(
 ) -> Result<Response, ApiError> {
     super::topics::refuse_internal(&topic)?;
     let format = request_format(&headers)?;
-    let req: ProduceRequest = parse_body(&body)?;
+    let req: ProduceRequest = parse_body_borrowed(&body)?;
     if req.records.is_empty() {
         return Err(ApiError::payload("field records: at least one record is needed"));
     }
-    let records = req.into_records(format, partition)?;
+    let records = req.into_records(&body, format, partition)?;
     let t = topic_for_produce(&state, &topic).await?;
     if let Some(p) = partition {
         t.partition(p)?;

@@ -37,8 +37,8 @@ fn a_full_disk_is_a_507_and_acknowledged_records_stay_readable() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut acked = Vec::new();
     let (status, body) = loop {
-        assert!(acked.len() < 10_000, "4 MiB cannot hold 10,000 KiB records");
-        let value = format!("{:08}{}", acked.len(), "v".repeat(992));
+        assert!(acked.len() < 10_000, "4 MiB cannot hold 10,000 records of 8 KB");
+        let value = format!("{:08}{}", acked.len(), "v".repeat(7992));
         let (s, b) =
             http.post_as("/topics/t/partitions/0", BINARY_V2, &json!({"records": [{"value": b64.encode(&value)}]}));
         if s != 200 {

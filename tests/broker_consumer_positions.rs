@@ -52,6 +52,20 @@ fn seek_assign_and_pattern() {
     assert_eq!(s, 200);
     assert_eq!(c["offsets"][0]["offset"], 5, "{c}");
 
+    // Auto-commit (the default): what was fetched is committed at the next fetch and on delete.
+    assert_eq!(
+        http.post("/consumers/auto", &json!({"name": "z", "format": "json", "auto.offset.reset": "earliest"})).0,
+        200
+    );
+    let z = "/consumers/auto/instances/z";
+    assert_eq!(http.post(&format!("{z}/subscription"), &json!({"topics": ["a"]})).0, 204);
+    assert_eq!(values(&http, z).len(), 10);
+    assert_eq!(http.delete(z).0, 204);
+    let (s, g) = http.get("/groups/auto");
+    assert_eq!(s, 200, "{g}");
+    assert_eq!(g["partitions"][0]["committed"], 10, "{g}");
+    assert_eq!(g["partitions"][0]["lag"], 0, "{g}");
+
     // Pattern subscription: picks up a topic created afterwards.
     assert_eq!(
         http.post("/consumers/p", &json!({"name": "y", "format": "json", "auto.offset.reset": "earliest"})).0,

@@ -179,14 +179,17 @@ impl Registry {
         }
     }
 
-    /// Commits `offset + 1` of everything fetched. Blocking.
-    fn commit_fetched(&self, group: &str, inst: &Instance) -> Result<(), ApiError> {
+    /// Commits `offset + 1` of everything fetched since the last such commit. Blocking.
+    fn commit_fetched(&self, group: &str, inst: &mut Instance) -> Result<(), ApiError> {
         let list: Vec<(TopicPartition, u64, Option<String>)> =
             inst.fetched.iter().map(|(tp, o)| (tp.clone(), o + 1, None)).collect();
         if list.is_empty() {
             return Ok(());
         }
-        self.commit(group, inst, &list)
+        self.commit(group, inst, &list)?;
+        // Committed: the next auto-commit does not write (and fsync) the same offsets again.
+        inst.fetched.clear();
+        Ok(())
     }
 
     fn commit(

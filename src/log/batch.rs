@@ -208,6 +208,8 @@ pub(crate) fn decode_records(
 ) -> Result<(), Corruption> {
     let mut pos = HEADER_LEN;
     let mut last: Option<u64> = None;
+    // Reserve once: growing `out` record by record moved every record several times.
+    out.reserve((header.record_count as usize).min(max_records.saturating_sub(out.len())));
     for i in 0..header.record_count {
         if out.len() >= max_records && last.is_some() {
             break;

@@ -137,8 +137,9 @@ impl IndexCursor {
 }
 
 /// Scans `data` (a whole log file) batch by batch, checking lengths, offsets and CRCs, and rebuilds
-/// the indexes. A bad batch followed by a valid one is corruption: it is recorded and the scan goes
-/// on from the valid one. A bad batch with nothing valid after it is a torn tail: the scan stops.
+/// the indexes. A bad batch (malformed, wrong CRC, or running past the end) followed by a valid one is
+/// corruption: it is recorded and the scan goes on from the valid one. A bad batch with nothing valid
+/// after it is a torn tail: the scan stops.
 pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
     let mut s = Scan::default();
     let mut cursor = IndexCursor::new();
@@ -161,13 +162,17 @@ pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
                 pos += h.len();
                 s.valid_len = pos as u64;
             }
-            Err(TailKind::Incomplete) => {
-                s.torn = true;
-                break;
-            }
-            Err(TailKind::Bad(detail)) => match resync(data, pos + 1, expected) {
+            // A batch that runs past the end is a torn tail only if nothing valid follows it: a
+            // damaged length field in the middle of the log looks the same at first.
+            Err(kind) => match resync(data, pos + 1, expected) {
                 Some(next) => {
                     if s.corruption.is_none() {
+                        let detail = match kind {
+                            TailKind::Bad(detail) => detail,
+                            TailKind::Incomplete => Corruption::Malformed(format!(
+                                "batch runs past the end of the log, yet a valid batch follows at byte {next}"
+                            )),
+                        };
                         s.corruption = Some((pos as u64, detail));
                     }
                     force_entry = true;
@@ -570,6 +575,52 @@ pub(crate) fn append_entry(file: &File, path: &Path, bytes: &[u8], faults: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::record;
+
+    fn three_batches() -> (Vec<u8>, [usize; 3]) {
+        let mut data = Vec::new();
+        let mut starts = [0; 3];
+        for (i, start) in starts.iter_mut().enumerate() {
+            *start = data.len();
+            let value = vec![b'v'; 100];
+            let _ = batch::encode(
+                &mut data,
+                10 + i as u64,
+                0,
+                std::iter::once(record::RecordFields {
+                    offset_delta: 0,
+                    timestamp_delta: 1_000,
+                    key: None,
+                    value: Some(&value),
+                    headers: &[],
+                }),
+            );
+        }
+        (data, starts)
+    }
+
+    #[test]
+    fn torn_tail_is_cut() {
+        let (data, starts) = three_batches();
+        let cut = &data[..data.len() - 5];
+        let s = scan(cut, 10, 4096);
+        assert!(s.torn && s.corruption.is_none());
+        assert_eq!((s.valid_len, s.next_offset), (starts[2] as u64, Some(12)));
+    }
+
+    #[test]
+    fn bad_length_in_the_middle_is_corruption_not_a_torn_tail() {
+        let (mut data, starts) = three_batches();
+        // The middle batch claims to run past the end of the log: valid data follows it.
+        let huge = (data.len() as u32) * 2;
+        data[starts[1]..starts[1] + 4].copy_from_slice(&huge.to_le_bytes());
+        let s = scan(&data, 10, 4096);
+        assert!(!s.torn);
+        assert_eq!((s.valid_len, s.next_offset), (data.len() as u64, Some(13)));
+        assert!(matches!(s.corruption, Some((p, _)) if p == starts[1] as u64), "{:?}", s.corruption);
+        // The batch after the damage is indexed, so reads past it do not cross the damage.
+        assert_eq!(s.indexes.offsets.last().map(|e| e.position), Some(starts[2] as u32));
+    }
 
     #[test]
     fn file_names() {

@@ -106,6 +106,7 @@ impl Topic {
         }
         let mut records: Vec<Option<NewRecord>> = records.into_iter().map(Some).collect();
         let mut out = vec![RecordMetadata { partition: 0, offset: 0, timestamp: 0 }; chosen.len()];
+        let log_append_time = self.config().timestamp_type == crate::TimestampType::LogAppendTime;
         let mut pending = Vec::with_capacity(groups.len());
         // Write every partition's batch first, then wait for all fsyncs: they overlap.
         for (p, idx) in &groups {
@@ -113,11 +114,10 @@ impl Topic {
             let part = &parts[*p as usize];
             let (appended, end, durability) = part.write(&batch)?;
             for (j, &i) in idx.iter().enumerate() {
-                let ts = batch[j].timestamp.unwrap_or(appended.timestamp);
-                let ts = if self.config().timestamp_type == crate::TimestampType::LogAppendTime {
-                    appended.timestamp
-                } else {
-                    ts
+                // As stored: the producer's timestamp, else (or always, under LogAppendTime) the append time.
+                let ts = match batch[j].timestamp {
+                    Some(ts) if !log_append_time => ts,
+                    _ => appended.log_append_time_ms,
                 };
                 out[i] = RecordMetadata { partition: *p, offset: appended.base_offset + j as u64, timestamp: ts };
             }

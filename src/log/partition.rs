@@ -22,6 +22,9 @@ pub struct Appended {
     pub last_offset: u64,
     /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
     pub timestamp: i64,
+    /// The log's clock when the batch was written: the stored timestamp of every record that came
+    /// without one (and of all records under `LogAppendTime`).
+    pub log_append_time_ms: i64,
 }
 
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
@@ -308,7 +311,12 @@ impl Partition {
             self.advance_high_watermark(end);
         }
         drop(w);
-        let appended = Appended { base_offset, last_offset: header.last_offset(), timestamp: header.first_timestamp };
+        let appended = Appended {
+            base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.first_timestamp,
+            log_append_time_ms: now,
+        };
         Ok((appended, end, cfg.durability))
     }
 

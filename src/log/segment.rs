@@ -137,9 +137,9 @@ impl IndexCursor {
 }
 
 /// Scans `data` (a whole log file) batch by batch, checking lengths, offsets and CRCs, and rebuilds
-/// the indexes. A bad batch (malformed, wrong CRC, or running past the end) followed by a valid one is
-/// corruption: it is recorded and the scan goes on from the valid one. A bad batch with nothing valid
-/// after it is a torn tail: the scan stops.
+/// the indexes. A bad batch (including one whose length runs past the end of the file) followed by a
+/// valid one is corruption: it is recorded and the scan goes on from the valid one. A bad or
+/// incomplete batch with nothing valid after it is a torn tail: the scan stops.
 pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
     let mut s = Scan::default();
     let mut cursor = IndexCursor::new();
@@ -162,15 +162,16 @@ pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
                 pos += h.len();
                 s.valid_len = pos as u64;
             }
-            // A batch that runs past the end is a torn tail only if nothing valid follows it: a
-            // damaged length field in the middle of the log looks the same at first.
-            Err(kind) => match resync(data, pos + 1, expected) {
+            // A batch that runs past the end is a torn write only if nothing valid follows it:
+            // a damaged length field in the middle of the file looks the same, and truncating
+            // there would throw away every acknowledged batch after it.
+            Err(tail) => match resync(data, pos + 1, expected) {
                 Some(next) => {
                     if s.corruption.is_none() {
-                        let detail = match kind {
-                            TailKind::Bad(detail) => detail,
+                        let detail = match tail {
+                            TailKind::Bad(c) => c,
                             TailKind::Incomplete => Corruption::Malformed(format!(
-                                "batch runs past the end of the log, yet a valid batch follows at byte {next}"
+                                "the batch length runs past the end of the file, yet a valid batch follows at byte {next}"
                             )),
                         };
                         s.corruption = Some((pos as u64, detail));

@@ -46,11 +46,8 @@ fn fill(dir: &Path, segment_bytes: u64, batches: u64) -> Vec<Record> {
     let store = Store::open(dir, StoreConfig::default()).unwrap();
     let p = store.create_topic("t", 1, config(segment_bytes)).unwrap().partition(0).unwrap();
     for i in 0..batches {
-        let recs: Vec<NewRecord> = (0..2)
-            .map(|j| {
-                NewRecord::keyed(format!("k{i}"), format!("value {i}.{j} {}", "x".repeat(80))).with_timestamp(i as i64)
-            })
-            .collect();
+        let recs: Vec<NewRecord> =
+            (0..2).map(|j| NewRecord::keyed(format!("k{i}"), format!("value {i}.{j} {}", "x".repeat(80)))).collect();
         p.append(&recs).unwrap();
     }
     p.read(0, usize::MAX, usize::MAX).unwrap()

@@ -6,9 +6,15 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use kappalog::{Durability, ManualClock, NewRecord, Record, Store, StoreConfig, TopicConfig};
 
 const BATCHES: u64 = 20;
+
+/// A clock near the records' timestamps: appends after recovery go on in the recovered segment
+/// (an old first timestamp would roll it by `segment_ms`).
+fn store_config() -> StoreConfig {
+    StoreConfig { clock: ManualClock::new(100_000), ..StoreConfig::default() }
+}
 
 fn config() -> TopicConfig {
     TopicConfig {
@@ -21,7 +27,7 @@ fn config() -> TopicConfig {
 
 /// Writes the original log and returns its records and the bytes of its last batch.
 fn original(dir: &Path) -> (Vec<Record>, Vec<u8>) {
-    let store = Store::open(dir, StoreConfig::default()).unwrap();
+    let store = Store::open(dir, store_config()).unwrap();
     let p = store.create_topic("t", 1, config()).unwrap().partition(0).unwrap();
     for i in 0..BATCHES {
         let recs: Vec<NewRecord> =
@@ -56,7 +62,7 @@ fn check_garbage(from: &Path, records: &[Record], garbage: &[u8], clean_mark: bo
     let len = std::fs::metadata(&log).unwrap().len();
     std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(garbage).unwrap();
 
-    let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+    let store = Store::open(copy.path(), store_config()).unwrap();
     assert_eq!(std::fs::metadata(&log).unwrap().len(), len, "{what}: the garbage is truncated");
     let p = store.topic("t").unwrap().partition(0).unwrap();
     assert!(p.corruption().is_none(), "{what}: garbage at the tail is not corruption");
@@ -66,7 +72,7 @@ fn check_garbage(from: &Path, records: &[Record], garbage: &[u8], clean_mark: bo
     assert_eq!(a.base_offset, records.len() as u64, "{what}");
     drop(store);
     common::forget_clean_shutdown(copy.path());
-    let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+    let store = Store::open(copy.path(), store_config()).unwrap();
     let p = store.topic("t").unwrap().partition(0).unwrap();
     assert_eq!(p.high_watermark(), records.len() as u64 + 1, "{what}: after a second recovery");
     assert_eq!(&p.read(0, usize::MAX, usize::MAX).unwrap()[..records.len()], records, "{what}");

@@ -5,7 +5,13 @@ mod common;
 
 use std::path::Path;
 
-use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use kappalog::{Durability, ManualClock, NewRecord, Record, Store, StoreConfig, TopicConfig};
+
+/// A clock near the records' timestamps: appends after recovery go on in the recovered segment
+/// (an old first timestamp would roll it by `segment_ms`).
+fn store_config() -> StoreConfig {
+    StoreConfig { clock: ManualClock::new(100_000), ..StoreConfig::default() }
+}
 
 fn config() -> TopicConfig {
     TopicConfig {
@@ -90,7 +96,7 @@ fn every_cut_inside_the_last_batch_is_recovered() {
     let original = tempfile::tempdir().unwrap();
     let n = 60;
     let (all, last_start, last_end, kept) = {
-        let store = Store::open(original.path(), StoreConfig::default()).unwrap();
+        let store = Store::open(original.path(), store_config()).unwrap();
         let p = store.create_topic("t", 1, config()).unwrap().partition(0).unwrap();
         for i in 0..n - 1 {
             p.append(&batch(i)).unwrap();
@@ -128,12 +134,14 @@ fn check_cut(original: &Path, active_name: &std::ffi::OsStr, all: &[Record], kep
 
         let mut expected = all[..kept].to_vec();
         {
-            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+            let store = Store::open(copy.path(), store_config()).unwrap();
             assert_eq!(std::fs::metadata(&log).unwrap().len(), last_start, "cut at {cut}: torn batch truncated");
             check(&store, &expected);
             let p = store.topic("t").unwrap().partition(0).unwrap();
             assert!(p.corruption().is_none(), "cut at {cut}: a torn tail is not corruption");
+            let segments = p.stats().segments;
             let a = p.append(&[NewRecord::keyed("after", "recovery").with_timestamp(99_999)]).unwrap();
+            assert_eq!(p.stats().segments, segments, "cut at {cut}: the append goes on in the recovered segment");
             assert_eq!(a.base_offset, kept as u64, "cut at {cut}: next offset");
             expected.extend(p.read(a.base_offset, 1, 1).unwrap());
             check(&store, &expected);
@@ -144,7 +152,7 @@ fn check_cut(original: &Path, active_name: &std::ffi::OsStr, all: &[Record], kep
             if unclean {
                 common::forget_clean_shutdown(copy.path());
             }
-            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+            let store = Store::open(copy.path(), store_config()).unwrap();
             check(&store, &expected);
             drop(store);
             check_index_files(&pdir);

@@ -42,6 +42,36 @@ fn segment_ms_rolls_by_age() {
 }
 
 #[test]
+fn segment_age_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let open = || Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let config = TopicConfig { segment_ms: SEGMENT_MS, durability: Durability::None, ..TopicConfig::default() };
+    let store = open();
+    store.create_topic("t", 1, config).unwrap().partition(0).unwrap().append(&[NewRecord::new("a")]).unwrap();
+    drop(store);
+    clock.advance(SEGMENT_MS as i64 / 2);
+    for unclean in [false, true] {
+        // A restart in the middle of the segment's life does not make it young again.
+        if unclean {
+            std::fs::remove_file(dir.path().join("clean-shutdown")).unwrap();
+        }
+        let store = open();
+        let p = store.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(p.stats().segments, 1);
+        drop(store);
+    }
+    let store = open();
+    let p = store.topic("t").unwrap().partition(0).unwrap();
+    clock.advance(SEGMENT_MS as i64 / 2 - 1);
+    p.append(&[NewRecord::new("b")]).unwrap();
+    assert_eq!(p.stats().segments, 1, "younger than segment_ms");
+    clock.advance(1);
+    p.append(&[NewRecord::new("c")]).unwrap();
+    assert_eq!(p.stats().segments, 2, "segment_ms after the first append, a restart in between");
+}
+
+#[test]
 fn log_append_time_overrides_producer_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START_MS);

@@ -20,6 +20,11 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_with_stderr(data_dir, extra, Stdio::inherit())
+    }
+
+    /// Like [`start`](Self::start), with the broker's stderr (its logs, any panic message) going to `stderr`.
+    pub fn start_with_stderr(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
             .arg("serve")
             .arg("--data-dir")
@@ -28,7 +33,7 @@ impl Broker {
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn the broker");
         let stdout = child.stdout.take().expect("stdout");

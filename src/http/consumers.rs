@@ -153,9 +153,10 @@ impl Registry {
             .instances
             .lock()
             .iter()
+            // An instance busy now (its lock held) is not idle; never wait for it under the map lock.
             .filter(|(_, i)| {
-                let i = i.lock();
-                now.duration_since(i.last_seen) > Duration::from_millis(i.instance_timeout_ms)
+                i.try_lock()
+                    .is_some_and(|i| now.duration_since(i.last_seen) > Duration::from_millis(i.instance_timeout_ms))
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

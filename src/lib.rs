@@ -63,6 +63,7 @@ mod fault;
 pub mod log;
 mod partitioner;
 mod store;
+pub mod stream;
 mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -72,4 +73,8 @@ pub use fault::{FaultInjector, FaultKind};
 pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
 pub use partitioner::{murmur2, partition_for_key};
 pub use store::{Store, FORMAT_VERSION};
+pub use stream::{
+    KeyResult, RebuildFrom, View, ViewError, ViewLogic, ViewRunState, ViewSpec, ViewStatus, Views, ViewsConfig,
+    WindowResult,
+};
 pub use topic::{RecordMetadata, Topic};

@@ -1,0 +1,358 @@
+//! Applying one record to a view's state: the declarative operators (filter, key-by, window,
+//! aggregate, emit) and custom Rust logic ([`ViewLogic`]).
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::aggregate::{self, Aggregates};
+use super::expr::Predicate;
+use super::spec::{AggregateSpec, EmitOn, ViewSpec, WindowType};
+use super::state::{Entry, State, Window};
+use super::window::{self, Windowing};
+use crate::log::{NewRecord, Record};
+
+/// A view written in Rust. The state of each key is a JSON value (so it can be checkpointed and
+/// queried like any other view).
+///
+/// ```
+/// use kappalog::{Record, ViewLogic};
+/// use serde_json::{json, Value};
+///
+/// /// Bytes received per user.
+/// struct BytesPerUser;
+/// impl ViewLogic for BytesPerUser {
+///     fn init(&self, _key: &str) -> Value { json!(0) }
+///     fn apply(&self, _key: &str, state: &mut Value, record: &Record) -> bool {
+///         let len = record.value.as_ref().map_or(0, |v| v.len());
+///         *state = json!(state.as_u64().unwrap_or(0) + len as u64);
+///         true
+///     }
+/// }
+/// ```
+pub trait ViewLogic: Send + Sync + 'static {
+    /// The key a record updates; `None` skips the record (counted in `error_records`).
+    /// By default the record key as UTF-8.
+    fn key(&self, record: &Record) -> Option<String> {
+        record.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+    /// The state of a key seen for the first time.
+    fn init(&self, key: &str) -> Value;
+    /// Applies one record to its key's state. Returning `false` skips the record (counted in
+    /// `error_records`); the state must then be left as it was.
+    fn apply(&self, key: &str, state: &mut Value, record: &Record) -> bool;
+    /// After a successful apply: a value to write to the emit topic (keyed by `key`), if any.
+    fn emit(&self, _key: &str, _state: &Value) -> Option<Value> {
+        None
+    }
+}
+
+/// What turns records into state.
+pub(crate) enum Operator {
+    Declarative(Box<Declarative>),
+    Custom(std::sync::Arc<dyn ViewLogic>),
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operator::Declarative(d) => write!(f, "Declarative({})", d.spec.name),
+            Operator::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A compiled [`ViewSpec`].
+#[derive(Debug)]
+pub(crate) struct Declarative {
+    pub spec: ViewSpec,
+    pub aggregates: Vec<(String, AggregateSpec)>,
+    pub windowing: Option<Windowing>,
+    time: Option<String>,
+    emit_on: Option<EmitOn>,
+}
+
+impl Declarative {
+    pub(crate) fn new(spec: ViewSpec) -> Declarative {
+        Declarative {
+            aggregates: spec.aggregates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            windowing: spec.window.as_ref().map(Windowing::new),
+            time: spec.window.as_ref().and_then(|w| w.time.clone()),
+            emit_on: spec.emit.as_ref().map(|e| e.on),
+            spec,
+        }
+    }
+
+    fn passes_having(&self, value: &Value) -> bool {
+        self.spec.having.as_ref().is_none_or(|h: &Predicate| h.eval(value))
+    }
+
+    fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
+        if self.emit_on == Some(EmitOn::Update) && self.passes_having(&value) {
+            out.push(NewRecord::keyed(key.to_string(), Bytes::from(value.to_string())));
+        }
+    }
+
+    /// The JSON of one window, as queries and emitted records show it.
+    pub(crate) fn window_json(&self, start: i64, w: &Window) -> Value {
+        json!({"start": start, "end": w.end, "value": w.aggregates.to_json(&self.aggregates)})
+    }
+
+    fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+        let seq = st.snap.counters.records_read;
+        let Some(bytes) = &rec.value else {
+            // A tombstone deletes the key of a plain table keyed by the record key.
+            if self.aggregates.is_empty() && self.spec.key.is_none() {
+                if let Some(k) = &rec.key {
+                    let key = String::from_utf8_lossy(k);
+                    st.snap.entries.remove(key.as_ref());
+                    st.snap.counters.records_applied += 1;
+                    if self.emit_on == Some(EmitOn::Update) {
+                        out.push(NewRecord::tombstone(key.into_owned()));
+                    }
+                    return;
+                }
+            }
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        if let Some(f) = &self.spec.filter {
+            if !f.eval(&doc) {
+                st.snap.counters.records_filtered += 1;
+                return;
+            }
+        }
+        let key = match (&self.spec.key, &rec.key) {
+            (Some(p), _) => match doc.pointer(p) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => {
+                    st.snap.counters.error_records += 1;
+                    return;
+                }
+                Some(v) => v.to_string(),
+            },
+            (None, Some(k)) => String::from_utf8_lossy(k).into_owned(),
+            (None, None) => {
+                st.snap.counters.error_records += 1;
+                return;
+            }
+        };
+        let Some(w) = &self.windowing else {
+            if self.aggregates.is_empty() {
+                st.snap.counters.records_applied += 1;
+                if self.emit_on.is_some() {
+                    self.emit_update(&key, doc.clone(), out);
+                }
+                st.snap.entries.insert(key, Entry::Value(doc));
+                return;
+            }
+            let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
+                st.snap.counters.error_records += 1;
+                return;
+            };
+            st.snap.counters.records_applied += 1;
+            let entry = match st.snap.entries.get_mut(key.as_str()) {
+                Some(e) => e,
+                None => st.snap.entries.entry(key.clone()).or_insert(Entry::Aggregates(Aggregates::new(&self.aggregates))),
+            };
+            if let Entry::Aggregates(a) = entry {
+                a.add(&inputs, seq);
+                if self.emit_on.is_some() {
+                    let v = a.to_json(&self.aggregates);
+                    self.emit_update(&key, v, out);
+                }
+            }
+            return;
+        };
+        let t = match &self.time {
+            Some(p) => window::event_time(&doc, p),
+            None => Some(rec.timestamp),
+        };
+        let (Some(t), Ok(inputs)) = (t, aggregate::inputs(&self.aggregates, &doc)) else {
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        let mut closed = Vec::new();
+        // The watermark moves first: a record is never late for the windows its own time opens.
+        st.advance(t, w, &mut closed);
+        let applied = match w.kind {
+            WindowType::Session => self.apply_session(&key, t, &inputs, seq, w, st, out),
+            _ => self.apply_fixed(&key, t, &inputs, seq, w, st, out),
+        };
+        if applied {
+            st.snap.counters.records_applied += 1;
+        } else {
+            st.snap.counters.late_records += 1;
+        }
+        self.emit_closed(&closed, st, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_fixed(
+        &self,
+        key: &str,
+        t: i64,
+        inputs: &[aggregate::Input<'_>],
+        seq: u64,
+        w: &Windowing,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) -> bool {
+        let mut assigned = Vec::new();
+        w.assign(t, &mut assigned);
+        let watermark = st.snap.watermark;
+        let mut applied = false;
+        for &(start, end) in &assigned {
+            if w.is_closed(end, watermark) {
+                continue;
+            }
+            applied = true;
+            let ws = st.windows_mut(key);
+            let fresh = !ws.contains_key(&start);
+            let win =
+                ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
+            win.aggregates.add(inputs, seq);
+            let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, win));
+            if fresh {
+                st.track_open(key, start, end);
+            }
+            if let Some(v) = shown {
+                self.emit_window(key, v, out);
+            }
+        }
+        applied
+    }
+
+    /// Session windows: `[first event, last event + gap)`. A record joins (and bridges) every open
+    /// session of its key it overlaps; closed sessions are never reopened.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_session(
+        &self,
+        key: &str,
+        t: i64,
+        inputs: &[aggregate::Input<'_>],
+        seq: u64,
+        w: &Windowing,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) -> bool {
+        let watermark = st.snap.watermark;
+        let (mut start, mut end) = (t, t.saturating_add(w.gap_ms));
+        let mut merge = Vec::new();
+        if let Some(Entry::Windows(ws)) = st.snap.entries.get(key) {
+            for (&s, win) in ws.range(..end).rev() {
+                if win.end <= t || w.is_closed(win.end, watermark) {
+                    break;
+                }
+                merge.push(s);
+                start = start.min(s);
+                end = end.max(win.end);
+            }
+        }
+        if w.is_closed(end, watermark) {
+            return false;
+        }
+        let mut aggs = Aggregates::new(&self.aggregates);
+        for s in merge {
+            if let Some(old) = st.remove_open(key, s) {
+                aggs.merge(&old.aggregates);
+            }
+        }
+        aggs.add(inputs, seq);
+        let win = Window { end, aggregates: aggs };
+        let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, &win));
+        st.windows_mut(key).insert(start, win);
+        st.track_open(key, start, end);
+        if let Some(v) = shown {
+            self.emit_window(key, v, out);
+        }
+        true
+    }
+
+    fn emit_window(&self, key: &str, shown: Value, out: &mut Vec<NewRecord>) {
+        if self.passes_having(&shown["value"]) {
+            out.push(NewRecord::keyed(key.to_string(), Bytes::from(shown.to_string())));
+        }
+    }
+
+    fn emit_closed(&self, closed: &[(String, i64, i64)], st: &State, out: &mut Vec<NewRecord>) {
+        if self.emit_on != Some(EmitOn::WindowClose) {
+            return;
+        }
+        for (key, start, _) in closed {
+            if let Some(Entry::Windows(ws)) = st.snap.entries.get(key) {
+                if let Some(win) = ws.get(start) {
+                    self.emit_window(key, self.window_json(*start, win), out);
+                }
+            }
+        }
+    }
+}
+
+impl Operator {
+    pub(crate) fn windowing(&self) -> Option<&Windowing> {
+        match self {
+            Operator::Declarative(d) => d.windowing.as_ref(),
+            Operator::Custom(_) => None,
+        }
+    }
+
+    /// Applies one record. Emitted records (for the emit topic) go to `out`.
+    pub(crate) fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+        match self {
+            Operator::Declarative(d) => d.apply(rec, st, out),
+            Operator::Custom(logic) => apply_custom(logic.as_ref(), rec, st, out),
+        }
+        st.snap.counters.records_read += 1;
+    }
+
+    /// How a key's entry looks in query results: a value, or windows starting in `from_ms..to_ms`.
+    pub(crate) fn show(&self, entry: &Entry, from_ms: Option<i64>, to_ms: Option<i64>) -> (Option<Value>, Option<Vec<WindowResult>>) {
+        match (self, entry) {
+            (_, Entry::Value(v)) => (Some(v.clone()), None),
+            (Operator::Declarative(d), Entry::Aggregates(a)) => (Some(a.to_json(&d.aggregates)), None),
+            (Operator::Declarative(d), Entry::Windows(ws)) => {
+                let lo = from_ms.unwrap_or(i64::MIN);
+                let hi = to_ms.unwrap_or(i64::MAX);
+                let list = ws
+                    .range(lo..hi)
+                    .map(|(&start, w)| WindowResult { start, end: w.end, value: w.aggregates.to_json(&d.aggregates) })
+                    .collect();
+                (None, Some(list))
+            }
+            (Operator::Custom(_), _) => (None, None),
+        }
+    }
+}
+
+/// One window of a key in query results: `[start, end)` in event-time milliseconds, and the object
+/// of named aggregates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowResult {
+    pub start: i64,
+    pub end: i64,
+    pub value: Value,
+}
+
+fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+    let Some(key) = logic.key(rec) else {
+        st.snap.counters.error_records += 1;
+        return;
+    };
+    let entry = st.snap.entries.entry(key.clone()).or_insert_with(|| Entry::Value(logic.init(&key)));
+    let Entry::Value(state) = entry else {
+        st.snap.counters.error_records += 1;
+        return;
+    };
+    if !logic.apply(&key, state, rec) {
+        st.snap.counters.error_records += 1;
+        return;
+    }
+    st.snap.counters.records_applied += 1;
+    if let Some(v) = logic.emit(&key, state) {
+        out.push(NewRecord::keyed(key, Bytes::from(v.to_string())));
+    }
+}

@@ -56,7 +56,7 @@ impl Default for ViewsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Definition {
-    Spec(ViewSpec),
+    Spec(Box<ViewSpec>),
     /// A Rust view: the logic is given again by [`Views::create_custom`] after a restart.
     Custom { topics: Vec<String>, emit_topic: Option<String> },
 }
@@ -76,7 +76,7 @@ impl Definition {
     }
     pub(crate) fn spec(&self) -> Option<&ViewSpec> {
         match self {
-            Definition::Spec(s) => Some(s),
+            Definition::Spec(s) => Some(s.as_ref()),
             Definition::Custom { .. } => None,
         }
     }
@@ -274,7 +274,7 @@ impl Views {
     /// Creates a declarative view; it starts reading its sources from the beginning.
     pub fn create(&self, spec: ViewSpec) -> Result<View> {
         self.check_topics(&spec)?;
-        self.create_definition(&spec.name.clone(), Definition::Spec(spec), None)
+        self.create_definition(&spec.name.clone(), Definition::Spec(Box::new(spec)), None)
     }
 
     /// Creates a view from its JSON spec (what the broker receives).
@@ -365,10 +365,10 @@ impl Views {
     pub fn update(&self, spec: ViewSpec) -> Result<View> {
         self.check_topics(&spec)?;
         let view = self.get(&spec.name)?;
-        if view.slot.current.read().definition == Definition::Spec(spec.clone()) {
+        if view.slot.current.read().definition == Definition::Spec(Box::new(spec.clone())) {
             return Ok(view);
         }
-        self.begin_rebuild(&view, Some(Definition::Spec(spec)), RebuildFrom::Beginning)?;
+        self.begin_rebuild(&view, Some(Definition::Spec(Box::new(spec))), RebuildFrom::Beginning)?;
         Ok(view)
     }
 
@@ -493,7 +493,7 @@ pub(crate) fn promote(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
 
 fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<Operator> {
     match (def, logic) {
-        (Definition::Spec(spec), _) => Ok(Operator::Declarative(Box::new(Declarative::new(spec.clone())))),
+        (Definition::Spec(spec), _) => Ok(Operator::Declarative(Box::new(Declarative::new(spec.as_ref().clone())))),
         (Definition::Custom { .. }, Some(l)) => Ok(Operator::Custom(l)),
         (Definition::Custom { .. }, None) => {
             Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() }.into())

@@ -356,3 +356,81 @@ fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut V
         out.push(NewRecord::keyed(key, Bytes::from(v.to_string())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(spec: &str, records: &[(i64, &str, &str)]) -> (State, Vec<NewRecord>, Declarative) {
+        let d = Declarative::new(ViewSpec::from_json(spec.as_bytes()).unwrap());
+        let op = Operator::Declarative(Box::new(d));
+        let mut st = State::default();
+        let mut out = Vec::new();
+        for (i, (ts, key, value)) in records.iter().enumerate() {
+            let rec = Record {
+                offset: i as u64,
+                timestamp: *ts,
+                key: Some(Bytes::copy_from_slice(key.as_bytes())),
+                value: (!value.is_empty()).then(|| Bytes::copy_from_slice(value.as_bytes())),
+                headers: vec![],
+            };
+            op.apply(&rec, &mut st, &mut out);
+        }
+        let Operator::Declarative(d) = op else { unreachable!() };
+        (st, out, *d)
+    }
+
+    fn windows(st: &State, key: &str) -> Vec<(i64, i64, u64)> {
+        match st.snap.entries.get(key) {
+            Some(Entry::Windows(ws)) => ws
+                .iter()
+                .map(|(s, w)| (*s, w.end, w.aggregates.0[0].to_json().as_u64().unwrap()))
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const SESSION: &str = r#"{"name": "s", "source": {"topics": ["t"]},
+        "window": {"type": "session", "gap_ms": 10, "grace_ms": 100},
+        "aggregates": {"n": {"op": "count"}}}"#;
+
+    #[test]
+    fn an_out_of_order_record_bridges_two_sessions() {
+        let (st, _, _) = run(SESSION, &[(0, "a", "{}"), (5, "a", "{}"), (20, "a", "{}"), (21, "a", "{}")]);
+        assert_eq!(windows(&st, "a"), vec![(0, 15, 2), (20, 31, 2)], "20 - 5 is not less than the gap");
+        let (st, _, _) =
+            run(SESSION, &[(0, "a", "{}"), (5, "a", "{}"), (20, "a", "{}"), (21, "a", "{}"), (12, "a", "{}")]);
+        assert_eq!(windows(&st, "a"), vec![(0, 31, 5)], "12 is within the gap of 5 and of 20");
+        assert_eq!(st.window_count(), 1, "the merged sessions left the index");
+    }
+
+    #[test]
+    fn closed_sessions_are_not_reopened_and_late_records_are_counted() {
+        let records = [(0, "a", "{}"), (200, "b", "{}"), (5, "a", "{}"), (150, "a", "{}")];
+        let (st, _, _) = run(SESSION, &records);
+        // At watermark 200, a's session [0, 10) closed (10 + 100 <= 200): 5 is late.
+        assert_eq!(st.snap.counters.late_records, 1);
+        assert_eq!(windows(&st, "a"), vec![(0, 10, 1), (150, 160, 1)]);
+    }
+
+    #[test]
+    fn a_table_keeps_the_latest_value_and_a_tombstone_deletes() {
+        let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "emit": {"topic": "out"}}"#;
+        let (st, out, _) = run(spec, &[(0, "a", r#"{"v":1}"#), (0, "a", r#"{"v":2}"#), (0, "b", "{}"), (0, "b", "")]);
+        assert_eq!(st.snap.entries.len(), 1);
+        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Value(v)) if v["v"] == 2));
+        assert_eq!(out.len(), 4);
+        assert!(out[3].value.is_none(), "the tombstone is emitted too");
+    }
+
+    #[test]
+    fn bad_records_are_counted_never_applied() {
+        let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "key": "/k",
+            "aggregates": {"s": {"op": "sum", "field": "/x"}}}"#;
+        let (st, _, _) =
+            run(spec, &[(0, "", "nope"), (0, "", r#"{"x": 1}"#), (0, "", r#"{"k": "a"}"#), (0, "", r#"{"k": "a", "x": 2}"#)]);
+        assert_eq!(st.snap.counters.error_records, 3);
+        assert_eq!(st.snap.counters.records_applied, 1);
+        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Aggregates(a)) if a.0[0].to_json() == 2));
+    }
+}

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
+use super::expr::lookup;
 use super::spec::{AggregateOp, AggregateSpec};
 
 /// One accumulator. Sums stay integers until a non-integer is added, so integer sums are exact.
@@ -67,8 +68,8 @@ pub(crate) fn inputs<'a>(specs: &'a [(String, AggregateSpec)], doc: &'a Value) -
         .map(|(_, s)| match (s.op, &s.field) {
             (AggregateOp::Count, _) => Ok(Input::None),
             (AggregateOp::Latest, None) => Ok(Input::Value(doc)),
-            (AggregateOp::Latest, Some(f)) => doc.pointer(f).map(Input::Value).ok_or(f.as_str()),
-            (_, Some(f)) => match doc.pointer(f) {
+            (AggregateOp::Latest, Some(f)) => lookup(doc, f).map(Input::Value).ok_or(f.as_str()),
+            (_, Some(f)) => match lookup(doc, f) {
                 Some(Value::Number(n)) => Ok(Input::Number(n)),
                 _ => Err(f.as_str()),
             },

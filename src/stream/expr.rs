@@ -146,7 +146,7 @@ impl Predicate {
     /// Evaluates the predicate on `doc`.
     pub fn eval(&self, doc: &Value) -> bool {
         match self {
-            Predicate::Compare { field, op, value } => match doc.pointer(field) {
+            Predicate::Compare { field, op, value } => match lookup(doc, field) {
                 None => false,
                 Some(found) => compare(found, *op, value),
             },
@@ -177,6 +177,31 @@ fn compare(found: &Value, op: CompareOp, value: &Value) -> bool {
         CompareOp::Lt => order(found, value) == Some(Ordering::Less),
         CompareOp::Lte => matches!(order(found, value), Some(Ordering::Less | Ordering::Equal)),
     }
+}
+
+/// `doc.pointer(pointer)` without allocating when no token holds an escape (`~0`, `~1`): the
+/// hot path of every view reads a few fields of every record.
+pub(crate) fn lookup<'a>(doc: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.contains('~') {
+        return doc.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(doc);
+    }
+    let mut at = doc;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        at = match at {
+            Value::Object(m) => m.get(token)?,
+            Value::Array(items) => {
+                if token.len() > 1 && token.starts_with('0') || token.starts_with('+') {
+                    return None;
+                }
+                items.get(token.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(at)
 }
 
 /// Equality where numbers compare by value.
@@ -239,6 +264,14 @@ mod tests {
         assert!(p(json!({"field": "/nested/x", "op": "exists"})).eval(&doc));
         assert!(!p(json!({"field": "/missing", "op": "exists"})).eval(&doc));
         assert!(!p(json!({"field": "/missing", "op": "ne", "value": 1})).eval(&doc), "a missing field is false");
+    }
+
+    #[test]
+    fn lookup_is_json_pointer() {
+        let doc = json!({"a": {"b": [10, {"c": 3}]}, "x/y": 1, "m~n": 2, "": 5});
+        for p in ["", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/a/b/01", "/a/b/-", "/x~1y", "/m~0n", "/", "/zz", "a"] {
+            assert_eq!(lookup(&doc, p), doc.pointer(p), "{p}");
+        }
     }
 
     #[test]

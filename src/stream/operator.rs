@@ -1,11 +1,13 @@
 //! Applying one record to a view's state: the declarative operators (filter, key-by, window,
 //! aggregate, emit) and custom Rust logic ([`ViewLogic`]).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::aggregate::{self, Aggregates};
-use super::expr::Predicate;
+use super::expr::{lookup, Predicate};
 use super::spec::{AggregateSpec, EmitOn, ViewSpec, WindowType};
 use super::state::{Entry, State, Window};
 use super::window::{self, Windowing};
@@ -125,16 +127,16 @@ impl Declarative {
                 return;
             }
         }
-        let key = match (&self.spec.key, &rec.key) {
-            (Some(p), _) => match doc.pointer(p) {
-                Some(Value::String(s)) => s.clone(),
+        let key: Cow<'_, str> = match (&self.spec.key, &rec.key) {
+            (Some(p), _) => match lookup(&doc, p) {
+                Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                 Some(Value::Null) | None => {
                     st.snap.counters.error_records += 1;
                     return;
                 }
-                Some(v) => v.to_string(),
+                Some(v) => Cow::Owned(v.to_string()),
             },
-            (None, Some(k)) => String::from_utf8_lossy(k).into_owned(),
+            (None, Some(k)) => String::from_utf8_lossy(k),
             (None, None) => {
                 st.snap.counters.error_records += 1;
                 return;
@@ -146,6 +148,7 @@ impl Declarative {
                 if self.emit_on.is_some() {
                     self.emit_update(&key, doc.clone(), out);
                 }
+                let key = key.into_owned();
                 st.snap.entries.insert(key, Entry::Value(doc));
                 return;
             }
@@ -154,9 +157,14 @@ impl Declarative {
                 return;
             };
             st.snap.counters.records_applied += 1;
-            let entry = match st.snap.entries.get_mut(key.as_str()) {
+            // One lookup for a known key; a new key allocates its string once.
+            let entry = match st.snap.entries.get_mut(key.as_ref()) {
                 Some(e) => e,
-                None => st.snap.entries.entry(key.clone()).or_insert(Entry::Aggregates(Aggregates::new(&self.aggregates))),
+                None => st
+                    .snap
+                    .entries
+                    .entry(key.to_string())
+                    .or_insert_with(|| Entry::Aggregates(Aggregates::new(&self.aggregates))),
             };
             if let Entry::Aggregates(a) = entry {
                 a.add(&inputs, seq);

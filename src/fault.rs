@@ -36,6 +36,10 @@ pub struct FaultInjector {
     fail_sync_at: AtomicU64,
     write_kind: parking_lot::Mutex<FaultKind>,
     sync_kind: parking_lot::Mutex<FaultKind>,
+    /// While true, every fsync waits (after being counted) until [`FaultInjector::resume_syncs`]:
+    /// lets a test hold an fsync in flight without timing assumptions.
+    syncs_paused: parking_lot::Mutex<bool>,
+    syncs_resumed: parking_lot::Condvar,
 }
 
 impl Default for FaultInjector {
@@ -47,6 +51,8 @@ impl Default for FaultInjector {
             fail_sync_at: AtomicU64::new(NEVER),
             write_kind: parking_lot::Mutex::new(FaultKind::Io),
             sync_kind: parking_lot::Mutex::new(FaultKind::Io),
+            syncs_paused: parking_lot::Mutex::new(false),
+            syncs_resumed: parking_lot::Condvar::new(),
         }
     }
 }
@@ -74,6 +80,18 @@ impl FaultInjector {
         self.fail_sync_at.store(NEVER, Ordering::SeqCst);
     }
 
+    /// From now on every fsync blocks (after [`syncs`](Self::syncs) counts it) until
+    /// [`resume_syncs`](Self::resume_syncs). For tests that need an fsync in flight.
+    pub fn pause_syncs(&self) {
+        *self.syncs_paused.lock() = true;
+    }
+
+    /// Lets paused fsyncs proceed.
+    pub fn resume_syncs(&self) {
+        *self.syncs_paused.lock() = false;
+        self.syncs_resumed.notify_all();
+    }
+
     /// Writes seen so far (failed ones included).
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
@@ -95,6 +113,11 @@ impl FaultInjector {
 
     pub(crate) fn before_sync(&self) -> io::Result<()> {
         let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut paused = self.syncs_paused.lock();
+        while *paused {
+            self.syncs_resumed.wait(&mut paused);
+        }
+        drop(paused);
         if n >= self.fail_sync_at.load(Ordering::SeqCst) {
             return Err(self.sync_kind.lock().error());
         }

@@ -114,8 +114,11 @@ impl Topic {
             let part = &parts[*p as usize];
             let (appended, end, durability) = part.write(&batch)?;
             for (j, &i) in idx.iter().enumerate() {
-                let ts =
-                    if log_append_time { appended.timestamp } else { batch[j].timestamp.unwrap_or(appended.timestamp) };
+                // As stored: the producer's timestamp, else (or always, under LogAppendTime) the append time.
+                let ts = match batch[j].timestamp {
+                    Some(ts) if !log_append_time => ts,
+                    _ => appended.log_append_time_ms,
+                };
                 out[i] = RecordMetadata { partition: *p, offset: appended.base_offset + j as u64, timestamp: ts };
             }
             pending.push((part, end, durability));

@@ -1,11 +1,11 @@
 //! A view written in Rust (`ViewLogic`): applied to every record, emitting, queried like any
 //! other view, and resumed from its checkpoint when its logic is given again after a restart.
 
-mod common;
+mod view_common;
 
 use std::sync::Arc;
 
-use common::{open, wait};
+use view_common::{open, wait};
 use kappalog::{NewRecord, Record, TopicConfig, ViewLogic};
 use serde_json::{json, Value};
 

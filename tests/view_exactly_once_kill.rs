@@ -2,14 +2,14 @@
 //! checkpoints often; the parent kills it mid-stream (several times), reopens, and compares the
 //! view with a recomputation over the whole topic: no record counted twice, none missed.
 
-mod common;
+mod view_common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{all_records, open, scan_all, wait, Rng};
+use view_common::{all_records, open, scan_all, wait, Rng};
 use kappalog::{NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 use serde_json::{json, Value};
 

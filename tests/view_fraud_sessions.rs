@@ -2,11 +2,11 @@
 //! than 10 transactions and a total above 50000 writes an alert to `fraud-alerts` when the
 //! session closes. The alerts equal an independent batch sessionization of the whole topic.
 
-mod common;
+mod view_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{all_records, open, wait, Rng};
+use view_common::{all_records, open, wait, Rng};
 use kappalog::{NewRecord, TopicConfig};
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! Delete removes a view and its files; a rebuild interrupted by a restart resumes and completes.
 
-mod common;
+mod view_common;
 
-use common::{open, scan_all, wait};
+use view_common::{open, scan_all, wait};
 use kappalog::{NewRecord, TopicConfig, ViewRunState, ViewSpec};
 
 const V1: &str = r#"{"name": "latest", "source": {"topics": ["users"]}}"#;

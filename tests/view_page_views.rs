@@ -1,11 +1,11 @@
 //! Page views per page (a count table): the streaming result equals a batch count over the whole
 //! topic, while records keep arriving, and after a restart.
 
-mod common;
+mod view_common;
 
 use std::collections::BTreeMap;
 
-use common::{all_records, open, scan_all, wait, Rng};
+use view_common::{all_records, open, scan_all, wait, Rng};
 use kappalog::{NewRecord, TopicConfig, ViewRunState};
 use serde_json::{json, Value};
 

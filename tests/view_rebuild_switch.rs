@@ -2,13 +2,13 @@
 //! thread never fail and never see a half-built state; the new version takes over atomically and
 //! the old checkpoint is deleted. A rebuild from a timestamp starts at `offset_for_timestamp`.
 
-mod common;
+mod view_common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{all_records, open, scan_all, wait};
+use view_common::{all_records, open, scan_all, wait};
 use kappalog::{NewRecord, RebuildFrom, TopicConfig, ViewRunState, ViewSpec};
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! Specs that do not parse or refer to missing topics are rejected with an error naming the field.
 
-mod common;
+mod view_common;
 
-use common::open;
+use view_common::open;
 use kappalog::{Error, TopicConfig, ViewError};
 
 fn field_of(r: kappalog::Result<kappalog::View>) -> String {

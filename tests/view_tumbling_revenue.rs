@@ -2,11 +2,11 @@
 //! out-of-order and late events (some times as RFC 3339 strings): the view, its late count and
 //! its emitted updates equal an independent batch computation over the whole topic.
 
-mod common;
+mod view_common;
 
 use std::collections::BTreeMap;
 
-use common::{all_records, open, wait, Rng};
+use view_common::{all_records, open, wait, Rng};
 use kappalog::{NewRecord, TopicConfig};
 use serde_json::{json, Value};
 

@@ -22,6 +22,9 @@ pub struct Appended {
     pub last_offset: u64,
     /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
     pub timestamp: i64,
+    /// The log's clock when the batch was written: the stored timestamp of every record that came
+    /// without one (and of all records under `LogAppendTime`).
+    pub log_append_time_ms: i64,
 }
 
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
@@ -62,6 +65,9 @@ struct Writer {
     next_offset: u64,
     /// When the active segment took its first append (for `segment_ms`).
     created_ms: i64,
+    /// `segment_bytes` when the active segment was opened: its map has room for this plus one
+    /// batch, so a later config change applies from the next roll, as documented.
+    segment_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -132,6 +138,13 @@ impl Partition {
             }
         };
         let next_offset = segment.next_offset();
+        // `segment_ms` counts from the active segment's first append, across restarts too: the
+        // newest timestamp of its first batch stands for that time (Kafka's rule), never later than now.
+        let data = segment.data();
+        let created_ms = match segment.batch_at(&data, 0) {
+            Ok((h, _)) => h.max_timestamp.min(now),
+            _ => now,
+        };
         segments.push(Arc::clone(&segment));
         let log_start_offset = segments[0].base_offset;
         let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
@@ -145,7 +158,14 @@ impl Partition {
                 clock,
                 faults,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms: now }),
+                writer: Mutex::new(Writer {
+                    segment,
+                    files,
+                    cursor,
+                    next_offset,
+                    created_ms,
+                    segment_bytes: cfg.segment_bytes,
+                }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
                 high_watermark_tx,
@@ -286,7 +306,7 @@ impl Partition {
             return Err(self.poisoned_error());
         }
         if w.cursor.position > 0
-            && (w.cursor.position + batch_len > cfg.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
+            && (w.cursor.position + batch_len > w.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
         {
             self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
         }
@@ -308,7 +328,12 @@ impl Partition {
             self.advance_high_watermark(end);
         }
         drop(w);
-        let appended = Appended { base_offset, last_offset: header.last_offset(), timestamp: header.first_timestamp };
+        let appended = Appended {
+            base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.first_timestamp,
+            log_append_time_ms: now,
+        };
         Ok((appended, end, cfg.durability))
     }
 
@@ -356,6 +381,7 @@ impl Partition {
             cursor: IndexCursor::new(),
             next_offset: w.next_offset,
             created_ms: self.inner.clock.now_ms(),
+            segment_bytes: cfg.segment_bytes,
         };
         Ok(())
     }

@@ -402,6 +402,9 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
                 continue;
             };
             read_any = true;
+            // Before the offsets move: `wait_caught_up` must not see lag 0 with a stale flag while
+            // this batch's emits are not appended yet.
+            v.caught_up.store(false, Ordering::Release);
             let mut st = v.state.write();
             for r in &records {
                 v.operator.apply(r, &mut st, &mut emits);
@@ -426,7 +429,6 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             since_checkpoint = 0;
         }
         if read_any {
-            v.caught_up.store(false, Ordering::Release);
             continue;
         }
         v.caught_up.store(true, Ordering::Release);

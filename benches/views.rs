@@ -71,9 +71,5 @@ fn main() {
     let rebuild = started.elapsed();
     assert_eq!(view.status().version, 2);
     let rebuild_rate = records as f64 / rebuild.as_secs_f64();
-    println!(
-        "view rebuild: {:>12.0} records/s ({rebuild:.2?}) = {:.2} of raw",
-        rebuild_rate,
-        rebuild_rate / raw_rate
-    );
+    println!("view rebuild: {:>12.0} records/s ({rebuild:.2?}) = {:.2} of raw", rebuild_rate, rebuild_rate / raw_rate);
 }

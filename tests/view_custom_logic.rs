@@ -5,9 +5,9 @@ mod view_common;
 
 use std::sync::Arc;
 
-use view_common::{open, wait};
 use kappalog::{NewRecord, Record, TopicConfig, ViewLogic};
 use serde_json::{json, Value};
+use view_common::{open, wait};
 
 /// Bytes and records per key; emits when a key passes 1000 bytes.
 struct Volume;

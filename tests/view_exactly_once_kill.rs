@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use view_common::{all_records, open, scan_all, wait, Rng};
 use kappalog::{NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 use serde_json::{json, Value};
+use view_common::{all_records, open, scan_all, wait, Rng};
 
 const CHILD_ENV: &str = "KAPPALOG_VIEW_KILL_CHILD_DIR";
 const VIEW: &str = "spend_per_user";

@@ -6,9 +6,9 @@ mod view_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use view_common::{all_records, open, wait, Rng};
 use kappalog::{NewRecord, TopicConfig};
 use serde_json::{json, Value};
+use view_common::{all_records, open, wait, Rng};
 
 const GAP_MS: i64 = 10 * 60 * 1000;
 const SPEC: &str = r#"{ "name": "fraud",
@@ -45,7 +45,11 @@ fn session_alerts_match_a_batch_sessionization() {
                 records.push((t, user.clone(), amount));
                 t += rng.below(90_000) as i64;
             }
-            t += if rng.below(4) == 0 { GAP_MS - 1 - rng.below(1000) as i64 } else { GAP_MS + rng.below(GAP_MS as u64) as i64 };
+            t += if rng.below(4) == 0 {
+                GAP_MS - 1 - rng.below(1000) as i64
+            } else {
+                GAP_MS + rng.below(GAP_MS as u64) as i64
+            };
         }
     }
     records.sort();
@@ -72,7 +76,10 @@ fn session_alerts_match_a_batch_sessionization() {
     let mut by_user: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
     for (_, r) in all_records(&store, "transactions") {
         let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-        by_user.entry(v["user"].as_str().unwrap().to_string()).or_default().push((r.timestamp, v["amount"].as_u64().unwrap()));
+        by_user
+            .entry(v["user"].as_str().unwrap().to_string())
+            .or_default()
+            .push((r.timestamp, v["amount"].as_u64().unwrap()));
     }
     let mut expected = BTreeSet::new();
     let mut sessions = 0;
@@ -91,8 +98,12 @@ fn session_alerts_match_a_batch_sessionization() {
             }
             sessions += 1;
             if n > 10 && total > 50_000 {
-                expected.insert((user.clone(), json!({"start": first, "end": last + GAP_MS,
-                    "value": {"n": n, "total": total, "largest": largest}}).to_string()));
+                expected.insert((
+                    user.clone(),
+                    json!({"start": first, "end": last + GAP_MS,
+                    "value": {"n": n, "total": total, "largest": largest}})
+                    .to_string(),
+                ));
             }
         }
     }

@@ -2,8 +2,8 @@
 
 mod view_common;
 
-use view_common::{open, scan_all, wait};
 use kappalog::{NewRecord, TopicConfig, ViewRunState, ViewSpec};
+use view_common::{open, scan_all, wait};
 
 const V1: &str = r#"{"name": "latest", "source": {"topics": ["users"]}}"#;
 const V2: &str = r#"{"name": "latest", "source": {"topics": ["users"]},

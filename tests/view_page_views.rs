@@ -5,9 +5,9 @@ mod view_common;
 
 use std::collections::BTreeMap;
 
-use view_common::{all_records, open, scan_all, wait, Rng};
 use kappalog::{NewRecord, TopicConfig, ViewRunState};
 use serde_json::{json, Value};
+use view_common::{all_records, open, scan_all, wait, Rng};
 
 const SPEC: &str = r#"{"name": "views_per_page", "source": {"topics": ["page-views"]},
     "key": "/page", "aggregates": {"views": {"op": "count"}}}"#;

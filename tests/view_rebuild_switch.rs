@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use view_common::{all_records, open, scan_all, wait};
 use kappalog::{NewRecord, RebuildFrom, TopicConfig, ViewRunState, ViewSpec};
 use serde_json::{json, Value};
+use view_common::{all_records, open, scan_all, wait};
 
 const V1: &str = r#"{"name": "clicks_per_user", "source": {"topics": ["clicks"]}, "key": "/user",
     "aggregates": {"n": {"op": "count"}}}"#;

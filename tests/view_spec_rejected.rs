@@ -2,8 +2,8 @@
 
 mod view_common;
 
-use view_common::open;
 use kappalog::{Error, TopicConfig, ViewError};
+use view_common::open;
 
 fn field_of(r: kappalog::Result<kappalog::View>) -> String {
     match r {

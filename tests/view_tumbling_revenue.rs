@@ -6,9 +6,9 @@ mod view_common;
 
 use std::collections::BTreeMap;
 
-use view_common::{all_records, open, wait, Rng};
 use kappalog::{NewRecord, TopicConfig};
 use serde_json::{json, Value};
+use view_common::{all_records, open, wait, Rng};
 
 const SPEC: &str = r#"{ "name": "revenue_per_product",
   "source": { "topics": ["orders"] },
@@ -96,9 +96,10 @@ fn windows_late_counts_and_emits_match_a_batch_computation() {
 
     let mut per_product: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for ((p, start), (n, revenue)) in &windows {
-        per_product.entry(p.clone()).or_default().push(
-            json!({"start": start, "end": start + SIZE_MS, "value": {"orders": n, "revenue": revenue}}),
-        );
+        per_product
+            .entry(p.clone())
+            .or_default()
+            .push(json!({"start": start, "end": start + SIZE_MS, "value": {"orders": n, "revenue": revenue}}));
     }
     for (product, expected) in &per_product {
         let got = view.get(product).unwrap().windows.unwrap();

@@ -15,7 +15,10 @@ pub(crate) enum Accumulator {
     Sum(Sum),
     Min(Option<f64>),
     Max(Option<f64>),
-    Avg { sum: f64, count: u64 },
+    Avg {
+        sum: f64,
+        count: u64,
+    },
     /// The value, and the sequence number of the record it came from (the later one wins a merge).
     Latest(Option<(Value, u64)>),
 }

@@ -63,7 +63,11 @@ pub(crate) fn decode(path: &Path, buf: &[u8]) -> Result<Snapshot> {
     let u32_at = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
     let version = u32_at(VERSION_OFFSET);
     if version == 0 || version > CHECKPOINT_VERSION {
-        return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found: version, supported: CHECKPOINT_VERSION });
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: version,
+            supported: CHECKPOINT_VERSION,
+        });
     }
     let len = u64::from_le_bytes(buf[LENGTH_OFFSET..CRC_OFFSET].try_into().expect("8 bytes"));
     let body = &buf[HEADER_LEN..];
@@ -142,7 +146,10 @@ mod tests {
         let good = encode(&sample());
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(matches!(decode(path, &flipped), Err(Error::Corrupted { detail: Corruption::ChecksumMismatch { .. }, .. })));
+        assert!(matches!(
+            decode(path, &flipped),
+            Err(Error::Corrupted { detail: Corruption::ChecksumMismatch { .. }, .. })
+        ));
         assert!(matches!(decode(path, &good[..good.len() - 1]), Err(Error::Corrupted { position: 8, .. })));
         assert!(matches!(decode(path, &good[..10]), Err(Error::Corrupted { position: 0, .. })));
         let mut magic = good.clone();

@@ -60,7 +60,10 @@ impl Predicate {
 
     fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Predicate, SpecError> {
         if depth > PREDICATE_DEPTH_MAX {
-            return Err(SpecError::new(path, format!("nested deeper than PREDICATE_DEPTH_MAX ({PREDICATE_DEPTH_MAX})")));
+            return Err(SpecError::new(
+                path,
+                format!("nested deeper than PREDICATE_DEPTH_MAX ({PREDICATE_DEPTH_MAX})"),
+            ));
         }
         let Some(obj) = v.as_object() else {
             return Err(SpecError::new(path, "a predicate is an object: {field, op, value}, {all}, {any} or {not}"));
@@ -269,7 +272,9 @@ mod tests {
     #[test]
     fn lookup_is_json_pointer() {
         let doc = json!({"a": {"b": [10, {"c": 3}]}, "x/y": 1, "m~n": 2, "": 5});
-        for p in ["", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/a/b/01", "/a/b/-", "/x~1y", "/m~0n", "/", "/zz", "a"] {
+        for p in
+            ["", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/a/b/01", "/a/b/-", "/x~1y", "/m~0n", "/", "/zz", "a"]
+        {
             assert_eq!(lookup(&doc, p), doc.pointer(p), "{p}");
         }
     }

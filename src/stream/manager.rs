@@ -58,7 +58,10 @@ impl Default for ViewsConfig {
 pub(crate) enum Definition {
     Spec(Box<ViewSpec>),
     /// A Rust view: the logic is given again by [`Views::create_custom`] after a restart.
-    Custom { topics: Vec<String>, emit_topic: Option<String> },
+    Custom {
+        topics: Vec<String>,
+        emit_topic: Option<String>,
+    },
 }
 
 impl Definition {
@@ -398,7 +401,11 @@ impl Views {
         };
         let file = ViewFile {
             format_version: VIEW_FILE_VERSION,
-            current: VersionDef { version: current.number, definition: current.definition.clone(), from_timestamp_ms: None },
+            current: VersionDef {
+                version: current.number,
+                definition: current.definition.clone(),
+                from_timestamp_ms: None,
+            },
             pending: Some(pending.clone()),
         };
         let version = self.load_version(&slot.dir, &pending, slot.logic.clone())?;

@@ -11,6 +11,42 @@
 //! - `view.rs` — the runner thread per version, queries and status; `manager.rs` — [`Views`]:
 //!   durable definitions, create / update / rebuild / delete, the atomic switch after a rebuild.
 //!
+//! ## The spec
+//! ```json
+//! { "name": "revenue_per_product",
+//!   "source": { "topics": ["orders"] },
+//!   "filter": { "field": "/amount", "op": "gt", "value": 0 },
+//!   "key": "/product_id",
+//!   "window": { "type": "tumbling", "size_ms": 60000, "grace_ms": 5000, "time": "/ts" },
+//!   "aggregates": { "revenue": { "op": "sum", "field": "/price" }, "orders": { "op": "count" } },
+//!   "having": { "all": [ { "field": "/orders", "op": "gt", "value": 10 } ] },
+//!   "emit": { "topic": "revenue-per-minute", "on": "update" } }
+//! ```
+//! - `filter` / `having`: `{"field": <JSON pointer>, "op": eq|ne|gt|gte|lt|lte|exists|in, "value"}`,
+//!   combined with `{"all": [..]}`, `{"any": [..]}`, `{"not": ..}` ([`Predicate`]). `having` reads the
+//!   object of named aggregates (or the latest value of a table).
+//! - `key`: a JSON pointer into the value (a string is used as is, another value as its JSON text);
+//!   absent means the record key.
+//! - `window`: `tumbling` (`size_ms`), `hopping` (`size_ms`, `advance_ms`), `session` (`gap_ms`: a
+//!   session is `[first event, last event + gap_ms)`, merged when a record bridges two), with
+//!   `grace_ms` and an optional `retention_ms`. `time` is a JSON pointer to epoch ms or an RFC 3339
+//!   string; absent means the record timestamp. The watermark is the highest event time the view
+//!   has seen (over all its partitions, read round-robin in bounded batches: give `grace_ms` room
+//!   for the skew between partitions). A window is closed once the watermark reaches its end plus
+//!   `grace_ms`; a record only for closed windows is late: dropped and counted (`late_records`).
+//!   Closed windows are evicted once the watermark reaches their end plus `retention_ms`.
+//! - `aggregates`: named `count`, `sum`, `min`, `max`, `avg`, `latest` (integer sums stay exact).
+//!   With none, the view is a table of the latest value per key, and a tombstone deletes the key.
+//! - `emit`: JSON records keyed by the view key, to an existing topic that is not a source: on
+//!   `update` the new value (tables) or `{"start", "end", "value"}` (windows) after every change; on
+//!   `window_close` each window's final `{"start", "end", "value"}`; both filtered by `having`.
+//! - A record whose value is not JSON or lacks a field the view needs (key, time, an aggregate's
+//!   field) changes nothing and is counted (`error_records`).
+//!
+//! Queries ([`View`]): `get(key)` → `{key, value}` or `{key, windows: [{start, end, value}]}`,
+//! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /
+//! rebuilding / failed, lag per partition, watermark, late and error counts, rebuild progress).
+//!
 //! Emitted records (`emit`) are at least once: they are appended before the checkpoint that
 //! covers their inputs, so a crash in between emits them again on restart.
 

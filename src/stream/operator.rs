@@ -220,8 +220,7 @@ impl Declarative {
             applied = true;
             let ws = st.windows_mut(key);
             let fresh = !ws.contains_key(&start);
-            let win =
-                ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
+            let win = ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
             win.aggregates.add(inputs, seq);
             let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, win));
             if fresh {
@@ -318,7 +317,12 @@ impl Operator {
     }
 
     /// How a key's entry looks in query results: a value, or windows starting in `from_ms..to_ms`.
-    pub(crate) fn show(&self, entry: &Entry, from_ms: Option<i64>, to_ms: Option<i64>) -> (Option<Value>, Option<Vec<WindowResult>>) {
+    pub(crate) fn show(
+        &self,
+        entry: &Entry,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> (Option<Value>, Option<Vec<WindowResult>>) {
         match (self, entry) {
             (_, Entry::Value(v)) => (Some(v.clone()), None),
             (Operator::Declarative(d), Entry::Aggregates(a)) => (Some(a.to_json(&d.aggregates)), None),
@@ -390,10 +394,9 @@ mod tests {
 
     fn windows(st: &State, key: &str) -> Vec<(i64, i64, u64)> {
         match st.snap.entries.get(key) {
-            Some(Entry::Windows(ws)) => ws
-                .iter()
-                .map(|(s, w)| (*s, w.end, w.aggregates.0[0].to_json().as_u64().unwrap()))
-                .collect(),
+            Some(Entry::Windows(ws)) => {
+                ws.iter().map(|(s, w)| (*s, w.end, w.aggregates.0[0].to_json().as_u64().unwrap())).collect()
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -435,8 +438,10 @@ mod tests {
     fn bad_records_are_counted_never_applied() {
         let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "key": "/k",
             "aggregates": {"s": {"op": "sum", "field": "/x"}}}"#;
-        let (st, _, _) =
-            run(spec, &[(0, "", "nope"), (0, "", r#"{"x": 1}"#), (0, "", r#"{"k": "a"}"#), (0, "", r#"{"k": "a", "x": 2}"#)]);
+        let (st, _, _) = run(
+            spec,
+            &[(0, "", "nope"), (0, "", r#"{"x": 1}"#), (0, "", r#"{"k": "a"}"#), (0, "", r#"{"k": "a", "x": 2}"#)],
+        );
         assert_eq!(st.snap.counters.error_records, 3);
         assert_eq!(st.snap.counters.records_applied, 1);
         assert!(matches!(st.snap.entries.get("a"), Some(Entry::Aggregates(a)) if a.0[0].to_json() == 2));

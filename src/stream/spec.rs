@@ -14,7 +14,7 @@ pub const VIEW_SOURCE_TOPICS_MAX: usize = 64;
 /// The most named aggregates one view computes.
 pub const VIEW_AGGREGATES_MAX: usize = 64;
 /// The longest view name (it names a directory, like a topic).
-pub const VIEW_NAME_LEN_MAX: usize = 249;
+pub const VIEW_NAME_LEN_MAX: usize = crate::config::TOPIC_NAME_LEN_MAX;
 
 /// What a view is: its sources, how records are filtered, keyed, windowed and aggregated, and
 /// where results go. Deserializes from the JSON documented in the crate docs; every field error
@@ -253,7 +253,10 @@ impl ViewSpec {
         if self.aggregates.len() > VIEW_AGGREGATES_MAX {
             return Err(SpecError::new(
                 "aggregates",
-                format!("{} aggregates is more than VIEW_AGGREGATES_MAX ({VIEW_AGGREGATES_MAX})", self.aggregates.len()),
+                format!(
+                    "{} aggregates is more than VIEW_AGGREGATES_MAX ({VIEW_AGGREGATES_MAX})",
+                    self.aggregates.len()
+                ),
             ));
         }
         if self.window.is_some() && self.aggregates.is_empty() {
@@ -279,7 +282,10 @@ impl ViewSpec {
             crate::config::validate_topic_name(&e.topic)
                 .map_err(|err| SpecError::new("emit.topic", err.to_string()))?;
             if topics.contains(&e.topic) {
-                return Err(SpecError::new("emit.topic", format!("{:?} is also a source: the view would loop", e.topic)));
+                return Err(SpecError::new(
+                    "emit.topic",
+                    format!("{:?} is also a source: the view would loop", e.topic),
+                ));
             }
             if e.on == EmitOn::WindowClose && self.window.is_none() {
                 return Err(SpecError::new("emit.on", "window_close needs a window"));
@@ -298,7 +304,9 @@ impl WindowSpec {
             None => Err(SpecError::new(format!("window.{field}"), format!("a {:?} window needs it", self.kind))),
         };
         let absent = |v: Option<u64>, field: &str| match v {
-            Some(_) => Err(SpecError::new(format!("window.{field}"), format!("a {:?} window does not take it", self.kind))),
+            Some(_) => {
+                Err(SpecError::new(format!("window.{field}"), format!("a {:?} window does not take it", self.kind)))
+            }
             None => Ok(()),
         };
         match self.kind {
@@ -389,7 +397,10 @@ mod tests {
         assert_eq!(field_of(&with("/key", "product_id".into())), "key");
         assert_eq!(field_of(&with("/source/topics", serde_json::json!([]))), "source.topics");
         assert_eq!(field_of(&with("/emit/topic", "orders".into())), "emit.topic");
-        assert_eq!(field_of(&with("/aggregates/revenue", serde_json::json!({"op": "sum"}))), "aggregates.revenue.field");
+        assert_eq!(
+            field_of(&with("/aggregates/revenue", serde_json::json!({"op": "sum"}))),
+            "aggregates.revenue.field"
+        );
         assert_eq!(field_of(&with("/name", "a/b".into())), "name");
         assert_eq!(field_of(r#"{"source": {"topics": ["a"]}}"#), "name");
         assert_eq!(field_of(r#"{"name": "x", "source": {"topics": ["a"]}, "sauce": 1}"#), "sauce");

@@ -369,7 +369,10 @@ pub(crate) fn spawn(slot: &Arc<Slot>, v: Arc<Version>) {
 }
 
 fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| Error::io("tokio runtime", e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
     let cfg = &slot.config;
     let emit_topic = match v.definition.emit_topic() {
         Some(t) => Some(slot.store.topic(t)?),

@@ -158,14 +158,8 @@ impl Declarative {
             };
             st.snap.counters.records_applied += 1;
             // One lookup for a known key; a new key allocates its string once.
-            let entry = match st.snap.entries.get_mut(key.as_ref()) {
-                Some(e) => e,
-                None => st
-                    .snap
-                    .entries
-                    .entry(key.to_string())
-                    .or_insert_with(|| Entry::Aggregates(Aggregates::new(&self.aggregates))),
-            };
+            let entry =
+                st.snap.entries.get_or_insert_with(&key, || Entry::Aggregates(Aggregates::new(&self.aggregates)));
             if let Entry::Aggregates(a) = entry {
                 a.add(&inputs, seq);
                 if self.emit_on.is_some() {
@@ -354,7 +348,7 @@ fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut V
         st.snap.counters.error_records += 1;
         return;
     };
-    let entry = st.snap.entries.entry(key.clone()).or_insert_with(|| Entry::Value(logic.init(&key)));
+    let entry = st.snap.entries.get_or_insert_with(&key, || Entry::Value(logic.init(&key)));
     let Entry::Value(state) = entry else {
         st.snap.counters.error_records += 1;
         return;

@@ -2,9 +2,10 @@
 //! aggregates, or to windows of aggregates; the watermark; counters; and the source offsets it
 //! reflects. The state and the offsets are checkpointed together (see `checkpoint.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::aggregate::Aggregates;
@@ -58,7 +59,76 @@ pub(crate) struct Snapshot {
     pub offsets: Vec<SourceOffset>,
     pub watermark: Option<i64>,
     pub counters: ViewCounters,
-    pub entries: BTreeMap<String, Entry>,
+    pub entries: Entries,
+}
+
+/// Keys to entries: a hash map for the lookup every record does, and the ordered set of keys for
+/// prefix scans and deterministic checkpoints. (With a `BTreeMap` alone, a count view spent about
+/// 40% of its time comparing keys.) Each key is held twice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Entries {
+    map: HashMap<String, Entry>,
+    order: BTreeSet<String>,
+}
+
+impl Entries {
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
+        self.map.get(key)
+    }
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.map.get_mut(key)
+    }
+    #[cfg(test)]
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+    pub(crate) fn insert(&mut self, key: String, entry: Entry) {
+        if !self.map.contains_key(&key) {
+            self.order.insert(key.clone());
+        }
+        self.map.insert(key, entry);
+    }
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
+        let e = self.map.remove(key)?;
+        self.order.remove(key);
+        Some(e)
+    }
+    /// The entry of `key`, inserting `make()` first when absent (the key string is allocated only then).
+    pub(crate) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Entry) -> &mut Entry {
+        if !self.map.contains_key(key) {
+            self.insert(key.to_string(), make());
+        }
+        self.map.get_mut(key).expect("present or inserted above")
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Entries in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.order.iter().map(|k| (k, &self.map[k]))
+    }
+    /// Entries in key order from `from` on.
+    pub(crate) fn iter_from<'a>(&'a self, from: &str) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+        self.order.range::<str, _>((Bound::Included(from), Bound::Unbounded)).map(|k| (k, &self.map[k]))
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
+        let sorted = BTreeMap::<String, Entry>::deserialize(d)?;
+        let order = sorted.keys().cloned().collect();
+        Ok(Entries { map: sorted.into_iter().collect(), order })
+    }
 }
 
 /// The live state: a snapshot plus indexes of windows by end (rebuilt on load, never stored).
@@ -75,7 +145,7 @@ impl State {
     pub(crate) fn from_snapshot(snap: Snapshot, windowing: Option<&Windowing>) -> State {
         let mut st = State { snap, open: BTreeSet::new(), closed: BTreeSet::new() };
         if let Some(w) = windowing {
-            for (key, entry) in &st.snap.entries {
+            for (key, entry) in st.snap.entries.iter() {
                 if let Entry::Windows(ws) = entry {
                     for (&start, win) in ws {
                         let item = (win.end, key.clone(), start);

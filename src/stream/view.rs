@@ -294,7 +294,7 @@ impl View {
         let st = v.state.read();
         st.snap
             .entries
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .iter_from(prefix)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit.min(SCAN_LIMIT_MAX))
             .map(|(k, e)| {

@@ -236,7 +236,12 @@ impl Views {
     fn partitions(&self, def: &Definition) -> Result<Vec<crate::log::Partition>> {
         let mut out = Vec::new();
         for t in def.topics() {
-            out.extend(self.inner.store.topic(t)?.partitions().iter().cloned());
+            // A source deleted since the view was defined: the view opens (and shows its state)
+            // without it, rather than keeping every other view from opening.
+            match self.inner.store.topic(t) {
+                Ok(topic) => out.extend(topic.partitions().iter().cloned()),
+                Err(e) => tracing::warn!(topic = %t, error = %e, "a view's source topic is missing"),
+            }
         }
         Ok(out)
     }

@@ -158,8 +158,11 @@ impl Declarative {
             };
             st.snap.counters.records_applied += 1;
             // One lookup for a known key; a new key allocates its string once.
-            let entry =
-                st.snap.entries.get_or_insert_with(&key, || Entry::Aggregates(Aggregates::new(&self.aggregates)));
+            // One hash lookup for a known key; a new key allocates its string once.
+            let entry = match st.snap.entries.get_mut(&key) {
+                Some(e) => e,
+                None => st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates))),
+            };
             if let Entry::Aggregates(a) = entry {
                 a.add(&inputs, seq);
                 if self.emit_on.is_some() {

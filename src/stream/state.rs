@@ -100,6 +100,11 @@ impl Entries {
         }
         self.map.get_mut(key).expect("present or inserted above")
     }
+    /// Inserts an absent key and returns its entry.
+    pub(crate) fn insert_new(&mut self, key: String, entry: Entry) -> &mut Entry {
+        self.order.insert(key.clone());
+        self.map.entry(key).or_insert(entry)
+    }
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

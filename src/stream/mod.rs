@@ -55,6 +55,7 @@ mod checkpoint;
 mod expr;
 mod manager;
 mod operator;
+mod project;
 mod spec;
 mod state;
 mod view;

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::aggregate::{self, Aggregates};
 use super::expr::{lookup, Predicate};
-use super::spec::{AggregateSpec, EmitOn, ViewSpec, WindowType};
+use super::project;
+use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
 use super::state::{Entry, State, Window};
 use super::window::{self, Windowing};
 use crate::log::{NewRecord, Record};
@@ -71,11 +72,24 @@ pub(crate) struct Declarative {
     pub windowing: Option<Windowing>,
     time: Option<String>,
     emit_on: Option<EmitOn>,
+    /// The top-level fields to parse, when the view never needs a whole value.
+    projection: Option<Vec<String>>,
 }
 
 impl Declarative {
     pub(crate) fn new(spec: ViewSpec) -> Declarative {
+        let whole_value_needed = spec.aggregates.is_empty()
+            || spec.aggregates.values().any(|a| a.op == AggregateOp::Latest && a.field.is_none());
+        let pointers = spec
+            .key
+            .iter()
+            .chain(spec.window.as_ref().and_then(|w| w.time.as_ref()))
+            .chain(spec.aggregates.values().filter_map(|a| a.field.as_ref()))
+            .map(String::as_str)
+            .chain(spec.filter.iter().flat_map(Predicate::fields));
+        let projection = if whole_value_needed { None } else { project::fields_for(pointers) };
         Declarative {
+            projection,
             aggregates: spec.aggregates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             windowing: spec.window.as_ref().map(Windowing::new),
             time: spec.window.as_ref().and_then(|w| w.time.clone()),
@@ -117,7 +131,11 @@ impl Declarative {
             st.snap.counters.error_records += 1;
             return;
         };
-        let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+        let parsed = match &self.projection {
+            Some(fields) => project::parse(bytes, fields),
+            None => serde_json::from_slice::<Value>(bytes),
+        };
+        let Ok(doc) = parsed else {
             st.snap.counters.error_records += 1;
             return;
         };
@@ -161,7 +179,9 @@ impl Declarative {
             // One hash lookup for a known key; a new key allocates its string once.
             let entry = match st.snap.entries.get_mut(&key) {
                 Some(e) => e,
-                None => st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates))),
+                None => {
+                    st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates)))
+                }
             };
             if let Entry::Aggregates(a) = entry {
                 a.add(&inputs, seq);

@@ -259,7 +259,8 @@ impl std::fmt::Debug for Slot {
 }
 
 /// A handle to a view, for queries and status. Cheap to clone; `Send + Sync`. Queries read the
-/// current version: a rebuild never shows until complete, and the switch is atomic.
+/// current version: a rebuild never shows until complete, and the switch is atomic. A handle keeps
+/// the store open (drop it before reopening the data directory).
 #[derive(Debug, Clone)]
 pub struct View {
     pub(crate) slot: Arc<Slot>,

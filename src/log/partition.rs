@@ -27,6 +27,15 @@ pub struct Appended {
     pub log_append_time_ms: i64,
 }
 
+/// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    buf: Vec<u8>,
+    body_crc: crc32fast::Hasher,
+    cfg: TopicConfig,
+    now: i64,
+}
+
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct Partition {
@@ -290,9 +299,22 @@ impl Partition {
     /// The write half of an append: encodes outside the lock, then writes under it.
     /// Returns the offsets and the end offset to wait for.
     pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
+        let prepared = self.prepare(records)?;
+        self.write_prepared(prepared)
+    }
+
+    /// Validates `records` against the topic's limits and encodes them as one batch, writing
+    /// nothing: a multi-partition append prepares every batch before it writes any.
+    pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (mut buf, body_crc) = encode(records, &cfg, now)?;
+        let (buf, body_crc) = encode(records, &cfg, now)?;
+        Ok(PreparedBatch { buf, body_crc, cfg, now })
+    }
+
+    /// Writes a prepared batch under the partition's lock.
+    pub(crate) fn write_prepared(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
+        let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
         let batch_len = buf.len() as u64;
 
         let mut w = self.inner.writer.lock();
@@ -460,8 +482,10 @@ impl Partition {
         self.sync_through(end)?;
         let w = self.inner.writer.lock();
         let faults = self.inner.faults.as_deref();
-        io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
-        io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)
+        // A failed fsync poisons, whatever the file: it is never retried.
+        io::sync_data(&w.files.index, &w.segment.index_path, faults)
+            .and_then(|_| io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults))
+            .inspect_err(|e| self.poison(e))
     }
 
     /// For `interval` durability: flush when the last flush is older than the interval.

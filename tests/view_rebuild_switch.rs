@@ -61,8 +61,10 @@ fn definition_change_rebuilds_while_queries_see_old_or_new_never_partial() {
     assert_eq!(scan_all(&view), old);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
     let reader = {
         let (view, stop, old, new) = (view.clone(), Arc::clone(&stop), old.clone(), new.clone());
+        let started = Arc::clone(&started);
         std::thread::spawn(move || {
             let (mut saw_old, mut saw_new, mut queries) = (0u64, 0u64, 0u64);
             while !stop.load(Ordering::Acquire) {
@@ -78,10 +80,16 @@ fn definition_change_rebuilds_while_queries_see_old_or_new_never_partial() {
                 }
                 let one = view.get("u5").expect("a key never disappears during the switch").value.unwrap();
                 assert!(one == old["u5"] || one == new["u5"], "{one}");
+                started.store(true, Ordering::Release);
             }
             (saw_old, saw_new, queries)
         })
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.load(Ordering::Acquire) {
+        assert!(std::time::Instant::now() < deadline, "the reader thread never queried");
+        std::thread::yield_now();
+    }
     // The same definition changes nothing.
     views.update(ViewSpec::from_json(V1.as_bytes()).unwrap()).unwrap();
     assert_eq!(view.status().version, 1);

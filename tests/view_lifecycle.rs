@@ -1,4 +1,5 @@
-//! Delete removes a view and its files; a rebuild interrupted by a restart resumes and completes.
+//! Delete removes a view and its files; a rebuild interrupted by a restart resumes and completes;
+//! a store has one `Views`.
 
 mod view_common;
 
@@ -27,8 +28,12 @@ fn delete_and_a_rebuild_across_restart() {
         views.update(ViewSpec::from_json(V2.as_bytes()).unwrap()).unwrap();
         // Stop right away: the rebuild is pending (or just done) when the process goes.
     }
-    let (_store, views) = open(dir.path());
-    let view = views.get("latest").unwrap();
+    let (store, views) = open(dir.path());
+    // One `Views` per store: a second open returns the same registry (no second runner).
+    let again = kappalog::Views::open(&store, kappalog::ViewsConfig::default()).unwrap();
+    assert_eq!(again.list(), vec!["latest".to_string()]);
+    let view = again.get("latest").unwrap();
+    drop(again);
     wait(&view);
     let status = view.status();
     assert_eq!((status.version, status.state), (2, ViewRunState::Running));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,9 @@ use crate::log::io::{sync_dir, write_atomic};
 use crate::store::Store;
 
 const VIEWS_DIR: &str = "views";
+
+/// The live `Views` of each data directory in this process.
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<ViewsInner>>> = Mutex::new(BTreeMap::new());
 const VIEW_FILE: &str = "view.json";
 /// The `view.json` format this build writes and the newest it reads.
 pub(crate) const VIEW_FILE_VERSION: u32 = 1;
@@ -135,8 +138,23 @@ struct ViewsInner {
 impl Views {
     /// Opens the views of `store` (under `<data-dir>/views`) and resumes each declarative view
     /// from its checkpoint. Custom views resume when [`create_custom`](Self::create_custom) gives
-    /// their logic again.
+    /// their logic again. A store has one `Views`: while one is alive, `open` returns it (and
+    /// `config` is ignored), so two runners never share a checkpoint file.
     pub fn open(store: &Store, config: ViewsConfig) -> Result<Views> {
+        // A live `Views` keeps its Store, and so the directory's exclusive lock: one registered
+        // for this directory belongs to this very store.
+        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
+        let mut open = OPEN.lock();
+        open.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(Views { inner });
+        }
+        let views = Self::open_new(store, config)?;
+        open.insert(key, Arc::downgrade(&views.inner));
+        Ok(views)
+    }
+
+    fn open_new(store: &Store, config: ViewsConfig) -> Result<Views> {
         let dir = store.data_dir().join(VIEWS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let inner = Arc::new(ViewsInner {

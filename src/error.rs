@@ -77,6 +77,9 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    #[error(transparent)]
+    View(#[from] crate::stream::ViewError),
+
     #[error("partition {topic}-{partition} is poisoned by an earlier failed write or fsync; reopen the store")]
     Poisoned { topic: String, partition: u32 },
 

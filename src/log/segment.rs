@@ -251,6 +251,14 @@ impl Segment {
         let create =
             |p: &Path| OpenOptions::new().create_new(true).read(true).append(true).open(p).map_err(|e| Error::io(p, e));
         let log = create(&log_path)?;
+        // Index files are derived from the log: a leftover one (say, from an interrupted run) is
+        // replaced, while a leftover log is an error, never overwritten.
+        for p in [&index_path, &time_index_path] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+                _ => {}
+            }
+        }
         let index = create(&index_path)?;
         let time_index = create(&time_index_path)?;
         io::sync_dir(dir)?;

@@ -56,6 +56,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cleaner;
 mod clock;
 mod config;
 mod error;
@@ -65,10 +66,11 @@ mod partitioner;
 mod store;
 mod topic;
 
+pub use cleaner::{CleanerStats, CompactionReport, RetentionReport, TopicCompactionReport, TopicRetentionReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::*;
 pub use error::{Corruption, Error, Result};
-pub use fault::{FaultInjector, FaultKind};
+pub use fault::{FaultInjector, FaultKind, SwapHook};
 pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
 pub use partitioner::{murmur2, partition_for_key};
 pub use store::{Store, FORMAT_VERSION};

@@ -1,0 +1,347 @@
+//! Compaction: keep the latest record of each key in the cleanable part of the log.
+//!
+//! One pass, as Kafka's cleaner does it:
+//! 1. The **cleanable** part is the sealed segments, from the oldest up to (not including) the first
+//!    whose newest record is younger than `min_compaction_lag_ms`. Its **dirty** section starts at the
+//!    first dirty offset (where the last pass stopped; persisted in `cleaner-checkpoint`).
+//! 2. Map every key of the dirty section to its latest offset, until the map's byte budget is full:
+//!    the map covers `[first_dirty, map_end)`.
+//! 3. Rewrite every segment from the log start through the one holding `map_end - 1` into `.cleaned`
+//!    files, neighbours merged while their sizes add up to at most `segment_bytes`. A record is
+//!    dropped when the map holds a later offset for its key; a tombstone below `map_end` is also
+//!    dropped once its timestamp is more than `delete_retention_ms` old. Offsets never change.
+//! 4. Swap the new segments in (see `swap.rs`); the first dirty offset becomes `map_end`.
+//!
+//! Passes repeat until the dirty section is done: a dirty section larger than the map is cleaned
+//! in several passes. Appends and reads go on meanwhile; readers of old segments keep their maps.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::offset_map::{OffsetMap, ENTRY_BYTES};
+use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
+use super::swap::{self, Manifest};
+use super::CleanerState;
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::log::batch::BatchHeader;
+use crate::log::segment::{Segment, TIMESTAMP_NONE};
+use crate::log::Partition;
+
+/// What compaction did to one partition (all its passes of one run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactionReport {
+    pub topic: String,
+    pub partition: u32,
+    /// The time the run judged lags and tombstone ages against (ms since the epoch).
+    pub now_ms: i64,
+    /// Passes made (0: nothing was cleanable, or the dirty ratio was below the threshold).
+    pub passes: u32,
+    /// The dirty ratio when the run started.
+    pub dirty_ratio_before: f64,
+    pub first_dirty_offset_before: u64,
+    pub first_dirty_offset_after: u64,
+    /// Bytes of the segments rewritten, summed over passes, and of what replaced them.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub segments_before: usize,
+    pub segments_after: usize,
+    /// Distinct keys mapped, summed over passes.
+    pub keys_mapped: u64,
+    pub records_read: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    pub duration_ms: u64,
+}
+
+/// The cleanable prefix of `segments` (a count) and where the dirty section starts and ends.
+pub(crate) struct Cleanable {
+    pub count: usize,
+    pub end_offset: u64,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+}
+
+impl Cleanable {
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.dirty_bytes as f64 / total as f64
+        }
+    }
+}
+
+pub(crate) fn cleanable(
+    segments: &[Arc<Segment>],
+    cfg: &TopicConfig,
+    now_ms: i64,
+    first_dirty: u64,
+) -> Result<Cleanable> {
+    let sealed = &segments[..segments.len() - 1];
+    let horizon = now_ms.saturating_sub(cfg.min_compaction_lag_ms.min(i64::MAX as u64) as i64);
+    let mut c = Cleanable { count: 0, end_offset: segments[0].base_offset, clean_bytes: 0, dirty_bytes: 0 };
+    for (i, s) in sealed.iter().enumerate() {
+        let ts = s.max_timestamp()?;
+        if ts != TIMESTAMP_NONE && ts > horizon {
+            break;
+        }
+        c.count = i + 1;
+        c.end_offset = segments[i + 1].base_offset;
+        if c.end_offset <= first_dirty {
+            c.clean_bytes += s.size();
+        } else {
+            c.dirty_bytes += s.size();
+        }
+    }
+    Ok(c)
+}
+
+/// Runs compaction passes on `p` at time `now_ms` with a key map of `offset_map_bytes`. Without
+/// `force`, nothing happens unless the dirty ratio is at least `min_cleanable_dirty_ratio`; with it,
+/// one pass runs even when nothing is dirty (it drops expired tombstones).
+pub(crate) fn compact(p: &Partition, now_ms: i64, offset_map_bytes: usize, force: bool) -> Result<CompactionReport> {
+    let started = Instant::now();
+    let mut state = p.maintenance().lock();
+    state.check_no_pending_swap(p)?;
+    let cfg = p.config();
+    if !cfg.cleanup_policy.compacts() {
+        return Err(Error::InvalidConfig {
+            field: "cleanup_policy",
+            reason: format!("topic {:?} has cleanup_policy {:?}: only compact topics are compacted", p.topic(), cfg.cleanup_policy),
+        });
+    }
+    let first_dirty = state.first_dirty_offset(p)?;
+    let c = cleanable(&p.segments(), &cfg, now_ms, first_dirty)?;
+    let mut report = CompactionReport {
+        topic: p.topic().to_string(),
+        partition: p.id(),
+        now_ms,
+        passes: 0,
+        dirty_ratio_before: c.dirty_ratio(),
+        first_dirty_offset_before: first_dirty,
+        first_dirty_offset_after: first_dirty,
+        bytes_before: 0,
+        bytes_after: 0,
+        segments_before: 0,
+        segments_after: 0,
+        keys_mapped: 0,
+        records_read: 0,
+        records_removed: 0,
+        tombstones_removed: 0,
+        duration_ms: 0,
+    };
+    let due = c.dirty_bytes > 0 && c.dirty_ratio() >= cfg.min_cleanable_dirty_ratio;
+    if c.count > 0 && (due || force) {
+        loop {
+            let done = pass(p, &cfg, now_ms, offset_map_bytes, &mut state, &mut report)?;
+            if done {
+                break;
+            }
+        }
+    }
+    report.first_dirty_offset_after = state.first_dirty_offset(p)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if report.passes > 0 {
+        tracing::info!(topic = p.topic(), partition = p.id(), passes = report.passes, bytes_before = report.bytes_before, bytes_after = report.bytes_after, records_removed = report.records_removed, "compacted");
+        state.compactions += 1;
+        state.last_compaction = Some(report.clone());
+    }
+    Ok(report)
+}
+
+/// One pass. `Ok(true)` when the dirty section is done.
+fn pass(
+    p: &Partition,
+    cfg: &TopicConfig,
+    now_ms: i64,
+    offset_map_bytes: usize,
+    state: &mut CleanerState,
+    report: &mut CompactionReport,
+) -> Result<bool> {
+    let segments = p.segments();
+    let first_dirty = state.first_dirty_offset(p)?.max(p.log_start_offset());
+    let c = cleanable(&segments, cfg, now_ms, first_dirty)?;
+    if c.count == 0 || (first_dirty >= c.end_offset && report.passes > 0) {
+        return Ok(true);
+    }
+    let cleanable = &segments[..c.count];
+
+    // 2. The map of the dirty section.
+    let mut map = OffsetMap::new(offset_map_bytes);
+    let mut map_end = c.end_offset;
+    let mut too_big = 0;
+    'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
+        let data = s.data();
+        let mut pos = 0;
+        while pos < data.len() {
+            let (h, b) = s.batch_at(&data, pos)?;
+            let at = pos;
+            pos += h.len();
+            if h.last_offset() < first_dirty {
+                continue;
+            }
+            let mut full = false;
+            for_each_record(&h, &b, |r| {
+                let offset = r.offset(&h);
+                match &r.key {
+                    Some(k) if offset >= first_dirty && !map.insert(k, offset) => {
+                        map_end = offset;
+                        too_big = k.len();
+                        full = true;
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+            if full {
+                break 'segments;
+            }
+        }
+    }
+    if map_end <= first_dirty && map_end < c.end_offset {
+        return Err(Error::LimitExceeded {
+            limit: "offset_map_bytes",
+            value: (ENTRY_BYTES + too_big) as u64,
+            max: offset_map_bytes as u64,
+        });
+    }
+
+    // 3. Rewrite through the segment holding `map_end - 1`, in groups of neighbours.
+    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
+    let rewrite = &segments[..count];
+    let groups = group(rewrite, cfg.segment_bytes);
+    let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64);
+    let faults = p.faults();
+    let mut written = Vec::with_capacity(groups.len());
+    let result = (|| -> Result<()> {
+        for g in &groups {
+            let mut out = CleanedSegment::create(p.dir(), rewrite[g.start].base_offset, cfg.index_interval_bytes, faults)?;
+            for s in &rewrite[g.clone()] {
+                filter_segment(s, &map, map_end, tombstone_horizon, &mut out, report)?;
+            }
+            let next_offset = rewrite[g.end - 1].next_offset();
+            written.push((out.base_offset, next_offset, out.size_bytes));
+            out.finish(p.dir(), faults)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Before the commit point: the old log stands; the `.cleaned` files are garbage.
+        let _ = swap::recover(p.dir());
+        return Err(e);
+    }
+
+    // 4. The swap.
+    for s in rewrite {
+        s.load_indexes_now()?;
+    }
+    let manifest = Manifest {
+        remove: rewrite.iter().map(|s| s.base_offset).collect(),
+        install: written.iter().map(|w| w.0).collect(),
+    };
+    let interval = cfg.index_interval_bytes;
+    let committed = swap::commit(p.dir(), &manifest, faults, || {
+        let mut fresh = Vec::with_capacity(written.len());
+        for &(base, next, _) in &written {
+            fresh.push(Segment::open_sealed(p.dir(), base, next, interval)?);
+        }
+        p.update_segments(|list| {
+            assert!(
+                list.iter().zip(rewrite).all(|(a, b)| Arc::ptr_eq(a, b)),
+                "only the cleaner replaces segments, under the maintenance lock"
+            );
+            fresh.into_iter().chain(list[count..].iter().cloned()).collect()
+        });
+        Ok(())
+    });
+    if let Err(e) = committed {
+        state.swap_pending = true;
+        return Err(e);
+    }
+    report.passes += 1;
+    report.keys_mapped += map.len() as u64;
+    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
+    report.bytes_after += written.iter().map(|w| w.2).sum::<u64>();
+    report.segments_before += rewrite.len();
+    report.segments_after += written.len();
+    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    Ok(map_end >= c.end_offset)
+}
+
+/// Splits `segments` into runs of neighbours whose sizes add up to at most `segment_bytes` and
+/// whose offsets span at most `u32::MAX` (index entries hold offsets relative to the base).
+fn group(segments: &[Arc<Segment>], segment_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, s) in segments.iter().enumerate() {
+        let span = s.next_offset() - segments[start].base_offset;
+        if i > start && (size + s.size() > segment_bytes || span > u32::MAX as u64) {
+            groups.push(start..i);
+            start = i;
+            size = 0;
+        }
+        size += s.size();
+    }
+    groups.push(start..segments.len());
+    groups
+}
+
+/// Copies the records of `s` that survive into `out`.
+fn filter_segment(
+    s: &Segment,
+    map: &OffsetMap,
+    map_end: u64,
+    tombstone_horizon: i64,
+    out: &mut CleanedSegment,
+    report: &mut CompactionReport,
+) -> Result<()> {
+    let data = s.data();
+    let mut pos = 0;
+    let mut kept: Vec<RawRecord> = Vec::new();
+    let mut buf = Vec::new();
+    while pos < data.len() {
+        let (h, b) = s.batch_at(&data, pos)?;
+        let at = pos;
+        pos += h.len();
+        kept.clear();
+        let mut tombstones = 0;
+        for_each_record(&h, &b, |r| {
+            let offset = r.offset(&h);
+            let keep = match &r.key {
+                // Keyless records (a topic compacted after it was not) are never superseded.
+                None => true,
+                Some(k) => match map.get(k) {
+                    Some(latest) if offset < latest => false,
+                    _ => {
+                        let expired = r.tombstone && offset < map_end && r.timestamp(&h) <= tombstone_horizon;
+                        tombstones += expired as u64;
+                        !expired
+                    }
+                },
+            };
+            if keep {
+                kept.push(r);
+            }
+            true
+        })
+        .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+        report.records_read += h.record_count as u64;
+        report.records_removed += h.record_count as u64 - kept.len() as u64;
+        report.tombstones_removed += tombstones;
+        if kept.len() == h.record_count as usize {
+            out.push(&h, &b)?;
+        } else if !kept.is_empty() {
+            buf.clear();
+            encode_filtered(&mut buf, &h, &b, &kept);
+            let nh = BatchHeader::parse(&buf).expect("our own batch parses").expect("whole");
+            out.push(&nh, &buf)?;
+        }
+    }
+    Ok(())
+}

@@ -211,25 +211,34 @@ fn pass(
         });
     }
 
-    // 3. Rewrite through the segment holding `map_end - 1`, in groups of neighbours.
+    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
     let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
     let rewrite = &segments[..count];
-    let groups = group(rewrite, cfg.segment_bytes);
     let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64);
     let faults = p.faults();
-    let mut written = Vec::with_capacity(groups.len());
+    let mut out = Output {
+        dir: p.dir(),
+        faults,
+        segment_bytes: cfg.segment_bytes,
+        interval: cfg.index_interval_bytes,
+        current: None,
+        written: Vec::new(),
+    };
     let result = (|| -> Result<()> {
-        for g in &groups {
-            let mut out = CleanedSegment::create(p.dir(), rewrite[g.start].base_offset, cfg.index_interval_bytes, faults)?;
-            for s in &rewrite[g.clone()] {
-                filter_segment(s, &map, map_end, tombstone_horizon, &mut out, report)?;
-            }
-            let next_offset = rewrite[g.end - 1].next_offset();
-            written.push((out.base_offset, next_offset, out.size_bytes));
-            out.finish(p.dir(), faults)?;
+        out.start(rewrite[0].base_offset)?;
+        for s in rewrite {
+            filter_segment(s, &map, map_end, tombstone_horizon, &mut out, report)?;
         }
-        Ok(())
+        out.finish()
     })();
+    // (base offset, next offset, bytes) of each new segment.
+    let end = rewrite[count - 1].next_offset();
+    let written: Vec<(u64, u64, u64)> = out
+        .written
+        .iter()
+        .enumerate()
+        .map(|(i, &(base, size))| (base, out.written.get(i + 1).map_or(end, |w| w.0), size))
+        .collect();
     if let Err(e) = result {
         // Before the commit point: the old log stands; the `.cleaned` files are garbage.
         let _ = swap::recover(p.dir());
@@ -273,23 +282,46 @@ fn pass(
     Ok(map_end >= c.end_offset)
 }
 
-/// Splits `segments` into runs of neighbours whose sizes add up to at most `segment_bytes` and
-/// whose offsets span at most `u32::MAX` (index entries hold offsets relative to the base).
-fn group(segments: &[Arc<Segment>], segment_bytes: u64) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let mut start = 0;
-    let mut size = 0;
-    for (i, s) in segments.iter().enumerate() {
-        let span = s.next_offset() - segments[start].base_offset;
-        if i > start && (size + s.size() > segment_bytes || span > u32::MAX as u64) {
-            groups.push(start..i);
-            start = i;
-            size = 0;
-        }
-        size += s.size();
+/// The new segments of a pass: small neighbours merge, because a new segment is started only when
+/// the next batch would take the current one past `segment_bytes` (or its offsets past the `u32`
+/// relative offsets of the index). The first starts at the first rewritten segment's base offset;
+/// each later one at the base offset of its first batch.
+struct Output<'a> {
+    dir: &'a std::path::Path,
+    faults: Option<&'a crate::fault::FaultInjector>,
+    segment_bytes: u64,
+    interval: u32,
+    current: Option<CleanedSegment>,
+    /// (base offset, bytes) of every segment started, in order.
+    written: Vec<(u64, u64)>,
+}
+
+impl Output<'_> {
+    fn start(&mut self, base_offset: u64) -> Result<()> {
+        self.finish()?;
+        self.current = Some(CleanedSegment::create(self.dir, base_offset, self.interval, self.faults)?);
+        self.written.push((base_offset, 0));
+        Ok(())
     }
-    groups.push(start..segments.len());
-    groups
+
+    fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
+        let cur = self.current.as_ref().expect("started");
+        let full = cur.size_bytes > 0 && cur.size_bytes + bytes.len() as u64 > self.segment_bytes;
+        if full || h.last_offset() - cur.base_offset > u32::MAX as u64 {
+            self.start(h.base_offset)?;
+        }
+        let cur = self.current.as_mut().expect("started");
+        cur.push(h, bytes)?;
+        self.written.last_mut().expect("started").1 = cur.size_bytes;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match self.current.take() {
+            Some(cur) => cur.finish(self.dir, self.faults),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Copies the records of `s` that survive into `out`.
@@ -298,7 +330,7 @@ fn filter_segment(
     map: &OffsetMap,
     map_end: u64,
     tombstone_horizon: i64,
-    out: &mut CleanedSegment,
+    out: &mut Output<'_>,
     report: &mut CompactionReport,
 ) -> Result<()> {
     let data = s.data();

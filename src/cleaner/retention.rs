@@ -38,7 +38,8 @@ pub struct RetentionReport {
 /// A segment goes when its newest record is older than `retention_ms` (`now - max_timestamp >
 /// retention_ms`; a segment without records counts as expired), or while the partition is larger
 /// than `retention_bytes` by at least that segment's size. Either one triggers; only a prefix of
-/// sealed segments goes, never the active one. The log start offset moves to the first kept segment
+/// sealed segments goes, never the active one. As in Kafka, size retention keeps at least
+/// `retention_bytes`: the partition stays larger by less than its oldest remaining segment. The log start offset moves to the first kept segment
 /// *durably before* any file is deleted (recovery finishes a deletion a crash interrupted).
 /// Topics whose `cleanup_policy` does not delete are left alone (an empty report).
 pub fn enforce_retention(p: &Partition, now_ms: i64) -> Result<RetentionReport> {

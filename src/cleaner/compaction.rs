@@ -214,7 +214,13 @@ fn pass(
     // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
     let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
     let rewrite = &segments[..count];
-    let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64);
+    let tombstones = Tombstones {
+        horizon_ms: now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64),
+        below: map_end,
+        // The log's last record is never removed, so that a read anywhere below the high watermark
+        // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
+        log_last: p.high_watermark().saturating_sub(1),
+    };
     let faults = p.faults();
     let mut out = Output {
         dir: p.dir(),
@@ -227,7 +233,7 @@ fn pass(
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
-            filter_segment(s, &map, map_end, tombstone_horizon, &mut out, report)?;
+            filter_segment(s, &map, &tombstones, &mut out, report)?;
         }
         out.finish()
     })();
@@ -324,12 +330,19 @@ impl Output<'_> {
     }
 }
 
+/// Which tombstones a pass removes: those below `below` (the map's end), with a timestamp at or
+/// before `horizon_ms`, other than the log's last record.
+struct Tombstones {
+    horizon_ms: i64,
+    below: u64,
+    log_last: u64,
+}
+
 /// Copies the records of `s` that survive into `out`.
 fn filter_segment(
     s: &Segment,
     map: &OffsetMap,
-    map_end: u64,
-    tombstone_horizon: i64,
+    t: &Tombstones,
     out: &mut Output<'_>,
     report: &mut CompactionReport,
 ) -> Result<()> {
@@ -351,7 +364,10 @@ fn filter_segment(
                 Some(k) => match map.get(k) {
                     Some(latest) if offset < latest => false,
                     _ => {
-                        let expired = r.tombstone && offset < map_end && r.timestamp(&h) <= tombstone_horizon;
+                        let expired = r.tombstone
+                            && offset < t.below
+                            && offset != t.log_last
+                            && r.timestamp(&h) <= t.horizon_ms;
                         tombstones += expired as u64;
                         !expired
                     }

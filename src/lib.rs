@@ -31,6 +31,9 @@
 //!   ([`Error::Corrupted`]), never served.
 //! - Sparse offset and time indexes: seek by offset or by timestamp.
 //! - Zero-copy reads: record keys and values are `Bytes` that share the segment's memory map.
+//! - Retention by age and size, and key-based compaction with tombstones ([`cleaner`]), with Kafka's
+//!   semantics and guarantees, in a background thread and on demand ([`Store::enforce_retention`],
+//!   [`Store::compact`]); the compaction swap is crash-safe.
 //!
 //! ## What it is not
 //! Not replicated, not distributed: one process owns a data directory (an exclusive lock).
@@ -40,6 +43,9 @@
 //!   their indexes (`log/segment.rs`, `log/index.rs`), partitions with group commit and recovery
 //!   (`log/partition.rs`), and the only `unsafe`, the memory maps (`log/mmap.rs`).
 //! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory, topics, where records go.
+//! - [`cleaner`] — retention (`cleaner/retention.rs`), compaction (`cleaner/compaction.rs` with its
+//!   bounded key map `cleaner/offset_map.rs` and writer `cleaner/rewrite.rs`), the crash-safe swap
+//!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
 //! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
 //!
 //! ## Limits
@@ -50,6 +56,8 @@
 //! | encoded record | `max_message_bytes` per topic (default [`MAX_MESSAGE_BYTES_DEFAULT`], 1 MiB) |
 //! | batch (one append to one partition) | [`BATCH_BYTES_MAX`] (64 MiB), [`BATCH_RECORDS_MAX`] records |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
+//! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
+//! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
 //!
 //! Blocking calls (`append`, `read`, `flush`) do file I/O: async code calls them through
 //! `spawn_blocking`, or uses the `*_async` variants.

@@ -187,7 +187,7 @@ fn pass(
             let mut full = false;
             for_each_record(&h, &b, |r| {
                 let offset = r.offset(&h);
-                match &r.key {
+                match r.key(&b) {
                     Some(k) if offset >= first_dirty && !map.insert(k, offset) => {
                         map_end = offset;
                         too_big = k.len();
@@ -358,7 +358,7 @@ fn filter_segment(
         let mut tombstones = 0;
         for_each_record(&h, &b, |r| {
             let offset = r.offset(&h);
-            let keep = match &r.key {
+            let keep = match r.key(&b) {
                 // Keyless records (a topic compacted after it was not) are never superseded.
                 None => true,
                 Some(k) => match map.get(k) {

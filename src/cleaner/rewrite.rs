@@ -27,13 +27,17 @@ pub(crate) struct RawRecord {
     pub end: usize,
     pub offset_delta: u32,
     pub timestamp_delta: i64,
-    pub key: Option<Bytes>,
+    /// Byte range of the key in the batch; `None` for a keyless record.
+    pub key: Option<std::ops::Range<usize>>,
     pub tombstone: bool,
 }
 
 impl RawRecord {
     pub fn offset(&self, h: &BatchHeader) -> u64 {
         h.base_offset + self.offset_delta as u64
+    }
+    pub fn key<'a>(&self, batch: &'a [u8]) -> Option<&'a [u8]> {
+        self.key.clone().map(|r| &batch[r])
     }
     pub fn timestamp(&self, h: &BatchHeader) -> i64 {
         h.first_timestamp.wrapping_add(self.timestamp_delta)
@@ -70,7 +74,7 @@ pub(crate) fn for_each_record(
         } else if key_len < 0 || key_len as usize > end - p {
             return Err(bad(i, format!("key length {key_len} exceeds the record")));
         } else {
-            let k = b.slice(p..p + key_len as usize);
+            let k = p..p + key_len as usize;
             p += key_len as usize;
             Some(k)
         };

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::offset_map::{OffsetMap, ENTRY_BYTES};
+use super::offset_map::{Digest, OffsetMap, SLOT_BYTES};
 use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
 use super::swap::{self, Manifest};
 use super::CleanerState;
@@ -173,7 +173,7 @@ fn pass(
     // 2. The map of the dirty section.
     let mut map = OffsetMap::new(offset_map_bytes);
     let mut map_end = c.end_offset;
-    let mut too_big = 0;
+    let mut pending: Vec<(Digest, u64)> = Vec::new();
     'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         let data = s.data();
         let mut pos = 0;
@@ -184,29 +184,28 @@ fn pass(
             if h.last_offset() < first_dirty {
                 continue;
             }
-            let mut full = false;
+            pending.clear();
             for_each_record(&h, &b, |r| {
                 let offset = r.offset(&h);
-                match r.key(&b) {
-                    Some(k) if offset >= first_dirty && !map.insert(k, offset) => {
-                        map_end = offset;
-                        too_big = k.len();
-                        full = true;
-                        false
-                    }
-                    _ => true,
+                if let Some(k) = r.key(&b).filter(|_| offset >= first_dirty) {
+                    pending.push((map.digest(k), offset));
                 }
+                true
             })
             .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
-            if full {
-                break 'segments;
+            map.touch(pending.iter().map(|p| p.0));
+            for &(d, offset) in &pending {
+                if !map.insert(d, offset) {
+                    map_end = offset;
+                    break 'segments;
+                }
             }
         }
     }
     if map_end <= first_dirty && map_end < c.end_offset {
         return Err(Error::LimitExceeded {
             limit: "offset_map_bytes",
-            value: (ENTRY_BYTES + too_big) as u64,
+            value: SLOT_BYTES as u64,
             max: offset_map_bytes as u64,
         });
     }
@@ -348,20 +347,29 @@ fn filter_segment(
 ) -> Result<()> {
     let data = s.data();
     let mut pos = 0;
+    let mut all: Vec<(RawRecord, Option<Digest>)> = Vec::new();
     let mut kept: Vec<RawRecord> = Vec::new();
     let mut buf = Vec::new();
     while pos < data.len() {
         let (h, b) = s.batch_at(&data, pos)?;
         let at = pos;
         pos += h.len();
+        all.clear();
         kept.clear();
-        let mut tombstones = 0;
         for_each_record(&h, &b, |r| {
+            let d = r.key(&b).map(|k| map.digest(k));
+            all.push((r, d));
+            true
+        })
+        .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+        map.touch(all.iter().filter_map(|a| a.1));
+        let mut tombstones = 0;
+        for (r, d) in all.drain(..) {
             let offset = r.offset(&h);
-            let keep = match r.key(&b) {
+            let keep = match d {
                 // Keyless records (a topic compacted after it was not) are never superseded.
                 None => true,
-                Some(k) => match map.get(k) {
+                Some(d) => match map.get(d) {
                     Some(latest) if offset < latest => false,
                     _ => {
                         let expired = r.tombstone
@@ -376,9 +384,7 @@ fn filter_segment(
             if keep {
                 kept.push(r);
             }
-            true
-        })
-        .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+        }
         report.records_read += h.record_count as u64;
         report.records_removed += h.record_count as u64 - kept.len() as u64;
         report.tombstones_removed += tombstones;

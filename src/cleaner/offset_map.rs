@@ -1,64 +1,64 @@
 //! The cleaner's key → latest offset map, bounded in bytes.
 //!
-//! Like Kafka's `SkimpyOffsetMap`, it stores a 128-bit digest of each key, not the key: entries are
-//! small and fixed-size ([`ENTRY_BYTES`]), and a lookup never chases a pointer into the log. The digest
+//! Like Kafka's `SkimpyOffsetMap`, it stores a 128-bit digest of each key, not the key: slots are
+//! small and fixed-size ([`SLOT_BYTES`]), and a lookup never chases a pointer into the log. The digest
 //! is two outputs of SipHash-1-3 under a random key drawn when the map is made (std's `RandomState`):
-//! of the key's encoding, and of that encoding followed by one more byte (a PRF on two distinct
-//! inputs: independent 64-bit values, for the price of one pass over the key). A producer cannot
-//! craft colliding keys without the random key; two distinct keys share a digest with probability
-//! about `n² / 2^129` for `n` keys (below 10^-24 for 10^7 keys), which would drop the older one's record.
-//! When the next new key would pass the budget the map is full: the cleaner cleans what it has mapped
-//! and maps the rest of the dirty section in a later pass (Kafka's `log.cleaner.dedupe.buffer.size`).
+//! of the key, and of the key followed by one more byte (a PRF on two distinct inputs: independent
+//! 64-bit values, for the price of one pass over the key). A producer cannot craft colliding keys
+//! without the random key; two distinct keys share a digest with probability about `n² / 2^129` for
+//! `n` keys (below 10^-24 for 10^7 keys), which would drop the older one's record.
+//!
+//! The table is open addressing with linear probing over one array, so a lookup costs one cache
+//! miss; callers [`touch`](OffsetMap::touch) the slots of a whole batch of keys first, so that those
+//! misses overlap. The table never takes more than its budget: it doubles while it fits, and when it
+//! cannot grow and is [`LOAD_MAX_PERCENT`] full, it is full (Kafka's `log.cleaner.dedupe.buffer.size`):
+//! the cleaner cleans what it has mapped and maps the rest of the dirty section in a later pass.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
-/// What one entry may cost: a 25-byte slot (16-byte digest, 8-byte offset, one control byte) in a
-/// table of power-of-two slots at most 7/8 full, so up to 2 × 8/7 slots per entry just after the
-/// table grows (57 bytes), rounded up. The map never holds more than `budget / ENTRY_BYTES` keys.
-pub(crate) const ENTRY_BYTES: usize = 64;
+/// Bytes of one slot: the 16-byte digest and the 8-byte offset.
+pub(crate) const SLOT_BYTES: usize = 24;
+/// The table is full beyond this many keys per hundred slots.
+pub(crate) const LOAD_MAX_PERCENT: usize = 70;
+/// Slots of a new table.
+const SLOTS_MIN: usize = 1024;
+/// The offset of an empty slot (no record has it: offsets stay below `u64::MAX / 2`).
+const EMPTY: u64 = u64::MAX;
 
-/// The digest is already a uniform hash: the table uses its first half as is.
-#[derive(Default)]
-struct Passthrough(u64);
+/// A key's digest.
+pub(crate) type Digest = u128;
 
-impl Hasher for Passthrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used; stay correct for anything else.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
+#[derive(Clone, Copy)]
+struct Slot {
+    digest: Digest,
+    offset: u64,
 }
 
 pub(crate) struct OffsetMap {
-    map: HashMap<u128, u64, BuildHasherDefault<Passthrough>>,
+    slots: Vec<Slot>,
+    len: usize,
     seed: std::collections::hash_map::RandomState,
     budget_bytes: usize,
 }
 
 impl std::fmt::Debug for OffsetMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OffsetMap").field("keys", &self.map.len()).field("budget_bytes", &self.budget_bytes).finish()
+        f.debug_struct("OffsetMap").field("keys", &self.len).field("slots", &self.slots.len()).finish()
     }
 }
 
 impl OffsetMap {
     pub fn new(budget_bytes: usize) -> OffsetMap {
+        let slots = SLOTS_MIN.min((budget_bytes / SLOT_BYTES).max(2).next_power_of_two() / 2).max(2);
         OffsetMap {
-            map: HashMap::default(),
+            slots: vec![Slot { digest: 0, offset: EMPTY }; slots],
+            len: 0,
             seed: Default::default(),
             budget_bytes,
         }
     }
 
-    fn digest(&self, key: &[u8]) -> u128 {
+    pub fn digest(&self, key: &[u8]) -> Digest {
         let mut h = self.seed.build_hasher();
         h.write(key);
         let a = h.finish();
@@ -67,37 +67,79 @@ impl OffsetMap {
         ((b as u128) << 64) | a as u128
     }
 
-    /// Records that `key`'s latest offset is `offset` (offsets arrive in increasing order).
-    /// `false` when `key` is new and would pass the budget: nothing was recorded.
-    pub fn insert(&mut self, key: &[u8], offset: u64) -> bool {
-        let d = self.digest(key);
-        if let Some(o) = self.map.get_mut(&d) {
-            debug_assert!(*o < offset, "offsets arrive in order");
-            *o = offset;
+    fn home(&self, d: Digest) -> usize {
+        d as usize & (self.slots.len() - 1)
+    }
+
+    /// Reads the home slot of each digest, so that the cache misses of a batch overlap.
+    pub fn touch(&self, digests: impl Iterator<Item = Digest>) {
+        let mut acc = 0u64;
+        for d in digests {
+            acc ^= self.slots[self.home(d)].offset;
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// The slot holding `d`, or the empty slot where it would go.
+    fn find(&self, d: Digest) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(d);
+        loop {
+            let s = &self.slots[i];
+            if s.offset == EMPTY || s.digest == d {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Records that the key of digest `d` has its latest record at `offset` (offsets arrive in
+    /// increasing order). `false` when the key is new and the map is full: nothing was recorded.
+    pub fn insert(&mut self, d: Digest, offset: u64) -> bool {
+        let i = self.find(d);
+        if self.slots[i].offset != EMPTY {
+            debug_assert!(self.slots[i].offset < offset, "offsets arrive in order");
+            self.slots[i].offset = offset;
             return true;
         }
-        if (self.map.len() + 1) * ENTRY_BYTES > self.budget_bytes {
-            return false;
+        if (self.len + 1) * 100 > self.slots.len() * LOAD_MAX_PERCENT {
+            if self.slots.len() * 2 * SLOT_BYTES > self.budget_bytes {
+                return false;
+            }
+            self.grow();
+            return self.insert(d, offset);
         }
-        if self.map.len() == self.map.capacity() {
-            // Grow within the budget only (the table doubles by default).
-            let room = self.budget_bytes / ENTRY_BYTES - self.map.len();
-            self.map.reserve(self.map.len().max(16).min(room).max(1));
-        }
-        self.map.insert(d, offset);
+        self.slots[i] = Slot { digest: d, offset };
+        self.len += 1;
         true
     }
 
-    /// The latest offset recorded for `key`.
-    pub fn get(&self, key: &[u8]) -> Option<u64> {
-        if self.map.is_empty() {
+    fn grow(&mut self) {
+        let slots = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![Slot { digest: 0, offset: EMPTY }; slots]);
+        for s in old.into_iter().filter(|s| s.offset != EMPTY) {
+            let i = self.find(s.digest);
+            self.slots[i] = s;
+        }
+    }
+
+    /// The latest offset recorded for the key of digest `d`.
+    pub fn get(&self, d: Digest) -> Option<u64> {
+        if self.len == 0 {
             return None;
         }
-        self.map.get(&self.digest(key)).copied()
+        let s = &self.slots[self.find(d)];
+        (s.offset != EMPTY).then_some(s.offset)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
+    }
+
+    /// Bytes the table takes now (never more than the budget).
+    #[cfg(test)]
+    pub fn table_bytes(&self) -> usize {
+        self.slots.len() * SLOT_BYTES
     }
 }
 
@@ -107,18 +149,20 @@ mod tests {
 
     #[test]
     fn keeps_the_latest_and_respects_the_budget() {
-        let mut m = OffsetMap::new(2 * ENTRY_BYTES);
-        assert!(m.insert(b"a", 1));
-        assert!(m.insert(b"b", 2));
-        assert!(m.insert(b"a", 3), "an existing key never fills the map");
-        assert!(!m.insert(b"c", 4), "a third key is over the budget");
-        assert_eq!((m.get(b"a"), m.get(b"b"), m.get(b"c")), (Some(3), Some(2), None));
-        assert_eq!(m.len(), 2);
-        let mut big = OffsetMap::new(1000 * ENTRY_BYTES);
-        for i in 0..1000u64 {
-            assert!(big.insert(&i.to_le_bytes(), i));
+        let budget = 64 * 1024;
+        let mut m = OffsetMap::new(budget);
+        let (a, b) = (m.digest(b"a"), m.digest(b"b"));
+        assert_ne!(a, b);
+        assert!(m.insert(a, 1) && m.insert(b, 2) && m.insert(a, 3));
+        assert_eq!((m.get(a), m.get(b), m.get(m.digest(b"c"))), (Some(3), Some(2), None));
+        let mut n = 2u64;
+        while m.insert(m.digest(&n.to_le_bytes()), 10 + n) {
+            n += 1;
         }
-        assert!(!big.insert(b"one more", 1000));
-        assert!((0..1000u64).all(|i| big.get(&i.to_le_bytes()) == Some(i)));
+        assert!(m.table_bytes() <= budget);
+        assert!(m.len() * 100 >= (budget / SLOT_BYTES / 2) * LOAD_MAX_PERCENT / 2, "{} keys", m.len());
+        assert!((2..n).all(|i| m.get(m.digest(&i.to_le_bytes())) == Some(10 + i)));
+        assert!(m.insert(a, 1_000_000), "an existing key never fills the map");
+        assert_eq!(m.get(a), Some(1_000_000));
     }
 }

@@ -24,11 +24,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 64 << 20 } else { 1 << 30 });
     let dir = tempfile::tempdir_in(std::env::var("KAPPALOG_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
-    let store = Store::open(
-        dir.path(),
-        StoreConfig { cleaner_interval_ms: 0, ..StoreConfig::default() },
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreConfig { cleaner_interval_ms: 0, ..StoreConfig::default() }).unwrap();
     let cfg = TopicConfig {
         segment_bytes: 256 << 20,
         durability: Durability::None,

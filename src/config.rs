@@ -132,7 +132,9 @@ impl CleanupPolicy {
 pub struct TopicConfig {
     /// Roll the active segment when it would grow past this many bytes.
     pub segment_bytes: u64,
-    /// Roll the active segment when it is older than this (since its first append).
+    /// Roll the active segment when it is older than this (since its first append; after a reopen,
+    /// since the newest timestamp of its first batch, as Kafka does: under `CreateTime` that is the
+    /// producer's, so a segment of old timestamps rolls at the first append after a reopen).
     pub segment_ms: u64,
     pub durability: Durability,
     pub timestamp_type: TimestampType,

@@ -56,6 +56,9 @@ pub enum Error {
     #[error("topic {0:?} not found")]
     TopicNotFound(String),
 
+    #[error("topic {0:?} is internal to kappalog (its name starts with \"__\") and cannot be deleted")]
+    InternalTopic(String),
+
     #[error("partition {partition} not found in topic {topic:?} (it has {count} partitions)")]
     PartitionNotFound { topic: String, partition: u32, count: u32 },
 
@@ -79,6 +82,9 @@ pub enum Error {
 
     #[error("partition {topic}-{partition} is poisoned by an earlier failed write or fsync; reopen the store")]
     Poisoned { topic: String, partition: u32 },
+
+    #[error(transparent)]
+    Group(#[from] crate::groups::GroupError),
 }
 
 impl Error {

@@ -42,6 +42,10 @@ pub struct FaultInjector {
     sync_kind: parking_lot::Mutex<FaultKind>,
     swap_steps: AtomicU64,
     swap_hook: parking_lot::RwLock<Option<SwapHook>>,
+    /// While true, every fsync waits (after being counted) until [`FaultInjector::resume_syncs`]:
+    /// lets a test hold an fsync in flight without timing assumptions.
+    syncs_paused: parking_lot::Mutex<bool>,
+    syncs_resumed: parking_lot::Condvar,
 }
 
 impl std::fmt::Debug for FaultInjector {
@@ -65,6 +69,8 @@ impl Default for FaultInjector {
             sync_kind: parking_lot::Mutex::new(FaultKind::Io),
             swap_steps: AtomicU64::new(0),
             swap_hook: parking_lot::RwLock::new(None),
+            syncs_paused: parking_lot::Mutex::new(false),
+            syncs_resumed: parking_lot::Condvar::new(),
         }
     }
 }
@@ -90,6 +96,18 @@ impl FaultInjector {
     pub fn heal(&self) {
         self.fail_write_at.store(NEVER, Ordering::SeqCst);
         self.fail_sync_at.store(NEVER, Ordering::SeqCst);
+    }
+
+    /// From now on every fsync blocks (after [`syncs`](Self::syncs) counts it) until
+    /// [`resume_syncs`](Self::resume_syncs). For tests that need an fsync in flight.
+    pub fn pause_syncs(&self) {
+        *self.syncs_paused.lock() = true;
+    }
+
+    /// Lets paused fsyncs proceed.
+    pub fn resume_syncs(&self) {
+        *self.syncs_paused.lock() = false;
+        self.syncs_resumed.notify_all();
     }
 
     /// Writes seen so far (failed ones included).
@@ -131,6 +149,11 @@ impl FaultInjector {
 
     pub(crate) fn before_sync(&self) -> io::Result<()> {
         let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut paused = self.syncs_paused.lock();
+        while *paused {
+            self.syncs_resumed.wait(&mut paused);
+        }
+        drop(paused);
         if n >= self.fail_sync_at.load(Ordering::SeqCst) {
             return Err(self.sync_kind.lock().error());
         }

@@ -46,6 +46,8 @@
 //! - [`cleaner`] — retention (`cleaner/retention.rs`), compaction (`cleaner/compaction.rs` with its
 //!   bounded key map `cleaner/offset_map.rs` and writer `cleaner/rewrite.rs`), the crash-safe swap
 //!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
+//! - [`groups`](crate::groups) — consumer groups: membership and assignment, committed offsets in the
+//!   internal topic `__consumer_offsets`, offset reset, lag; and [`Consumer`].
 //! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
 //!
 //! ## Limits
@@ -55,6 +57,10 @@
 //! | partitions per topic | 1..=[`PARTITIONS_MAX`] (4096) |
 //! | encoded record | `max_message_bytes` per topic (default [`MAX_MESSAGE_BYTES_DEFAULT`], 1 MiB) |
 //! | batch (one append to one partition) | [`BATCH_BYTES_MAX`] (64 MiB), [`BATCH_RECORDS_MAX`] records |
+//! | group name, member id | [`groups::GROUP_NAME_LEN_MAX`], [`groups::MEMBER_ID_LEN_MAX`] (249) bytes |
+//! | committed offset metadata | [`groups::OFFSET_METADATA_BYTES_MAX`] (4096) bytes |
+//! | session timeout | [`groups::SESSION_TIMEOUT_MS_MIN`]..=[`groups::SESSION_TIMEOUT_MS_MAX`] ms |
+//! | members per group | [`groups::GROUP_MEMBERS_MAX`] (1024) |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
 //! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
@@ -69,6 +75,7 @@ mod clock;
 mod config;
 mod error;
 mod fault;
+pub mod groups;
 pub mod log;
 mod partitioner;
 mod store;
@@ -79,7 +86,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::*;
 pub use error::{Corruption, Error, Result};
 pub use fault::{FaultInjector, FaultKind, SwapHook};
+pub use groups::{
+    AssignmentStrategy, AutoOffsetReset, CommittedOffset, Consumer, ConsumerConfig, GroupCoordinator, GroupDescription,
+    GroupError, GroupState, JoinRequest, MemberDescription, Membership, PartitionLag, ResetEntry, ResetPlan,
+    ResetRequest, ResetStrategy, TopicPartition,
+};
 pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
 pub use partitioner::{murmur2, partition_for_key};
-pub use store::{Store, FORMAT_VERSION};
+pub use store::{Store, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
 pub use topic::{RecordMetadata, Topic};

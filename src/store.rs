@@ -24,6 +24,8 @@ const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 const TOPICS_DIR: &str = "topics";
 const TRASH_DIR: &str = "trash";
 const TOPIC_META_FILE: &str = "topic.json";
+/// Topics whose names start with this belong to kappalog itself (e.g. `__consumer_offsets`).
+pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoreMeta {
@@ -95,6 +97,10 @@ impl Store {
             let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() {
+                tracing::warn!(path = %path.display(), "ignoring a file that is not a topic directory");
+                continue;
+            }
             if !path.join(TOPIC_META_FILE).exists() {
                 // A topic whose creation did not finish: topic.json is written last.
                 tracing::warn!(path = %path.display(), "removing an incompletely created topic");
@@ -172,6 +178,9 @@ impl Store {
 
     /// Deletes a topic and its data. Readers holding its records keep them.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
+        if name.starts_with(INTERNAL_TOPIC_PREFIX) {
+            return Err(Error::InternalTopic(name.to_string()));
+        }
         let _admin = self.inner.admin.lock();
         let topic = self.inner.topics.write().remove(name).ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
         for p in topic.partitions().iter() {
@@ -258,7 +267,9 @@ impl Drop for StoreInner {
         for t in self.topics.read().values() {
             for p in t.partitions().iter() {
                 p.mark_closed();
-                if p.is_poisoned() || p.flush().is_err() {
+                // Corruption recovery found is only found again by a full scan: a clean mark
+                // would make the next open trust the indexes and stop reporting it.
+                if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() {
                     clean = false;
                 }
             }

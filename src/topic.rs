@@ -106,29 +106,50 @@ impl Topic {
         }
         let mut records: Vec<Option<NewRecord>> = records.into_iter().map(Some).collect();
         let mut out = vec![RecordMetadata { partition: 0, offset: 0, timestamp: 0 }; chosen.len()];
+        let log_append_time = self.config().timestamp_type == crate::TimestampType::LogAppendTime;
         let mut pending = Vec::with_capacity(groups.len());
-        // Write every partition's batch first, then wait for all fsyncs: they overlap.
+        // Validate and encode every partition's batch before writing any: a rejected record
+        // writes nothing anywhere.
+        let mut prepared = Vec::with_capacity(groups.len());
         for (p, idx) in &groups {
             let batch: Vec<NewRecord> = idx.iter().map(|&i| records[i].take().expect("each record once")).collect();
+            prepared.push((parts[*p as usize].prepare(&batch)?, batch));
+        }
+        // Write every partition's batch, then wait for all fsyncs: they overlap.
+        let mut failed = None;
+        for ((p, idx), (ready, batch)) in groups.iter().zip(prepared) {
             let part = &parts[*p as usize];
-            let (appended, end, durability) = part.write(&batch)?;
+            let (appended, end, durability) = match part.write_prepared(ready) {
+                Ok(written) => written,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             for (j, &i) in idx.iter().enumerate() {
-                let ts = batch[j].timestamp.unwrap_or(appended.timestamp);
-                let ts = if self.config().timestamp_type == crate::TimestampType::LogAppendTime {
-                    appended.timestamp
-                } else {
-                    ts
+                // As stored: the producer's timestamp, else (or always, under LogAppendTime) the append time.
+                let ts = match batch[j].timestamp {
+                    Some(ts) if !log_append_time => ts,
+                    _ => appended.log_append_time_ms,
                 };
                 out[i] = RecordMetadata { partition: *p, offset: appended.base_offset + j as u64, timestamp: ts };
             }
             pending.push((part, end, durability));
         }
+        // Batches already written to other partitions are synced even when a later one failed, so
+        // that they do not wait, unacknowledged and invisible, for that partition's next append.
         for (part, end, durability) in pending {
             if durability == crate::Durability::Sync {
-                part.sync_through(end)?;
+                let synced = part.sync_through(end);
+                if failed.is_none() {
+                    synced?;
+                }
             }
         }
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Runs [`append`](Self::append) on tokio's blocking pool, for async callers.

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use kappalog::{CleanupPolicy, Clock, Durability, ManualClock, NewRecord, Store, StoreConfig, TopicConfig, OFFSET_MAP_BYTES_MIN};
+use kappalog::{
+    CleanupPolicy, Clock, Durability, ManualClock, NewRecord, Store, StoreConfig, TopicConfig, OFFSET_MAP_BYTES_MIN,
+};
 
 const RECORDS: u64 = 3_000;
 const KEYS: u64 = 40;

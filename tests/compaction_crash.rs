@@ -15,7 +15,12 @@ const CHILD_DIR_ENV: &str = "KAPPALOG_CRASH_TEST_DIR";
 const CHILD_STEP_ENV: &str = "KAPPALOG_CRASH_TEST_STEP";
 
 fn open(dir: &Path, faults: Option<Arc<FaultInjector>>) -> Store {
-    let cfg = StoreConfig { clock: ManualClock::new(T0 + 1_000_000), faults, cleaner_interval_ms: 0, ..StoreConfig::default() };
+    let cfg = StoreConfig {
+        clock: ManualClock::new(T0 + 1_000_000),
+        faults,
+        cleaner_interval_ms: 0,
+        ..StoreConfig::default()
+    };
     Store::open(dir, cfg).unwrap()
 }
 
@@ -33,7 +38,11 @@ fn prepare(dir: &Path) {
     let p = store.create_topic("t", 1, tc).unwrap().partition(0).unwrap();
     for i in 0..400u32 {
         let key = format!("key-{}", i % 20);
-        let r = if i % 37 == 0 { NewRecord::tombstone(key) } else { NewRecord::keyed(key, format!("value-{i}-{}", "x".repeat(i as usize % 50))) };
+        let r = if i % 37 == 0 {
+            NewRecord::tombstone(key)
+        } else {
+            NewRecord::keyed(key, format!("value-{i}-{}", "x".repeat(i as usize % 50)))
+        };
         p.append(&[r.with_timestamp(T0 + i as i64)]).unwrap();
     }
     p.roll().unwrap();

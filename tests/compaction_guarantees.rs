@@ -13,7 +13,12 @@ const T0: i64 = 1_700_000_000_000;
 const DELETE_RETENTION_MS: u64 = 10_000;
 
 fn store(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>, interval_ms: u64, map: usize) -> Store {
-    let cfg = StoreConfig { clock: clock.clone(), cleaner_interval_ms: interval_ms, offset_map_bytes: map, ..StoreConfig::default() };
+    let cfg = StoreConfig {
+        clock: clock.clone(),
+        cleaner_interval_ms: interval_ms,
+        offset_map_bytes: map,
+        ..StoreConfig::default()
+    };
     Store::open(dir, cfg).unwrap()
 }
 
@@ -146,7 +151,8 @@ fn a_dirty_section_larger_than_the_map_takes_several_passes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let s = store(dir.path(), &clock, 0, OFFSET_MAP_BYTES_MIN);
-    let p = s.create_topic("t", 1, TopicConfig { segment_bytes: 64 * 1024, ..compacted() }).unwrap().partition(0).unwrap();
+    let p =
+        s.create_topic("t", 1, TopicConfig { segment_bytes: 64 * 1024, ..compacted() }).unwrap().partition(0).unwrap();
     // 4000 keys, each written twice: far more keys than a 64 KiB map holds.
     for round in 0..2 {
         for chunk in (0..4000).collect::<Vec<_>>().chunks(100) {

@@ -101,8 +101,8 @@ fn check(p: &Partition, model: &[Model], last_compaction_ms: Option<i64>) {
     let present: std::collections::HashSet<u64> = log.iter().map(|r| r.offset).collect();
     for (&key, &o) in &latest {
         let m = &model[o as usize];
-        let may_be_gone = m.value.is_none()
-            && last_compaction_ms.is_some_and(|now| m.timestamp <= now - DELETE_RETENTION_MS as i64);
+        let may_be_gone =
+            m.value.is_none() && last_compaction_ms.is_some_and(|now| m.timestamp <= now - DELETE_RETENTION_MS as i64);
         assert!(present.contains(&o) || may_be_gone, "the latest record of key {key:?} (offset {o}) is missing");
     }
 }

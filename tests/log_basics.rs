@@ -114,10 +114,12 @@ fn topic_admin() {
     let cfg = TopicConfig { retention_ms: 1000, ..TopicConfig::default() };
     store.set_topic_config("b", cfg.clone()).unwrap();
     store.delete_topic("a").unwrap();
+    store.create_topic("__internal", 1, TopicConfig::default()).unwrap();
+    assert!(matches!(store.delete_topic("__internal"), Err(Error::InternalTopic(_))));
     assert!(matches!(store.topic("a"), Err(Error::TopicNotFound(_))));
     drop(store);
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    assert_eq!(store.topic_names(), ["b"]);
+    assert_eq!(store.topic_names(), ["__internal", "b"]);
     let b = store.topic("b").unwrap();
     assert_eq!(b.partition_count(), 4);
     assert_eq!(b.config(), cfg);

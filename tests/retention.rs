@@ -10,7 +10,13 @@ fn config(clock: &std::sync::Arc<ManualClock>) -> StoreConfig {
 }
 
 fn topic_config(retention_ms: i64, retention_bytes: i64) -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 256, retention_ms, retention_bytes, ..TopicConfig::default() }
+    TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        retention_ms,
+        retention_bytes,
+        ..TopicConfig::default()
+    }
 }
 
 /// Appends `n` records of ~100 bytes at the clock's time, one per append.

@@ -111,7 +111,11 @@ pub(crate) fn compact(p: &Partition, now_ms: i64, offset_map_bytes: usize, force
     if !cfg.cleanup_policy.compacts() {
         return Err(Error::InvalidConfig {
             field: "cleanup_policy",
-            reason: format!("topic {:?} has cleanup_policy {:?}: only compact topics are compacted", p.topic(), cfg.cleanup_policy),
+            reason: format!(
+                "topic {:?} has cleanup_policy {:?}: only compact topics are compacted",
+                p.topic(),
+                cfg.cleanup_policy
+            ),
         });
     }
     let first_dirty = state.first_dirty_offset(p)?;
@@ -146,7 +150,15 @@ pub(crate) fn compact(p: &Partition, now_ms: i64, offset_map_bytes: usize, force
     report.first_dirty_offset_after = state.first_dirty_offset(p)?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     if report.passes > 0 {
-        tracing::info!(topic = p.topic(), partition = p.id(), passes = report.passes, bytes_before = report.bytes_before, bytes_after = report.bytes_after, records_removed = report.records_removed, "compacted");
+        tracing::info!(
+            topic = p.topic(),
+            partition = p.id(),
+            passes = report.passes,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            records_removed = report.records_removed,
+            "compacted"
+        );
         state.compactions += 1;
         state.last_compaction = Some(report.clone());
     }
@@ -192,7 +204,11 @@ fn pass(
                 }
                 true
             })
-            .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+            .map_err(|detail| Error::Corrupted {
+                path: s.log_path.clone(),
+                position: at as u64,
+                detail,
+            })?;
             map.touch(pending.iter().map(|p| p.0));
             for &(d, offset) in &pending {
                 if !map.insert(d, offset) {
@@ -372,10 +388,8 @@ fn filter_segment(
                 Some(d) => match map.get(d) {
                     Some(latest) if offset < latest => false,
                     _ => {
-                        let expired = r.tombstone
-                            && offset < t.below
-                            && offset != t.log_last
-                            && r.timestamp(&h) <= t.horizon_ms;
+                        let expired =
+                            r.tombstone && offset < t.below && offset != t.log_last && r.timestamp(&h) <= t.horizon_ms;
                         tombstones += expired as u64;
                         !expired
                     }

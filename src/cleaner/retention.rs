@@ -115,7 +115,14 @@ pub fn enforce_retention(p: &Partition, now_ms: i64) -> Result<RetentionReport> 
     }
     sync_dir(p.dir())?;
     report.log_start_offset_after = p.log_start_offset();
-    tracing::info!(topic = p.topic(), partition = p.id(), segments = count, bytes = report.bytes_removed, log_start_offset = report.log_start_offset_after, "retention deleted segments");
+    tracing::info!(
+        topic = p.topic(),
+        partition = p.id(),
+        segments = count,
+        bytes = report.bytes_removed,
+        log_start_offset = report.log_start_offset_after,
+        "retention deleted segments"
+    );
     state.last_retention = Some(report.clone());
     Ok(report)
 }

@@ -107,8 +107,7 @@ pub(crate) fn encode_filtered(out: &mut Vec<u8>, h: &BatchHeader, b: &[u8], kept
     o[batch::ATTRIBUTES_OFFSET..batch::ATTRIBUTES_OFFSET + 2].copy_from_slice(&h.attributes.to_le_bytes());
     o[batch::BASE_OFFSET_OFFSET..batch::BASE_OFFSET_OFFSET + 8].copy_from_slice(&h.base_offset.to_le_bytes());
     o[batch::LAST_OFFSET_DELTA_OFFSET..batch::LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
-    o[batch::RECORD_COUNT_OFFSET..batch::RECORD_COUNT_OFFSET + 4]
-        .copy_from_slice(&(kept.len() as u32).to_le_bytes());
+    o[batch::RECORD_COUNT_OFFSET..batch::RECORD_COUNT_OFFSET + 4].copy_from_slice(&(kept.len() as u32).to_le_bytes());
     o[batch::FIRST_TIMESTAMP_OFFSET..batch::FIRST_TIMESTAMP_OFFSET + 8]
         .copy_from_slice(&h.first_timestamp.to_le_bytes());
     let max_ts = h.first_timestamp.wrapping_add(max_delta);

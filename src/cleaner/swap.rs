@@ -71,8 +71,7 @@ fn decode(path: &Path, b: &[u8]) -> Result<Manifest> {
         return Err(corrupted(Corruption::ChecksumMismatch { expected, found }));
     }
     let m: Manifest = serde_json::from_slice(&b[4..]).map_err(|e| corrupted(Corruption::Malformed(e.to_string())))?;
-    if m.install.is_empty() || !m.install.windows(2).all(|w| w[0] < w[1]) || !m.remove.windows(2).all(|w| w[0] < w[1])
-    {
+    if m.install.is_empty() || !m.install.windows(2).all(|w| w[0] < w[1]) || !m.remove.windows(2).all(|w| w[0] < w[1]) {
         return Err(corrupted(Corruption::Malformed("segment lists are empty or not ascending".into())));
     }
     Ok(m)

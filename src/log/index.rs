@@ -92,13 +92,14 @@ pub(crate) fn decode_times(b: &[u8], relative_end: u64) -> Result<Vec<TimeEntry>
     Ok(out)
 }
 
-/// The position to start scanning from to find `relative_offset`: the last entry at or before it.
-pub(crate) fn lookup_offset(entries: &[OffsetEntry], relative_offset: u64) -> u32 {
+/// The position to start scanning from to find `relative_offset`: the last entry at or before it,
+/// as `(position, relative offset of the batch there)`; `(0, 0)` when there is none.
+pub(crate) fn lookup_offset(entries: &[OffsetEntry], relative_offset: u64) -> (u32, u32) {
     let i = entries.partition_point(|e| e.relative_offset as u64 <= relative_offset);
     if i == 0 {
-        0
+        (0, 0)
     } else {
-        entries[i - 1].position
+        (entries[i - 1].position, entries[i - 1].relative_offset)
     }
 }
 
@@ -134,10 +135,10 @@ mod tests {
         assert!(decode_offsets(&bytes[..7], 5000).is_err(), "torn entry");
         let swapped: Vec<u8> = entries.iter().rev().flat_map(|e| e.encode()).collect();
         assert!(decode_offsets(&swapped, 5000).is_err(), "not increasing");
-        assert_eq!(lookup_offset(&entries, 0), 0);
-        assert_eq!(lookup_offset(&entries, 9), 0);
-        assert_eq!(lookup_offset(&entries, 10), 4100);
-        assert_eq!(lookup_offset(&entries, 99), 4100);
+        assert_eq!(lookup_offset(&entries, 0), (0, 0));
+        assert_eq!(lookup_offset(&entries, 9), (0, 0));
+        assert_eq!(lookup_offset(&entries, 10), (4100, 10));
+        assert_eq!(lookup_offset(&entries, 99), (4100, 10));
 
         let times =
             [TimeEntry { timestamp: 100, relative_offset: 0 }, TimeEntry { timestamp: 200, relative_offset: 5 }];

@@ -14,3 +14,17 @@ pub(crate) mod segment;
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
 pub use record::{Header, NewRecord, Record};
+
+/// Entry points for the fuzz targets in `fuzz/`. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes an `.index` file's bytes for a log of `log_len` bytes: `Ok(entries)` or why not.
+    pub fn decode_offset_index(bytes: &[u8], log_len: u64) -> Result<usize, String> {
+        super::index::decode_offsets(bytes, log_len).map(|e| e.len())
+    }
+
+    /// Decodes a `.timeindex` file's bytes for a segment of `relative_end` offsets.
+    pub fn decode_time_index(bytes: &[u8], relative_end: u64) -> Result<usize, String> {
+        super::index::decode_times(bytes, relative_end).map(|e| e.len())
+    }
+}

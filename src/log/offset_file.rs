@@ -20,10 +20,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
     };
     let corrupted = |detail| Error::Corrupted { path: path.to_path_buf(), position: 0, detail };
     if bytes.len() != OFFSET_FILE_LEN {
-        return Err(corrupted(Corruption::Malformed(format!(
-            "{} bytes, expected {OFFSET_FILE_LEN}",
-            bytes.len()
-        ))));
+        return Err(corrupted(Corruption::Malformed(format!("{} bytes, expected {OFFSET_FILE_LEN}", bytes.len()))));
     }
     let expected = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     let found = crc32fast::hash(&bytes[..8]);

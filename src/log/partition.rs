@@ -22,6 +22,18 @@ pub struct Appended {
     pub last_offset: u64,
     /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
     pub timestamp: i64,
+    /// The log's clock when the batch was written: the stored timestamp of every record that came
+    /// without one (and of all records under `LogAppendTime`).
+    pub log_append_time_ms: i64,
+}
+
+/// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    buf: Vec<u8>,
+    body_crc: crc32fast::Hasher,
+    cfg: TopicConfig,
+    now: i64,
 }
 
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
@@ -67,6 +79,9 @@ struct Writer {
     next_offset: u64,
     /// When the active segment took its first append (for `segment_ms`).
     created_ms: i64,
+    /// `segment_bytes` when the active segment was opened: its map has room for this plus one
+    /// batch, so a later config change applies from the next roll, as documented.
+    segment_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -156,6 +171,13 @@ impl Partition {
             }
         };
         let next_offset = segment.next_offset();
+        // `segment_ms` counts from the active segment's first append, across restarts too: the
+        // newest timestamp of its first batch stands for that time (Kafka's rule), never later than now.
+        let data = segment.data();
+        let created_ms = match segment.batch_at(&data, 0) {
+            Ok((h, _)) => h.max_timestamp.min(now),
+            _ => now,
+        };
         segments.push(Arc::clone(&segment));
         let log_start_offset = segments[0].base_offset.max(saved_log_start.unwrap_or(0)).min(next_offset);
         let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
@@ -169,7 +191,14 @@ impl Partition {
                 clock,
                 faults,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { segment, files, cursor, next_offset, created_ms: now }),
+                writer: Mutex::new(Writer {
+                    segment,
+                    files,
+                    cursor,
+                    next_offset,
+                    created_ms,
+                    segment_bytes: cfg.segment_bytes,
+                }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
                 high_watermark_tx,
@@ -329,9 +358,22 @@ impl Partition {
     /// The write half of an append: encodes outside the lock, then writes under it.
     /// Returns the offsets and the end offset to wait for.
     pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
+        let prepared = self.prepare(records)?;
+        self.write_prepared(prepared)
+    }
+
+    /// Validates `records` against the topic's limits and encodes them as one batch, writing
+    /// nothing: a multi-partition append prepares every batch before it writes any.
+    pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (mut buf, body_crc) = encode(records, &cfg, now)?;
+        let (buf, body_crc) = encode(records, &cfg, now)?;
+        Ok(PreparedBatch { buf, body_crc, cfg, now })
+    }
+
+    /// Writes a prepared batch under the partition's lock.
+    pub(crate) fn write_prepared(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
+        let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
         let batch_len = buf.len() as u64;
 
         let mut w = self.inner.writer.lock();
@@ -345,7 +387,7 @@ impl Partition {
             return Err(self.poisoned_error());
         }
         if w.cursor.position > 0
-            && (w.cursor.position + batch_len > cfg.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
+            && (w.cursor.position + batch_len > w.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
         {
             self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
         }
@@ -367,7 +409,12 @@ impl Partition {
             self.advance_high_watermark(end);
         }
         drop(w);
-        let appended = Appended { base_offset, last_offset: header.last_offset(), timestamp: header.first_timestamp };
+        let appended = Appended {
+            base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.first_timestamp,
+            log_append_time_ms: now,
+        };
         Ok((appended, end, cfg.durability))
     }
 
@@ -415,6 +462,7 @@ impl Partition {
             cursor: IndexCursor::new(),
             next_offset: w.next_offset,
             created_ms: self.inner.clock.now_ms(),
+            segment_bytes: cfg.segment_bytes,
         };
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -48,6 +48,8 @@ pub(crate) struct Segment {
     /// The offset after the last record of the segment.
     next_offset: AtomicU64,
     max_timestamp: AtomicI64,
+    /// Set once the in-memory indexes were rebuilt from the log because an entry did not match it.
+    indexes_rebuilt: AtomicBool,
 }
 
 /// An active segment as reopened: the segment, its files, where the writer resumes, and any
@@ -137,8 +139,9 @@ impl IndexCursor {
 }
 
 /// Scans `data` (a whole log file) batch by batch, checking lengths, offsets and CRCs, and rebuilds
-/// the indexes. A bad batch followed by a valid one is corruption: it is recorded and the scan goes
-/// on from the valid one. A bad batch with nothing valid after it is a torn tail: the scan stops.
+/// the indexes. A bad batch (including one whose length runs past the end of the file) followed by a
+/// valid one is corruption: it is recorded and the scan goes on from the valid one. A bad or
+/// incomplete batch with nothing valid after it is a torn tail: the scan stops.
 pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
     let mut s = Scan::default();
     let mut cursor = IndexCursor::new();
@@ -161,13 +164,18 @@ pub(crate) fn scan(data: &[u8], base_offset: u64, index_interval: u32) -> Scan {
                 pos += h.len();
                 s.valid_len = pos as u64;
             }
-            Err(TailKind::Incomplete) => {
-                s.torn = true;
-                break;
-            }
-            Err(TailKind::Bad(detail)) => match resync(data, pos + 1, expected) {
+            // A batch that runs past the end is a torn write only if nothing valid follows it:
+            // a damaged length field in the middle of the file looks the same, and truncating
+            // there would throw away every acknowledged batch after it.
+            Err(tail) => match resync(data, pos + 1, expected) {
                 Some(next) => {
                     if s.corruption.is_none() {
+                        let detail = match tail {
+                            TailKind::Bad(c) => c,
+                            TailKind::Incomplete => Corruption::Malformed(format!(
+                                "the batch length runs past the end of the file, yet a valid batch follows at byte {next}"
+                            )),
+                        };
                         s.corruption = Some((pos as u64, detail));
                     }
                     force_entry = true;
@@ -258,6 +266,7 @@ impl Segment {
             index_interval_bytes,
             next_offset: AtomicU64::new(base_offset),
             max_timestamp: AtomicI64::new(TIMESTAMP_NONE),
+            indexes_rebuilt: AtomicBool::new(false),
         };
         Ok((Arc::new(seg), SegmentFiles { log: Arc::new(log), index, time_index }))
     }
@@ -283,6 +292,7 @@ impl Segment {
             index_interval_bytes,
             next_offset: AtomicU64::new(next_offset),
             max_timestamp: AtomicI64::new(TIMESTAMP_UNKNOWN),
+            indexes_rebuilt: AtomicBool::new(false),
         }))
     }
 
@@ -349,6 +359,7 @@ impl Segment {
             index_interval_bytes,
             next_offset: AtomicU64::new(next_offset.max(base_offset)),
             max_timestamp: AtomicI64::new(cursor.max_timestamp),
+            indexes_rebuilt: AtomicBool::new(false),
         };
         Ok((Arc::new(seg), SegmentFiles { log: Arc::new(log), index, time_index }, cursor, corruption))
     }
@@ -514,9 +525,29 @@ impl Segment {
         Ok((h, b))
     }
 
-    fn start_position(&self, offset: u64) -> Result<usize> {
+    /// The position to start scanning from for `offset`, from the offset index, checked against the
+    /// log: the batch there must start at the entry's offset. An index file can be damaged in ways its
+    /// own checks do not see (a position or offset off by a little); trusting such an entry would
+    /// report intact data as corrupt, or serve a later record for an earlier offset. On a mismatch the
+    /// in-memory indexes are rebuilt from the log (once per segment) and the lookup repeated.
+    fn seek(&self, data: &[u8], offset: u64) -> Result<usize> {
         let rel = offset.saturating_sub(self.base_offset);
-        self.with_indexes(|ix| index::lookup_offset(&ix.offsets, rel) as usize)
+        let (pos, entry_offset) = self.with_indexes(|ix| index::lookup_offset(&ix.offsets, rel))?;
+        let (pos, entry_offset) = (pos as usize, self.base_offset + entry_offset as u64);
+        let matches = pos >= data.len()
+            || matches!(BatchHeader::parse(&data[pos..]), Ok(Some(h)) if h.base_offset == entry_offset);
+        if matches {
+            return Ok(pos);
+        }
+        // Under the write lock, so that concurrent readers wait for the rebuilt indexes.
+        let mut guard = self.indexes.write();
+        if !self.indexes_rebuilt.swap(true, Ordering::AcqRel) {
+            tracing::warn!(path = %self.index_path.display(), position = pos, offset = entry_offset,
+                "an index entry does not match the log; rebuilding the indexes in memory");
+            *guard = Some(scan(data, self.base_offset, self.index_interval_bytes).indexes);
+        }
+        // Still no match after a rebuild: the log itself is damaged there, and the read reports it.
+        Ok(guard.as_ref().map_or(0, |ix| index::lookup_offset(&ix.offsets, rel).0 as usize))
     }
 
     /// Reads records with offsets in `[offset, high_watermark)`, appending to `out`, within the budget.
@@ -531,7 +562,7 @@ impl Segment {
         bytes_read: &mut usize,
     ) -> Result<Flow> {
         let data = self.data();
-        let mut pos = self.start_position(offset)?;
+        let mut pos = self.seek(&data, offset)?;
         while pos < data.len() {
             let (h, b) = self.batch_at(&data, pos)?;
             if h.base_offset >= high_watermark {
@@ -558,7 +589,7 @@ impl Segment {
         let data = self.data();
         let start_rel = self.with_indexes(|ix| index::lookup_time(&ix.times, ts))?;
         let from = start_rel.map_or(self.base_offset, |r| self.base_offset + r as u64).max(min_offset);
-        let mut pos = self.start_position(from)?;
+        let mut pos = self.seek(&data, from)?;
         while pos < data.len() {
             let (h, b) = self.batch_at(&data, pos)?;
             if h.base_offset >= high_watermark {

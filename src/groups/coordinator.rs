@@ -1,0 +1,446 @@
+//! The group coordinator: every group's membership in memory, committed offsets durable in the
+//! offsets topic. One per store (clone it to share); sessions expire lazily, on every call.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::store::Store;
+
+use super::membership::Group;
+use super::offsets::OffsetStore;
+use super::reset::{plan, scope, ResetPlan, ResetRequest};
+use super::{
+    validate_group_name, AutoOffsetReset, CommittedOffset, GroupDescription, GroupError, JoinRequest, Membership,
+    PartitionLag, TopicPartition, OFFSET_METADATA_BYTES_MAX,
+};
+
+/// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
+///
+/// [`open`](Self::open) returns the same coordinator for the same store. Membership is in memory
+/// (members rejoin after a restart, as Kafka's do after a coordinator moves); committed offsets are
+/// durable.
+///
+/// Blocking: `commit`, executed `reset_offsets` and `delete` fsync before returning, and `open`
+/// replays the offsets topic; async callers use the `*_async` variants or `spawn_blocking`. The
+/// other calls only take locks.
+#[derive(Clone, Debug)]
+pub struct GroupCoordinator {
+    inner: Arc<Inner>,
+}
+
+/// The coordinators open in this process, by canonical data directory.
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<Inner>>> = Mutex::new(BTreeMap::new());
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    offsets: OffsetStore,
+    /// Lock order: this map, then a group. A group's lock is held while its commits are fsynced, so
+    /// that the in-memory offsets follow the log's order.
+    groups: Mutex<BTreeMap<String, Arc<Mutex<Group>>>>,
+    next_member: AtomicU64,
+    /// Distinguishes member ids of this coordinator from those of an earlier process.
+    incarnation: u64,
+}
+
+impl GroupCoordinator {
+    /// The store's coordinator: creates the offsets topic if needed and replays it, or returns the
+    /// coordinator already open on this store (in this process), so that every user of a store
+    /// (the broker, views) sees the same members and offsets.
+    pub fn open(store: &Store) -> Result<GroupCoordinator> {
+        // A live coordinator keeps its Store alive, and with it the data directory's exclusive lock:
+        // a coordinator registered for this directory is therefore one of this very store.
+        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
+        let mut open = OPEN.lock();
+        open.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(GroupCoordinator { inner });
+        }
+        let (offsets, committed) = OffsetStore::open(store)?;
+        let groups = committed
+            .into_iter()
+            .map(|(name, offsets)| {
+                let mut g = Group::new(&name);
+                g.offsets = offsets;
+                (name, Arc::new(Mutex::new(g)))
+            })
+            .collect();
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64 & 0xff_ffff);
+        let inner = Arc::new(Inner {
+            store: store.clone(),
+            offsets,
+            groups: Mutex::new(groups),
+            next_member: AtomicU64::new(1),
+            incarnation,
+        });
+        open.insert(key, Arc::downgrade(&inner));
+        Ok(GroupCoordinator { inner })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.store.config().clock.now_ms()
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.inner.store.topic(topic).ok().map(|t| t.partition_count())
+    }
+
+    /// Runs `f` on the group, after expiring its sessions. `create` makes a missing group;
+    /// otherwise a missing group is `missing()`.
+    fn with_group<R>(
+        &self,
+        name: &str,
+        create: bool,
+        missing: impl Fn() -> GroupError,
+        f: impl FnOnce(&mut Group, i64) -> Result<R>,
+    ) -> Result<R> {
+        validate_group_name(name)?;
+        loop {
+            let group = {
+                let mut map = self.inner.groups.lock();
+                match map.get(name) {
+                    Some(g) => Arc::clone(g),
+                    None if create => {
+                        let g = Arc::new(Mutex::new(Group::new(name)));
+                        map.insert(name.to_string(), Arc::clone(&g));
+                        g
+                    }
+                    None => return Err(missing().into()),
+                }
+            };
+            let mut g = group.lock();
+            if g.removed {
+                continue; // deleted meanwhile: look it up again
+            }
+            let now = self.now_ms();
+            g.maintain(now, &|t| self.partition_count(t));
+            return f(&mut g, now);
+        }
+    }
+
+    /// Joins `group` (or rejoins, with `member_id`): returns the member's id, the generation and its
+    /// assignment. A new member, or a changed subscription, starts a new generation.
+    pub fn join(&self, group: &str, request: JoinRequest) -> Result<Membership> {
+        self.with_group(
+            group,
+            true,
+            || GroupError::GroupNotFound(group.to_string()),
+            |g, now| {
+                let meta = |t: &str| self.partition_count(t);
+                let new_id = || {
+                    let n = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
+                    format!("m-{n}-{:06x}", self.inner.incarnation)
+                };
+                Ok(g.join(&request, now, &meta, new_id)?)
+            },
+        )
+    }
+
+    /// Refreshes the member's session and returns its current assignment. A member from an older
+    /// generation gets [`GroupError::IllegalGeneration`] (its session is still refreshed) and must
+    /// [`join`](Self::join) again with its member id, which returns the current assignment without a
+    /// rebalance; an evicted member gets [`GroupError::UnknownMember`] and joins without an id.
+    pub fn heartbeat(&self, group: &str, member_id: &str, generation: u64) -> Result<Membership> {
+        self.with_group(
+            group,
+            false,
+            || unknown(group, member_id),
+            |g, now| Ok(g.heartbeat(member_id, generation, now)?),
+        )
+    }
+
+    /// Leaves the group: its partitions go to the others at once (a new generation).
+    pub fn leave(&self, group: &str, member_id: &str) -> Result<()> {
+        self.with_group(
+            group,
+            false,
+            || unknown(group, member_id),
+            |g, _| Ok(g.leave(member_id, &|t| self.partition_count(t))?),
+        )
+    }
+
+    /// Checks that the member may read `tp` now: it owns it in the current generation, and the
+    /// previous owner has released it. Refreshes the session.
+    pub fn check_fetch(&self, group: &str, member_id: &str, generation: u64, tp: &TopicPartition) -> Result<()> {
+        self.with_group(
+            group,
+            false,
+            || unknown(group, member_id),
+            |g, now| Ok(g.check_owner(member_id, generation, tp, now)?),
+        )
+    }
+
+    /// Commits offsets (each the next offset to read), all at once, durably before returning.
+    ///
+    /// With `member` (id, generation) each partition must be the member's in the current generation.
+    /// Without (a consumer with manual assignment, Kafka's "simple" commit), the group must have no
+    /// live members, as Kafka requires. An offset above the high watermark is refused; below the log
+    /// start is allowed (the consumer then restarts by its `auto_offset_reset`).
+    pub fn commit(
+        &self,
+        group: &str,
+        member: Option<(&str, u64)>,
+        offsets: &[(TopicPartition, u64, Option<String>)],
+    ) -> Result<()> {
+        self.with_group(
+            group,
+            true,
+            || GroupError::GroupNotFound(group.to_string()),
+            |g, now| {
+                match member {
+                    Some((id, generation)) => {
+                        for (tp, _, _) in offsets {
+                            g.check_owner(id, generation, tp, now)?;
+                        }
+                        if offsets.is_empty() {
+                            g.heartbeat(id, generation, now)?;
+                        }
+                    }
+                    None => g.check_empty("a commit without a member id (manual assignment)")?,
+                }
+                let mut changes = Vec::with_capacity(offsets.len());
+                for (tp, offset, metadata) in offsets {
+                    if let Some(m) = metadata {
+                        if m.len() > OFFSET_METADATA_BYTES_MAX {
+                            return Err(
+                                GroupError::MetadataTooLarge { len: m.len(), max: OFFSET_METADATA_BYTES_MAX }.into()
+                            );
+                        }
+                    }
+                    let p = self.inner.store.topic(&tp.topic)?.partition(tp.partition)?;
+                    let high_watermark = p.high_watermark();
+                    if *offset > high_watermark {
+                        return Err(GroupError::OffsetAboveHighWatermark {
+                            group: group.to_string(),
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            offset: *offset,
+                            high_watermark,
+                        }
+                        .into());
+                    }
+                    let c = CommittedOffset { offset: *offset, metadata: metadata.clone(), commit_timestamp: now };
+                    changes.push((tp.clone(), Some(c)));
+                }
+                self.inner.offsets.write(group, &changes, now)?;
+                for (tp, c) in changes {
+                    g.offsets.insert(tp, c.expect("a commit"));
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Runs [`commit`](Self::commit) on tokio's blocking pool, for async callers.
+    pub async fn commit_async(
+        &self,
+        group: String,
+        member: Option<(String, u64)>,
+        offsets: Vec<(TopicPartition, u64, Option<String>)>,
+    ) -> Result<()> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.commit(&group, member.as_ref().map(|(m, g)| (m.as_str(), *g)), &offsets))
+            .await
+            .expect("commit does not panic")
+    }
+
+    /// The group's committed offset for `tp`.
+    pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
+        let g = Arc::clone(self.inner.groups.lock().get(group)?);
+        let g = g.lock();
+        g.offsets.get(tp).cloned()
+    }
+
+    /// Where the group starts reading `tp`: the committed offset when it is within
+    /// `log_start..=high_watermark`, else by `reset`.
+    pub fn starting_offset(&self, group: &str, tp: &TopicPartition, reset: AutoOffsetReset) -> Result<u64> {
+        validate_group_name(group)?;
+        let p = self.inner.store.topic(&tp.topic)?.partition(tp.partition)?;
+        let (start, end) = (p.log_start_offset(), p.high_watermark());
+        let committed = self.committed(group, tp).map(|c| c.offset);
+        match (committed, reset) {
+            (Some(c), _) if (start..=end).contains(&c) => Ok(c),
+            (_, AutoOffsetReset::Earliest) => Ok(start),
+            (_, AutoOffsetReset::Latest) => Ok(end),
+            (_, AutoOffsetReset::None) => Err(GroupError::NoValidOffset {
+                group: group.to_string(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                committed,
+                log_start: start,
+                log_end: end,
+            }
+            .into()),
+        }
+    }
+
+    /// Resets committed offsets (`kafka-consumer-groups --reset-offsets`). A dry run (the default)
+    /// returns the plan and changes nothing; `execute` writes every entry in one batch, durably: all
+    /// or none. Refused while the group has live members, unless `force` (which, when executing,
+    /// evicts them: a new, empty generation).
+    pub fn reset_offsets(&self, group: &str, request: ResetRequest) -> Result<ResetPlan> {
+        self.with_group(
+            group,
+            true,
+            || GroupError::GroupNotFound(group.to_string()),
+            |g, now| {
+                if !request.force {
+                    g.check_empty("a reset of offsets")?;
+                }
+                let subscribed: BTreeSet<String> = g.members.values().flat_map(|m| m.topics.iter().cloned()).collect();
+                let partitions = scope(&self.inner.store, &g.offsets, &subscribed, &request)?;
+                let entries = plan(group, &partitions, &g.offsets, request.strategy, now)?;
+                if request.execute {
+                    let changes: Vec<_> = entries
+                        .iter()
+                        .map(|e| {
+                            let c = CommittedOffset { offset: e.new, metadata: None, commit_timestamp: now };
+                            (TopicPartition::new(e.topic.clone(), e.partition), Some(c))
+                        })
+                        .collect();
+                    self.inner.offsets.write(group, &changes, now)?;
+                    g.evict_all(&|t| self.partition_count(t));
+                    for (tp, c) in changes {
+                        g.offsets.insert(tp, c.expect("a reset"));
+                    }
+                    tracing::info!(group, partitions = entries.len(), "offsets reset");
+                }
+                Ok(ResetPlan { entries, executed: request.execute })
+            },
+        )
+    }
+
+    /// Runs [`reset_offsets`](Self::reset_offsets) on tokio's blocking pool, for async callers.
+    pub async fn reset_offsets_async(&self, group: String, request: ResetRequest) -> Result<ResetPlan> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.reset_offsets(&group, request)).await.expect("reset does not panic")
+    }
+
+    /// Runs [`delete`](Self::delete) on tokio's blocking pool, for async callers.
+    pub async fn delete_async(&self, group: String) -> Result<()> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.delete(&group)).await.expect("delete does not panic")
+    }
+
+    /// The group's state, members and per-partition offsets and lag.
+    pub fn describe(&self, group: &str) -> Result<GroupDescription> {
+        let not_found = || GroupError::GroupNotFound(group.to_string());
+        self.with_group(group, false, not_found, |g, _| {
+            if !g.exists() {
+                return Err(not_found().into());
+            }
+            let mut tps: BTreeSet<TopicPartition> = g.offsets.keys().cloned().collect();
+            tps.extend(g.owners.keys().cloned());
+            for m in g.members.values() {
+                for t in &m.topics {
+                    if let Some(n) = self.partition_count(t) {
+                        tps.extend((0..n).map(|p| TopicPartition::new(t.clone(), p)));
+                    }
+                }
+            }
+            let mut partitions = Vec::with_capacity(tps.len());
+            for tp in tps {
+                // Offsets of a deleted topic (or partition) have no log to measure lag against.
+                let Ok(p) = self.inner.store.topic(&tp.topic).and_then(|t| t.partition(tp.partition)) else {
+                    continue;
+                };
+                let committed = g.offsets.get(&tp).map(|c| c.offset);
+                let log_end = p.high_watermark();
+                partitions.push(PartitionLag {
+                    lag: committed.map(|c| log_end.saturating_sub(c)),
+                    owner: g.owners.get(&tp).cloned(),
+                    topic: tp.topic,
+                    partition: tp.partition,
+                    committed,
+                    log_start: p.log_start_offset(),
+                    log_end,
+                });
+            }
+            Ok(GroupDescription {
+                group: group.to_string(),
+                state: g.state(),
+                generation: g.generation,
+                strategy: g.strategy,
+                members: g.describe_members(),
+                partitions,
+            })
+        })
+    }
+
+    /// Groups with live members or committed offsets, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> =
+            self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
+        let now = self.now_ms();
+        groups
+            .into_iter()
+            .filter(|(_, g)| {
+                let mut g = g.lock();
+                g.maintain(now, &|t| self.partition_count(t));
+                !g.removed && g.exists()
+            })
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Deletes the group and its committed offsets (durably). Refused with live members.
+    pub fn delete(&self, group: &str) -> Result<()> {
+        validate_group_name(group)?;
+        let mut map = self.inner.groups.lock();
+        let not_found = || GroupError::GroupNotFound(group.to_string());
+        let arc = Arc::clone(map.get(group).ok_or_else(not_found)?);
+        let mut g = arc.lock();
+        let now = self.now_ms();
+        g.maintain(now, &|t| self.partition_count(t));
+        g.check_empty("deleting the group")?;
+        if !g.exists() {
+            return Err(not_found().into());
+        }
+        let changes: Vec<_> = g.offsets.keys().map(|tp| (tp.clone(), None)).collect();
+        self.inner.offsets.write(group, &changes, now)?;
+        g.offsets.clear();
+        g.removed = true;
+        map.remove(group);
+        tracing::info!(group, "group deleted");
+        Ok(())
+    }
+
+    /// Evicts every member past its session timeout, in every group (each call also does it for
+    /// the group it touches). Returns (group, member id) of the evicted.
+    pub fn expire_sessions(&self) -> Vec<(String, String)> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> =
+            self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for (name, g) in groups {
+            let mut g = g.lock();
+            if g.removed {
+                continue;
+            }
+            for m in g.maintain(now, &|t| self.partition_count(t)) {
+                out.push((name.clone(), m));
+            }
+        }
+        out
+    }
+}
+
+fn unknown(group: &str, member_id: &str) -> GroupError {
+    GroupError::UnknownMember { group: group.to_string(), member_id: member_id.to_string() }
+}
+
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<GroupCoordinator>();
+};

@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: seeded randomness, directory copies, child processes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// SplitMix64: small, seedable, good enough to pick test inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// The seed of a randomized test: `KAPPALOG_SEED` when set (to replay a failure), else fresh.
+/// Printed so that a failing run names it (the test harness shows output of failed tests).
+pub fn seed() -> u64 {
+    let seed = std::env::var("KAPPALOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("seed: KAPPALOG_SEED={seed}");
+    seed
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The directory of one partition inside a data directory.
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    data_dir.join("topics").join(topic).join(partition.to_string())
+}
+
+/// The files of a partition with extension `ext` (`log`, `index`, `timeindex`), oldest segment first.
+pub fn segment_files(partition_dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(partition_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Makes the next open of `data_dir` recover as after a crash.
+pub fn forget_clean_shutdown(data_dir: &Path) {
+    let mark = data_dir.join("clean-shutdown");
+    if mark.exists() {
+        std::fs::remove_file(mark).unwrap();
+    }
+}
+
+/// Re-runs the current test binary as a child process running only test `name`, with `env` set
+/// (the child test sees the variable and plays its part). Stdout is piped to the parent.
+pub fn spawn_child(name: &str, env: &[(&str, &str)]) -> Child {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap()
+}
+
+/// Writes a line to the real stdout (not the test harness's capture) and flushes it. It starts
+/// with a newline: the harness has printed `test NAME ... ` without one.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    write!(out, "\n{line}\n").unwrap();
+    out.flush().unwrap();
+}
+
+/// Kills (SIGKILL) and reaps the child when dropped, so that a failing test leaves no process behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,62 @@
+//! Damaged index files never make intact log data unreadable or answers wrong: an `.index` or
+//! `.timeindex` entry that no longer matches the log is detected and the indexes are rebuilt.
+
+mod common;
+
+use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
+
+fn fill(dir: &std::path::Path) -> Vec<Record> {
+    let store = Store::open(dir, StoreConfig::default()).unwrap();
+    let config = TopicConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 200,
+        durability: Durability::None,
+        ..TopicConfig::default()
+    };
+    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+    for i in 0..200u64 {
+        let recs: Vec<NewRecord> = (0..2)
+            .map(|j| NewRecord::keyed(format!("k{i}"), format!("v{i}.{j}")).with_timestamp(1000 + i as i64))
+            .collect();
+        p.append(&recs).unwrap();
+    }
+    p.read(0, usize::MAX, usize::MAX).unwrap()
+}
+
+#[test]
+fn a_plausible_but_wrong_index_entry_is_not_trusted() {
+    let original = tempfile::tempdir().unwrap();
+    let all = fill(original.path());
+    let pdir = common::partition_dir(original.path(), "t", 0);
+    let indexes = common::segment_files(&pdir, "index");
+    assert!(indexes.len() >= 3);
+    let entries = std::fs::read(&indexes[1]).unwrap().len() / 8;
+    assert!(entries >= 3, "{entries}");
+    // Damage that the file-level checks (sorted, inside the log) cannot see.
+    // (what, byte of the .index file, amount added to it)
+    let damages = [
+        ("position of entry 1 + 1", 8 + 4, 1u8),
+        ("relative offset of entry 1 + 1", 8, 1),
+        ("relative offset of entry 2 - 1", 16, 255),
+    ];
+    for (what, byte, delta) in damages {
+        for unclean in [false, true] {
+            let copy = tempfile::tempdir().unwrap();
+            common::copy_dir(original.path(), copy.path());
+            if unclean {
+                common::forget_clean_shutdown(copy.path());
+            }
+            let index = common::segment_files(&common::partition_dir(copy.path(), "t", 0), "index")[1].clone();
+            let mut b = std::fs::read(&index).unwrap();
+            b[byte] = b[byte].wrapping_add(delta);
+            std::fs::write(&index, b).unwrap();
+            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+            let p = store.topic("t").unwrap().partition(0).unwrap();
+            for r in &all {
+                let got = p.read(r.offset, 1, 1).unwrap_or_else(|e| panic!("{what}: read at {}: {e}", r.offset));
+                assert_eq!(&got[0], r, "{what}");
+            }
+            assert_eq!(p.read(0, usize::MAX, usize::MAX).unwrap(), all, "{what}");
+        }
+    }
+}

@@ -13,6 +13,10 @@ use kappalog::{
 const T0: i64 = 1_700_000_000_000;
 const CHILD_DIR_ENV: &str = "KAPPALOG_CRASH_TEST_DIR";
 const CHILD_STEP_ENV: &str = "KAPPALOG_CRASH_TEST_STEP";
+/// The most the parent waits for the child to report (a safety bound against a hung test).
+const CHILD_REPORT_TIMEOUT_S: u64 = 120;
+/// What the child prints when it is stopped at its step.
+const AT_STEP: &str = "kappalog-crash-test: at the step";
 
 fn open(dir: &Path, faults: Option<Arc<FaultInjector>>) -> Store {
     let cfg = StoreConfig {
@@ -146,21 +150,33 @@ fn a_crash_at_any_step_leaves_the_old_or_the_new_log() {
     for n in 1..=steps {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
-        let status = std::process::Command::new(&exe)
+        let mut child = std::process::Command::new(&exe)
             .args(["--exact", "child_compacts_and_is_killed", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR_ENV, dir.path())
             .env(CHILD_STEP_ENV, n.to_string())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .status()
+            .spawn()
             .unwrap();
+        // The child stops inside the swap hook at step `n` and says so; then it is `kill -9`ed.
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reached = std::io::BufRead::lines(stdout).map_while(|l| l.ok()).any(|l| l.contains(AT_STEP));
+            let _ = tx.send(reached);
+        });
+        // A bound, not a wait for time to pass: the child normally reports within milliseconds.
+        let reached = rx.recv_timeout(std::time::Duration::from_secs(CHILD_REPORT_TIMEOUT_S));
+        child.kill().unwrap();
+        assert_eq!(reached, Ok(true), "step {n}: the child did not report reaching the step");
+        let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL), "step {n}: the child should be killed, got {status:?}");
         seen.insert(check_old_or_new(dir.path(), &old, &new, n));
     }
     assert_eq!(seen.len(), 2, "both outcomes happen: {seen:?}");
 }
 
-/// The child process: compacts, and `kill -9`s itself at the swap step it was given.
+/// The child process: compacts, and at the swap step it was given says so and waits to be killed.
 #[test]
 fn child_compacts_and_is_killed() {
     let (Ok(dir), Ok(step)) = (std::env::var(CHILD_DIR_ENV), std::env::var(CHILD_STEP_ENV)) else {
@@ -172,18 +188,16 @@ fn child_compacts_and_is_killed() {
     let at = faults.swap_steps() + step;
     faults.set_swap_hook(move |n, _| {
         if n == at {
-            kill_self();
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{AT_STEP}").unwrap();
+            out.flush().unwrap();
+            loop {
+                std::thread::park(); // until the parent's SIGKILL
+            }
         }
         Ok(())
     });
     let _ = store.compact("t");
-    kill_self(); // only reached when the step was past the end: the parent then fails on "new"
-}
-
-/// `kill -9` of this process: no destructor, no flush, as in a real crash.
-fn kill_self() {
-    // SAFETY: `kill` and `getpid` have no memory-safety preconditions.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
+    // Only reached when the step is past the end: the parent then fails ("without reaching the step").
 }

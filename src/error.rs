@@ -79,6 +79,8 @@ pub enum Error {
 
     #[error("a compaction swap of {topic}-{partition} failed after its commit point; recovery completes it when the store is reopened, and the cleaner leaves the partition alone until then")]
     CleanerSwapPending { topic: String, partition: u32 },
+    #[error(transparent)]
+    View(#[from] crate::stream::ViewError),
 
     #[error("partition {topic}-{partition} is poisoned by an earlier failed write or fsync; reopen the store")]
     Poisoned { topic: String, partition: u32 },

@@ -34,6 +34,27 @@
 //! - Retention by age and size, and key-based compaction with tombstones ([`cleaner`]), with Kafka's
 //!   semantics and guarantees, in a background thread and on demand ([`Store::enforce_retention`],
 //!   [`Store::compact`]); the compaction swap is crash-safe.
+//! - Views ([`Views`]): keyed state over topics from a JSON spec ([`ViewSpec`]: filter, key, tumbling /
+//!   hopping / session windows on event time, count / sum / min / max / avg / latest, having, emit)
+//!   or Rust code ([`ViewLogic`]); exactly-once state (state and offsets checkpointed atomically);
+//!   rebuilds beside the serving version with an atomic switch. See [`stream`].
+//!
+//! ```
+//! use kappalog::{NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), StoreConfig::default())?;
+//! let clicks = store.create_topic("clicks", 2, TopicConfig::default())?;
+//! clicks.append(vec![NewRecord::new(r#"{"page": "/home"}"#), NewRecord::new(r#"{"page": "/home"}"#)])?;
+//!
+//! let views = Views::open(&store, ViewsConfig::default())?;
+//! let view = views.create_json(br#"{"name": "per_page", "source": {"topics": ["clicks"]},
+//!     "key": "/page", "aggregates": {"views": {"op": "count"}}}"#)?;
+//! assert!(view.wait_caught_up(Duration::from_secs(10)));
+//! assert_eq!(view.get("/home").unwrap().value.unwrap()["views"], 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ## What it is not
 //! Not replicated, not distributed: one process owns a data directory (an exclusive lock).
@@ -48,6 +69,8 @@
 //!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
 //! - [`groups`](crate::groups) — consumer groups: membership and assignment, committed offsets in the
 //!   internal topic `__consumer_offsets`, offset reset, lag; and [`Consumer`].
+//! - [`stream`](crate::stream) — views: spec, predicates, aggregates, windows, keyed state,
+//!   checkpoints, the runner per view version and the [`Views`] registry (files: segment-format.md §9).
 //! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
 //!
 //! ## Limits
@@ -61,6 +84,11 @@
 //! | committed offset metadata | [`groups::OFFSET_METADATA_BYTES_MAX`] (4096) bytes |
 //! | session timeout | [`groups::SESSION_TIMEOUT_MS_MIN`]..=[`groups::SESSION_TIMEOUT_MS_MAX`] ms |
 //! | members per group | [`groups::GROUP_MEMBERS_MAX`] (1024) |
+//! | view sources, aggregates | [`stream::VIEW_SOURCE_TOPICS_MAX`] (64) topics, [`stream::VIEW_AGGREGATES_MAX`] (64) |
+//! | view predicate nesting | [`stream::PREDICATE_DEPTH_MAX`] (32) |
+//! | windows per record (hopping) | [`stream::WINDOWS_PER_RECORD_MAX`] (1000) |
+//! | closed-window retention | `window.retention_ms`, default [`stream::WINDOW_RETENTION_MS_DEFAULT`] (1 day of event time) |
+//! | keys per scan | [`stream::SCAN_LIMIT_MAX`] (10 000) |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
 //! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
@@ -79,6 +107,7 @@ pub mod groups;
 pub mod log;
 mod partitioner;
 mod store;
+pub mod stream;
 mod topic;
 
 pub use cleaner::{CleanerStats, CompactionReport, RetentionReport, TopicCompactionReport, TopicRetentionReport};
@@ -94,4 +123,8 @@ pub use groups::{
 pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, Record, SegmentInfo};
 pub use partitioner::{murmur2, partition_for_key};
 pub use store::{Store, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
+pub use stream::{
+    KeyResult, RebuildFrom, View, ViewError, ViewLogic, ViewRunState, ViewSpec, ViewStatus, Views, ViewsConfig,
+    WindowResult,
+};
 pub use topic::{RecordMetadata, Topic};

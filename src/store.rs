@@ -91,7 +91,10 @@ impl Store {
             std::fs::remove_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
         }
         let topics_dir = dir.join(TOPICS_DIR);
-        std::fs::create_dir_all(&topics_dir).map_err(|e| Error::io(&topics_dir, e))?;
+        if !topics_dir.exists() {
+            std::fs::create_dir_all(&topics_dir).map_err(|e| Error::io(&topics_dir, e))?;
+            sync_dir(&dir)?;
+        }
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(|e| Error::io(&topics_dir, e))? {
             let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;
@@ -190,8 +193,10 @@ impl Store {
         std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let target = trash.join(format!("{name}-{nanos}"));
+        sync_dir(&self.inner.dir)?;
         std::fs::rename(&topic.inner.dir, &target).map_err(|e| Error::io(&topic.inner.dir, e))?;
         sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
+        sync_dir(&trash)?;
         std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
         Ok(())

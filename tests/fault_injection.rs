@@ -154,3 +154,23 @@ fn a_half_written_batch_is_truncated_on_reopen() {
     assert_eq!(p.high_watermark(), 3);
     assert_eq!(p.append(&batch(2)).unwrap().base_offset, 3);
 }
+
+/// A failed fsync of an index file during `flush` poisons the partition like any other fsync.
+#[test]
+fn a_failed_index_fsync_in_flush_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = kappalog::FaultInjector::new();
+    let config = kappalog::StoreConfig { faults: Some(faults.clone()), ..kappalog::StoreConfig::default() };
+    let store = kappalog::Store::open(dir.path(), config).unwrap();
+    let t = store
+        .create_topic("t", 1, kappalog::TopicConfig { durability: kappalog::Durability::None, ..Default::default() })
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    p.append(&[kappalog::NewRecord::new("a")]).unwrap();
+    // flush = the log's fsync, then the two index files': fail the second one.
+    faults.fail_sync_after(2, kappalog::FaultKind::Io);
+    assert!(p.flush().is_err());
+    assert!(p.is_poisoned());
+    faults.heal();
+    assert!(matches!(p.append(&[kappalog::NewRecord::new("b")]), Err(kappalog::Error::Poisoned { .. })));
+}

@@ -125,3 +125,17 @@ fn topic_admin() {
     assert_eq!(b.config(), cfg);
     assert!(matches!(b.partition(4), Err(Error::PartitionNotFound { count: 4, .. })));
 }
+
+#[test]
+fn leftover_index_files_do_not_break_a_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let p = store.create_topic("t", 1, TopicConfig::default()).unwrap().partition(0).unwrap();
+    p.append(&[NewRecord::new("a")]).unwrap();
+    // Leftovers at the base offset of the next segment.
+    std::fs::write(p.dir().join("00000000000000000001.index"), b"junk").unwrap();
+    std::fs::write(p.dir().join("00000000000000000001.timeindex"), b"junk").unwrap();
+    p.roll().unwrap();
+    assert_eq!(p.append(&[NewRecord::new("b")]).unwrap().base_offset, 1);
+    assert_eq!(p.read(0, 1 << 20, 10).unwrap().len(), 2);
+}

@@ -541,8 +541,10 @@ impl Partition {
         self.sync_through(end)?;
         let w = self.inner.writer.lock();
         let faults = self.inner.faults.as_deref();
-        io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
-        io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)
+        // A failed fsync poisons, whatever the file: it is never retried.
+        io::sync_data(&w.files.index, &w.segment.index_path, faults)
+            .and_then(|_| io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults))
+            .inspect_err(|e| self.poison(e))
     }
 
     /// For `interval` durability: flush when the last flush is older than the interval.

@@ -87,8 +87,15 @@ pub(crate) fn varlong_len(v: i64) -> usize {
 }
 
 /// Decodes a zig-zag varlong at `*pos`; `None` when truncated or longer than 10 bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    // Fast path: most varints of a record (attributes aside, every field but the lengths of big
+    // values) fit in one byte.
+    let first = *buf.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(((first >> 1) as i64) ^ -((first & 1) as i64));
+    }
     let mut z: u64 = 0;
     let mut shift = 0;
     loop {
@@ -154,8 +161,24 @@ pub(crate) fn encode(out: &mut Vec<u8>, r: &RecordFields<'_>) {
     debug_assert_eq!(out.len() - start, body);
 }
 
+/// Decodes a length-prefixed field (`-1`: null) at `*p`, which must end by `end`, as a shared slice.
+#[inline(always)]
+fn field(buf: &Bytes, end: usize, p: &mut usize, what: &str) -> Result<Option<Bytes>, String> {
+    let n = get_varlong(&buf[..end], p).ok_or_else(|| format!("{what} length varint"))?;
+    if n == -1 {
+        return Ok(None);
+    }
+    if n < 0 || n as usize > end - *p {
+        return Err(format!("{what} length {n} exceeds the record"));
+    }
+    let s = buf.slice(*p..*p + n as usize);
+    *p += n as usize;
+    Ok(Some(s))
+}
+
 /// Decodes one record at `*pos` of `buf` (a batch's bytes, shared so that fields are zero-copy slices).
-/// Errors name what was malformed.
+/// Errors name what was malformed. Inlined: it is the inner loop of every read.
+#[inline(always)]
 pub(crate) fn decode(buf: &Bytes, pos: &mut usize, base_offset: u64, first_timestamp: i64) -> Result<Record, String> {
     let b = &buf[..];
     let len = get_varlong(b, pos).ok_or("record length varint")?;
@@ -173,18 +196,7 @@ pub(crate) fn decode(buf: &Bytes, pos: &mut usize, base_offset: u64, first_times
     if !(0..=u32::MAX as i64).contains(&off_delta) {
         return Err(format!("offset delta {off_delta} out of range"));
     }
-    let field = |p: &mut usize, what: &str| -> Result<Option<Bytes>, String> {
-        let n = get_varlong(body, p).ok_or_else(|| format!("{what} length varint"))?;
-        if n == -1 {
-            return Ok(None);
-        }
-        if n < 0 || n as usize > end - *p {
-            return Err(format!("{what} length {n} exceeds the record"));
-        }
-        let s = buf.slice(*p..*p + n as usize);
-        *p += n as usize;
-        Ok(Some(s))
-    };
+    let field = |p: &mut usize, what: &str| field(buf, end, p, what);
     let key = field(&mut p, "key")?;
     let value = field(&mut p, "value")?;
     let count = get_varlong(body, &mut p).ok_or("header count varint")?;
@@ -194,7 +206,7 @@ pub(crate) fn decode(buf: &Bytes, pos: &mut usize, base_offset: u64, first_times
     let mut headers = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let name = field(&mut p, "header name")?.ok_or("null header name")?;
-        let name = std::str::from_utf8(&name).map_err(|_| "header name is not UTF-8")?.to_string();
+        let name = std::str::from_utf8(&name).map_err(|e| format!("header name is not UTF-8: {e}"))?.to_string();
         let value = field(&mut p, "header value")?.unwrap_or_default();
         headers.push(Header { key: name, value });
     }

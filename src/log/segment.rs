@@ -252,6 +252,14 @@ impl Segment {
         let create =
             |p: &Path| OpenOptions::new().create_new(true).read(true).append(true).open(p).map_err(|e| Error::io(p, e));
         let log = create(&log_path)?;
+        // Index files are derived from the log: a leftover one (say, from an interrupted run) is
+        // replaced, while a leftover log is an error, never overwritten.
+        for p in [&index_path, &time_index_path] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+                _ => {}
+            }
+        }
         let index = create(&index_path)?;
         let time_index = create(&time_index_path)?;
         io::sync_dir(dir)?;
@@ -623,6 +631,52 @@ pub(crate) fn append_entry(file: &File, path: &Path, bytes: &[u8], faults: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::record;
+
+    fn three_batches() -> (Vec<u8>, [usize; 3]) {
+        let mut data = Vec::new();
+        let mut starts = [0; 3];
+        for (i, start) in starts.iter_mut().enumerate() {
+            *start = data.len();
+            let value = vec![b'v'; 100];
+            let _ = batch::encode(
+                &mut data,
+                10 + i as u64,
+                0,
+                std::iter::once(record::RecordFields {
+                    offset_delta: 0,
+                    timestamp_delta: 1_000,
+                    key: None,
+                    value: Some(&value),
+                    headers: &[],
+                }),
+            );
+        }
+        (data, starts)
+    }
+
+    #[test]
+    fn torn_tail_is_cut() {
+        let (data, starts) = three_batches();
+        let cut = &data[..data.len() - 5];
+        let s = scan(cut, 10, 4096);
+        assert!(s.torn && s.corruption.is_none());
+        assert_eq!((s.valid_len, s.next_offset), (starts[2] as u64, Some(12)));
+    }
+
+    #[test]
+    fn bad_length_in_the_middle_is_corruption_not_a_torn_tail() {
+        let (mut data, starts) = three_batches();
+        // The middle batch claims to run past the end of the log: valid data follows it.
+        let huge = (data.len() as u32) * 2;
+        data[starts[1]..starts[1] + 4].copy_from_slice(&huge.to_le_bytes());
+        let s = scan(&data, 10, 4096);
+        assert!(!s.torn);
+        assert_eq!((s.valid_len, s.next_offset), (data.len() as u64, Some(13)));
+        assert!(matches!(s.corruption, Some((p, _)) if p == starts[1] as u64), "{:?}", s.corruption);
+        // The batch after the damage is indexed, so reads past it do not cross the damage.
+        assert_eq!(s.indexes.offsets.last().map(|e| e.position), Some(starts[2] as u32));
+    }
 
     #[test]
     fn file_names() {

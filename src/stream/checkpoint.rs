@@ -1,0 +1,162 @@
+//! Checkpoints: a view version's state and the source offsets it reflects, in one file, replaced
+//! atomically (temp file, fsync, rename, fsync the directory). Layout in segment-format.md §6.
+//!
+//! ```text
+//! 0   magic "KLVC"               4 bytes
+//! 4   format version             u32 LE (CHECKPOINT_VERSION)
+//! 8   body length                u64 LE
+//! 16  body CRC-32 (crc32fast)    u32 LE
+//! 20  body                       JSON of `Snapshot`
+//! ```
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::state::Snapshot;
+use crate::error::{Corruption, Error, Result};
+use crate::log::io::sync_dir;
+
+pub(crate) const CHECKPOINT_MAGIC: [u8; 4] = *b"KLVC";
+/// The checkpoint format this build writes and the newest it reads.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+const MAGIC_OFFSET: usize = 0;
+const VERSION_OFFSET: usize = MAGIC_OFFSET + 4;
+const LENGTH_OFFSET: usize = VERSION_OFFSET + 4;
+const CRC_OFFSET: usize = LENGTH_OFFSET + 8;
+pub(crate) const HEADER_LEN: usize = CRC_OFFSET + 4;
+const _: () = assert!(HEADER_LEN == 20);
+
+/// The file of version `version` in a view's directory.
+pub(crate) fn path_for(dir: &Path, version: u64) -> PathBuf {
+    dir.join(format!("v{version}.checkpoint"))
+}
+
+/// Parses `v<N>.checkpoint`.
+pub(crate) fn parse_name(name: &str) -> Option<u64> {
+    name.strip_prefix('v')?.strip_suffix(".checkpoint")?.parse().ok()
+}
+
+pub(crate) fn encode(snap: &Snapshot) -> Vec<u8> {
+    let body = serde_json::to_vec(snap).expect("a snapshot serializes");
+    let mut buf = Vec::with_capacity(HEADER_LEN + body.len());
+    buf.extend_from_slice(&CHECKPOINT_MAGIC);
+    buf.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    buf.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    buf.extend_from_slice(&body);
+    buf
+}
+
+pub(crate) fn decode(path: &Path, buf: &[u8]) -> Result<Snapshot> {
+    let bad = |position: usize, why: String| Error::Corrupted {
+        path: path.to_path_buf(),
+        position: position as u64,
+        detail: Corruption::Malformed(why),
+    };
+    if buf.len() < HEADER_LEN {
+        return Err(bad(0, format!("{} bytes is shorter than the {HEADER_LEN}-byte header", buf.len())));
+    }
+    if buf[MAGIC_OFFSET..VERSION_OFFSET] != CHECKPOINT_MAGIC {
+        return Err(bad(MAGIC_OFFSET, format!("magic {:?} is not KLVC", &buf[..4])));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+    let version = u32_at(VERSION_OFFSET);
+    if version == 0 || version > CHECKPOINT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: version,
+            supported: CHECKPOINT_VERSION,
+        });
+    }
+    let len = u64::from_le_bytes(buf[LENGTH_OFFSET..CRC_OFFSET].try_into().expect("8 bytes"));
+    let body = &buf[HEADER_LEN..];
+    if len != body.len() as u64 {
+        return Err(bad(LENGTH_OFFSET, format!("body length {len} but the file holds {} bytes of body", body.len())));
+    }
+    let expected = u32_at(CRC_OFFSET);
+    let found = crc32fast::hash(body);
+    if expected != found {
+        return Err(Error::Corrupted {
+            path: path.to_path_buf(),
+            position: HEADER_LEN as u64,
+            detail: Corruption::ChecksumMismatch { expected, found },
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| bad(HEADER_LEN + e.column(), format!("checkpoint body: {e}")))
+}
+
+/// Writes `snap` as `path` atomically: the old file or the new one survives a crash, never a mix.
+#[cfg(test)]
+pub(crate) fn write(path: &Path, snap: &Snapshot) -> Result<()> {
+    write_bytes(path, &encode(snap))
+}
+
+/// Writes encoded checkpoint `bytes` as `path` atomically.
+pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("checkpoint.tmp");
+    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(path.parent().expect("a checkpoint lives in a view directory"))
+}
+
+/// Reads the checkpoint at `path`; `None` when there is none.
+pub(crate) fn read(path: &Path) -> Result<Option<Snapshot>> {
+    match std::fs::read(path) {
+        Ok(buf) => decode(path, &buf).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::state::{Entry, SourceOffset};
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot { watermark: Some(42), ..Snapshot::default() };
+        s.offsets.push(SourceOffset { topic: "t".into(), partition: 3, next_offset: 17 });
+        s.entries.insert("k".into(), Entry::Value(serde_json::json!({"a": 1})));
+        s.counters.records_read = 17;
+        s
+    }
+
+    #[test]
+    fn round_trip_and_atomic_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), 7);
+        assert_eq!(parse_name("v7.checkpoint"), Some(7));
+        assert_eq!(read(&path).unwrap(), None);
+        write(&path, &sample()).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(sample()));
+        let mut next = sample();
+        next.watermark = Some(43);
+        write(&path, &next).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(next));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("v7.checkpoint")], "no temp file left");
+    }
+
+    #[test]
+    fn every_damage_is_reported_with_evidence() {
+        let path = Path::new("/x/v1.checkpoint");
+        let good = encode(&sample());
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            decode(path, &flipped),
+            Err(Error::Corrupted { detail: Corruption::ChecksumMismatch { .. }, .. })
+        ));
+        assert!(matches!(decode(path, &good[..good.len() - 1]), Err(Error::Corrupted { position: 8, .. })));
+        assert!(matches!(decode(path, &good[..10]), Err(Error::Corrupted { position: 0, .. })));
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(matches!(decode(path, &magic), Err(Error::Corrupted { position: 0, .. })));
+        let mut version = good.clone();
+        version[4] = 9;
+        assert!(matches!(decode(path, &version), Err(Error::UnsupportedFormat { found: 9, .. })));
+    }
+}

@@ -1,0 +1,582 @@
+//! `Views`: the registry of views in a store. Definitions are durable (`views/<name>/view.json`,
+//! replaced atomically); each version's state lives in `views/<name>/v<N>.checkpoint`.
+//! Create, update (rebuild with the new definition), rebuild, delete, and resume after a restart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint;
+use super::operator::{Declarative, Operator, ViewLogic};
+use super::spec::ViewSpec;
+use super::state::State;
+use super::view::{self, PartitionTarget, Slot, Version, View};
+use super::ViewError;
+use crate::error::{Corruption, Error, Result};
+use crate::log::io::{sync_dir, write_atomic};
+use crate::store::Store;
+
+const VIEWS_DIR: &str = "views";
+
+/// The live `Views` of each data directory in this process.
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<ViewsInner>>> = Mutex::new(BTreeMap::new());
+const VIEW_FILE: &str = "view.json";
+/// The `view.json` format this build writes and the newest it reads.
+pub(crate) const VIEW_FILE_VERSION: u32 = 1;
+
+/// Tuning of view runners.
+#[derive(Debug, Clone)]
+pub struct ViewsConfig {
+    /// Checkpoint at least this often while records arrive (and always when caught up, and at shutdown).
+    pub checkpoint_interval_ms: u64,
+    /// … or after this many records.
+    pub checkpoint_interval_records: u64,
+    /// Records per read of one partition (also the most applied under one state write lock).
+    pub read_records_max: usize,
+    /// Bytes per read of one partition (about).
+    pub read_bytes_max: usize,
+    /// How long an idle runner waits for data before it looks again (bounds shutdown latency).
+    pub idle_wait_ms: u64,
+}
+
+impl Default for ViewsConfig {
+    fn default() -> Self {
+        ViewsConfig {
+            checkpoint_interval_ms: 1000,
+            checkpoint_interval_records: 100_000,
+            read_records_max: 4096,
+            read_bytes_max: 4 << 20,
+            idle_wait_ms: 100,
+        }
+    }
+}
+
+/// What a version computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Definition {
+    Spec(Box<ViewSpec>),
+    /// A Rust view: the logic is given again by [`Views::create_custom`] after a restart.
+    Custom {
+        topics: Vec<String>,
+        emit_topic: Option<String>,
+    },
+}
+
+impl Definition {
+    pub(crate) fn topics(&self) -> &[String] {
+        match self {
+            Definition::Spec(s) => &s.source.topics,
+            Definition::Custom { topics, .. } => topics,
+        }
+    }
+    pub(crate) fn emit_topic(&self) -> Option<&str> {
+        match self {
+            Definition::Spec(s) => s.emit.as_ref().map(|e| e.topic.as_str()),
+            Definition::Custom { emit_topic, .. } => emit_topic.as_deref(),
+        }
+    }
+    pub(crate) fn spec(&self) -> Option<&ViewSpec> {
+        match self {
+            Definition::Spec(s) => Some(s.as_ref()),
+            Definition::Custom { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionDef {
+    version: u64,
+    definition: Definition,
+    /// A rebuild from a timestamp starts each partition at `offset_for_timestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_timestamp_ms: Option<i64>,
+}
+
+/// `view.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewFile {
+    format_version: u32,
+    current: VersionDef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<VersionDef>,
+}
+
+/// Where a rebuild starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildFrom {
+    /// Each partition's log start.
+    Beginning,
+    /// Each partition's first record with a timestamp at or after this (epoch ms).
+    Timestamp(i64),
+}
+
+/// The views of a store. Cheap to clone; `Send + Sync`. Dropping the last handle stops every
+/// runner after a final checkpoint.
+#[derive(Debug, Clone)]
+pub struct Views {
+    inner: Arc<ViewsInner>,
+}
+
+#[derive(Debug)]
+struct ViewsInner {
+    store: Store,
+    dir: PathBuf,
+    config: ViewsConfig,
+    views: RwLock<BTreeMap<String, Arc<Slot>>>,
+    /// Custom views found on disk, waiting for their logic ([`Views::create_custom`]).
+    detached: Mutex<BTreeMap<String, Definition>>,
+    admin: Mutex<()>,
+}
+
+impl Views {
+    /// Opens the views of `store` (under `<data-dir>/views`) and resumes each declarative view
+    /// from its checkpoint. Custom views resume when [`create_custom`](Self::create_custom) gives
+    /// their logic again. A store has one `Views`: while one is alive, `open` returns it (and
+    /// `config` is ignored), so two runners never share a checkpoint file.
+    pub fn open(store: &Store, config: ViewsConfig) -> Result<Views> {
+        // A live `Views` keeps its Store, and so the directory's exclusive lock: one registered
+        // for this directory belongs to this very store.
+        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
+        let mut open = OPEN.lock();
+        open.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(Views { inner });
+        }
+        let views = Self::open_new(store, config)?;
+        open.insert(key, Arc::downgrade(&views.inner));
+        Ok(views)
+    }
+
+    fn open_new(store: &Store, config: ViewsConfig) -> Result<Views> {
+        let dir = store.data_dir().join(VIEWS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let inner = Arc::new(ViewsInner {
+            store: store.clone(),
+            dir: dir.clone(),
+            config,
+            views: RwLock::new(BTreeMap::new()),
+            detached: Mutex::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+        });
+        let views = Views { inner };
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() {
+                continue;
+            }
+            let Some(file) = read_view_file(&path)? else {
+                // A create that did not finish, or a delete that did: view.json is written last
+                // and removed first.
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                sync_dir(&dir)?;
+                continue;
+            };
+            match &file.current.definition {
+                Definition::Custom { .. } => {
+                    views.inner.detached.lock().insert(name, file.current.definition.clone());
+                }
+                Definition::Spec(spec) => {
+                    if spec.name != name {
+                        return Err(Error::Corrupted {
+                            path: path.join(VIEW_FILE),
+                            position: 0,
+                            detail: Corruption::Malformed(format!("view {:?} in directory {name:?}", spec.name)),
+                        });
+                    }
+                    views.start(&name, &file, None)?;
+                }
+            }
+        }
+        Ok(views)
+    }
+
+    /// Starts the versions in `file` (resuming from their checkpoints).
+    fn start(&self, name: &str, file: &ViewFile, logic: Option<Arc<dyn ViewLogic>>) -> Result<View> {
+        let dir = self.inner.dir.join(name);
+        remove_stale_checkpoints(&dir, file)?;
+        let current = self.load_version(&dir, &file.current, logic.clone())?;
+        let pending = file.pending.as_ref().map(|p| self.load_version(&dir, p, logic.clone())).transpose()?;
+        let slot = Arc::new(Slot {
+            name: name.to_string(),
+            dir,
+            store: self.inner.store.clone(),
+            config: self.inner.config.clone(),
+            logic,
+            current: RwLock::new(Arc::clone(&current)),
+            pending: Mutex::new(pending.clone()),
+            admin: Mutex::new(()),
+            threads: Mutex::new(Vec::new()),
+            deleted: AtomicBool::new(false),
+        });
+        view::spawn(&slot, current);
+        if let Some(p) = pending {
+            view::spawn(&slot, p);
+        }
+        self.inner.views.write().insert(name.to_string(), Arc::clone(&slot));
+        Ok(View { slot })
+    }
+
+    /// A version from its checkpoint, or fresh from its start offsets.
+    fn load_version(&self, dir: &Path, def: &VersionDef, logic: Option<Arc<dyn ViewLogic>>) -> Result<Arc<Version>> {
+        let operator = operator_for(&def.definition, logic)?;
+        let path = checkpoint::path_for(dir, def.version);
+        let (state, targets) = match checkpoint::read(&path)? {
+            Some(snap) => {
+                let state = State::from_snapshot(snap, operator.windowing());
+                let targets = self.targets(&def.definition, &state)?;
+                (state, targets)
+            }
+            None => {
+                let mut state = State::default();
+                for p in self.partitions(&def.definition)? {
+                    let start = match def.from_timestamp_ms {
+                        None => p.log_start_offset(),
+                        Some(ts) => p.offset_for_timestamp(ts)?.unwrap_or_else(|| p.high_watermark()),
+                    };
+                    state.set_offset(p.topic(), p.id(), start);
+                }
+                let targets = self.targets(&def.definition, &state)?;
+                (state, targets)
+            }
+        };
+        Ok(Arc::new(Version::new(def.version, def.definition.clone(), operator, state, path, targets)))
+    }
+
+    fn partitions(&self, def: &Definition) -> Result<Vec<crate::log::Partition>> {
+        let mut out = Vec::new();
+        for t in def.topics() {
+            // A source deleted since the view was defined: the view opens (and shows its state)
+            // without it, rather than keeping every other view from opening.
+            match self.inner.store.topic(t) {
+                Ok(topic) => out.extend(topic.partitions().iter().cloned()),
+                Err(e) => tracing::warn!(topic = %t, error = %e, "a view's source topic is missing"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn targets(&self, def: &Definition, state: &State) -> Result<Vec<PartitionTarget>> {
+        Ok(self
+            .partitions(def)?
+            .iter()
+            .map(|p| {
+                let start = state.offset_of(p.topic(), p.id()).unwrap_or_else(|| p.log_start_offset());
+                PartitionTarget {
+                    topic: p.topic().to_string(),
+                    partition: p.id(),
+                    start_offset: start,
+                    target_offset: p.high_watermark(),
+                    next_offset: start,
+                }
+            })
+            .collect())
+    }
+
+    /// Checks that the spec's topics exist; the error names the field.
+    fn check_topics(&self, spec: &ViewSpec) -> Result<()> {
+        spec.check().map_err(ViewError::from)?;
+        for (i, t) in spec.source.topics.iter().enumerate() {
+            if self.inner.store.topic(t).is_err() {
+                return Err(invalid(format!("source.topics[{i}]"), format!("topic {t:?} does not exist")));
+            }
+        }
+        if let Some(e) = &spec.emit {
+            if self.inner.store.topic(&e.topic).is_err() {
+                return Err(invalid("emit.topic", format!("topic {:?} does not exist", e.topic)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a declarative view; it starts reading its sources from the beginning.
+    pub fn create(&self, spec: ViewSpec) -> Result<View> {
+        self.check_topics(&spec)?;
+        self.create_definition(&spec.name.clone(), Definition::Spec(Box::new(spec)), None)
+    }
+
+    /// Creates a view from its JSON spec (what the broker receives).
+    pub fn create_json(&self, json: &[u8]) -> Result<View> {
+        self.create(ViewSpec::from_json(json)?)
+    }
+
+    /// Creates a custom (Rust) view over `topics`, or resumes it from its checkpoint when it exists
+    /// on disk from an earlier run (with the same topics).
+    pub fn create_custom(
+        &self,
+        name: &str,
+        topics: &[&str],
+        emit_topic: Option<&str>,
+        logic: Arc<dyn ViewLogic>,
+    ) -> Result<View> {
+        crate::config::validate_topic_name(name)
+            .map_err(|e| invalid("name", format!("{name:?} is not a valid view name: {e}")))?;
+        let definition = Definition::Custom {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            emit_topic: emit_topic.map(String::from),
+        };
+        for (i, t) in topics.iter().enumerate() {
+            if self.inner.store.topic(t).is_err() {
+                return Err(invalid(format!("source.topics[{i}]"), format!("topic {t:?} does not exist")));
+            }
+        }
+        if let Some(t) = emit_topic {
+            if self.inner.store.topic(t).is_err() || topics.contains(&t) {
+                return Err(invalid("emit.topic", format!("topic {t:?} does not exist or is a source")));
+            }
+        }
+        let _admin = self.inner.admin.lock();
+        let detached = self.inner.detached.lock().get(name).cloned();
+        if let Some(stored) = detached {
+            if stored != definition {
+                return Err(ViewError::Custom {
+                    name: name.to_string(),
+                    reason: "it exists with other topics; delete it first".into(),
+                }
+                .into());
+            }
+            let file = read_view_file(&self.inner.dir.join(name))?.ok_or_else(|| ViewError::NotFound(name.into()))?;
+            let view = self.start(name, &file, Some(logic))?;
+            self.inner.detached.lock().remove(name);
+            return Ok(view);
+        }
+        drop(_admin);
+        self.create_definition(name, definition, Some(logic))
+    }
+
+    fn create_definition(&self, name: &str, definition: Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<View> {
+        let _admin = self.inner.admin.lock();
+        if self.inner.views.read().contains_key(name) || self.inner.detached.lock().contains_key(name) {
+            return Err(ViewError::Exists(name.to_string()).into());
+        }
+        let dir = self.inner.dir.join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        sync_dir(&self.inner.dir)?;
+        let file = ViewFile {
+            format_version: VIEW_FILE_VERSION,
+            current: VersionDef { version: 1, definition, from_timestamp_ms: None },
+            pending: None,
+        };
+        write_view_file(&dir, &file)?;
+        tracing::info!(view = name, "view created");
+        self.start(name, &file, logic)
+    }
+
+    /// View names, sorted (custom views waiting for their logic included).
+    pub fn list(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.views.read().keys().cloned().collect();
+        names.extend(self.inner.detached.lock().keys().cloned());
+        names.sort();
+        names
+    }
+
+    pub fn get(&self, name: &str) -> Result<View> {
+        let slot = self.inner.views.read().get(name).cloned();
+        slot.map(|slot| View { slot }).ok_or_else(|| ViewError::NotFound(name.to_string()).into())
+    }
+
+    /// Replaces a view's definition: a new version is rebuilt from the beginning while the current
+    /// one keeps serving, and takes over when caught up. An identical spec changes nothing.
+    pub fn update(&self, spec: ViewSpec) -> Result<View> {
+        self.check_topics(&spec)?;
+        let view = self.get(&spec.name)?;
+        if view.slot.current.read().definition == Definition::Spec(Box::new(spec.clone())) {
+            return Ok(view);
+        }
+        self.begin_rebuild(&view, Some(Definition::Spec(Box::new(spec))), RebuildFrom::Beginning)?;
+        Ok(view)
+    }
+
+    /// Rebuilds a view with its current definition, replaying its sources from `from`.
+    pub fn rebuild(&self, name: &str, from: RebuildFrom) -> Result<View> {
+        let view = self.get(name)?;
+        self.begin_rebuild(&view, None, from)?;
+        Ok(view)
+    }
+
+    fn begin_rebuild(&self, view: &View, definition: Option<Definition>, from: RebuildFrom) -> Result<()> {
+        let slot = &view.slot;
+        let _admin = slot.admin.lock();
+        if slot.deleted.load(Ordering::Acquire) {
+            return Err(ViewError::NotFound(slot.name.clone()).into());
+        }
+        let current = Arc::clone(&slot.current.read());
+        let old_pending = slot.pending.lock().clone();
+        let number = old_pending.as_ref().map_or(current.number, |p| p.number) + 1;
+        let pending = VersionDef {
+            version: number,
+            definition: definition.unwrap_or_else(|| current.definition.clone()),
+            from_timestamp_ms: match from {
+                RebuildFrom::Beginning => None,
+                RebuildFrom::Timestamp(ts) => Some(ts),
+            },
+        };
+        let file = ViewFile {
+            format_version: VIEW_FILE_VERSION,
+            current: VersionDef {
+                version: current.number,
+                definition: current.definition.clone(),
+                from_timestamp_ms: None,
+            },
+            pending: Some(pending.clone()),
+        };
+        let version = self.load_version(&slot.dir, &pending, slot.logic.clone())?;
+        write_view_file(&slot.dir, &file)?;
+        if let Some(old) = old_pending {
+            old.retire();
+            remove_checkpoint(&slot.dir, old.number)?;
+        }
+        *slot.pending.lock() = Some(Arc::clone(&version));
+        view::spawn(slot, version);
+        tracing::info!(view = %slot.name, version = number, "rebuild started");
+        Ok(())
+    }
+
+    /// Deletes a view: its runners stop and its files go.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let dir = self.inner.dir.join(name);
+        if self.inner.detached.lock().remove(name).is_none() {
+            let slot = self.inner.views.write().remove(name).ok_or_else(|| ViewError::NotFound(name.to_string()))?;
+            {
+                let _a = slot.admin.lock();
+                slot.deleted.store(true, Ordering::Release);
+                slot.current.read().retire();
+                if let Some(p) = slot.pending.lock().take() {
+                    p.retire();
+                }
+            }
+            let threads = std::mem::take(&mut *slot.threads.lock());
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        let file = dir.join(VIEW_FILE);
+        std::fs::remove_file(&file).map_err(|e| Error::io(&file, e))?;
+        sync_dir(&dir)?;
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        sync_dir(&self.inner.dir)?;
+        tracing::info!(view = name, "view deleted");
+        Ok(())
+    }
+
+    /// Stops every runner after a final checkpoint. (Dropping the last handle does the same.)
+    pub fn close(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ViewsInner {
+    fn drop(&mut self) {
+        let slots: Vec<Arc<Slot>> = self.views.read().values().cloned().collect();
+        for slot in &slots {
+            slot.current.read().stop();
+            if let Some(p) = slot.pending.lock().as_ref() {
+                p.stop();
+            }
+        }
+        for slot in &slots {
+            let threads = std::mem::take(&mut *slot.threads.lock());
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Called by a rebuilding version's runner when it read everything: if it is still the pending
+/// version and its lag is 0 now, it becomes current (definition file first, then the in-memory
+/// switch), and the old version stops and its checkpoint is deleted.
+pub(crate) fn promote(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
+    let _admin = slot.admin.lock();
+    if slot.deleted.load(Ordering::Acquire) || !slot.pending.lock().as_ref().is_some_and(|p| Arc::ptr_eq(p, v)) {
+        return Ok(());
+    }
+    if v.lag(&slot.store).iter().any(|l| l.lag > 0) {
+        return Ok(());
+    }
+    v.checkpoint()?;
+    let file = ViewFile {
+        format_version: VIEW_FILE_VERSION,
+        current: VersionDef { version: v.number, definition: v.definition.clone(), from_timestamp_ms: None },
+        pending: None,
+    };
+    write_view_file(&slot.dir, &file)?;
+    let old = std::mem::replace(&mut *slot.current.write(), Arc::clone(v));
+    *slot.pending.lock() = None;
+    old.retire();
+    remove_checkpoint(&slot.dir, old.number)?;
+    tracing::info!(view = %slot.name, version = v.number, "rebuilt version took over");
+    Ok(())
+}
+
+fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<Operator> {
+    match (def, logic) {
+        (Definition::Spec(spec), _) => Ok(Operator::Declarative(Box::new(Declarative::new(spec.as_ref().clone())))),
+        (Definition::Custom { .. }, Some(l)) => Ok(Operator::Custom(l)),
+        (Definition::Custom { .. }, None) => {
+            Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() }.into())
+        }
+    }
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+    ViewError::InvalidSpec { field: field.into(), reason: reason.into() }.into()
+}
+
+fn read_view_file(dir: &Path) -> Result<Option<ViewFile>> {
+    let path = dir.join(VIEW_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let file: ViewFile = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupted {
+        path: path.clone(),
+        position: 0,
+        detail: Corruption::Malformed(e.to_string()),
+    })?;
+    if file.format_version > VIEW_FILE_VERSION {
+        return Err(Error::UnsupportedFormat { path, found: file.format_version, supported: VIEW_FILE_VERSION });
+    }
+    Ok(Some(file))
+}
+
+fn write_view_file(dir: &Path, file: &ViewFile) -> Result<()> {
+    write_atomic(&dir.join(VIEW_FILE), &serde_json::to_vec_pretty(file).expect("serializable"))
+}
+
+fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {
+    let path = checkpoint::path_for(dir, version);
+    match std::fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Deletes checkpoints (and temp files) of versions `view.json` no longer names: left by a crash
+/// between a switch (or a cancelled rebuild) and the deletion.
+fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> Result<()> {
+    let keep = [Some(file.current.version), file.pending.as_ref().map(|p| p.version)];
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name.ends_with(".tmp") || checkpoint::parse_name(&name).is_some_and(|v| !keep.contains(&Some(v)));
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    sync_dir(dir)
+}

@@ -1,0 +1,466 @@
+//! Applying one record to a view's state: the declarative operators (filter, key-by, window,
+//! aggregate, emit) and custom Rust logic ([`ViewLogic`]).
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::aggregate::{self, Aggregates};
+use super::expr::{lookup, Predicate};
+use super::project;
+use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
+use super::state::{Entry, State, Window};
+use super::window::{self, Windowing};
+use crate::log::{NewRecord, Record};
+
+/// A view written in Rust. The state of each key is a JSON value (so it can be checkpointed and
+/// queried like any other view).
+///
+/// ```
+/// use kappalog::{Record, ViewLogic};
+/// use serde_json::{json, Value};
+///
+/// /// Bytes received per user.
+/// struct BytesPerUser;
+/// impl ViewLogic for BytesPerUser {
+///     fn init(&self, _key: &str) -> Value { json!(0) }
+///     fn apply(&self, _key: &str, state: &mut Value, record: &Record) -> bool {
+///         let len = record.value.as_ref().map_or(0, |v| v.len());
+///         *state = json!(state.as_u64().unwrap_or(0) + len as u64);
+///         true
+///     }
+/// }
+/// ```
+pub trait ViewLogic: Send + Sync + 'static {
+    /// The key a record updates; `None` skips the record (counted in `error_records`).
+    /// By default the record key as UTF-8.
+    fn key(&self, record: &Record) -> Option<String> {
+        record.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+    /// The state of a key seen for the first time.
+    fn init(&self, key: &str) -> Value;
+    /// Applies one record to its key's state. Returning `false` skips the record (counted in
+    /// `error_records`); the state must then be left as it was.
+    fn apply(&self, key: &str, state: &mut Value, record: &Record) -> bool;
+    /// After a successful apply: a value to write to the emit topic (keyed by `key`), if any.
+    fn emit(&self, _key: &str, _state: &Value) -> Option<Value> {
+        None
+    }
+}
+
+/// What turns records into state.
+pub(crate) enum Operator {
+    Declarative(Box<Declarative>),
+    Custom(std::sync::Arc<dyn ViewLogic>),
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operator::Declarative(d) => write!(f, "Declarative({})", d.spec.name),
+            Operator::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A compiled [`ViewSpec`].
+#[derive(Debug)]
+pub(crate) struct Declarative {
+    pub spec: ViewSpec,
+    pub aggregates: Vec<(String, AggregateSpec)>,
+    pub windowing: Option<Windowing>,
+    time: Option<String>,
+    emit_on: Option<EmitOn>,
+    /// The top-level fields to parse, when the view never needs a whole value.
+    projection: Option<Vec<String>>,
+}
+
+impl Declarative {
+    pub(crate) fn new(spec: ViewSpec) -> Declarative {
+        let whole_value_needed = spec.aggregates.is_empty()
+            || spec.aggregates.values().any(|a| a.op == AggregateOp::Latest && a.field.is_none());
+        let pointers = spec
+            .key
+            .iter()
+            .chain(spec.window.as_ref().and_then(|w| w.time.as_ref()))
+            .chain(spec.aggregates.values().filter_map(|a| a.field.as_ref()))
+            .map(String::as_str)
+            .chain(spec.filter.iter().flat_map(Predicate::fields));
+        let projection = if whole_value_needed { None } else { project::fields_for(pointers) };
+        Declarative {
+            projection,
+            aggregates: spec.aggregates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            windowing: spec.window.as_ref().map(Windowing::new),
+            time: spec.window.as_ref().and_then(|w| w.time.clone()),
+            emit_on: spec.emit.as_ref().map(|e| e.on),
+            spec,
+        }
+    }
+
+    fn passes_having(&self, value: &Value) -> bool {
+        self.spec.having.as_ref().is_none_or(|h: &Predicate| h.eval(value))
+    }
+
+    fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
+        if self.emit_on == Some(EmitOn::Update) && self.passes_having(&value) {
+            out.push(NewRecord::keyed(key.to_string(), Bytes::from(value.to_string())));
+        }
+    }
+
+    /// The JSON of one window, as queries and emitted records show it.
+    pub(crate) fn window_json(&self, start: i64, w: &Window) -> Value {
+        json!({"start": start, "end": w.end, "value": w.aggregates.to_json(&self.aggregates)})
+    }
+
+    fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+        let seq = st.snap.counters.records_read;
+        let Some(bytes) = &rec.value else {
+            // A tombstone deletes the key of a plain table keyed by the record key.
+            if self.aggregates.is_empty() && self.spec.key.is_none() {
+                if let Some(k) = &rec.key {
+                    let key = String::from_utf8_lossy(k);
+                    st.snap.entries.remove(key.as_ref());
+                    st.snap.counters.records_applied += 1;
+                    if self.emit_on == Some(EmitOn::Update) {
+                        out.push(NewRecord::tombstone(key.into_owned()));
+                    }
+                    return;
+                }
+            }
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        let parsed = match &self.projection {
+            Some(fields) => project::parse(bytes, fields),
+            None => serde_json::from_slice::<Value>(bytes),
+        };
+        let Ok(doc) = parsed else {
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        if let Some(f) = &self.spec.filter {
+            if !f.eval(&doc) {
+                st.snap.counters.records_filtered += 1;
+                return;
+            }
+        }
+        let key: Cow<'_, str> = match (&self.spec.key, &rec.key) {
+            (Some(p), _) => match lookup(&doc, p) {
+                Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+                Some(Value::Null) | None => {
+                    st.snap.counters.error_records += 1;
+                    return;
+                }
+                Some(v) => Cow::Owned(v.to_string()),
+            },
+            (None, Some(k)) => String::from_utf8_lossy(k),
+            (None, None) => {
+                st.snap.counters.error_records += 1;
+                return;
+            }
+        };
+        let Some(w) = &self.windowing else {
+            if self.aggregates.is_empty() {
+                st.snap.counters.records_applied += 1;
+                if self.emit_on.is_some() {
+                    self.emit_update(&key, doc.clone(), out);
+                }
+                let key = key.into_owned();
+                st.snap.entries.insert(key, Entry::Value(doc));
+                return;
+            }
+            let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
+                st.snap.counters.error_records += 1;
+                return;
+            };
+            st.snap.counters.records_applied += 1;
+            // One lookup for a known key; a new key allocates its string once.
+            // One hash lookup for a known key; a new key allocates its string once.
+            let entry = match st.snap.entries.get_mut(&key) {
+                Some(e) => e,
+                None => {
+                    st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates)))
+                }
+            };
+            if let Entry::Aggregates(a) = entry {
+                a.add(&inputs, seq);
+                if self.emit_on.is_some() {
+                    let v = a.to_json(&self.aggregates);
+                    self.emit_update(&key, v, out);
+                }
+            }
+            return;
+        };
+        let t = match &self.time {
+            Some(p) => window::event_time(&doc, p),
+            None => Some(rec.timestamp),
+        };
+        let (Some(t), Ok(inputs)) = (t, aggregate::inputs(&self.aggregates, &doc)) else {
+            st.snap.counters.error_records += 1;
+            return;
+        };
+        let mut closed = Vec::new();
+        // The watermark moves first: a record is never late for the windows its own time opens.
+        st.advance(t, w, &mut closed);
+        let applied = match w.kind {
+            WindowType::Session => self.apply_session(&key, t, &inputs, seq, w, st, out),
+            _ => self.apply_fixed(&key, t, &inputs, seq, w, st, out),
+        };
+        if applied {
+            st.snap.counters.records_applied += 1;
+        } else {
+            st.snap.counters.late_records += 1;
+        }
+        self.emit_closed(&closed, st, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_fixed(
+        &self,
+        key: &str,
+        t: i64,
+        inputs: &[aggregate::Input<'_>],
+        seq: u64,
+        w: &Windowing,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) -> bool {
+        let mut assigned = Vec::new();
+        w.assign(t, &mut assigned);
+        let watermark = st.snap.watermark;
+        let mut applied = false;
+        for &(start, end) in &assigned {
+            if w.is_closed(end, watermark) {
+                continue;
+            }
+            applied = true;
+            let ws = st.windows_mut(key);
+            let fresh = !ws.contains_key(&start);
+            let win = ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
+            win.aggregates.add(inputs, seq);
+            let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, win));
+            if fresh {
+                st.track_open(key, start, end);
+            }
+            if let Some(v) = shown {
+                self.emit_window(key, v, out);
+            }
+        }
+        applied
+    }
+
+    /// Session windows: `[first event, last event + gap)`. A record joins (and bridges) every open
+    /// session of its key it overlaps; closed sessions are never reopened.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_session(
+        &self,
+        key: &str,
+        t: i64,
+        inputs: &[aggregate::Input<'_>],
+        seq: u64,
+        w: &Windowing,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) -> bool {
+        let watermark = st.snap.watermark;
+        let (mut start, mut end) = (t, t.saturating_add(w.gap_ms));
+        let mut merge = Vec::new();
+        if let Some(Entry::Windows(ws)) = st.snap.entries.get(key) {
+            for (&s, win) in ws.range(..end).rev() {
+                if win.end <= t || w.is_closed(win.end, watermark) {
+                    break;
+                }
+                merge.push(s);
+                start = start.min(s);
+                end = end.max(win.end);
+            }
+        }
+        if w.is_closed(end, watermark) {
+            return false;
+        }
+        let mut aggs = Aggregates::new(&self.aggregates);
+        for s in merge {
+            if let Some(old) = st.remove_open(key, s) {
+                aggs.merge(&old.aggregates);
+            }
+        }
+        aggs.add(inputs, seq);
+        let win = Window { end, aggregates: aggs };
+        let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, &win));
+        st.windows_mut(key).insert(start, win);
+        st.track_open(key, start, end);
+        if let Some(v) = shown {
+            self.emit_window(key, v, out);
+        }
+        true
+    }
+
+    fn emit_window(&self, key: &str, shown: Value, out: &mut Vec<NewRecord>) {
+        if self.passes_having(&shown["value"]) {
+            out.push(NewRecord::keyed(key.to_string(), Bytes::from(shown.to_string())));
+        }
+    }
+
+    fn emit_closed(&self, closed: &[(String, i64, i64)], st: &State, out: &mut Vec<NewRecord>) {
+        if self.emit_on != Some(EmitOn::WindowClose) {
+            return;
+        }
+        for (key, start, _) in closed {
+            if let Some(Entry::Windows(ws)) = st.snap.entries.get(key) {
+                if let Some(win) = ws.get(start) {
+                    self.emit_window(key, self.window_json(*start, win), out);
+                }
+            }
+        }
+    }
+}
+
+impl Operator {
+    pub(crate) fn windowing(&self) -> Option<&Windowing> {
+        match self {
+            Operator::Declarative(d) => d.windowing.as_ref(),
+            Operator::Custom(_) => None,
+        }
+    }
+
+    /// Applies one record. Emitted records (for the emit topic) go to `out`.
+    pub(crate) fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+        match self {
+            Operator::Declarative(d) => d.apply(rec, st, out),
+            Operator::Custom(logic) => apply_custom(logic.as_ref(), rec, st, out),
+        }
+        st.snap.counters.records_read += 1;
+    }
+
+    /// How a key's entry looks in query results: a value, or windows starting in `from_ms..to_ms`.
+    pub(crate) fn show(
+        &self,
+        entry: &Entry,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> (Option<Value>, Option<Vec<WindowResult>>) {
+        match (self, entry) {
+            (_, Entry::Value(v)) => (Some(v.clone()), None),
+            (Operator::Declarative(d), Entry::Aggregates(a)) => (Some(a.to_json(&d.aggregates)), None),
+            (Operator::Declarative(d), Entry::Windows(ws)) => {
+                let lo = from_ms.unwrap_or(i64::MIN);
+                let hi = to_ms.unwrap_or(i64::MAX);
+                let list = ws
+                    .range(lo..hi)
+                    .map(|(&start, w)| WindowResult { start, end: w.end, value: w.aggregates.to_json(&d.aggregates) })
+                    .collect();
+                (None, Some(list))
+            }
+            (Operator::Custom(_), _) => (None, None),
+        }
+    }
+}
+
+/// One window of a key in query results: `[start, end)` in event-time milliseconds, and the object
+/// of named aggregates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowResult {
+    pub start: i64,
+    pub end: i64,
+    pub value: Value,
+}
+
+fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+    let Some(key) = logic.key(rec) else {
+        st.snap.counters.error_records += 1;
+        return;
+    };
+    let entry = st.snap.entries.get_or_insert_with(&key, || Entry::Value(logic.init(&key)));
+    let Entry::Value(state) = entry else {
+        st.snap.counters.error_records += 1;
+        return;
+    };
+    if !logic.apply(&key, state, rec) {
+        st.snap.counters.error_records += 1;
+        return;
+    }
+    st.snap.counters.records_applied += 1;
+    if let Some(v) = logic.emit(&key, state) {
+        out.push(NewRecord::keyed(key, Bytes::from(v.to_string())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(spec: &str, records: &[(i64, &str, &str)]) -> (State, Vec<NewRecord>, Declarative) {
+        let d = Declarative::new(ViewSpec::from_json(spec.as_bytes()).unwrap());
+        let op = Operator::Declarative(Box::new(d));
+        let mut st = State::default();
+        let mut out = Vec::new();
+        for (i, (ts, key, value)) in records.iter().enumerate() {
+            let rec = Record {
+                offset: i as u64,
+                timestamp: *ts,
+                key: Some(Bytes::copy_from_slice(key.as_bytes())),
+                value: (!value.is_empty()).then(|| Bytes::copy_from_slice(value.as_bytes())),
+                headers: vec![],
+            };
+            op.apply(&rec, &mut st, &mut out);
+        }
+        let Operator::Declarative(d) = op else { unreachable!() };
+        (st, out, *d)
+    }
+
+    fn windows(st: &State, key: &str) -> Vec<(i64, i64, u64)> {
+        match st.snap.entries.get(key) {
+            Some(Entry::Windows(ws)) => {
+                ws.iter().map(|(s, w)| (*s, w.end, w.aggregates.0[0].to_json().as_u64().unwrap())).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const SESSION: &str = r#"{"name": "s", "source": {"topics": ["t"]},
+        "window": {"type": "session", "gap_ms": 10, "grace_ms": 100},
+        "aggregates": {"n": {"op": "count"}}}"#;
+
+    #[test]
+    fn an_out_of_order_record_bridges_two_sessions() {
+        let (st, _, _) = run(SESSION, &[(0, "a", "{}"), (5, "a", "{}"), (20, "a", "{}"), (21, "a", "{}")]);
+        assert_eq!(windows(&st, "a"), vec![(0, 15, 2), (20, 31, 2)], "20 - 5 is not less than the gap");
+        let (st, _, _) =
+            run(SESSION, &[(0, "a", "{}"), (5, "a", "{}"), (20, "a", "{}"), (21, "a", "{}"), (12, "a", "{}")]);
+        assert_eq!(windows(&st, "a"), vec![(0, 31, 5)], "12 is within the gap of 5 and of 20");
+        assert_eq!(st.window_count(), 1, "the merged sessions left the index");
+    }
+
+    #[test]
+    fn closed_sessions_are_not_reopened_and_late_records_are_counted() {
+        let records = [(0, "a", "{}"), (200, "b", "{}"), (5, "a", "{}"), (150, "a", "{}")];
+        let (st, _, _) = run(SESSION, &records);
+        // At watermark 200, a's session [0, 10) closed (10 + 100 <= 200): 5 is late.
+        assert_eq!(st.snap.counters.late_records, 1);
+        assert_eq!(windows(&st, "a"), vec![(0, 10, 1), (150, 160, 1)]);
+    }
+
+    #[test]
+    fn a_table_keeps_the_latest_value_and_a_tombstone_deletes() {
+        let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "emit": {"topic": "out"}}"#;
+        let (st, out, _) = run(spec, &[(0, "a", r#"{"v":1}"#), (0, "a", r#"{"v":2}"#), (0, "b", "{}"), (0, "b", "")]);
+        assert_eq!(st.snap.entries.len(), 1);
+        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Value(v)) if v["v"] == 2));
+        assert_eq!(out.len(), 4);
+        assert!(out[3].value.is_none(), "the tombstone is emitted too");
+    }
+
+    #[test]
+    fn bad_records_are_counted_never_applied() {
+        let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "key": "/k",
+            "aggregates": {"s": {"op": "sum", "field": "/x"}}}"#;
+        let (st, _, _) = run(
+            spec,
+            &[(0, "", "nope"), (0, "", r#"{"x": 1}"#), (0, "", r#"{"k": "a"}"#), (0, "", r#"{"k": "a", "x": 2}"#)],
+        );
+        assert_eq!(st.snap.counters.error_records, 3);
+        assert_eq!(st.snap.counters.records_applied, 1);
+        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Aggregates(a)) if a.0[0].to_json() == 2));
+    }
+}

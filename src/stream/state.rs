@@ -1,0 +1,281 @@
+//! A view's keyed state: a `BTreeMap` (ordered, for prefix scans) of keys to a value, to
+//! aggregates, or to windows of aggregates; the watermark; counters; and the source offsets it
+//! reflects. The state and the offsets are checkpointed together (see `checkpoint.rs`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::aggregate::Aggregates;
+use super::window::Windowing;
+
+/// What one key holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Entry {
+    /// A table of latest values, or a custom view's state.
+    Value(Value),
+    Aggregates(Aggregates),
+    /// Windows by start.
+    Windows(BTreeMap<i64, Window>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Window {
+    pub end: i64,
+    pub aggregates: Aggregates,
+}
+
+/// Counters shown in the status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCounters {
+    /// Records read from the sources (all of them, whatever became of them).
+    pub records_read: u64,
+    /// Records that changed the state.
+    pub records_applied: u64,
+    /// Records the filter rejected.
+    pub records_filtered: u64,
+    /// Records for windows that had closed: dropped.
+    pub late_records: u64,
+    /// Records skipped because the value was not JSON or lacked a field the view needs.
+    pub error_records: u64,
+    /// Records written to the emit topic.
+    pub records_emitted: u64,
+}
+
+/// The next offset to read from one source partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SourceOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub next_offset: u64,
+}
+
+/// The durable part of a view: what a checkpoint holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub offsets: Vec<SourceOffset>,
+    pub watermark: Option<i64>,
+    pub counters: ViewCounters,
+    pub entries: Entries,
+}
+
+/// Keys to entries: a hash map for the lookup every record does, and the ordered set of keys for
+/// prefix scans and deterministic checkpoints. (With a `BTreeMap` alone, a count view spent about
+/// 40% of its time comparing keys.) Each key is held twice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Entries {
+    map: HashMap<String, Entry>,
+    order: BTreeSet<String>,
+}
+
+impl Entries {
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
+        self.map.get(key)
+    }
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.map.get_mut(key)
+    }
+    #[cfg(test)]
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+    pub(crate) fn insert(&mut self, key: String, entry: Entry) {
+        if !self.map.contains_key(&key) {
+            self.order.insert(key.clone());
+        }
+        self.map.insert(key, entry);
+    }
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
+        let e = self.map.remove(key)?;
+        self.order.remove(key);
+        Some(e)
+    }
+    /// The entry of `key`, inserting `make()` first when absent (the key string is allocated only then).
+    pub(crate) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Entry) -> &mut Entry {
+        if !self.map.contains_key(key) {
+            self.insert(key.to_string(), make());
+        }
+        self.map.get_mut(key).expect("present or inserted above")
+    }
+    /// Inserts an absent key and returns its entry.
+    pub(crate) fn insert_new(&mut self, key: String, entry: Entry) -> &mut Entry {
+        self.order.insert(key.clone());
+        self.map.entry(key).or_insert(entry)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Entries in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.order.iter().map(|k| (k, &self.map[k]))
+    }
+    /// Entries in key order from `from` on.
+    pub(crate) fn iter_from<'a>(&'a self, from: &str) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+        self.order.range::<str, _>((Bound::Included(from), Bound::Unbounded)).map(|k| (k, &self.map[k]))
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
+        let sorted = BTreeMap::<String, Entry>::deserialize(d)?;
+        let order = sorted.keys().cloned().collect();
+        Ok(Entries { map: sorted.into_iter().collect(), order })
+    }
+}
+
+/// The live state: a snapshot plus indexes of windows by end (rebuilt on load, never stored).
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub snap: Snapshot,
+    /// Windows not closed yet, by `(end, key, start)`.
+    open: BTreeSet<(i64, String, i64)>,
+    /// Closed windows awaiting eviction, by `(end, key, start)`.
+    closed: BTreeSet<(i64, String, i64)>,
+}
+
+impl State {
+    pub(crate) fn from_snapshot(snap: Snapshot, windowing: Option<&Windowing>) -> State {
+        let mut st = State { snap, open: BTreeSet::new(), closed: BTreeSet::new() };
+        if let Some(w) = windowing {
+            for (key, entry) in st.snap.entries.iter() {
+                if let Entry::Windows(ws) = entry {
+                    for (&start, win) in ws {
+                        let item = (win.end, key.clone(), start);
+                        if w.is_closed(win.end, st.snap.watermark) {
+                            st.closed.insert(item);
+                        } else {
+                            st.open.insert(item);
+                        }
+                    }
+                }
+            }
+        }
+        st
+    }
+
+    /// The windows of `key`, created empty when absent.
+    pub(crate) fn windows_mut(&mut self, key: &str) -> &mut BTreeMap<i64, Window> {
+        if !matches!(self.snap.entries.get(key), Some(Entry::Windows(_))) {
+            self.snap.entries.insert(key.to_string(), Entry::Windows(BTreeMap::new()));
+        }
+        match self.snap.entries.get_mut(key) {
+            Some(Entry::Windows(ws)) => ws,
+            _ => unreachable!("inserted above"),
+        }
+    }
+
+    /// Records a new open window in the index (the caller put it in the map).
+    pub(crate) fn track_open(&mut self, key: &str, start: i64, end: i64) {
+        self.open.insert((end, key.to_string(), start));
+    }
+
+    /// Removes an open window from the map and the index (a session merged into another).
+    pub(crate) fn remove_open(&mut self, key: &str, start: i64) -> Option<Window> {
+        let ws = match self.snap.entries.get_mut(key) {
+            Some(Entry::Windows(ws)) => ws,
+            _ => return None,
+        };
+        let w = ws.remove(&start)?;
+        self.open.remove(&(w.end, key.to_string(), start));
+        Some(w)
+    }
+
+    /// Moves the watermark to `t` if later. Returns the windows that closed, `(key, start, end)`,
+    /// oldest end first, and evicts closed windows past their retention.
+    pub(crate) fn advance(&mut self, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+        if self.snap.watermark.is_some_and(|wm| wm >= t) {
+            return;
+        }
+        self.snap.watermark = Some(t);
+        while let Some(first) = self.open.first() {
+            if !w.is_closed(first.0, self.snap.watermark) {
+                break;
+            }
+            let item = self.open.pop_first().expect("checked above");
+            closed_out.push((item.1.clone(), item.2, item.0));
+            self.closed.insert(item);
+        }
+        while let Some(first) = self.closed.first() {
+            if !w.is_expired(first.0, self.snap.watermark) {
+                break;
+            }
+            let (_, key, start) = self.closed.pop_first().expect("checked above");
+            if let Some(Entry::Windows(ws)) = self.snap.entries.get_mut(&key) {
+                ws.remove(&start);
+                if ws.is_empty() {
+                    self.snap.entries.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// How many windows are held (open and closed).
+    pub(crate) fn window_count(&self) -> usize {
+        self.open.len() + self.closed.len()
+    }
+
+    pub(crate) fn offset_of(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.snap.offsets.iter().find(|o| o.topic == topic && o.partition == partition).map(|o| o.next_offset)
+    }
+
+    pub(crate) fn set_offset(&mut self, topic: &str, partition: u32, next_offset: u64) {
+        match self.snap.offsets.iter_mut().find(|o| o.topic == topic && o.partition == partition) {
+            Some(o) => o.next_offset = next_offset,
+            None => {
+                self.snap.offsets.push(SourceOffset { topic: topic.to_string(), partition, next_offset });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::spec::{WindowSpec, WindowType};
+
+    #[test]
+    fn windows_close_then_expire_and_indexes_rebuild_on_load() {
+        let w = Windowing::new(&WindowSpec {
+            kind: WindowType::Tumbling,
+            size_ms: Some(10),
+            advance_ms: None,
+            gap_ms: None,
+            grace_ms: 2,
+            time: None,
+            retention_ms: Some(20),
+        });
+        let mut st = State::default();
+        for (key, start) in [("a", 0), ("b", 0), ("a", 10)] {
+            st.windows_mut(key).insert(start, Window { end: start + 10, aggregates: Aggregates(vec![]) });
+            st.track_open(key, start, start + 10);
+        }
+        let mut closed = Vec::new();
+        st.advance(11, &w, &mut closed);
+        assert!(closed.is_empty());
+        st.advance(12, &w, &mut closed);
+        assert_eq!(closed, vec![("a".to_string(), 0, 10), ("b".to_string(), 0, 10)]);
+        let reloaded = State::from_snapshot(st.snap.clone(), Some(&w));
+        assert_eq!((reloaded.open.len(), reloaded.closed.len()), (1, 2));
+        closed.clear();
+        st.advance(30, &w, &mut closed);
+        assert_eq!(closed, vec![("a".to_string(), 10, 20)]);
+        assert!(!st.snap.entries.contains_key("b"), "b's only window expired");
+        assert_eq!(st.window_count(), 1);
+        st.advance(40, &w, &mut closed);
+        assert!(st.snap.entries.is_empty());
+        assert_eq!(st.window_count(), 0);
+    }
+}

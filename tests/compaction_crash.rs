@@ -13,6 +13,10 @@ use kappalog::{
 const T0: i64 = 1_700_000_000_000;
 const CHILD_DIR_ENV: &str = "KAPPALOG_CRASH_TEST_DIR";
 const CHILD_STEP_ENV: &str = "KAPPALOG_CRASH_TEST_STEP";
+/// The two parent tests run one at a time: a child forked by one holds, until its `exec`, copies
+/// of the other's open descriptors, the data directory's lock among them (a spurious `Locked`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The most the parent waits for the child to report (a safety bound against a hung test).
 const CHILD_REPORT_TIMEOUT_S: u64 = 120;
 /// What the child prints when it is stopped at its step.
@@ -113,6 +117,7 @@ fn check_old_or_new(dir: &Path, old: &[Record], new: &[Record], step: u64) -> &'
 
 #[test]
 fn a_failed_step_leaves_the_old_or_the_new_log() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (old, new, steps) = reference();
     let mut seen = std::collections::BTreeSet::new();
     for n in 1..=steps {
@@ -143,6 +148,7 @@ fn a_failed_step_leaves_the_old_or_the_new_log() {
 
 #[test]
 fn a_crash_at_any_step_leaves_the_old_or_the_new_log() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use std::os::unix::process::ExitStatusExt;
     let (old, new, steps) = reference();
     let exe = std::env::current_exe().unwrap();

@@ -27,7 +27,10 @@ fn bad_specs_get_422_naming_the_field() {
         r#"{"name": "v", "source": {"topics": ["orders"]}, "window": {"type": "hopping", "size_ms": 1000, "advance_ms": 0}}"#,
         "window.advance_ms",
     );
-    post(r#"{"name": "v", "source": {"topics": ["orders"]}, "having": {"any": [{"field": "/n", "op": "gt"}]}}"#, "having.any[0].value");
+    post(
+        r#"{"name": "v", "source": {"topics": ["orders"]}, "having": {"any": [{"field": "/n", "op": "gt"}]}}"#,
+        "having.any[0].value",
+    );
     post(r#"{"name": "v", "source": {"topics": []}}"#, "source.topics");
     post("[]", "(document)");
     post("{not json", "(document)");
@@ -42,7 +45,12 @@ fn bad_specs_get_422_naming_the_field() {
     rejected_field(&http, "PUT", "/views/v", r#"{"name": "w", "source": {"topics": ["orders"]}}"#, "name");
     let (s, st) = http.get("/views/v");
     assert_eq!((s, st["version"].as_u64()), (200, Some(1)), "{st}");
-    let (s, e) = http.call("PUT", "/views/nope", Some("application/json"), Some(br#"{"name": "nope", "source": {"topics": ["orders"]}}"#.to_vec()));
+    let (s, e) = http.call(
+        "PUT",
+        "/views/nope",
+        Some("application/json"),
+        Some(br#"{"name": "nope", "source": {"topics": ["orders"]}}"#.to_vec()),
+    );
     assert_eq!((s, e["error_code"].as_i64()), (404, Some(40410)), "{e}");
     let (s, e) = http.post("/views/v/rebuild", &serde_json::json!({"from_timestamp": "yesterday"}));
     assert_eq!(s, 422, "{e}");

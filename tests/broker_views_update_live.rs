@@ -61,7 +61,8 @@ fn queries_keep_succeeding_while_a_new_definition_takes_over() {
 
     let new_spec = json!({"name": "views_per_page", "source": {"topics": ["page-views"]}, "key": "/page",
         "aggregates": {"views": {"op": "count"}, "last_user": {"op": "latest", "field": "/user"}}});
-    let (s, st) = http.call("PUT", "/views/views_per_page", Some("application/json"), Some(new_spec.to_string().into_bytes()));
+    let (s, st) =
+        http.call("PUT", "/views/views_per_page", Some("application/json"), Some(new_spec.to_string().into_bytes()));
     assert_eq!(s, 202, "{st}");
     let st = wait_caught_up(&http, "views_per_page", 2);
     assert_eq!(st["spec"]["aggregates"]["last_user"]["op"], "latest", "{st}");

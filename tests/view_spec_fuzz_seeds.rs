@@ -14,7 +14,11 @@ fn property(data: &[u8]) -> bool {
             true
         }
         Err(ViewError::InvalidSpec { field, reason }) => {
-            assert!(!field.is_empty() && !reason.is_empty(), "field {field:?} reason {reason:?} for {:?}", String::from_utf8_lossy(data));
+            assert!(
+                !field.is_empty() && !reason.is_empty(),
+                "field {field:?} reason {reason:?} for {:?}",
+                String::from_utf8_lossy(data)
+            );
             false
         }
         Err(e) => panic!("from_json returned another error than InvalidSpec: {e}"),

@@ -18,10 +18,14 @@ pub const REBUILD_TIMEOUT_S_DEFAULT: u64 = 3600;
 #[derive(Debug, Subcommand)]
 pub enum ViewsCommand {
     /// Create a view from a JSON spec file (`-` for standard input).
-    Create { file: PathBuf },
+    Create {
+        file: PathBuf,
+    },
     List,
     /// Spec, version, state, lag, watermark, counters, rebuild progress.
-    Status { name: String },
+    Status {
+        name: String,
+    },
     /// A key's value (tables) or windows; --from/--to (epoch ms) bound window starts.
     Get {
         name: String,
@@ -40,7 +44,9 @@ pub enum ViewsCommand {
         limit: u64,
     },
     /// Replace a view's definition with a spec file (rebuilt while the old one serves).
-    Update { file: PathBuf },
+    Update {
+        file: PathBuf,
+    },
     /// Rebuild a view, showing progress until the new version serves.
     Rebuild {
         name: String,
@@ -54,7 +60,9 @@ pub enum ViewsCommand {
         #[arg(long, default_value_t = REBUILD_TIMEOUT_S_DEFAULT)]
         timeout_s: u64,
     },
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 /// Percent-encodes one path segment (a view name or key may hold any character).
@@ -73,7 +81,8 @@ fn segment(s: &str) -> String {
 fn read_spec(file: &PathBuf) -> Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|e| format!("reading standard input: {e}"))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| format!("reading standard input: {e}"))?;
         return Ok(buf);
     }
     std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))
@@ -102,14 +111,13 @@ pub(super) fn run(c: &Client, command: ViewsCommand) -> Result<()> {
             let query = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
             print_json(&c.get(&format!("/views/{}/keys/{}{query}", segment(&name), segment(&key)))?);
         }
-        ViewsCommand::Scan { name, prefix, limit } => print_json(&c.get(&format!(
-            "/views/{}/keys?prefix={}&limit={limit}",
-            segment(&name),
-            segment(&prefix)
-        ))?),
+        ViewsCommand::Scan { name, prefix, limit } => {
+            print_json(&c.get(&format!("/views/{}/keys?prefix={}&limit={limit}", segment(&name), segment(&prefix)))?)
+        }
         ViewsCommand::Update { file } => {
             let body = read_spec(&file)?;
-            let spec: Value = serde_json::from_slice(&body).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+            let spec: Value =
+                serde_json::from_slice(&body).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
             let name = spec["name"].as_str().ok_or_else(|| format!("{}: the spec has no \"name\"", file.display()))?;
             c.send_json(reqwest::Method::PUT, &format!("/views/{}", segment(name)), body)?;
             println!("view {name}: new definition accepted; rebuilding");
@@ -153,7 +161,8 @@ fn wait_rebuilt(c: &Client, path: &str, name: &str, target: u64, timeout: Durati
         }
         let r = &s["rebuild"];
         if !r.is_null() {
-            let line = progress_line(r["percent"].as_f64().unwrap_or(0.0), r["records_per_s"].as_f64(), r["eta_ms"].as_u64());
+            let line =
+                progress_line(r["percent"].as_f64().unwrap_or(0.0), r["records_per_s"].as_f64(), r["eta_ms"].as_u64());
             let _ = write!(err, "\r{line}");
             let _ = err.flush();
         }

@@ -241,7 +241,8 @@ fn views_text(state: &AppState, o: &mut String) {
         ("kappalog_view_records_applied_total", "Records applied to the view's state.", |s| s.counters.records_applied),
     ];
     for (name, help, get) in counters {
-        let _ = writeln!(o, "# HELP {name} {help} (Of the serving version: a rebuild restarts it.)\n# TYPE {name} counter");
+        let _ =
+            writeln!(o, "# HELP {name} {help} (Of the serving version: a rebuild restarts it.)\n# TYPE {name} counter");
         for s in &statuses {
             let _ = writeln!(o, "{name}{{view=\"{}\"}} {}", escape(&s.name), get(s));
         }
@@ -249,7 +250,8 @@ fn views_text(state: &AppState, o: &mut String) {
     let _ = writeln!(o, "# HELP kappalog_view_rebuilding 1 while a new version is being rebuilt.");
     let _ = writeln!(o, "# TYPE kappalog_view_rebuilding gauge");
     for s in &statuses {
-        let _ = writeln!(o, "kappalog_view_rebuilding{{view=\"{}\"}} {}", escape(&s.name), u8::from(s.rebuild.is_some()));
+        let _ =
+            writeln!(o, "kappalog_view_rebuilding{{view=\"{}\"}} {}", escape(&s.name), u8::from(s.rebuild.is_some()));
     }
 }
 

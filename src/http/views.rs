@@ -62,9 +62,9 @@ pub async fn get_key(
     let views = state.views().clone();
     let found = blocking(move || {
         let view = views.get(&name)?;
-        Ok(view.get_range(&key, from_ms, to_ms).ok_or_else(|| {
-            ApiError::not_found(code::VIEW_KEY_NOT_FOUND, format!("view {name:?} has no key {key:?}"))
-        }))
+        Ok(view
+            .get_range(&key, from_ms, to_ms)
+            .ok_or_else(|| ApiError::not_found(code::VIEW_KEY_NOT_FOUND, format!("view {name:?} has no key {key:?}"))))
     })
     .await??;
     Ok(ok(&found))

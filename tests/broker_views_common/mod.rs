@@ -107,6 +107,12 @@ pub fn as_count_values(counts: &BTreeMap<String, u64>) -> BTreeMap<String, Value
 /// Percent-encodes a path segment (keys like `/p3` hold slashes).
 pub fn segment(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

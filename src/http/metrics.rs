@@ -231,7 +231,8 @@ fn views_text(state: &AppState, o: &mut String) {
             let _ = writeln!(o, "kappalog_view_watermark_ms{{view=\"{}\"}} {w}", escape(&s.name));
         }
     }
-    let counters: [(&str, &str, fn(&crate::stream::ViewStatus) -> u64); 3] = [
+    type Read = fn(&crate::stream::ViewStatus) -> u64;
+    let counters: [(&str, &str, Read); 3] = [
         ("kappalog_view_late_records_total", "Records dropped because all their windows were closed.", |s| {
             s.late_records
         }),

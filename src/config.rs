@@ -35,11 +35,19 @@ pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 /// Default `min_cleanable_dirty_ratio` (Kafka's).
 pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+/// Default `cleaner_interval_ms`: how often the background cleaner looks for work (Kafka checks
+/// retention every 5 minutes and backs the cleaner off 15 s; one interval serves both here).
+pub const CLEANER_INTERVAL_MS_DEFAULT: u64 = 30_000;
+/// Default `offset_map_bytes`, the cleaner's key map budget (Kafka's `log.cleaner.dedupe.buffer.size`).
+pub const OFFSET_MAP_BYTES_DEFAULT: usize = 128 * 1024 * 1024;
+/// Smallest `offset_map_bytes`: room for a few hundred keys, so that every pass makes progress.
+pub const OFFSET_MAP_BYTES_MIN: usize = 64 * 1024;
 
 const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX as u64 <= u32::MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) < SEGMENT_BYTES_MIN * 2);
 const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT < BATCH_BYTES_MAX);
+const _: () = assert!(OFFSET_MAP_BYTES_MIN <= OFFSET_MAP_BYTES_DEFAULT);
 
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -215,11 +223,24 @@ pub struct StoreConfig {
     pub faults: Option<Arc<FaultInjector>>,
     /// How often the background flusher looks for `interval` topics to fsync.
     pub flush_tick_ms: u64,
+    /// How often the background cleaner enforces retention and compacts partitions whose dirty
+    /// ratio passed `min_cleanable_dirty_ratio`; `0` disables the background cleaner (explicit
+    /// calls such as [`Store::compact`](crate::Store::compact) still work).
+    pub cleaner_interval_ms: u64,
+    /// The compaction key map's budget in bytes (at least [`OFFSET_MAP_BYTES_MIN`]); a dirty
+    /// section with more keys is cleaned in several passes.
+    pub offset_map_bytes: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { clock: Arc::new(SystemClock), faults: None, flush_tick_ms: 10 }
+        StoreConfig {
+            clock: Arc::new(SystemClock),
+            faults: None,
+            flush_tick_ms: 10,
+            cleaner_interval_ms: CLEANER_INTERVAL_MS_DEFAULT,
+            offset_map_bytes: OFFSET_MAP_BYTES_DEFAULT,
+        }
     }
 }
 

@@ -77,6 +77,8 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    #[error("a compaction swap of {topic}-{partition} failed after its commit point; recovery completes it when the store is reopened, and the cleaner leaves the partition alone until then")]
+    CleanerSwapPending { topic: String, partition: u32 },
     #[error(transparent)]
     View(#[from] crate::stream::ViewError),
 

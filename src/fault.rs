@@ -27,8 +27,12 @@ impl FaultKind {
 
 const NEVER: u64 = u64::MAX;
 
+/// A hook the cleaner calls before each step of its swap protocol, with the step's number (1 = the
+/// first step since the injector was made) and what the step is about to do. `Err` makes the step
+/// fail as a failed I/O would; a crash test's hook may kill the process instead.
+pub type SwapHook = Box<dyn Fn(u64, &str) -> io::Result<()> + Send + Sync>;
+
 /// Counts writes and fsyncs and fails the ones it was told to.
-#[derive(Debug)]
 pub struct FaultInjector {
     writes: AtomicU64,
     syncs: AtomicU64,
@@ -36,10 +40,22 @@ pub struct FaultInjector {
     fail_sync_at: AtomicU64,
     write_kind: parking_lot::Mutex<FaultKind>,
     sync_kind: parking_lot::Mutex<FaultKind>,
+    swap_steps: AtomicU64,
+    swap_hook: parking_lot::RwLock<Option<SwapHook>>,
     /// While true, every fsync waits (after being counted) until [`FaultInjector::resume_syncs`]:
     /// lets a test hold an fsync in flight without timing assumptions.
     syncs_paused: parking_lot::Mutex<bool>,
     syncs_resumed: parking_lot::Condvar,
+}
+
+impl std::fmt::Debug for FaultInjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultInjector")
+            .field("writes", &self.writes)
+            .field("syncs", &self.syncs)
+            .field("swap_steps", &self.swap_steps)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FaultInjector {
@@ -51,6 +67,8 @@ impl Default for FaultInjector {
             fail_sync_at: AtomicU64::new(NEVER),
             write_kind: parking_lot::Mutex::new(FaultKind::Io),
             sync_kind: parking_lot::Mutex::new(FaultKind::Io),
+            swap_steps: AtomicU64::new(0),
+            swap_hook: parking_lot::RwLock::new(None),
             syncs_paused: parking_lot::Mutex::new(false),
             syncs_resumed: parking_lot::Condvar::new(),
         }
@@ -100,6 +118,24 @@ impl FaultInjector {
     /// Fsyncs seen so far (failed ones included).
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::SeqCst)
+    }
+
+    /// Calls `hook` before every step of the cleaner's swap protocol (replacing an earlier hook).
+    pub fn set_swap_hook(&self, hook: impl Fn(u64, &str) -> io::Result<()> + Send + Sync + 'static) {
+        *self.swap_hook.write() = Some(Box::new(hook));
+    }
+
+    /// Swap-protocol steps seen so far.
+    pub fn swap_steps(&self) -> u64 {
+        self.swap_steps.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn before_swap_step(&self, what: &str) -> io::Result<()> {
+        let n = self.swap_steps.fetch_add(1, Ordering::SeqCst) + 1;
+        match &*self.swap_hook.read() {
+            Some(hook) => hook(n, what),
+            None => Ok(()),
+        }
     }
 
     /// `Err` when this write must fail: the caller writes `half` of its bytes, then returns the error.

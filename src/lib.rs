@@ -31,6 +31,9 @@
 //!   ([`Error::Corrupted`]), never served.
 //! - Sparse offset and time indexes: seek by offset or by timestamp.
 //! - Zero-copy reads: record keys and values are `Bytes` that share the segment's memory map.
+//! - Retention by age and size, and key-based compaction with tombstones ([`cleaner`]), with Kafka's
+//!   semantics and guarantees, in a background thread and on demand ([`Store::enforce_retention`],
+//!   [`Store::compact`]); the compaction swap is crash-safe.
 //! - Views ([`Views`]): keyed state over topics from a JSON spec ([`ViewSpec`]: filter, key, tumbling /
 //!   hopping / session windows on event time, count / sum / min / max / avg / latest, having, emit)
 //!   or Rust code ([`ViewLogic`]); exactly-once state (state and offsets checkpointed atomically);
@@ -61,6 +64,9 @@
 //!   their indexes (`log/segment.rs`, `log/index.rs`), partitions with group commit and recovery
 //!   (`log/partition.rs`), and the only `unsafe`, the memory maps (`log/mmap.rs`).
 //! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory, topics, where records go.
+//! - [`cleaner`] — retention (`cleaner/retention.rs`), compaction (`cleaner/compaction.rs` with its
+//!   bounded key map `cleaner/offset_map.rs` and writer `cleaner/rewrite.rs`), the crash-safe swap
+//!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
 //! - [`groups`](crate::groups) — consumer groups: membership and assignment, committed offsets in the
 //!   internal topic `__consumer_offsets`, offset reset, lag; and [`Consumer`].
 //! - [`http`] — the broker's HTTP API (Confluent REST Proxy v2 and extensions), an
@@ -90,12 +96,15 @@
 //! | HTTP request body | `body_bytes_max` (default [`http::BODY_BYTES_MAX_DEFAULT`], 64 MiB) |
 //! | HTTP fetch | [`http::FETCH_BYTES_MAX`] (64 MiB), [`http::FETCH_RECORDS_MAX`] records, long-poll [`http::FETCH_TIMEOUT_MS_MAX`] ms |
 //! | consumer instances | [`http::consumers::CONSUMER_INSTANCES_MAX`]; idle timeout default [`http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT`] ms |
+//! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
+//! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
 //!
 //! Blocking calls (`append`, `read`, `flush`) do file I/O: async code calls them through
 //! `spawn_blocking`, or uses the `*_async` variants.
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cleaner;
 pub mod cli;
 mod clock;
 mod config;
@@ -110,10 +119,11 @@ mod store;
 pub mod stream;
 mod topic;
 
+pub use cleaner::{CleanerStats, CompactionReport, RetentionReport, TopicCompactionReport, TopicRetentionReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::*;
 pub use error::{Corruption, Error, Result};
-pub use fault::{FaultInjector, FaultKind};
+pub use fault::{FaultInjector, FaultKind, SwapHook};
 pub use groups::{
     AssignmentStrategy, AutoOffsetReset, CommittedOffset, Consumer, ConsumerConfig, GroupCoordinator, GroupDescription,
     GroupError, GroupState, JoinRequest, MemberDescription, Membership, PartitionLag, ResetEntry, ResetPlan,

@@ -49,6 +49,8 @@ struct StoreInner {
     /// Serializes create / delete / alter of topics.
     admin: Mutex<()>,
     flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// The background cleaner (retention and compaction); `None` when `cleaner_interval_ms` is 0.
+    cleaner: Mutex<Option<crate::cleaner::Cleaner>>,
     /// Held for the life of the store: the exclusive lock.
     _lock: File,
 }
@@ -58,6 +60,12 @@ impl Store {
     /// `Store`, in this process or another, has it open.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
+        if config.offset_map_bytes < crate::config::OFFSET_MAP_BYTES_MIN {
+            return Err(Error::InvalidConfig {
+                field: "offset_map_bytes",
+                reason: format!("{} is below {}", config.offset_map_bytes, crate::config::OFFSET_MAP_BYTES_MIN),
+            });
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::options()
@@ -107,6 +115,15 @@ impl Store {
         }
         let topics: Registry = Arc::new(RwLock::new(topics));
         let flusher = start_flusher(Arc::clone(&topics), config.flush_tick_ms);
+        let cleaner = (config.cleaner_interval_ms > 0).then(|| {
+            let topics = Arc::clone(&topics);
+            crate::cleaner::Cleaner::start(
+                config.cleaner_interval_ms,
+                Arc::clone(&config.clock),
+                config.offset_map_bytes,
+                move || topics.read().values().cloned().collect(),
+            )
+        });
         tracing::info!(dir = %dir.display(), clean, "store opened");
         Ok(Store {
             inner: Arc::new(StoreInner {
@@ -115,6 +132,7 @@ impl Store {
                 topics,
                 admin: Mutex::new(()),
                 flusher: Mutex::new(Some(flusher)),
+                cleaner: Mutex::new(cleaner),
                 _lock: lock,
             }),
         })
@@ -245,6 +263,7 @@ impl Store {
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
+        drop(self.cleaner.lock().take());
         if let Some((stop, handle)) = self.flusher.lock().take() {
             drop(stop);
             let _ = handle.join();

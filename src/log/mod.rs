@@ -6,6 +6,7 @@ pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;
 pub(crate) mod mmap;
+pub(crate) mod offset_file;
 pub(crate) mod partition;
 pub(crate) mod record;
 pub(crate) mod segment;

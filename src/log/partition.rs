@@ -64,7 +64,12 @@ struct Inner {
     closed: AtomicBool,
     last_flush_ms: AtomicI64,
     corruption: Mutex<Option<(PathBuf, u64, Corruption)>>,
+    /// The cleaner's state for this partition; its lock serializes retention and compaction.
+    maintenance: Mutex<crate::cleaner::CleanerState>,
 }
+
+/// The file holding the durable log start offset (see `segment-format.md`, the cleaner section).
+pub(crate) const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 #[derive(Debug)]
 struct Writer {
@@ -119,6 +124,9 @@ impl Partition {
         clean: bool,
     ) -> Result<Partition> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Finish or discard a compaction swap that a crash interrupted, before listing segments.
+        crate::cleaner::recover_swap(&dir)?;
+        let saved_log_start = super::offset_file::read(&dir.join(LOG_START_OFFSET_FILE))?;
         let cfg = config.read().clone();
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
@@ -132,6 +140,22 @@ impl Partition {
             }
         }
         bases.sort_unstable();
+        // Retention persists the new log start before deleting files: finish a deletion a crash
+        // interrupted (a sealed segment wholly below the log start). The last segment always stays.
+        if let Some(start) = saved_log_start {
+            while bases.len() > 1 && bases[1] <= start {
+                let (log, index, time_index) = Segment::paths(&dir, bases[0]);
+                for p in [log, index, time_index] {
+                    if let Err(e) = std::fs::remove_file(&p) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(Error::io(&p, e));
+                        }
+                    }
+                }
+                bases.remove(0);
+                io::sync_dir(&dir)?;
+            }
+        }
         let capacity = capacity_for(&cfg);
         let interval = cfg.index_interval_bytes;
         let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -155,7 +179,7 @@ impl Partition {
             _ => now,
         };
         segments.push(Arc::clone(&segment));
-        let log_start_offset = segments[0].base_offset;
+        let log_start_offset = segments[0].base_offset.max(saved_log_start.unwrap_or(0)).min(next_offset);
         let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
         let (high_watermark_tx, _) = tokio::sync::watch::channel(next_offset);
         Ok(Partition {
@@ -185,6 +209,7 @@ impl Partition {
                 closed: AtomicBool::new(false),
                 last_flush_ms: AtomicI64::new(now),
                 corruption: Mutex::new(corruption),
+                maintenance: Mutex::new(crate::cleaner::CleanerState::default()),
             }),
         })
     }
@@ -263,6 +288,40 @@ impl Partition {
 
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.inner.segments.read())
+    }
+
+    // ---- for the cleaner (src/cleaner): retention and compaction ----
+
+    pub(crate) fn maintenance(&self) -> &Mutex<crate::cleaner::CleanerState> {
+        &self.inner.maintenance
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub(crate) fn faults(&self) -> Option<&FaultInjector> {
+        self.inner.faults.as_deref()
+    }
+
+    /// Replaces the segment list by `f(current)`, atomically for readers (copy on write). The
+    /// writer's roll takes the same lock, so a segment it adds meanwhile is never lost: `f` sees it.
+    pub(crate) fn update_segments(&self, f: impl FnOnce(&[Arc<Segment>]) -> Vec<Arc<Segment>>) {
+        let mut list = self.inner.segments.write();
+        let next = f(&list);
+        assert!(!next.is_empty(), "a partition always has its active segment");
+        *list = Arc::new(next);
+    }
+
+    /// Moves the log start offset forward to `offset`, durably (the file first, then readers see it).
+    /// Reads below it get `OffsetOutOfRange` from then on.
+    pub(crate) fn advance_log_start_offset(&self, offset: u64) -> Result<()> {
+        if offset <= self.log_start_offset() {
+            return Ok(());
+        }
+        super::offset_file::write(&self.inner.dir.join(LOG_START_OFFSET_FILE), offset)?;
+        self.inner.log_start_offset.fetch_max(offset, Ordering::AcqRel);
+        Ok(())
     }
 
     fn poisoned_error(&self) -> Error {

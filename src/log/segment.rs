@@ -235,7 +235,8 @@ fn open_append(path: &Path) -> Result<File> {
 }
 
 impl Segment {
-    fn paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf, PathBuf) {
+    /// The `.log`, `.index` and `.timeindex` paths of the segment at `base_offset` in `dir`.
+    pub(crate) fn paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf, PathBuf) {
         let stem = file_stem(base_offset);
         (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
     }
@@ -430,6 +431,27 @@ impl Segment {
         let ts = self.with_indexes(|ix| ix.times.last().map_or(TIMESTAMP_NONE, |e| e.timestamp))?;
         self.max_timestamp.store(ts, Ordering::Release);
         Ok(ts)
+    }
+
+    /// Loads the indexes now if they are not loaded. The cleaner calls it before it deletes or
+    /// replaces the segment's files, so that readers still holding this segment never read (or
+    /// rebuild) index files by a path that is gone or names a new file.
+    pub(crate) fn load_indexes_now(&self) -> Result<()> {
+        self.with_indexes(|_| ())?;
+        self.max_timestamp().map(|_| ())
+    }
+
+    /// Deletes the segment's three files (a missing one is fine). The caller fsyncs the directory.
+    /// Readers holding this segment keep reading its map (mmap fact 3).
+    pub(crate) fn remove_files(&self) -> Result<()> {
+        for p in [&self.log_path, &self.index_path, &self.time_index_path] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Runs `f` over the loaded indexes, loading (or rebuilding) them first if needed.

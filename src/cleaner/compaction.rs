@@ -1,0 +1,415 @@
+//! Compaction: keep the latest record of each key in the cleanable part of the log.
+//!
+//! One pass, as Kafka's cleaner does it:
+//! 1. The **cleanable** part is the sealed segments, from the oldest up to (not including) the first
+//!    whose newest record is younger than `min_compaction_lag_ms`. Its **dirty** section starts at the
+//!    first dirty offset (where the last pass stopped; persisted in `cleaner-checkpoint`).
+//! 2. Map every key of the dirty section to its latest offset, until the map's byte budget is full:
+//!    the map covers `[first_dirty, map_end)`.
+//! 3. Rewrite every segment from the log start through the one holding `map_end - 1` into `.cleaned`
+//!    files, neighbours merged while their sizes add up to at most `segment_bytes`. A record is
+//!    dropped when the map holds a later offset for its key; a tombstone below `map_end` is also
+//!    dropped once its timestamp is more than `delete_retention_ms` old. Offsets never change.
+//! 4. Swap the new segments in (see `swap.rs`); the first dirty offset becomes `map_end`.
+//!
+//! Passes repeat until the dirty section is done: a dirty section larger than the map is cleaned
+//! in several passes. Appends and reads go on meanwhile; readers of old segments keep their maps.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::offset_map::{Digest, OffsetMap, SLOT_BYTES};
+use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
+use super::swap::{self, Manifest};
+use super::CleanerState;
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::log::batch::BatchHeader;
+use crate::log::segment::{Segment, TIMESTAMP_NONE};
+use crate::log::Partition;
+
+/// What compaction did to one partition (all its passes of one run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactionReport {
+    pub topic: String,
+    pub partition: u32,
+    /// The time the run judged lags and tombstone ages against (ms since the epoch).
+    pub now_ms: i64,
+    /// Passes made (0: nothing was cleanable, or the dirty ratio was below the threshold).
+    pub passes: u32,
+    /// The dirty ratio when the run started.
+    pub dirty_ratio_before: f64,
+    pub first_dirty_offset_before: u64,
+    pub first_dirty_offset_after: u64,
+    /// Bytes of the segments rewritten, summed over passes, and of what replaced them.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub segments_before: usize,
+    pub segments_after: usize,
+    /// Distinct keys mapped, summed over passes.
+    pub keys_mapped: u64,
+    pub records_read: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    pub duration_ms: u64,
+}
+
+/// The cleanable prefix of `segments` (a count) and where the dirty section starts and ends.
+pub(crate) struct Cleanable {
+    pub count: usize,
+    pub end_offset: u64,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+}
+
+impl Cleanable {
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.dirty_bytes as f64 / total as f64
+        }
+    }
+}
+
+pub(crate) fn cleanable(
+    segments: &[Arc<Segment>],
+    cfg: &TopicConfig,
+    now_ms: i64,
+    first_dirty: u64,
+) -> Result<Cleanable> {
+    let sealed = &segments[..segments.len() - 1];
+    let horizon = now_ms.saturating_sub(cfg.min_compaction_lag_ms.min(i64::MAX as u64) as i64);
+    let mut c = Cleanable { count: 0, end_offset: segments[0].base_offset, clean_bytes: 0, dirty_bytes: 0 };
+    for (i, s) in sealed.iter().enumerate() {
+        let ts = s.max_timestamp()?;
+        if ts != TIMESTAMP_NONE && ts > horizon {
+            break;
+        }
+        c.count = i + 1;
+        c.end_offset = segments[i + 1].base_offset;
+        if c.end_offset <= first_dirty {
+            c.clean_bytes += s.size();
+        } else {
+            c.dirty_bytes += s.size();
+        }
+    }
+    Ok(c)
+}
+
+/// Runs compaction passes on `p` at time `now_ms` with a key map of `offset_map_bytes`. Without
+/// `force`, nothing happens unless the dirty ratio is at least `min_cleanable_dirty_ratio`; with it,
+/// one pass runs even when nothing is dirty (it drops expired tombstones).
+pub(crate) fn compact(p: &Partition, now_ms: i64, offset_map_bytes: usize, force: bool) -> Result<CompactionReport> {
+    let started = Instant::now();
+    let mut state = p.maintenance().lock();
+    state.check_no_pending_swap(p)?;
+    let cfg = p.config();
+    if !cfg.cleanup_policy.compacts() {
+        return Err(Error::InvalidConfig {
+            field: "cleanup_policy",
+            reason: format!(
+                "topic {:?} has cleanup_policy {:?}: only compact topics are compacted",
+                p.topic(),
+                cfg.cleanup_policy
+            ),
+        });
+    }
+    let first_dirty = state.first_dirty_offset(p)?;
+    let c = cleanable(&p.segments(), &cfg, now_ms, first_dirty)?;
+    let mut report = CompactionReport {
+        topic: p.topic().to_string(),
+        partition: p.id(),
+        now_ms,
+        passes: 0,
+        dirty_ratio_before: c.dirty_ratio(),
+        first_dirty_offset_before: first_dirty,
+        first_dirty_offset_after: first_dirty,
+        bytes_before: 0,
+        bytes_after: 0,
+        segments_before: 0,
+        segments_after: 0,
+        keys_mapped: 0,
+        records_read: 0,
+        records_removed: 0,
+        tombstones_removed: 0,
+        duration_ms: 0,
+    };
+    let due = c.dirty_bytes > 0 && c.dirty_ratio() >= cfg.min_cleanable_dirty_ratio;
+    if c.count > 0 && (due || force) {
+        loop {
+            let done = pass(p, &cfg, now_ms, offset_map_bytes, &mut state, &mut report)?;
+            if done {
+                break;
+            }
+        }
+    }
+    report.first_dirty_offset_after = state.first_dirty_offset(p)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if report.passes > 0 {
+        tracing::info!(
+            topic = p.topic(),
+            partition = p.id(),
+            passes = report.passes,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            records_removed = report.records_removed,
+            "compacted"
+        );
+        state.compactions += 1;
+        state.last_compaction = Some(report.clone());
+    }
+    Ok(report)
+}
+
+/// One pass. `Ok(true)` when the dirty section is done.
+fn pass(
+    p: &Partition,
+    cfg: &TopicConfig,
+    now_ms: i64,
+    offset_map_bytes: usize,
+    state: &mut CleanerState,
+    report: &mut CompactionReport,
+) -> Result<bool> {
+    let segments = p.segments();
+    let first_dirty = state.first_dirty_offset(p)?.max(p.log_start_offset());
+    let c = cleanable(&segments, cfg, now_ms, first_dirty)?;
+    if c.count == 0 || (first_dirty >= c.end_offset && report.passes > 0) {
+        return Ok(true);
+    }
+    let cleanable = &segments[..c.count];
+
+    // 2. The map of the dirty section.
+    let mut map = OffsetMap::new(offset_map_bytes);
+    let mut map_end = c.end_offset;
+    let mut pending: Vec<(Digest, u64)> = Vec::new();
+    'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
+        let data = s.data();
+        let mut pos = 0;
+        while pos < data.len() {
+            let (h, b) = s.batch_at(&data, pos)?;
+            let at = pos;
+            pos += h.len();
+            if h.last_offset() < first_dirty {
+                continue;
+            }
+            pending.clear();
+            for_each_record(&h, &b, |r| {
+                let offset = r.offset(&h);
+                if let Some(k) = r.key(&b).filter(|_| offset >= first_dirty) {
+                    pending.push((map.digest(k), offset));
+                }
+                true
+            })
+            .map_err(|detail| Error::Corrupted {
+                path: s.log_path.clone(),
+                position: at as u64,
+                detail,
+            })?;
+            map.touch(pending.iter().map(|p| p.0));
+            for &(d, offset) in &pending {
+                if !map.insert(d, offset) {
+                    map_end = offset;
+                    break 'segments;
+                }
+            }
+        }
+    }
+    if map_end <= first_dirty && map_end < c.end_offset {
+        return Err(Error::LimitExceeded {
+            limit: "offset_map_bytes",
+            value: SLOT_BYTES as u64,
+            max: offset_map_bytes as u64,
+        });
+    }
+
+    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
+    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
+    let rewrite = &segments[..count];
+    let tombstones = Tombstones {
+        horizon_ms: now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64),
+        below: map_end,
+        // The log's last record is never removed, so that a read anywhere below the high watermark
+        // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
+        log_last: p.high_watermark().saturating_sub(1),
+    };
+    let faults = p.faults();
+    let mut out = Output {
+        dir: p.dir(),
+        faults,
+        segment_bytes: cfg.segment_bytes,
+        interval: cfg.index_interval_bytes,
+        current: None,
+        written: Vec::new(),
+    };
+    let result = (|| -> Result<()> {
+        out.start(rewrite[0].base_offset)?;
+        for s in rewrite {
+            filter_segment(s, &map, &tombstones, &mut out, report)?;
+        }
+        out.finish()
+    })();
+    // (base offset, next offset, bytes) of each new segment.
+    let end = rewrite[count - 1].next_offset();
+    let written: Vec<(u64, u64, u64)> = out
+        .written
+        .iter()
+        .enumerate()
+        .map(|(i, &(base, size))| (base, out.written.get(i + 1).map_or(end, |w| w.0), size))
+        .collect();
+    if let Err(e) = result {
+        // Before the commit point: the old log stands; the `.cleaned` files are garbage.
+        let _ = swap::recover(p.dir());
+        return Err(e);
+    }
+
+    // 4. The swap.
+    for s in rewrite {
+        s.load_indexes_now()?;
+    }
+    let manifest = Manifest {
+        remove: rewrite.iter().map(|s| s.base_offset).collect(),
+        install: written.iter().map(|w| w.0).collect(),
+    };
+    let interval = cfg.index_interval_bytes;
+    let committed = swap::commit(p.dir(), &manifest, faults, || {
+        let mut fresh = Vec::with_capacity(written.len());
+        for &(base, next, _) in &written {
+            fresh.push(Segment::open_sealed(p.dir(), base, next, interval)?);
+        }
+        p.update_segments(|list| {
+            assert!(
+                list.iter().zip(rewrite).all(|(a, b)| Arc::ptr_eq(a, b)),
+                "only the cleaner replaces segments, under the maintenance lock"
+            );
+            fresh.into_iter().chain(list[count..].iter().cloned()).collect()
+        });
+        Ok(())
+    });
+    if let Err(e) = committed {
+        state.swap_pending = true;
+        return Err(e);
+    }
+    report.passes += 1;
+    report.keys_mapped += map.len() as u64;
+    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
+    report.bytes_after += written.iter().map(|w| w.2).sum::<u64>();
+    report.segments_before += rewrite.len();
+    report.segments_after += written.len();
+    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    Ok(map_end >= c.end_offset)
+}
+
+/// The new segments of a pass: small neighbours merge, because a new segment is started only when
+/// the next batch would take the current one past `segment_bytes` (or its offsets past the `u32`
+/// relative offsets of the index). The first starts at the first rewritten segment's base offset;
+/// each later one at the base offset of its first batch.
+struct Output<'a> {
+    dir: &'a std::path::Path,
+    faults: Option<&'a crate::fault::FaultInjector>,
+    segment_bytes: u64,
+    interval: u32,
+    current: Option<CleanedSegment>,
+    /// (base offset, bytes) of every segment started, in order.
+    written: Vec<(u64, u64)>,
+}
+
+impl Output<'_> {
+    fn start(&mut self, base_offset: u64) -> Result<()> {
+        self.finish()?;
+        self.current = Some(CleanedSegment::create(self.dir, base_offset, self.interval, self.faults)?);
+        self.written.push((base_offset, 0));
+        Ok(())
+    }
+
+    fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
+        let cur = self.current.as_ref().expect("started");
+        let full = cur.size_bytes > 0 && cur.size_bytes + bytes.len() as u64 > self.segment_bytes;
+        if full || h.last_offset() - cur.base_offset > u32::MAX as u64 {
+            self.start(h.base_offset)?;
+        }
+        let cur = self.current.as_mut().expect("started");
+        cur.push(h, bytes)?;
+        self.written.last_mut().expect("started").1 = cur.size_bytes;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match self.current.take() {
+            Some(cur) => cur.finish(self.dir, self.faults),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Which tombstones a pass removes: those below `below` (the map's end), with a timestamp at or
+/// before `horizon_ms`, other than the log's last record.
+struct Tombstones {
+    horizon_ms: i64,
+    below: u64,
+    log_last: u64,
+}
+
+/// Copies the records of `s` that survive into `out`.
+fn filter_segment(
+    s: &Segment,
+    map: &OffsetMap,
+    t: &Tombstones,
+    out: &mut Output<'_>,
+    report: &mut CompactionReport,
+) -> Result<()> {
+    let data = s.data();
+    let mut pos = 0;
+    let mut all: Vec<(RawRecord, Option<Digest>)> = Vec::new();
+    let mut kept: Vec<RawRecord> = Vec::new();
+    let mut buf = Vec::new();
+    while pos < data.len() {
+        let (h, b) = s.batch_at(&data, pos)?;
+        let at = pos;
+        pos += h.len();
+        all.clear();
+        kept.clear();
+        for_each_record(&h, &b, |r| {
+            let d = r.key(&b).map(|k| map.digest(k));
+            all.push((r, d));
+            true
+        })
+        .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
+        map.touch(all.iter().filter_map(|a| a.1));
+        let mut tombstones = 0;
+        for (r, d) in all.drain(..) {
+            let offset = r.offset(&h);
+            let keep = match d {
+                // Keyless records (a topic compacted after it was not) are never superseded.
+                None => true,
+                Some(d) => match map.get(d) {
+                    Some(latest) if offset < latest => false,
+                    _ => {
+                        let expired =
+                            r.tombstone && offset < t.below && offset != t.log_last && r.timestamp(&h) <= t.horizon_ms;
+                        tombstones += expired as u64;
+                        !expired
+                    }
+                },
+            };
+            if keep {
+                kept.push(r);
+            }
+        }
+        report.records_read += h.record_count as u64;
+        report.records_removed += h.record_count as u64 - kept.len() as u64;
+        report.tombstones_removed += tombstones;
+        if kept.len() == h.record_count as usize {
+            out.push(&h, &b)?;
+        } else if !kept.is_empty() {
+            buf.clear();
+            encode_filtered(&mut buf, &h, &b, &kept);
+            let nh = BatchHeader::parse(&buf).expect("our own batch parses").expect("whole");
+            out.push(&nh, &buf)?;
+        }
+    }
+    Ok(())
+}

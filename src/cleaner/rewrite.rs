@@ -1,0 +1,203 @@
+//! Reading records without decoding them fully, and writing the cleaned segments.
+//!
+//! A cleaned batch keeps its input batch's base offset, first timestamp and attributes, and its
+//! surviving records are copied byte for byte (their offset and timestamp deltas stay right).
+//! Only the header changes: length, CRC, record count, `last_offset_delta` (the last *surviving*
+//! record's delta, so `last offset + 1` is still the offset after the batch's last record) and
+//! `max_timestamp` (of the survivors). A batch whose records all survive is copied whole.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::swap;
+use crate::error::{Corruption, Error, Result};
+use crate::fault::FaultInjector;
+use crate::log::batch::{self, BatchHeader};
+use crate::log::record::get_varlong;
+use crate::log::segment::{IndexCursor, Segment};
+
+/// One record of a batch, located but not decoded.
+#[derive(Debug)]
+pub(crate) struct RawRecord {
+    /// Byte range of the whole record (its length varint included) in the batch.
+    pub start: usize,
+    pub end: usize,
+    pub offset_delta: u32,
+    pub timestamp_delta: i64,
+    /// Byte range of the key in the batch; `None` for a keyless record.
+    pub key: Option<std::ops::Range<usize>>,
+    pub tombstone: bool,
+}
+
+impl RawRecord {
+    pub fn offset(&self, h: &BatchHeader) -> u64 {
+        h.base_offset + self.offset_delta as u64
+    }
+    pub fn key<'a>(&self, batch: &'a [u8]) -> Option<&'a [u8]> {
+        self.key.clone().map(|r| &batch[r])
+    }
+    pub fn timestamp(&self, h: &BatchHeader) -> i64 {
+        h.first_timestamp.wrapping_add(self.timestamp_delta)
+    }
+}
+
+/// Calls `f` for every record of a verified batch `b`, in order, while it returns `true`.
+/// Checks what it reads.
+pub(crate) fn for_each_record(
+    h: &BatchHeader,
+    b: &Bytes,
+    mut f: impl FnMut(RawRecord) -> bool,
+) -> std::result::Result<(), Corruption> {
+    let bad = |i: u32, what: String| Corruption::Malformed(format!("record {i}: {what}"));
+    let mut pos = batch::HEADER_LEN;
+    let mut last: Option<u32> = None;
+    for i in 0..h.record_count {
+        let start = pos;
+        let len = get_varlong(b, &mut pos).ok_or_else(|| bad(i, "record length varint".into()))?;
+        if len < 1 || len as usize > b.len() - pos {
+            return Err(bad(i, format!("record length {len} exceeds the batch")));
+        }
+        let end = pos + len as usize;
+        let body = &b[..end];
+        let mut p = pos + 1; // attributes
+        let ts = get_varlong(body, &mut p).ok_or_else(|| bad(i, "timestamp delta varint".into()))?;
+        let od = get_varlong(body, &mut p).ok_or_else(|| bad(i, "offset delta varint".into()))?;
+        if !(0..=h.last_offset_delta as i64).contains(&od) || last.is_some_and(|l| od <= l as i64) {
+            return Err(bad(i, format!("offset delta {od} out of order")));
+        }
+        let key_len = get_varlong(body, &mut p).ok_or_else(|| bad(i, "key length varint".into()))?;
+        let key = if key_len == -1 {
+            None
+        } else if key_len < 0 || key_len as usize > end - p {
+            return Err(bad(i, format!("key length {key_len} exceeds the record")));
+        } else {
+            let k = p..p + key_len as usize;
+            p += key_len as usize;
+            Some(k)
+        };
+        let value_len = get_varlong(body, &mut p).ok_or_else(|| bad(i, "value length varint".into()))?;
+        last = Some(od as u32);
+        pos = end;
+        let r = RawRecord { start, end, offset_delta: od as u32, timestamp_delta: ts, key, tombstone: value_len == -1 };
+        if !f(r) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Appends to `out` a batch made of the `kept` records of batch `b` (header `h`).
+pub(crate) fn encode_filtered(out: &mut Vec<u8>, h: &BatchHeader, b: &[u8], kept: &[RawRecord]) {
+    debug_assert!(!kept.is_empty());
+    let start = out.len();
+    out.resize(start + batch::HEADER_LEN, 0);
+    let mut max_delta = i64::MIN;
+    for r in kept {
+        out.extend_from_slice(&b[r.start..r.end]);
+        max_delta = max_delta.max(r.timestamp_delta);
+    }
+    let last_delta = kept.last().expect("at least one record").offset_delta;
+    let length = (out.len() - start) as u32;
+    let o = &mut out[start..];
+    o[batch::LENGTH_OFFSET..batch::LENGTH_OFFSET + 4].copy_from_slice(&length.to_le_bytes());
+    o[batch::VERSION_OFFSET] = batch::FORMAT_VERSION;
+    o[batch::ATTRIBUTES_OFFSET..batch::ATTRIBUTES_OFFSET + 2].copy_from_slice(&h.attributes.to_le_bytes());
+    o[batch::BASE_OFFSET_OFFSET..batch::BASE_OFFSET_OFFSET + 8].copy_from_slice(&h.base_offset.to_le_bytes());
+    o[batch::LAST_OFFSET_DELTA_OFFSET..batch::LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
+    o[batch::RECORD_COUNT_OFFSET..batch::RECORD_COUNT_OFFSET + 4].copy_from_slice(&(kept.len() as u32).to_le_bytes());
+    o[batch::FIRST_TIMESTAMP_OFFSET..batch::FIRST_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&h.first_timestamp.to_le_bytes());
+    let max_ts = h.first_timestamp.wrapping_add(max_delta);
+    o[batch::MAX_TIMESTAMP_OFFSET..batch::MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
+    let crc = crc32fast::hash(&o[batch::VERSION_OFFSET..]);
+    o[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Bytes buffered before a cleaned log is written out.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// A new segment being written as `.cleaned` files.
+#[derive(Debug)]
+pub(crate) struct CleanedSegment {
+    pub base_offset: u64,
+    log_path: PathBuf,
+    log: File,
+    buf: Vec<u8>,
+    cursor: IndexCursor,
+    interval: u32,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+    last_offset: Option<u64>,
+    pub size_bytes: u64,
+}
+
+fn create(path: &Path) -> Result<File> {
+    File::options().create(true).truncate(true).write(true).open(path).map_err(|e| Error::io(path, e))
+}
+
+impl CleanedSegment {
+    pub fn create(dir: &Path, base_offset: u64, interval: u32, faults: Option<&FaultInjector>) -> Result<Self> {
+        let (log, _, _) = Segment::paths(dir, base_offset);
+        let log_path = swap::cleaned_path(&log);
+        swap::step(faults, "create a cleaned segment", &log_path)?;
+        Ok(CleanedSegment {
+            base_offset,
+            log: create(&log_path)?,
+            log_path,
+            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            cursor: IndexCursor::new(),
+            interval,
+            offsets: Vec::new(),
+            times: Vec::new(),
+            last_offset: None,
+            size_bytes: 0,
+        })
+    }
+
+    /// Appends one encoded, valid batch (`bytes`, header `h`).
+    pub fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
+        debug_assert_eq!(h.len(), bytes.len());
+        let (oe, te) = self.cursor.entries_for(self.base_offset, h, self.interval);
+        if let Some(e) = oe {
+            self.offsets.extend_from_slice(&e.encode());
+        }
+        if let Some(e) = te {
+            self.times.extend_from_slice(&e.encode());
+        }
+        self.last_offset = Some(h.last_offset());
+        self.size_bytes += bytes.len() as u64;
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= WRITE_BUFFER_BYTES {
+            self.log.write_all(&self.buf).map_err(|e| Error::io(&self.log_path, e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the rest and both indexes, and fsyncs all three files.
+    pub fn finish(mut self, dir: &Path, faults: Option<&FaultInjector>) -> Result<()> {
+        if let Some(last) = self.last_offset {
+            if let Some(e) = self.cursor.final_time_entry((last - self.base_offset) as u32) {
+                self.times.extend_from_slice(&e.encode());
+            }
+        }
+        self.log.write_all(&self.buf).map_err(|e| Error::io(&self.log_path, e))?;
+        let (_, index, time_index) = Segment::paths(dir, self.base_offset);
+        let mut files = vec![(self.log, self.log_path)];
+        for (path, bytes) in [(index, &self.offsets), (time_index, &self.times)] {
+            let path = swap::cleaned_path(&path);
+            swap::step(faults, "write a cleaned index", &path)?;
+            let mut f = create(&path)?;
+            f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
+            files.push((f, path));
+        }
+        for (f, path) in files {
+            swap::step(faults, "fsync a cleaned file", &path)?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+}

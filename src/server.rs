@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub auto_create_partitions: Option<u32>,
     pub consumer_instance_timeout_ms: Option<u64>,
     pub advertised_uri: Option<String>,
+    pub cleaner_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -50,6 +51,8 @@ pub struct ServeConfig {
     pub listen: String,
     /// `None`: `http://<the bound address>`.
     pub advertised_uri: Option<String>,
+    /// How often the background cleaner runs retention and compaction; 0 disables it.
+    pub cleaner_interval_ms: u64,
     pub http: HttpConfig,
 }
 
@@ -59,6 +62,7 @@ impl Default for ServeConfig {
             data_dir: DATA_DIR_DEFAULT.into(),
             listen: LISTEN_DEFAULT.into(),
             advertised_uri: None,
+            cleaner_interval_ms: crate::CLEANER_INTERVAL_MS_DEFAULT,
             http: HttpConfig::default(),
         }
     }
@@ -88,6 +92,9 @@ impl ServeConfig {
         if f.advertised_uri.is_some() {
             self.advertised_uri = f.advertised_uri;
         }
+        if let Some(v) = f.cleaner_interval_ms {
+            self.cleaner_interval_ms = v;
+        }
         self
     }
 }
@@ -116,7 +123,8 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .thread_name("kappalog-http")
         .build()
         .map_err(|e| ServeError::Io { what: "starting the runtime".into(), source: e })?;
-    let store = Store::open(&config.data_dir, StoreConfig::default())?;
+    let store_config = StoreConfig { cleaner_interval_ms: config.cleaner_interval_ms, ..StoreConfig::default() };
+    let store = Store::open(&config.data_dir, store_config)?;
     let result = runtime.block_on(run(store.clone(), listen, config));
     // Requests past the grace period are dropped with the runtime; blocking appends finish first.
     runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_GRACE_MS));

@@ -74,7 +74,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KAPPALOG_LISTEN")]
     pub listen: Option<String>,
     /// A TOML config file (keys: data_dir, listen, body_bytes_max, auto_create_topics,
-    /// auto_create_partitions, consumer_instance_timeout_ms, advertised_uri).
+    /// auto_create_partitions, consumer_instance_timeout_ms, advertised_uri, cleaner_interval_ms).
     #[arg(long, env = "KAPPALOG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Create unknown topics on produce.
@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Idle time after which a consumer instance is removed, in ms.
     #[arg(long, env = "KAPPALOG_CONSUMER_INSTANCE_TIMEOUT_MS")]
     pub consumer_instance_timeout_ms: Option<u64>,
+    /// How often the background cleaner runs retention and compaction, in ms (0 disables it).
+    #[arg(long, env = "KAPPALOG_CLEANER_INTERVAL_MS")]
+    pub cleaner_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +195,7 @@ impl ServeArgs {
             auto_create_partitions: None,
             consumer_instance_timeout_ms: self.consumer_instance_timeout_ms,
             advertised_uri: None,
+            cleaner_interval_ms: self.cleaner_interval_ms,
         });
         Ok(cfg)
     }
@@ -260,6 +264,7 @@ mod tests {
             auto_create_topics: None,
             body_bytes_max: Some(10),
             consumer_instance_timeout_ms: None,
+            cleaner_interval_ms: None,
         };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/from/file"));
@@ -275,6 +280,7 @@ mod tests {
             auto_create_topics: None,
             body_bytes_max: None,
             consumer_instance_timeout_ms: None,
+            cleaner_interval_ms: None,
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("unknown_key"), "{err}");

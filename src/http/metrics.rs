@@ -162,20 +162,42 @@ pub fn text(state: &AppState) -> String {
         );
     }
 
-    let mut gauges: [(&str, &str, Vec<String>); 4] = [
+    let mut gauges: [(&str, &str, Vec<String>); 8] = [
         ("kappalog_partition_size_bytes", "Bytes of log on disk.", Vec::new()),
         ("kappalog_partition_log_start_offset", "First readable offset.", Vec::new()),
         ("kappalog_partition_log_end_offset", "High watermark: the next offset to be written.", Vec::new()),
         ("kappalog_partition_segments", "Segment files.", Vec::new()),
+        (
+            "kappalog_cleaner_dirty_ratio",
+            "Dirty bytes / cleanable bytes (compaction triggers past min.cleanable.dirty.ratio).",
+            Vec::new(),
+        ),
+        ("kappalog_cleaner_compactions", "Compaction runs that did work since the store opened.", Vec::new()),
+        ("kappalog_cleaner_last_compaction_bytes_removed", "Bytes the last compaction run removed.", Vec::new()),
+        ("kappalog_cleaner_last_retention_bytes_removed", "Bytes the last retention run removed.", Vec::new()),
     ];
     for name in state.store().topic_names() {
         let Ok(t) = state.store().topic(&name) else { continue };
         for p in t.partitions().iter() {
             let s = p.stats();
             let labels = format!("topic=\"{}\",partition=\"{}\"", escape(&name), p.id());
-            let values = [s.size_bytes, s.log_start_offset, s.high_watermark, s.segments as u64];
+            let c = p.cleaner_stats().ok();
+            let values: [Option<f64>; 8] = [
+                Some(s.size_bytes as f64),
+                Some(s.log_start_offset as f64),
+                Some(s.high_watermark as f64),
+                Some(s.segments as f64),
+                c.as_ref().map(|c| c.dirty_ratio),
+                c.as_ref().map(|c| c.compactions as f64),
+                c.as_ref()
+                    .and_then(|c| c.last_compaction.as_ref())
+                    .map(|r| r.bytes_before.saturating_sub(r.bytes_after) as f64),
+                c.as_ref().and_then(|c| c.last_retention.as_ref()).map(|r| r.bytes_removed as f64),
+            ];
             for (g, v) in gauges.iter_mut().zip(values) {
-                g.2.push(format!("{}{{{labels}}} {v}", g.0));
+                if let Some(v) = v {
+                    g.2.push(format!("{}{{{labels}}} {v}", g.0));
+                }
             }
         }
     }

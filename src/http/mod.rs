@@ -17,6 +17,7 @@ use axum::Router;
 
 use crate::Store;
 
+mod admin;
 pub mod consumers;
 pub mod content;
 pub mod errors;
@@ -157,6 +158,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/topics/{topic}"),
     ("DELETE", "/topics/{topic}"),
     ("PUT", "/topics/{topic}/configs"),
+    ("POST", "/topics/{topic}/retention"),
+    ("POST", "/topics/{topic}/compaction"),
     ("GET", "/topics/{topic}/partitions"),
     ("GET", "/topics/{topic}/partitions/{partition}"),
     ("POST", "/topics/{topic}/partitions/{partition}"),
@@ -201,6 +204,8 @@ pub fn router(state: AppState) -> Router {
         .route("/topics", get(topics::list).post(topics::create))
         .route("/topics/{topic}", get(topics::describe).post(produce::to_topic).delete(topics::delete))
         .route("/topics/{topic}/configs", put(topics::set_configs))
+        .route("/topics/{topic}/retention", post(admin::retention))
+        .route("/topics/{topic}/compaction", post(admin::compaction))
         .route("/topics/{topic}/partitions", get(topics::partitions))
         .route("/topics/{topic}/partitions/{partition}", get(topics::partition).post(produce::to_partition))
         .route("/topics/{topic}/partitions/{partition}/offsets", get(topics::offsets))

@@ -18,6 +18,8 @@ pub const DOCUMENTED: &[(&str, &str, &str)] = &[
     ("POST", "/topics/{topic}", "Produce {\"records\":[{\"key\"?,\"value\",\"partition\"?,\"headers\"?,\"timestamp\"?}]}; one atomic append per partition."),
     ("DELETE", "/topics/{topic}", "Extension: delete a topic and its data."),
     ("PUT", "/topics/{topic}/configs", "Extension: change configs {\"configs\":{kafka.name: value}}."),
+    ("POST", "/topics/{topic}/retention", "Extension: run retention now; the report (segments and bytes removed per partition)."),
+    ("POST", "/topics/{topic}/compaction", "Extension: run compaction now; the report (bytes before/after, records removed)."),
     ("GET", "/topics/{topic}/partitions", "Partitions of a topic."),
     ("GET", "/topics/{topic}/partitions/{partition}", "One partition."),
     ("POST", "/topics/{topic}/partitions/{partition}", "Produce to one partition."),

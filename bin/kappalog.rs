@@ -1,6 +1,6 @@
-//! The `kappalog` binary. Thin: arguments are parsed here, the work is done by the library.
+//! The `kappalog` binary. Thin: arguments are parsed and the work is done by the library
+//! (`kappalog::cli`, `kappalog::server`).
 
 fn main() {
-    eprintln!("kappalog {}: the broker and CLI are not built yet (see issue 5)", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+    std::process::exit(kappalog::cli::main());
 }

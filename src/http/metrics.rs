@@ -1,0 +1,288 @@
+//! `GET /metrics` in Prometheus' text format, and the counters and histograms behind it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+
+use super::AppState;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS_SECONDS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (b, le) in self.buckets.iter_mut().zip(LATENCY_BUCKETS_SECONDS) {
+            if seconds <= le {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
+}
+
+/// The broker's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    produce_records: AtomicU64,
+    produce_bytes: AtomicU64,
+    fetch_records: AtomicU64,
+    fetch_bytes: AtomicU64,
+    /// Requests being handled now.
+    in_flight: AtomicU64,
+    /// One produce's append: encode, write, and the fsync under `sync` durability.
+    append: Mutex<Histogram>,
+    /// (method, route) → latency; (method, route, status class) → count.
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    responses: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+impl Metrics {
+    pub fn produced(&self, records: u64, bytes: u64) {
+        self.produce_records.fetch_add(records, Ordering::Relaxed);
+        self.produce_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// A produce's append took `seconds` (its fsync included under `sync` durability).
+    pub fn appended(&self, seconds: f64) {
+        self.append.lock().observe(seconds);
+    }
+    pub fn fetched(&self, records: u64, bytes: u64) {
+        self.fetch_records.fetch_add(records, Ordering::Relaxed);
+        self.fetch_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.latency.lock().entry((method.to_string(), route.to_string())).or_default().observe(seconds);
+        *self.responses.lock().entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+    }
+}
+
+/// Middleware: times every request by its route template.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    state.metrics().in_flight.fetch_sub(1, Ordering::Relaxed);
+    state.metrics().request(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    resp
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders every metric as Prometheus text.
+pub fn text(state: &AppState) -> String {
+    let m = state.metrics();
+    let mut o = String::new();
+    let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    counter(
+        &mut o,
+        "kappalog_produce_records_total",
+        "Records acknowledged to producers.",
+        m.produce_records.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "kappalog_produce_bytes_total",
+        "Value bytes acknowledged to producers.",
+        m.produce_bytes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "kappalog_fetch_records_total",
+        "Records returned to consumers.",
+        m.fetch_records.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "kappalog_fetch_bytes_total",
+        "Value bytes returned to consumers.",
+        m.fetch_bytes.load(Ordering::Relaxed),
+    );
+
+    let _ = writeln!(
+        o,
+        "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",
+        m.in_flight.load(Ordering::Relaxed)
+    );
+    {
+        let name = "kappalog_produce_append_duration_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Append of one produce request: write plus fsync (group-committed) under sync durability."
+        );
+        let _ = writeln!(o, "# TYPE {name} histogram");
+        let h = m.append.lock().clone();
+        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS_SECONDS) {
+            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
+        }
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+            h.count, h.sum_seconds, h.count
+        );
+    }
+    let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
+    let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
+    for ((method, route), h) in m.latency.lock().iter() {
+        let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS_SECONDS) {
+            let _ = writeln!(o, "kappalog_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {b}");
+        }
+        let _ = writeln!(o, "kappalog_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(o, "kappalog_http_request_duration_seconds_sum{{{labels}}} {}", h.sum_seconds);
+        let _ = writeln!(o, "kappalog_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+    }
+    let _ = writeln!(o, "# HELP kappalog_http_responses_total Responses by route and status.");
+    let _ = writeln!(o, "# TYPE kappalog_http_responses_total counter");
+    for ((method, route, status), n) in m.responses.lock().iter() {
+        let _ = writeln!(
+            o,
+            "kappalog_http_responses_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+            escape(method),
+            escape(route)
+        );
+    }
+
+    let mut gauges: [(&str, &str, Vec<String>); 8] = [
+        ("kappalog_partition_size_bytes", "Bytes of log on disk.", Vec::new()),
+        ("kappalog_partition_log_start_offset", "First readable offset.", Vec::new()),
+        ("kappalog_partition_log_end_offset", "High watermark: the next offset to be written.", Vec::new()),
+        ("kappalog_partition_segments", "Segment files.", Vec::new()),
+        (
+            "kappalog_cleaner_dirty_ratio",
+            "Dirty bytes / cleanable bytes (compaction triggers past min.cleanable.dirty.ratio).",
+            Vec::new(),
+        ),
+        ("kappalog_cleaner_compactions", "Compaction runs that did work since the store opened.", Vec::new()),
+        ("kappalog_cleaner_last_compaction_bytes_removed", "Bytes the last compaction run removed.", Vec::new()),
+        ("kappalog_cleaner_last_retention_bytes_removed", "Bytes the last retention run removed.", Vec::new()),
+    ];
+    for name in state.store().topic_names() {
+        let Ok(t) = state.store().topic(&name) else { continue };
+        for p in t.partitions().iter() {
+            let s = p.stats();
+            let labels = format!("topic=\"{}\",partition=\"{}\"", escape(&name), p.id());
+            let c = p.cleaner_stats().ok();
+            let values: [Option<f64>; 8] = [
+                Some(s.size_bytes as f64),
+                Some(s.log_start_offset as f64),
+                Some(s.high_watermark as f64),
+                Some(s.segments as f64),
+                c.as_ref().map(|c| c.dirty_ratio),
+                c.as_ref().map(|c| c.compactions as f64),
+                c.as_ref()
+                    .and_then(|c| c.last_compaction.as_ref())
+                    .map(|r| r.bytes_before.saturating_sub(r.bytes_after) as f64),
+                c.as_ref().and_then(|c| c.last_retention.as_ref()).map(|r| r.bytes_removed as f64),
+            ];
+            for (g, v) in gauges.iter_mut().zip(values) {
+                if let Some(v) = v {
+                    g.2.push(format!("{}{{{labels}}} {v}", g.0));
+                }
+            }
+        }
+    }
+    for (name, help, lines) in gauges {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for l in lines {
+            let _ = writeln!(o, "{l}");
+        }
+    }
+    let _ = writeln!(o, "# HELP kappalog_consumer_group_lag Log end minus committed offset.");
+    let _ = writeln!(o, "# TYPE kappalog_consumer_group_lag gauge");
+    let coordinator = state.consumers().coordinator();
+    for group in coordinator.list() {
+        let Ok(d) = coordinator.describe(&group) else { continue };
+        for l in d.partitions {
+            if let Some(lag) = l.lag {
+                let _ = writeln!(
+                    o,
+                    "kappalog_consumer_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {lag}",
+                    escape(&group),
+                    escape(&l.topic),
+                    l.partition
+                );
+            }
+        }
+    }
+    views_text(state, &mut o);
+    o
+}
+
+/// View gauges and counters: lag per source partition, watermark, late and error records.
+fn views_text(state: &AppState, o: &mut String) {
+    let views = state.views();
+    let statuses: Vec<_> = views.list().iter().filter_map(|n| views.get(n).ok()).map(|v| v.status()).collect();
+    let _ = writeln!(o, "# HELP kappalog_view_lag Records of a source partition the view has not applied yet.");
+    let _ = writeln!(o, "# TYPE kappalog_view_lag gauge");
+    for s in &statuses {
+        for l in &s.lag {
+            let _ = writeln!(
+                o,
+                "kappalog_view_lag{{view=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                escape(&s.name),
+                escape(&l.topic),
+                l.partition,
+                l.lag
+            );
+        }
+    }
+    let _ = writeln!(o, "# HELP kappalog_view_watermark_ms Highest event time a windowed view has seen (epoch ms).");
+    let _ = writeln!(o, "# TYPE kappalog_view_watermark_ms gauge");
+    for s in &statuses {
+        if let Some(w) = s.watermark {
+            let _ = writeln!(o, "kappalog_view_watermark_ms{{view=\"{}\"}} {w}", escape(&s.name));
+        }
+    }
+    type Read = fn(&crate::stream::ViewStatus) -> u64;
+    let counters: [(&str, &str, Read); 3] = [
+        ("kappalog_view_late_records_total", "Records dropped because all their windows were closed.", |s| {
+            s.late_records
+        }),
+        ("kappalog_view_error_records_total", "Records that were not JSON or lacked a field the view needs.", |s| {
+            s.error_records
+        }),
+        ("kappalog_view_records_applied_total", "Records applied to the view's state.", |s| s.counters.records_applied),
+    ];
+    for (name, help, get) in counters {
+        let _ =
+            writeln!(o, "# HELP {name} {help} (Of the serving version: a rebuild restarts it.)\n# TYPE {name} counter");
+        for s in &statuses {
+            let _ = writeln!(o, "{name}{{view=\"{}\"}} {}", escape(&s.name), get(s));
+        }
+    }
+    let _ = writeln!(o, "# HELP kappalog_view_rebuilding 1 while a new version is being rebuilt.");
+    let _ = writeln!(o, "# TYPE kappalog_view_rebuilding gauge");
+    for s in &statuses {
+        let _ =
+            writeln!(o, "kappalog_view_rebuilding{{view=\"{}\"}} {}", escape(&s.name), u8::from(s.rebuild.is_some()));
+    }
+}
+
+pub async fn render(State(state): State<AppState>) -> Response {
+    // Describing groups and partitions may touch files: off the async workers.
+    let body = match tokio::task::spawn_blocking(move || text(&state)).await {
+        Ok(b) => b,
+        Err(e) => return super::ApiError::internal(format!("rendering metrics failed: {e}")).into_response(),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

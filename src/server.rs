@@ -1,0 +1,207 @@
+//! `kappalog serve`: the broker process. Opens the store, serves the HTTP API, and on SIGINT or
+//! SIGTERM stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE_MS`]), stops
+//! the views (each checkpoints its state), then drops the last store handle, which flushes,
+//! fsyncs and marks a clean shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::http::{self, AppState, HttpConfig};
+use crate::{Store, StoreConfig};
+
+/// Where `kappalog serve` keeps its data with no flag or config.
+pub const DATA_DIR_DEFAULT: &str = "./kappalog-data";
+/// Where it listens with no flag or config.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8082";
+/// How long shutdown waits for in-flight requests (long-polls included) before dropping them.
+pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// How often idle consumer instances are looked for.
+pub const CONSUMER_REAP_INTERVAL_MS: u64 = 1_000;
+
+/// The optional TOML config file (`--config`); every key is optional. Flags and environment
+/// variables override it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub body_bytes_max: Option<usize>,
+    pub auto_create_topics: Option<bool>,
+    pub auto_create_partitions: Option<u32>,
+    pub consumer_instance_timeout_ms: Option<u64>,
+    pub advertised_uri: Option<String>,
+    pub cleaner_interval_ms: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ServeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError::Io { what: format!("reading config file {}", path.display()), source: e })?;
+        toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    /// `None`: `http://<the bound address>`.
+    pub advertised_uri: Option<String>,
+    /// How often the background cleaner runs retention and compaction; 0 disables it.
+    pub cleaner_interval_ms: u64,
+    pub http: HttpConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: DATA_DIR_DEFAULT.into(),
+            listen: LISTEN_DEFAULT.into(),
+            advertised_uri: None,
+            cleaner_interval_ms: crate::CLEANER_INTERVAL_MS_DEFAULT,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Applies a config file's values over this one.
+    pub fn with_file(mut self, f: FileConfig) -> ServeConfig {
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.body_bytes_max {
+            self.http.body_bytes_max = v;
+        }
+        if let Some(v) = f.auto_create_topics {
+            self.http.auto_create_topics = v;
+        }
+        if let Some(v) = f.auto_create_partitions {
+            self.http.auto_create_partitions = v;
+        }
+        if let Some(v) = f.consumer_instance_timeout_ms {
+            self.http.consumer_timeout_ms_default = v;
+        }
+        if f.advertised_uri.is_some() {
+            self.advertised_uri = f.advertised_uri;
+        }
+        if let Some(v) = f.cleaner_interval_ms {
+            self.cleaner_interval_ms = v;
+        }
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Runs the broker until SIGINT or SIGTERM. Prints `kappalog listening on http://ADDR` on stdout
+/// once it accepts connections (tests start it on port 0 and read the line).
+pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let listen: SocketAddr =
+        config.listen.parse().map_err(|e| ServeError::Config(format!("listen address {:?}: {e}", config.listen)))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kappalog-http")
+        .build()
+        .map_err(|e| ServeError::Io { what: "starting the runtime".into(), source: e })?;
+    let store_config = StoreConfig { cleaner_interval_ms: config.cleaner_interval_ms, ..StoreConfig::default() };
+    let store = Store::open(&config.data_dir, store_config)?;
+    let result = runtime.block_on(run(store.clone(), listen, config));
+    // Requests past the grace period are dropped with the runtime; blocking appends finish first.
+    runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_GRACE_MS));
+    let flushed = store.close();
+    tracing::info!("broker stopped");
+    result?;
+    flushed?;
+    Ok(())
+}
+
+async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServeError::Io { what: format!("binding {listen}"), source: e })?;
+    let bound = listener.local_addr().map_err(|e| ServeError::Io { what: "local address".into(), source: e })?;
+    let mut http_config = config.http.clone();
+    http_config.advertised_uri = config.advertised_uri.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let state = tokio::task::spawn_blocking(move || AppState::new(store, http_config))
+        .await
+        .map_err(|e| ServeError::Config(format!("opening the group coordinator: {e}")))??;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reaper = tokio::spawn(state.clone().reap_consumers(Duration::from_millis(CONSUMER_REAP_INTERVAL_MS), stop_rx));
+    let app = http::router(state.clone());
+    let state_for_views = state.clone();
+    tracing::info!(%bound, data_dir = %config.data_dir.display(), "kappalog listening");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "kappalog listening on http://{bound}");
+        let _ = out.flush();
+    }
+    let (signaled_tx, mut signaled_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        state.drain();
+        let _ = signaled_tx.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let served = tokio::select! {
+        r = server => r.map_err(|e| ServeError::Io { what: "serving".into(), source: e }),
+        _ = async {
+            let _ = signaled_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_millis(SHUTDOWN_GRACE_MS)).await;
+        } => {
+            tracing::warn!(grace_ms = SHUTDOWN_GRACE_MS, "in-flight requests still running after the grace period: dropping them");
+            Ok(())
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = reaper.await;
+    // The last handle of the views (unless a request past the grace period still holds one, which
+    // the runtime's shutdown drops): their runners stop after a final checkpoint. Joining them
+    // blocks, so off the async workers.
+    let _ = tokio::task::spawn_blocking(move || drop(state_for_views)).await;
+    served
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,6 +1,7 @@
 //! `kappalog serve`: the broker process. Opens the store, serves the HTTP API, and on SIGINT or
-//! SIGTERM stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE_MS`]), then
-//! drops the last store handle, which flushes, fsyncs and marks a clean shutdown.
+//! SIGTERM stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE_MS`]), stops
+//! the views (each checkpoints its state), then drops the last store handle, which flushes,
+//! fsyncs and marks a clean shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,7 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(state.clone().reap_consumers(Duration::from_millis(CONSUMER_REAP_INTERVAL_MS), stop_rx));
     let app = http::router(state.clone());
+    let state_for_views = state.clone();
     tracing::info!(%bound, data_dir = %config.data_dir.display(), "kappalog listening");
     {
         use std::io::Write;
@@ -174,6 +176,10 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
     };
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    // The last handle of the views (unless a request past the grace period still holds one, which
+    // the runtime's shutdown drops): their runners stop after a final checkpoint. Joining them
+    // blocks, so off the async workers.
+    let _ = tokio::task::spawn_blocking(move || drop(state_for_views)).await;
     served
 }
 

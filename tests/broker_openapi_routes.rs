@@ -24,8 +24,13 @@ fn every_documented_route_is_served() {
     table.sort();
     assert_eq!(documented, table);
     for (method, path) in documented {
-        let concrete =
-            path.replace("{topic}", "t").replace("{partition}", "0").replace("{group}", "g").replace("{instance}", "i");
+        let concrete = path
+            .replace("{topic}", "t")
+            .replace("{partition}", "0")
+            .replace("{group}", "g")
+            .replace("{instance}", "i")
+            .replace("{name}", "v")
+            .replace("{key}", "k");
         let (status, body) = http.call(&method, &concrete, Some("application/json"), Some(b"{}".to_vec()));
         assert_ne!(status, 405, "{method} {path}: {body}");
         assert_ne!(body["error_code"], 40400, "{method} {path} is documented but not routed: {body}");

@@ -17,17 +17,17 @@ pub const PRODUCE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Long-poll of `consume --follow`, in ms.
 pub const CONSUME_POLL_MS: u64 = 1000;
 
-type Result<T> = std::result::Result<T, String>;
+pub(super) type Result<T> = std::result::Result<T, String>;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::blocking::Client,
     base: String,
 }
 
 impl Client {
-    fn new(base: &str) -> Result<Client> {
+    pub(super) fn new(base: &str) -> Result<Client> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
@@ -52,13 +52,13 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| format!("the broker's response is not JSON: {e}"))
     }
 
-    fn get(&self, path: &str) -> Result<Value> {
+    pub(super) fn get(&self, path: &str) -> Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))
     }
     fn get_binary(&self, path: &str) -> Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)).header("Accept", CONTENT_TYPE_BINARY))
     }
-    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    pub(super) fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.send(
             self.http
                 .post(format!("{}{path}", self.base))
@@ -66,12 +66,21 @@ impl Client {
                 .body(body.to_string()),
         )
     }
-    fn delete(&self, path: &str) -> Result<Value> {
+    /// `POST`/`PUT` of a JSON document as is (a view spec).
+    pub(super) fn send_json(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Result<Value> {
+        self.send(
+            self.http
+                .request(method, format!("{}{path}", self.base))
+                .header("Content-Type", "application/json")
+                .body(body),
+        )
+    }
+    pub(super) fn delete(&self, path: &str) -> Result<Value> {
         self.send(self.http.delete(format!("{}{path}", self.base)))
     }
 }
 
-fn print_json(v: &Value) {
+pub(super) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -81,6 +90,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Consume(a) => consume(a),
         Command::Topics { command, broker } => topics(&Client::new(&broker)?, command),
         Command::Groups { command, broker } => groups(&Client::new(&broker)?, command),
+        Command::Views { command, broker } => super::views::run(&Client::new(&broker)?, command),
         Command::Serve(_) | Command::Dump { .. } => unreachable!("handled by cli::run"),
     }
 }

@@ -1,5 +1,5 @@
 //! The `kappalog` command line: arguments (clap) and what each command does. The binary only
-//! calls [`main`]. `serve` runs the broker; `produce`, `consume`, `topics`, `groups` talk to one
+//! calls [`main`]. `serve` runs the broker; `produce`, `consume`, `topics`, `groups`, `views` talk to one
 //! over HTTP (`--broker`); `dump` reads segment files offline.
 
 use std::path::PathBuf;
@@ -10,6 +10,9 @@ use crate::server::{self, FileConfig, ServeConfig};
 
 mod client;
 mod dump;
+mod views;
+
+pub use views::{progress_line, ViewsCommand, REBUILD_POLL_MS, REBUILD_TIMEOUT_S_DEFAULT};
 
 /// Exit code for a usage or request error.
 pub const EXIT_FAILURE: i32 = 1;
@@ -42,6 +45,13 @@ pub enum Command {
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
+        #[arg(long, env = "KAPPALOG_BROKER", default_value = "http://127.0.0.1:8082", global = true)]
+        broker: String,
+    },
+    /// Create, list, query, rebuild or delete stream views.
+    Views {
+        #[command(subcommand)]
+        command: ViewsCommand,
         #[arg(long, env = "KAPPALOG_BROKER", default_value = "http://127.0.0.1:8082", global = true)]
         broker: String,
     },

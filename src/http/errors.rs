@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::groups::GroupError;
+use crate::stream::ViewError;
 use crate::Error;
 
 /// Confluent's error codes (status × 100 + a detail), plus the plain statuses for generic errors.
@@ -17,10 +18,16 @@ pub mod code {
     pub const PARTITION_NOT_FOUND: i32 = 40402;
     pub const CONSUMER_INSTANCE_NOT_FOUND: i32 = 40403;
     pub const GROUP_NOT_FOUND: i32 = 40404;
+    /// kappalog's: no view of that name (40410–40419 are views'; Confluent does not use them).
+    pub const VIEW_NOT_FOUND: i32 = 40410;
+    /// kappalog's: the view has no such key (or no window in the asked range).
+    pub const VIEW_KEY_NOT_FOUND: i32 = 40411;
     pub const CONSUMER_FORMAT_MISMATCH: i32 = 40601;
     pub const TOPIC_EXISTS: i32 = 40901;
     pub const CONSUMER_EXISTS: i32 = 40902;
     pub const ILLEGAL_STATE: i32 = 40903;
+    /// kappalog's: a view of that name exists.
+    pub const VIEW_EXISTS: i32 = 40910;
     pub const PAYLOAD_TOO_LARGE: i32 = 41300;
     pub const UNSUPPORTED_MEDIA_TYPE: i32 = 41500;
     /// A record breaks a limit (its size, its key on a compacted topic).
@@ -31,6 +38,9 @@ pub mod code {
     pub const INVALID_TOPIC: i32 = 42206;
     /// An invalid consumer config, subscription, seek or reset request.
     pub const INVALID_REQUEST: i32 = 42208;
+    /// kappalog's: a view spec does not parse, breaks a rule or names a missing topic; the
+    /// message names the field (`invalid view spec: window.size_ms: …`).
+    pub const INVALID_VIEW_SPEC: i32 = 42210;
     pub const INTERNAL: i32 = 50001;
     pub const STORAGE: i32 = 50002;
     /// Retriable: the store is closing.
@@ -107,6 +117,12 @@ impl From<Error> for ApiError {
                 }
                 _ => ApiError::invalid(code::INVALID_REQUEST, message),
             },
+            Error::View(v) => match v {
+                ViewError::InvalidSpec { .. } => ApiError::invalid(code::INVALID_VIEW_SPEC, message),
+                ViewError::NotFound(_) => ApiError::not_found(code::VIEW_NOT_FOUND, message),
+                ViewError::Exists(_) => ApiError::conflict(code::VIEW_EXISTS, message),
+                _ => ApiError::conflict(code::ILLEGAL_STATE, message),
+            },
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message),
         }
     }
@@ -161,5 +177,11 @@ mod tests {
         let e: ApiError = Error::LimitExceeded { limit: "max_message_bytes", value: 9, max: 1 }.into();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(e.message.contains("max_message_bytes"), "{}", e.message);
+        let e: ApiError = Error::View(ViewError::NotFound("v".into())).into();
+        assert_eq!((e.status, e.error_code), (StatusCode::NOT_FOUND, 40410));
+        let e: ApiError =
+            Error::View(ViewError::InvalidSpec { field: "window.size_ms".into(), reason: "0".into() }).into();
+        assert_eq!((e.status, e.error_code), (StatusCode::UNPROCESSABLE_ENTITY, 42210));
+        assert!(e.message.contains("window.size_ms"), "{}", e.message);
     }
 }

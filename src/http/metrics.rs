@@ -224,7 +224,58 @@ pub fn text(state: &AppState) -> String {
             }
         }
     }
+    views_text(state, &mut o);
     o
+}
+
+/// View gauges and counters: lag per source partition, watermark, late and error records.
+fn views_text(state: &AppState, o: &mut String) {
+    let views = state.views();
+    let statuses: Vec<_> = views.list().iter().filter_map(|n| views.get(n).ok()).map(|v| v.status()).collect();
+    let _ = writeln!(o, "# HELP kappalog_view_lag Records of a source partition the view has not applied yet.");
+    let _ = writeln!(o, "# TYPE kappalog_view_lag gauge");
+    for s in &statuses {
+        for l in &s.lag {
+            let _ = writeln!(
+                o,
+                "kappalog_view_lag{{view=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                escape(&s.name),
+                escape(&l.topic),
+                l.partition,
+                l.lag
+            );
+        }
+    }
+    let _ = writeln!(o, "# HELP kappalog_view_watermark_ms Highest event time a windowed view has seen (epoch ms).");
+    let _ = writeln!(o, "# TYPE kappalog_view_watermark_ms gauge");
+    for s in &statuses {
+        if let Some(w) = s.watermark {
+            let _ = writeln!(o, "kappalog_view_watermark_ms{{view=\"{}\"}} {w}", escape(&s.name));
+        }
+    }
+    type Read = fn(&crate::stream::ViewStatus) -> u64;
+    let counters: [(&str, &str, Read); 3] = [
+        ("kappalog_view_late_records_total", "Records dropped because all their windows were closed.", |s| {
+            s.late_records
+        }),
+        ("kappalog_view_error_records_total", "Records that were not JSON or lacked a field the view needs.", |s| {
+            s.error_records
+        }),
+        ("kappalog_view_records_applied_total", "Records applied to the view's state.", |s| s.counters.records_applied),
+    ];
+    for (name, help, get) in counters {
+        let _ =
+            writeln!(o, "# HELP {name} {help} (Of the serving version: a rebuild restarts it.)\n# TYPE {name} counter");
+        for s in &statuses {
+            let _ = writeln!(o, "{name}{{view=\"{}\"}} {}", escape(&s.name), get(s));
+        }
+    }
+    let _ = writeln!(o, "# HELP kappalog_view_rebuilding 1 while a new version is being rebuilt.");
+    let _ = writeln!(o, "# TYPE kappalog_view_rebuilding gauge");
+    for s in &statuses {
+        let _ =
+            writeln!(o, "kappalog_view_rebuilding{{view=\"{}\"}} {}", escape(&s.name), u8::from(s.rebuild.is_some()));
+    }
 }
 
 pub async fn render(State(state): State<AppState>) -> Response {

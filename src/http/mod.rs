@@ -5,7 +5,7 @@
 //!
 //! Layout: `errors.rs` (Confluent error bodies), `content.rs` (embedded formats, parameters),
 //! `topic_config.rs` (Kafka config names), `topics.rs`, `produce.rs`, `fetch.rs`,
-//! `consumers.rs` (consumer instances), `groups.rs`, `admin.rs` (maintenance), `metrics.rs`,
+//! `consumers.rs` (consumer instances), `groups.rs`, `views.rs` (stream views), `admin.rs` (maintenance), `metrics.rs`,
 //! `openapi.rs`.
 
 use std::sync::Arc;
@@ -28,6 +28,7 @@ pub mod openapi;
 mod produce;
 pub mod topic_config;
 mod topics;
+mod views;
 
 pub use errors::ApiError;
 
@@ -79,19 +80,23 @@ struct StateInner {
     store: Store,
     config: HttpConfig,
     consumers: consumers::Registry,
+    views: crate::stream::Views,
     metrics: metrics::Metrics,
     /// Set when the server begins shutting down: long-polls return at once.
     draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
-    /// Opens the group coordinator over `store` (creating its offsets topic if needed).
-    /// Blocking: it replays the committed offsets.
+    /// Opens the group coordinator over `store` (creating its offsets topic if needed) and its
+    /// views (resuming each from its checkpoint). Blocking: it replays the committed offsets and
+    /// loads checkpoints. The views stop (after a final checkpoint) when the last clone is dropped.
     pub fn new(store: Store, config: HttpConfig) -> crate::Result<AppState> {
         let coordinator = crate::groups::GroupCoordinator::open(&store)?;
+        let views = crate::stream::Views::open(&store, crate::stream::ViewsConfig::default())?;
         Ok(AppState {
             inner: Arc::new(StateInner {
                 consumers: consumers::Registry::new(store.clone(), coordinator),
+                views,
                 store,
                 config,
                 metrics: metrics::Metrics::default(),
@@ -107,6 +112,9 @@ impl AppState {
     }
     pub fn consumers(&self) -> &consumers::Registry {
         &self.inner.consumers
+    }
+    pub fn views(&self) -> &crate::stream::Views {
+        &self.inner.views
     }
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
@@ -174,6 +182,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/groups/{group}"),
     ("DELETE", "/groups/{group}"),
     ("POST", "/groups/{group}/reset-offsets"),
+    ("GET", "/views"),
+    ("POST", "/views"),
+    ("GET", "/views/{name}"),
+    ("PUT", "/views/{name}"),
+    ("DELETE", "/views/{name}"),
+    ("GET", "/views/{name}/keys"),
+    ("GET", "/views/{name}/keys/{key}"),
+    ("POST", "/views/{name}/rebuild"),
 ];
 
 /// The router over `state`: every route of [`ROUTES`], Confluent-shaped errors for everything
@@ -209,6 +225,11 @@ pub fn router(state: AppState) -> Router {
         .route("/groups", get(groups::list))
         .route("/groups/{group}", get(groups::describe).delete(groups::delete))
         .route("/groups/{group}/reset-offsets", post(groups::reset_offsets))
+        .route("/views", get(views::list).post(views::create))
+        .route("/views/{name}", get(views::status).put(views::update).delete(views::delete))
+        .route("/views/{name}/keys", get(views::scan))
+        .route("/views/{name}/keys/{key}", get(views::get_key))
+        .route("/views/{name}/rebuild", post(views::rebuild))
         .fallback(|| async { ApiError::not_found(errors::code::NOT_FOUND, "no such route: see GET /openapi.json") })
         .layer(axum::middleware::map_response(errors::confluent_fallback))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))

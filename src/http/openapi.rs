@@ -42,6 +42,14 @@ pub const DOCUMENTED: &[(&str, &str, &str)] = &[
     ("GET", "/groups/{group}", "Extension: state, generation, members, per-partition committed/end/lag."),
     ("DELETE", "/groups/{group}", "Extension: delete an inactive group's offsets."),
     ("POST", "/groups/{group}/reset-offsets", "Extension: {\"topic\",\"partitions\"?,\"strategy\",\"value\"?,\"dry_run\",\"force\"?} → the plan."),
+    ("GET", "/views", "Extension: view names."),
+    ("POST", "/views", "Extension: create a view; the body is its spec (see README). 201 with its status; 422 (42210) naming the field of a bad spec; 409 (40910) if it exists."),
+    ("GET", "/views/{name}", "Extension: spec, version, state (running|rebuilding|failed), lag per partition, watermark, late/error records, rebuild progress. 404 (40410) if unknown."),
+    ("PUT", "/views/{name}", "Extension: a new definition (spec with the same name); rebuilt while the old one serves, then switched atomically. 202."),
+    ("DELETE", "/views/{name}", "Extension: delete a view and its state. 204."),
+    ("GET", "/views/{name}/keys", "Extension: scan ?prefix=&limit= → [{\"key\",\"value\"|\"windows\"}] in key order."),
+    ("GET", "/views/{name}/keys/{key}", "Extension: {\"key\",\"value\"} (tables) or {\"key\",\"windows\":[{\"start\",\"end\",\"value\"}]} (?from=&to= in ms bound window starts). 404 (40411) if absent."),
+    ("POST", "/views/{name}/rebuild", "Extension: rebuild {\"from_timestamp\"?} (ms); the old version serves until the new one catches up. 202."),
 ];
 
 /// The OpenAPI 3 document.

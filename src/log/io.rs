@@ -33,7 +33,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `path` with `bytes` atomically: write a temporary file, fsync it, rename, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `<file name>.tmp`: distinct for files that differ only by extension (`B.index`, `B.timeindex`).
+    let mut tmp_name = path.file_name().expect("a file name").to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     drop(f);

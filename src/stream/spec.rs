@@ -214,7 +214,12 @@ impl ViewSpec {
             // Our own errors read "field: reason at line …"; serde's name the field in backticks.
             let field = match msg.split_once(": ") {
                 Some((f, _)) if !f.contains(' ') => f.to_string(),
-                _ => msg.split('`').nth(1).unwrap_or("(document)").to_string(),
+                _ => match msg.split('`').nth(1) {
+                    // An unknown field named by the empty string.
+                    Some("") => "\"\"".to_string(),
+                    Some(f) => f.to_string(),
+                    None => "(document)".to_string(),
+                },
             };
             ViewError::InvalidSpec { field, reason: msg }
         })

@@ -35,6 +35,11 @@ fn metrics_follow_traffic() {
     assert_eq!(metric(&text, "kappalog_produce_records_total "), 10.0);
     assert_eq!(metric(&text, "kappalog_fetch_records_total "), 10.0);
     assert_eq!(metric(&text, "kappalog_produce_append_duration_seconds_count "), 1.0);
+    // The produce (sync durability) and the commit to __consumer_offsets each fsynced at least once.
+    let fsyncs = metric(&text, "kappalog_fsync_duration_seconds_count ");
+    assert!(fsyncs >= 2.0, "fsyncs: {fsyncs}");
+    assert_eq!(metric(&text, "kappalog_fsync_duration_seconds_bucket{le=\"+Inf\"} "), fsyncs);
+    assert!(metric(&text, "kappalog_fsync_duration_seconds_sum ") > 0.0);
     assert_eq!(metric(&text, "kappalog_partition_log_end_offset{topic=\"m\",partition=\"0\"}"), 10.0);
     assert_eq!(metric(&text, "kappalog_partition_log_start_offset{topic=\"m\",partition=\"0\"}"), 0.0);
     assert!(metric(&text, "kappalog_partition_size_bytes{topic=\"m\",partition=\"0\"}") > 0.0);

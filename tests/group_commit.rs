@@ -132,3 +132,18 @@ async fn a_tailing_reader_wakes_on_append() {
         assert_eq!(got[0].value.as_deref(), Some(&b"second"[..]));
     }
 }
+
+/// Every fsync is timed into the process-wide histogram that `/metrics` exports.
+#[test]
+fn fsyncs_are_timed() {
+    let before = kappalog::log::fsync_latency();
+    let dir = tempfile::tempdir().unwrap();
+    let store = kappalog::Store::open(dir.path(), kappalog::StoreConfig::default()).unwrap();
+    let p = store.create_topic("t", 1, kappalog::TopicConfig::default()).unwrap().partition(0).unwrap();
+    p.append(&[kappalog::NewRecord::new("a")]).unwrap();
+    let after = kappalog::log::fsync_latency();
+    assert!(after.count > before.count, "a sync append fsyncs");
+    assert!(after.sum_seconds > before.sum_seconds);
+    let inf_like = after.buckets.last().unwrap().1;
+    assert!(inf_like <= after.count && after.buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative buckets");
+}

@@ -140,6 +140,20 @@ pub fn text(state: &AppState) -> String {
             h.count, h.sum_seconds, h.count
         );
     }
+    {
+        let name = "kappalog_fsync_duration_seconds";
+        let _ = writeln!(o, "# HELP {name} fdatasync of log and index files (group commits, rolls, flushes).");
+        let _ = writeln!(o, "# TYPE {name} histogram");
+        let f = crate::log::fsync_latency();
+        for (le, b) in &f.buckets {
+            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
+        }
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+            f.count, f.sum_seconds, f.count
+        );
+    }
     let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
     let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
     for ((method, route), h) in m.latency.lock().iter() {

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::fault::FaultInjector;
@@ -19,11 +21,69 @@ pub(crate) fn append(file: &File, path: &Path, buf: &[u8], faults: Option<&Fault
 }
 
 /// `fdatasync`. Never retried: after a failure the caller poisons what it was syncing.
+/// Every call is timed into the process-wide [`fsync_latency`] histogram.
 pub(crate) fn sync_data(file: &File, path: &Path, faults: Option<&FaultInjector>) -> Result<()> {
-    if let Some(f) = faults {
-        f.before_sync().map_err(|e| Error::io(path, e))?;
+    let started = Instant::now();
+    let result = match faults.map(|f| f.before_sync()) {
+        Some(Err(e)) => Err(Error::io(path, e)),
+        _ => file.sync_data().map_err(|e| Error::io(path, e)),
+    };
+    FSYNC.observe(started.elapsed());
+    result
+}
+
+/// Upper bounds, in seconds, of the buckets of the fsync latency histogram.
+pub const FSYNC_BUCKETS_SECONDS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+struct FsyncHistogram {
+    /// Cumulative, as Prometheus wants: bucket `i` counts the fsyncs that took `<= FSYNC_BUCKETS_SECONDS[i]`.
+    buckets: [AtomicU64; FSYNC_BUCKETS_SECONDS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+static FSYNC: FsyncHistogram = FsyncHistogram {
+    buckets: [const { AtomicU64::new(0) }; FSYNC_BUCKETS_SECONDS.len()],
+    count: AtomicU64::new(0),
+    sum_nanos: AtomicU64::new(0),
+};
+
+impl FsyncHistogram {
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (b, le) in self.buckets.iter().zip(FSYNC_BUCKETS_SECONDS) {
+            if seconds <= le {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
     }
-    file.sync_data().map_err(|e| Error::io(path, e))
+}
+
+/// A snapshot of the fsync latency histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsyncLatency {
+    /// `(upper bound in seconds, fsyncs that took at most that long)`, cumulative.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+/// Every `fdatasync` of a log or index file this process made (group commits, rolls, flushes),
+/// timed; for metrics. Process-wide: all stores of the process share it.
+pub fn fsync_latency() -> FsyncLatency {
+    FsyncLatency {
+        buckets: FSYNC
+            .buckets
+            .iter()
+            .zip(FSYNC_BUCKETS_SECONDS)
+            .map(|(b, le)| (le, b.load(Ordering::Relaxed)))
+            .collect(),
+        count: FSYNC.count.load(Ordering::Relaxed),
+        sum_seconds: FSYNC.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+    }
 }
 
 /// fsync a directory, so that a file created, renamed or deleted in it stays so after a crash.

@@ -12,6 +12,7 @@ pub(crate) mod record;
 pub(crate) mod segment;
 
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
+pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
 pub use record::{Header, NewRecord, Record};
 

@@ -123,37 +123,24 @@ pub fn text(state: &AppState) -> String {
         "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",
         m.in_flight.load(Ordering::Relaxed)
     );
-    {
-        let name = "kappalog_produce_append_duration_seconds";
-        let _ = writeln!(
-            o,
-            "# HELP {name} Append of one produce request: write plus fsync (group-committed) under sync durability."
-        );
-        let _ = writeln!(o, "# TYPE {name} histogram");
-        let h = m.append.lock().clone();
-        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS_SECONDS) {
-            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
-        }
-        let _ = writeln!(
-            o,
-            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
-            h.count, h.sum_seconds, h.count
-        );
-    }
-    {
-        let name = "kappalog_fsync_duration_seconds";
-        let _ = writeln!(o, "# HELP {name} fdatasync of log and index files (group commits, rolls, flushes).");
-        let _ = writeln!(o, "# TYPE {name} histogram");
-        let f = crate::log::fsync_latency();
-        for (le, b) in &f.buckets {
-            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
-        }
-        let _ = writeln!(
-            o,
-            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
-            f.count, f.sum_seconds, f.count
-        );
-    }
+    let h = m.append.lock().clone();
+    write_histogram(
+        &mut o,
+        "kappalog_produce_append_duration_seconds",
+        "Append of one produce request: write plus fsync (group-committed) under sync durability.",
+        LATENCY_BUCKETS_SECONDS.iter().copied().zip(h.buckets.iter().copied()),
+        h.count,
+        h.sum_seconds,
+    );
+    let f = crate::log::fsync_latency();
+    write_histogram(
+        &mut o,
+        "kappalog_fsync_duration_seconds",
+        "fdatasync of log and index files (group commits, rolls, flushes).",
+        f.buckets.iter().copied(),
+        f.count,
+        f.sum_seconds,
+    );
     let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
     let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
     for ((method, route), h) in m.latency.lock().iter() {
@@ -299,4 +286,21 @@ pub async fn render(State(state): State<AppState>) -> Response {
         Err(e) => return super::ApiError::internal(format!("rendering metrics failed: {e}")).into_response(),
     };
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// One unlabelled Prometheus histogram: cumulative `(upper bound, count)` buckets, then `+Inf`, sum, count.
+fn write_histogram(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    buckets: impl Iterator<Item = (f64, u64)>,
+    count: u64,
+    sum_seconds: f64,
+) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} histogram");
+    for (le, b) in buckets {
+        let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {b}");
+    }
+    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum_seconds}\n{name}_count {count}");
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
+use super::commit::{CommitQueue, Next, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -59,6 +60,8 @@ struct Inner {
     high_watermark_tx: tokio::sync::watch::Sender<u64>,
     sync: Mutex<SyncState>,
     synced: Condvar,
+    /// `sync` appends waiting for a group commit (see `commit.rs`).
+    commits: CommitQueue,
     poisoned: AtomicBool,
     deleted: AtomicBool,
     closed: AtomicBool,
@@ -204,6 +207,7 @@ impl Partition {
                 high_watermark_tx,
                 sync: Mutex::new(SyncState { durable: next_offset, syncing: false }),
                 synced: Condvar::new(),
+                commits: CommitQueue::default(),
                 poisoned: AtomicBool::new(false),
                 deleted: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -348,18 +352,52 @@ impl Partition {
     /// Appends `records` as one batch and returns once they are durable under the topic's durability.
     /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
     pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
-        let (appended, end, durability) = self.write(records)?;
-        if durability == Durability::Sync {
-            self.sync_through(end)?;
+        let prepared = self.prepare(records)?;
+        if prepared.cfg.durability != Durability::Sync {
+            return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
-        Ok(appended)
+        let waiter = Waiter::new();
+        let mut lead = self.inner.commits.enqueue(prepared, Arc::clone(&waiter));
+        loop {
+            if lead {
+                self.lead_group();
+            }
+            match waiter.wait() {
+                Next::Done(result) => return result,
+                Next::Lead => lead = true,
+            }
+        }
     }
 
-    /// The write half of an append: encodes outside the lock, then writes under it.
-    /// Returns the offsets and the end offset to wait for.
-    pub(crate) fn write(&self, records: &[NewRecord]) -> Result<(Appended, u64, Durability)> {
-        let prepared = self.prepare(records)?;
-        self.write_prepared(prepared)
+    /// `sync` appends queued for the next group commit: prepared, not yet written (a gauge).
+    pub fn queued_appends(&self) -> usize {
+        self.inner.commits.len()
+    }
+
+    /// Writes every queued `sync` batch, fsyncs once, hands each appender its result and passes the
+    /// lead on (see `commit.rs`).
+    fn lead_group(&self) {
+        let group = self.inner.commits.take();
+        let mut end = None;
+        let mut done = Vec::with_capacity(group.len());
+        for q in group {
+            let written = self.write_prepared(q.batch).map(|(appended, e, _)| {
+                end = Some(e);
+                appended
+            });
+            done.push((q.waiter, written));
+        }
+        // A failed fsync poisons the partition: no append of the group is durable.
+        let mut sync_error = end.map_or(Ok(()), |e| self.sync_through(e)).err();
+        let synced = sync_error.is_none();
+        self.inner.commits.pass_lead();
+        for (waiter, written) in done {
+            let result = written.and_then(|a| match synced {
+                true => Ok(a),
+                false => Err(sync_error.take().unwrap_or_else(|| self.poisoned_error())),
+            });
+            waiter.finish(result);
+        }
     }
 
     /// Validates `records` against the topic's limits and encodes them as one batch, writing

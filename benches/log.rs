@@ -263,14 +263,28 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
 
 // ---- 2. group commit ----
 
-fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>) {
+/// How the group commit case's appenders run.
+#[derive(Clone, Copy, PartialEq)]
+enum Appenders {
+    /// OS threads calling `Partition::append`.
+    Threads,
+    /// Tokio tasks on a runtime with one worker per core, awaiting `Partition::append_async`.
+    Tasks,
+}
+
+fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
     let dir = s.workdir("group");
-    let per_thread = if s.quick { GROUP_APPENDS_PER_THREAD_QUICK } else { GROUP_APPENDS_PER_THREAD };
+    let per_appender = if s.quick { GROUP_APPENDS_PER_THREAD_QUICK } else { GROUP_APPENDS_PER_THREAD };
     let syncs = if s.quick { GROUP_BASELINE_SYNCS_QUICK } else { GROUP_BASELINE_SYNCS };
     let rec = records(1, 100).pop().unwrap();
     let store_dir = dir.join("store");
     let record_bytes = Cell::new(0);
     let fsyncs = Cell::new(0);
+    let workers = std::env::var("KAPPALOG_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().expect("a runtime");
     let subject = || {
         // A fault injector that never fails: it counts the fsyncs.
         let faults = FaultInjector::new();
@@ -279,24 +293,45 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>) {
         let cfg = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
         let p = store.create_topic("bench", 1, cfg).expect("create the topic").partition(0).expect("partition 0");
         let syncs_before = faults.syncs();
-        let barrier = Barrier::new(GROUP_THREADS + 1);
-        let mut start = None;
-        std::thread::scope(|scope| {
-            for _ in 0..GROUP_THREADS {
-                scope.spawn(|| {
-                    barrier.wait();
-                    for _ in 0..per_thread {
-                        p.append(std::slice::from_ref(&rec)).expect("append");
+        let t = match appenders {
+            Appenders::Threads => {
+                let barrier = Barrier::new(GROUP_THREADS + 1);
+                let mut start = None;
+                std::thread::scope(|scope| {
+                    for _ in 0..GROUP_THREADS {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            for _ in 0..per_appender {
+                                p.append(std::slice::from_ref(&rec)).expect("append");
+                            }
+                        });
                     }
+                    barrier.wait();
+                    start = Some(Instant::now());
                 });
+                start.expect("started").elapsed()
             }
-            barrier.wait();
-            start = Some(Instant::now());
-        });
-        let t = start.expect("started").elapsed();
+            Appenders::Tasks => runtime.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..GROUP_THREADS)
+                    .map(|_| {
+                        let (p, rec) = (p.clone(), rec.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..per_appender {
+                                p.append_async(vec![rec.clone()]).await.expect("append");
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("an appender task");
+                }
+                start.elapsed()
+            }),
+        };
         fsyncs.set(fsyncs.get() + faults.syncs() - syncs_before);
-        assert_eq!(p.high_watermark(), (GROUP_THREADS * per_thread) as u64);
-        record_bytes.set(p.stats().size_bytes as usize / (GROUP_THREADS * per_thread));
+        assert_eq!(p.high_watermark(), (GROUP_THREADS * per_appender) as u64);
+        record_bytes.set(p.stats().size_bytes as usize / (GROUP_THREADS * per_appender));
         drop((p, store));
         std::fs::remove_dir_all(&store_dir).expect("remove the store");
         t
@@ -304,12 +339,16 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>) {
     let _ = subject();
     let baseline = || raw_writes(&dir.join("baseline.bin"), record_bytes.get(), syncs, true);
     let (ts, tb) = paired(s.runs, subject, baseline);
-    let n = GROUP_THREADS * per_thread;
+    let n = GROUP_THREADS * per_appender;
     let per_fsync = (n * (s.runs + 1)) as f64 / fsyncs.get().max(1) as f64;
     let subject_rps = n as f64 / ts.as_secs_f64();
     let baseline_rps = syncs as f64 / tb.as_secs_f64();
+    let who = match appenders {
+        Appenders::Threads => format!("{GROUP_THREADS} threads (append)"),
+        Appenders::Tasks => format!("{GROUP_THREADS} tasks on {workers} workers (append_async)"),
+    };
     rows.push(Row {
-        case: format!("group commit: sync, {GROUP_THREADS} threads x 1 x 100 B"),
+        case: format!("group commit: sync, {who} x 1 x 100 B"),
         subject: format!("{}rec/s, {per_fsync:.1} records per fsync", si(subject_rps)),
         baseline: format!("write+fdatasync per record: {}rec/s", si(baseline_rps)),
         ratio: subject_rps / baseline_rps,
@@ -542,7 +581,10 @@ fn main() {
         bench_append(&s, &mut rows);
     }
     if s.wants("group") {
-        bench_group_commit(&s, &mut rows);
+        if std::env::var("KAPPALOG_BENCH_GROUP").map_or(true, |v| v != "tasks") {
+            bench_group_commit(&s, &mut rows, Appenders::Threads);
+        }
+        bench_group_commit(&s, &mut rows, Appenders::Tasks);
     }
     if s.wants("read") {
         bench_read(&s, &mut rows);

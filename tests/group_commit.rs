@@ -102,6 +102,99 @@ fn concurrent_appends_without_pausing_stay_correct() {
     assert!(p.stats().segments > 1, "appends raced with rolls");
 }
 
+/// Tasks (`append_async`) and threads (`append`) share one queue: while a fsync is paused, every
+/// appender of both kinds queues; when it returns, one more group commits them all, whoever leads.
+/// Every append gets its own offset and reads back; rolls happen in between.
+#[test]
+fn tasks_and_threads_share_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let store =
+        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
+    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    p.append(&[NewRecord::new("warm-up")]).unwrap();
+
+    // Round 1, deterministic: a task leads (on the blocking pool) and its fsync is paused.
+    faults.pause_syncs();
+    let (writes0, syncs0) = (faults.writes(), faults.syncs());
+    let tasks: Vec<_> = (0..THREADS)
+        .map(|i| {
+            runtime.spawn({
+                let p = p.clone();
+                async move {
+                    (format!("task {i}"), p.append_async(vec![NewRecord::new(format!("task {i}"))]).await.unwrap())
+                }
+            })
+        })
+        .collect();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                (format!("thread {i}"), p.append(&[NewRecord::new(format!("thread {i}"))]).unwrap())
+            })
+        })
+        .collect();
+    wait_until("every batch written or queued, and one fsync in flight", || {
+        faults.syncs() == syncs0 + 1 && faults.writes() - writes0 + p.queued_appends() as u64 >= 2 * THREADS
+    });
+    assert_eq!(p.high_watermark(), 1, "nothing is visible before its fsync");
+    faults.resume_syncs();
+    let mut results: Vec<(String, kappalog::Appended)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    for t in tasks {
+        results.push(runtime.block_on(t).unwrap());
+    }
+    let fsyncs = faults.syncs() - syncs0;
+    assert!(fsyncs < 2 * THREADS / 4, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
+
+    // Round 2, free-running: several appends per task and per thread, racing with rolls.
+    let tasks: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let p = p.clone();
+            runtime.spawn(async move {
+                let mut out = Vec::new();
+                for j in 0..10 {
+                    let v = format!("task {i}/{j}");
+                    out.push((v.clone(), p.append_async(vec![NewRecord::new(v)]).await.unwrap()));
+                }
+                out
+            })
+        })
+        .collect();
+    let threads: Vec<_> = (0..THREADS / 4)
+        .map(|i| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|j| {
+                        let v = format!("thread {i}/{j}");
+                        (v.clone(), p.append(&[NewRecord::new(v)]).unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in threads {
+        results.extend(h.join().unwrap());
+    }
+    for t in tasks {
+        results.extend(runtime.block_on(t).unwrap());
+    }
+
+    let total = 1 + results.len() as u64;
+    let offsets: BTreeSet<u64> = results.iter().map(|(_, a)| a.base_offset).collect();
+    assert_eq!(offsets, (1..total).collect(), "every append got its own offset");
+    assert_eq!(p.high_watermark(), total);
+    assert_eq!(p.queued_appends(), 0);
+    let all = p.read(0, usize::MAX, usize::MAX).unwrap();
+    for (v, a) in results {
+        assert_eq!(all[a.base_offset as usize].value.as_deref(), Some(v.as_bytes()));
+    }
+    assert!(p.stats().segments > 1, "appends raced with rolls");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tailing_reader_wakes_on_append() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
-use super::commit::{CommitQueue, Next, Waiter};
+use super::commit::{After, CommitQueue, Leader, Next, ThreadWaiter, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -35,6 +35,38 @@ pub(crate) struct PreparedBatch {
     body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
+}
+
+/// Batches of a group laid out for one `write()`, and the writer's state as it will be once they are
+/// written (the writer itself changes only after the write succeeds).
+struct Staged {
+    bytes: Vec<u8>,
+    cursor: IndexCursor,
+    next_offset: u64,
+    created_ms: i64,
+    batches: Vec<StagedBatch>,
+}
+
+struct StagedBatch {
+    /// Its place in the group.
+    index: usize,
+    header: batch::BatchHeader,
+    position_end: u64,
+    entries: (Option<super::index::OffsetEntry>, Option<super::index::TimeEntry>),
+    appended: Appended,
+    durability: Durability,
+}
+
+impl Staged {
+    fn new(w: &Writer) -> Staged {
+        Staged {
+            bytes: Vec::new(),
+            cursor: w.cursor.clone(),
+            next_offset: w.next_offset,
+            created_ms: w.created_ms,
+            batches: Vec::new(),
+        }
+    }
 }
 
 /// A handle to one partition of a topic. Cheap to clone; `Send + Sync`.
@@ -356,11 +388,11 @@ impl Partition {
         if prepared.cfg.durability != Durability::Sync {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
-        let waiter = Waiter::new();
-        let mut lead = self.inner.commits.enqueue(prepared, Arc::clone(&waiter));
+        let waiter = ThreadWaiter::new();
+        let mut lead = self.inner.commits.enqueue(prepared, Waiter::Thread(Arc::clone(&waiter)));
         loop {
             if lead {
-                self.lead_group();
+                self.lead(Leader::Caller);
             }
             match waiter.wait() {
                 Next::Done(result) => return result,
@@ -369,35 +401,92 @@ impl Partition {
         }
     }
 
+    /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
+    /// `sync` it joins the group commit queue and the task awaits its result (a leader runs on
+    /// tokio's blocking pool); otherwise it is written on the blocking pool.
+    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
+        let prepared = self.prepare(&records)?;
+        drop(records);
+        let p = self.clone();
+        if prepared.cfg.durability != Durability::Sync {
+            let written = tokio::task::spawn_blocking(move || p.write_prepared(prepared));
+            return written.await.expect("append does not panic").map(|(appended, _, _)| appended);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        if self.inner.commits.enqueue(prepared, Waiter::Task { tx, runtime: runtime.clone() }) {
+            runtime.spawn_blocking(move || p.lead(Leader::Pool));
+        }
+        rx.await.expect("the group commit leader does not panic")
+    }
+
     /// `sync` appends queued for the next group commit: prepared, not yet written (a gauge).
     pub fn queued_appends(&self) -> usize {
         self.inner.commits.len()
     }
 
-    /// Writes every queued `sync` batch, fsyncs once, hands each appender its result and passes the
-    /// lead on (see `commit.rs`).
-    fn lead_group(&self) {
-        let group = self.inner.commits.take();
-        let mut end = None;
-        let mut done = Vec::with_capacity(group.len());
-        for q in group {
-            let written = self.write_prepared(q.batch).map(|(appended, e, _)| {
-                end = Some(e);
-                appended
-            });
-            done.push((q.waiter, written));
+    /// Leads group commits until the lead is given up or passed on (see `commit.rs`).
+    fn lead(&self, leader: Leader) {
+        loop {
+            let done = self.commit_group();
+            let after = self.inner.commits.after_group(leader);
+            if let After::StartPoolLeader(runtime) = &after {
+                let p = self.clone();
+                runtime.spawn_blocking(move || p.lead(Leader::Pool));
+            }
+            let handoff = match (&after, tokio::runtime::Handle::try_current()) {
+                (After::Continue, Ok(rt)) if leader == Leader::Pool => Some(rt),
+                _ => None,
+            };
+            match handoff {
+                Some(rt) => {
+                    rt.spawn(async move {
+                        for (waiter, result) in done {
+                            waiter.finish(result);
+                        }
+                    });
+                }
+                None => {
+                    for (waiter, result) in done {
+                        waiter.finish(result);
+                    }
+                }
+            }
+            if !matches!(after, After::Continue) {
+                return;
+            }
         }
+    }
+
+    /// Writes every queued `sync` batch and fsyncs once; the result of each.
+    fn commit_group(&self) -> Vec<(Waiter, Result<Appended>)> {
+        let (batches, waiters): (Vec<_>, Vec<_>) =
+            self.inner.commits.take().into_iter().map(|q| (q.batch, q.waiter)).unzip();
+        let mut end = None;
+        let written: Vec<Result<Appended>> = self
+            .write_group(batches)
+            .into_iter()
+            .map(|r| {
+                r.map(|(appended, e, _)| {
+                    end = Some(e);
+                    appended
+                })
+            })
+            .collect();
         // A failed fsync poisons the partition: no append of the group is durable.
         let mut sync_error = end.map_or(Ok(()), |e| self.sync_through(e)).err();
         let synced = sync_error.is_none();
-        self.inner.commits.pass_lead();
-        for (waiter, written) in done {
-            let result = written.and_then(|a| match synced {
-                true => Ok(a),
-                false => Err(sync_error.take().unwrap_or_else(|| self.poisoned_error())),
-            });
-            waiter.finish(result);
-        }
+        waiters
+            .into_iter()
+            .zip(written)
+            .map(|(waiter, written)| {
+                let result = written.and_then(|a| match synced {
+                    true => Ok(a),
+                    false => Err(sync_error.take().unwrap_or_else(|| self.poisoned_error())),
+                });
+                (waiter, result)
+            })
+            .collect()
     }
 
     /// Validates `records` against the topic's limits and encodes them as one batch, writing
@@ -411,66 +500,129 @@ impl Partition {
 
     /// Writes a prepared batch under the partition's lock.
     pub(crate) fn write_prepared(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
-        let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
-        let batch_len = buf.len() as u64;
-
-        let mut w = self.inner.writer.lock();
-        if self.inner.deleted.load(Ordering::Acquire) {
-            return Err(Error::TopicNotFound(self.inner.topic.to_string()));
-        }
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        if self.is_poisoned() {
-            return Err(self.poisoned_error());
-        }
-        if w.cursor.position > 0
-            && (w.cursor.position + batch_len > w.segment_bytes || now - w.created_ms >= cfg.segment_ms as i64)
-        {
-            self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))?;
-        }
-        let base_offset = w.next_offset;
-        let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
-        let segment_base = w.segment.base_offset;
-        let entries = w.cursor.entries_for(segment_base, &header, cfg.index_interval_bytes);
-        if let Err(e) = self.write_locked(&w, &buf, entries) {
-            self.poison(&e);
-            return Err(e);
-        }
-        if w.cursor.position == batch_len {
-            w.created_ms = now;
-        }
-        w.segment.publish(&header, w.cursor.position, entries);
-        w.next_offset = header.next_offset();
-        let end = w.next_offset;
-        if cfg.durability != Durability::Sync {
-            self.advance_high_watermark(end);
-        }
-        drop(w);
-        let appended = Appended {
-            base_offset,
-            last_offset: header.last_offset(),
-            timestamp: header.first_timestamp,
-            log_append_time_ms: now,
-        };
-        Ok((appended, end, cfg.durability))
+        self.write_group(vec![prepared]).pop().expect("one result per batch")
     }
 
-    fn write_locked(
+    /// Why nothing can be written now, if so. Called under the writer lock.
+    fn unwritable(&self) -> Option<Error> {
+        if self.inner.deleted.load(Ordering::Acquire) {
+            Some(Error::TopicNotFound(self.inner.topic.to_string()))
+        } else if self.inner.closed.load(Ordering::Acquire) {
+            Some(Error::Closed)
+        } else if self.is_poisoned() {
+            Some(self.poisoned_error())
+        } else {
+            None
+        }
+    }
+
+    /// Writes prepared batches in order, under one hold of the writer lock, with one `write()` for
+    /// each run of batches that go to the same segment. One result per batch, in order, each with
+    /// the end offset to wait for. A failed write or roll poisons the partition; the batches it
+    /// carried and every later one fail.
+    pub(crate) fn write_group(&self, batches: Vec<PreparedBatch>) -> Vec<Result<(Appended, u64, Durability)>> {
+        let mut results: Vec<Option<Result<(Appended, u64, Durability)>>> = Vec::with_capacity(batches.len());
+        let mut w = self.inner.writer.lock();
+        let mut staged = Staged::new(&w);
+        for (i, prepared) in batches.into_iter().enumerate() {
+            results.push(None);
+            if let Some(e) = self.unwritable() {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
+            let batch_len = buf.len() as u64;
+            let c = &staged.cursor;
+            if c.position > 0
+                && (c.position + batch_len > w.segment_bytes || now - staged.created_ms >= cfg.segment_ms as i64)
+            {
+                let rolled = match self.write_staged(&mut w, &mut staged, &mut results) {
+                    true => self.roll_locked(&mut w, &cfg),
+                    false => Err(self.poisoned_error()),
+                };
+                if let Err(e) = rolled {
+                    self.poison(&e);
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+                staged = Staged::new(&w);
+            }
+            let base_offset = staged.next_offset;
+            let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+            let entries = staged.cursor.entries_for(w.segment.base_offset, &header, cfg.index_interval_bytes);
+            if staged.cursor.position == batch_len {
+                staged.created_ms = now;
+            }
+            staged.next_offset = header.next_offset();
+            staged.bytes.extend_from_slice(&buf);
+            let appended = Appended {
+                base_offset,
+                last_offset: header.last_offset(),
+                timestamp: header.first_timestamp,
+                log_append_time_ms: now,
+            };
+            staged.batches.push(StagedBatch {
+                index: i,
+                header,
+                position_end: staged.cursor.position,
+                entries,
+                appended,
+                durability: cfg.durability,
+            });
+        }
+        self.write_staged(&mut w, &mut staged, &mut results);
+        drop(w);
+        results.into_iter().map(|r| r.expect("every batch has a result")).collect()
+    }
+
+    /// Writes the staged batches (log bytes, then their index entries), publishes them and records
+    /// their results. On a failure it poisons the partition, gives the error to the first batch and
+    /// `Poisoned` to the others, and returns `false`.
+    fn write_staged(
         &self,
-        w: &Writer,
-        buf: &[u8],
-        entries: (Option<super::index::OffsetEntry>, Option<super::index::TimeEntry>),
-    ) -> Result<()> {
+        w: &mut Writer,
+        staged: &mut Staged,
+        results: &mut [Option<Result<(Appended, u64, Durability)>>],
+    ) -> bool {
+        if staged.batches.is_empty() {
+            return true;
+        }
         let faults = self.inner.faults.as_deref();
-        io::append(&w.files.log, &w.segment.log_path, buf, faults)?;
-        if let Some(e) = entries.0 {
-            segment::append_entry(&w.files.index, &w.segment.index_path, &e.encode(), faults)?;
+        let index_entries = || -> Result<()> {
+            for b in &staged.batches {
+                if let Some(e) = b.entries.0 {
+                    segment::append_entry(&w.files.index, &w.segment.index_path, &e.encode(), faults)?;
+                }
+                if let Some(e) = b.entries.1 {
+                    segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+                }
+            }
+            Ok(())
+        };
+        let written =
+            io::append(&w.files.log, &w.segment.log_path, &staged.bytes, faults).and_then(|()| index_entries());
+        let batches = std::mem::take(&mut staged.batches);
+        staged.bytes.clear();
+        if let Err(e) = written {
+            self.poison(&e);
+            let mut first = Some(e);
+            for b in &batches {
+                results[b.index] = Some(Err(first.take().unwrap_or_else(|| self.poisoned_error())));
+            }
+            return false;
         }
-        if let Some(e) = entries.1 {
-            segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+        w.cursor = staged.cursor.clone();
+        w.next_offset = staged.next_offset;
+        w.created_ms = staged.created_ms;
+        for b in batches {
+            w.segment.publish(&b.header, b.position_end, b.entries);
+            let end = b.header.next_offset();
+            if b.durability != Durability::Sync {
+                self.advance_high_watermark(end);
+            }
+            results[b.index] = Some(Ok((b.appended, end, b.durability)));
         }
-        Ok(())
+        true
     }
 
     /// Seals the active segment (fsyncs it and its indexes) and starts a new one at the next offset.
@@ -659,12 +811,6 @@ impl Partition {
     pub async fn wait_for_data(&self, offset: u64) {
         let mut rx = self.inner.high_watermark_tx.subscribe();
         let _ = rx.wait_for(|hw| *hw > offset).await;
-    }
-
-    /// Runs [`append`](Self::append) on tokio's blocking pool, for async callers.
-    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
-        let p = self.clone();
-        tokio::task::spawn_blocking(move || p.append(&records)).await.expect("append does not panic")
     }
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct PreparedBatch {
     now: i64,
 }
 
+/// What writing one batch gave: its offsets, the end offset to wait for, and its durability.
+type Written = Result<(Appended, u64, Durability)>;
+
 /// Batches of a group laid out for one `write()`, and the writer's state as it will be once they are
 /// written (the writer itself changes only after the write succeeds).
 struct Staged {
@@ -521,7 +524,7 @@ impl Partition {
     /// the end offset to wait for. A failed write or roll poisons the partition; the batches it
     /// carried and every later one fail.
     pub(crate) fn write_group(&self, batches: Vec<PreparedBatch>) -> Vec<Result<(Appended, u64, Durability)>> {
-        let mut results: Vec<Option<Result<(Appended, u64, Durability)>>> = Vec::with_capacity(batches.len());
+        let mut results: Vec<Option<Written>> = Vec::with_capacity(batches.len());
         let mut w = self.inner.writer.lock();
         let mut staged = Staged::new(&w);
         for (i, prepared) in batches.into_iter().enumerate() {
@@ -578,12 +581,7 @@ impl Partition {
     /// Writes the staged batches (log bytes, then their index entries), publishes them and records
     /// their results. On a failure it poisons the partition, gives the error to the first batch and
     /// `Poisoned` to the others, and returns `false`.
-    fn write_staged(
-        &self,
-        w: &mut Writer,
-        staged: &mut Staged,
-        results: &mut [Option<Result<(Appended, u64, Durability)>>],
-    ) -> bool {
+    fn write_staged(&self, w: &mut Writer, staged: &mut Staged, results: &mut [Option<Written>]) -> bool {
         if staged.batches.is_empty() {
             return true;
         }

@@ -10,7 +10,8 @@
 //!   counters equal a recomputation from the whole log (exactly once across crashes).
 //!
 //! The kill moment is drawn from the seed (after a random number of acknowledged produce
-//! requests, plus a random delay); no check depends on timing. The seed is printed; `SEED=<n>`
+//! requests, plus a random delay); some rounds end with SIGTERM instead, and some restarts are
+//! killed again while starting (a crash during recovery). No check depends on timing. The seed is printed; `SEED=<n>`
 //! replays its choices; `CRASH_ROUNDS=<n>` runs a longer loop.
 
 mod broker_common;
@@ -46,6 +47,12 @@ const RECORDS_PER_REQUEST_MAX: u64 = 8;
 const ACKS_BEFORE_KILL_MAX: u64 = 60;
 /// … and then 0..this milliseconds more (only the moment depends on it, never a check).
 const KILL_DELAY_MS_MAX: u64 = 30;
+/// One round in this many ends with SIGTERM instead (a clean shutdown between crashes).
+const TERMINATE_ONE_IN: u64 = 6;
+/// One restart in this many is itself killed 0..[`RESTART_KILL_MS_MAX`] ms after it was spawned,
+/// whether or not it is listening yet: a crash during recovery.
+const RESTART_KILL_ONE_IN: u64 = 4;
+const RESTART_KILL_MS_MAX: u64 = 80;
 /// How long a round may take to reach its kill point.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -408,7 +415,8 @@ fn scan(http: &Http, view: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn check_views(what: &str, http: &Http, logs: &Logs) {
+/// Checks both views; returns (late, evicted) of the windowed one, to show what was exercised.
+fn check_views(what: &str, http: &Http, logs: &Logs) -> (u64, u64) {
     let ends: BTreeMap<(String, u32), u64> =
         logs.iter().map(|(k, recs)| (k.clone(), recs.last().map_or(0, |(o, _)| o + 1))).collect();
 
@@ -450,9 +458,11 @@ fn check_views(what: &str, http: &Http, logs: &Logs) {
         *windows.entry((v["k"].as_str().unwrap().to_string(), start)).or_default() += 1;
     }
     let mut expected: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut evicted = 0;
     for ((k, start), n) in &windows {
         if watermark.is_some_and(|w| w >= start + SIZE_MS + RETENTION_MS) {
-            continue; // evicted
+            evicted += 1;
+            continue;
         }
         expected.entry(k.clone()).or_default().push(json!({"start": start, "end": start + SIZE_MS, "value": {"n": n}}));
     }
@@ -461,6 +471,7 @@ fn check_views(what: &str, http: &Http, logs: &Logs) {
     assert_eq!(st["watermark"].as_i64(), watermark, "{what}: {WINDOW_VIEW} watermark: {st}");
     assert_eq!(st["late_records"].as_u64(), Some(late), "{what}: {WINDOW_VIEW} late records: {st}");
     assert_eq!(st["counters"]["records_read"].as_u64(), Some(read), "{what}: {WINDOW_VIEW} read count: {st}");
+    (late, evicted)
 }
 
 /// The consumer of `round` read each partition from the committed offset seen at the round's start,
@@ -478,6 +489,26 @@ fn check_served_contiguous(round: usize, served: &[Served], start: &BTreeMap<u32
     }
 }
 
+/// Spawns a broker on `dir` and kills it `after` the spawn, listening or not (recovery, view
+/// resumption and the offsets replay may be under way). It must not have exited on its own.
+fn kill_while_starting(dir: &Path, after: Duration) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kappalog"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the broker");
+    std::thread::sleep(after);
+    if let Some(status) = child.try_wait().expect("try_wait") {
+        panic!("the broker exited by itself {after:?} into a restart: {status}");
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
 #[test]
 fn crash_loop_keeps_acked_records_commits_and_views() {
     let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -490,6 +521,7 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(AtomicU64::new(0));
     let mut model = Model::default();
+    let mut windows_exercised = (0, 0);
 
     let mut broker = Broker::start(dir.path(), &[]);
     let http = broker.client();
@@ -527,7 +559,14 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(delay);
-        broker.kill9();
+        let how = if rng.below(TERMINATE_ONE_IN) == 0 {
+            let status = broker.terminate();
+            assert!(status.success(), "round {round}: the broker exited with {status} after SIGTERM");
+            "SIGTERM"
+        } else {
+            broker.kill9();
+            "kill -9"
+        };
         stop.store(true, Ordering::Relaxed);
         for t in threads {
             if let Err(e) = t.join().expect("client thread") {
@@ -543,13 +582,19 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
             *m = (*m).max(c);
         }
 
+        let mut what = format!("after {how} {} of {rounds}", round + 1);
+        if rng.below(RESTART_KILL_ONE_IN) == 0 {
+            let after = Duration::from_millis(rng.below(RESTART_KILL_MS_MAX));
+            kill_while_starting(dir.path(), after);
+            what += &format!(" and a kill -9 {after:?} into the restart");
+        }
+        what += &format!(" (SEED={seed})");
         broker = Broker::start(dir.path(), &[]);
         let http = broker.client();
-        let what = format!("after kill {} (SEED={seed})", round + 1);
         let logs = read_logs_http(&http);
         check_logs(&what, &logs, &model);
         check_committed(&what, &http, &logs, &mut model);
-        check_views(&what, &http, &logs);
+        windows_exercised = check_views(&what, &http, &logs);
     }
     broker.kill9();
     let logs = read_logs_library(dir.path());
@@ -557,8 +602,11 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
     let served: usize = model.served.len();
     let records: usize = logs.values().map(Vec::len).sum();
     eprintln!(
-        "fault_crash_loop: {rounds} kills, {records} records ({} acknowledged), {served} served, {:?}",
+        "fault_crash_loop: {rounds} rounds, {records} records ({} acknowledged), {served} served, \
+         {} late and {} evicted windows, {:?}",
         model.acked.len(),
+        windows_exercised.0,
+        windows_exercised.1,
         started.elapsed()
     );
     assert!(model.acked.len() >= rounds, "every round acknowledged something");

@@ -10,7 +10,9 @@
 //!   counters equal a recomputation from the whole log (exactly once across crashes).
 //!
 //! The kill moment is drawn from the seed (after a random number of acknowledged produce
-//! requests, plus a random delay); some rounds end with SIGTERM instead, and some restarts are
+//! requests, plus a random delay); some rounds ask for a view rebuild (so kills land in replays
+//! and take-overs) and send large produce requests (so kills may tear a write); some rounds end
+//! with SIGTERM instead, and some restarts are
 //! killed again while starting (a crash during recovery). No check depends on timing. The seed is printed; `SEED=<n>`
 //! replays its choices; `CRASH_ROUNDS=<n>` runs a longer loop.
 
@@ -41,12 +43,22 @@ const CLICKS: &str = "clicks";
 const GROUP: &str = "crash-readers";
 /// Distinct keys (`k0`…).
 const KEYS: u64 = 7;
-/// Records per produce request: 1..=this.
+/// Records per produce request: 1..=this…
 const RECORDS_PER_REQUEST_MAX: u64 = 8;
+/// … except one request in this many, which is large (a write over many pages, which a kill
+/// may tear): this many records …
+const LARGE_REQUEST_ONE_IN: u64 = 12;
+const LARGE_REQUEST_RECORDS: u64 = 120;
+/// … each padded with this many bytes.
+const LARGE_REQUEST_PAD_BYTES: usize = 400;
 /// The kill comes after 1..=this acknowledged produce requests of the round…
 const ACKS_BEFORE_KILL_MAX: u64 = 60;
 /// … and then 0..this milliseconds more (only the moment depends on it, never a check).
 const KILL_DELAY_MS_MAX: u64 = 30;
+/// In one round in this many, a rebuild of one of the views is asked for 0..[`REBUILD_DELAY_MS_MAX`]
+/// ms into the round (the kill may land while it replays or while it takes over).
+const REBUILD_ONE_IN: u64 = 3;
+const REBUILD_DELAY_MS_MAX: u64 = 60;
 /// One round in this many ends with SIGTERM instead (a clean shutdown between crashes).
 const TERMINATE_ONE_IN: u64 = 6;
 /// One restart in this many is itself killed 0..[`RESTART_KILL_MS_MAX`] ms after it was spawned,
@@ -144,7 +156,9 @@ fn producer(r: Round, id: u64, mut rng: Rng) -> ClientResult {
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let topic = if rng.below(3) == 0 { CLICKS } else { EVENTS };
-        let n = 1 + rng.below(RECORDS_PER_REQUEST_MAX);
+        let large = rng.below(LARGE_REQUEST_ONE_IN) == 0;
+        let n = if large { LARGE_REQUEST_RECORDS } else { 1 + rng.below(RECORDS_PER_REQUEST_MAX) };
+        let pad = if large { "x".repeat(LARGE_REQUEST_PAD_BYTES) } else { String::new() };
         let mut ids = Vec::new();
         let mut records = Vec::new();
         for _ in 0..n {
@@ -154,7 +168,7 @@ fn producer(r: Round, id: u64, mut rng: Rng) -> ClientResult {
             let tick = clock.fetch_add(1, Ordering::Relaxed) as i64;
             let late = if rng.below(LATE_ONE_IN) == 0 { LATE_BY_MS } else { 0 };
             let ts = T0_MS + tick * TICK_MS - late;
-            records.push(json!({"key": k, "value": {"id": rid, "k": k, "ts": ts}}));
+            records.push(json!({"key": k, "value": {"id": rid, "k": k, "ts": ts, "pad": pad}}));
             ids.push(rid);
         }
         let resp = http
@@ -248,6 +262,25 @@ fn consumer(r: Round) -> ClientResult {
             let c = log.committed_acked.entry(p).or_default();
             *c = (*c).max(o + 1);
         }
+    }
+    Ok(())
+}
+
+/// Asks for a rebuild of `view` after `delay` (unless the round ends first).
+fn rebuilder(r: Round, view: &'static str, delay: Duration) -> ClientResult {
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        if r.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let http = Http::new(&r.url);
+    let Ok(resp) = http.client.post(format!("{}/views/{view}/rebuild", r.url)).send() else { return Ok(()) };
+    let status = resp.status().as_u16();
+    let Ok(body) = resp.text() else { return Ok(()) };
+    if status != 202 {
+        return Err(format!("rebuild {view}: {status} {body}"));
     }
     Ok(())
 }
@@ -548,6 +581,13 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
         }
         let r = shared.clone();
         threads.push(std::thread::spawn(move || consumer(r)));
+        // Producers and the consumer run until the kill; the rebuilder ends on its own.
+        let clients = threads.len();
+        if rng.below(REBUILD_ONE_IN) == 0 {
+            let view = if rng.below(2) == 0 { COUNT_VIEW } else { WINDOW_VIEW };
+            let (r, delay) = (shared.clone(), Duration::from_millis(rng.below(REBUILD_DELAY_MS_MAX)));
+            threads.push(std::thread::spawn(move || rebuilder(r, view, delay)));
+        }
         let Round { log, requests, stop, .. } = shared;
 
         let acks_before_kill = 1 + rng.below(ACKS_BEFORE_KILL_MAX) as usize;
@@ -555,7 +595,10 @@ fn crash_loop_keeps_acked_records_commits_and_views() {
         let deadline = Instant::now() + PROGRESS_TIMEOUT;
         while requests.load(Ordering::Relaxed) < acks_before_kill {
             assert!(Instant::now() < deadline, "round {round}: producers made no progress");
-            assert!(!threads.iter().any(|t| t.is_finished()), "round {round}: a client stopped early");
+            if let Some(i) = threads[..clients].iter().position(|t| t.is_finished()) {
+                let result = threads.swap_remove(i).join().expect("client thread");
+                panic!("round {round}: a client stopped before the kill: {result:?}");
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(delay);

@@ -12,9 +12,9 @@
 //! The kill moment is drawn from the seed (after a random number of acknowledged produce
 //! requests, plus a random delay); some rounds ask for a view rebuild (so kills land in replays
 //! and take-overs) and send large produce requests (so kills may tear a write); some rounds end
-//! with SIGTERM instead, and some restarts are
-//! killed again while starting (a crash during recovery). No check depends on timing. The seed is printed; `SEED=<n>`
-//! replays its choices; `CRASH_ROUNDS=<n>` runs a longer loop.
+//! with SIGTERM instead, and some restarts are killed again while starting (a crash during
+//! recovery). No check depends on timing. The seed is printed; `SEED=<n>` replays its choices
+//! (not the thread interleaving); `CRASH_ROUNDS=<n>` runs a longer loop.
 
 mod broker_common;
 mod broker_views_common;

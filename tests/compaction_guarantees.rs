@@ -184,7 +184,8 @@ fn many_records_of_few_keys_take_several_passes() {
         s.create_topic("t", 1, TopicConfig { segment_bytes: 256 * 1024, ..compacted() }).unwrap().partition(0).unwrap();
     const RECORDS: u64 = 80_000;
     for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(500) {
-        let recs: Vec<NewRecord> = chunk.iter().map(|i| NewRecord::keyed(format!("k{}", i % 7), format!("{i}"))).collect();
+        let recs: Vec<NewRecord> =
+            chunk.iter().map(|i| NewRecord::keyed(format!("k{}", i % 7), format!("{i}"))).collect();
         p.append(&recs).unwrap();
     }
     p.roll().unwrap();

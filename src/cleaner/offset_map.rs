@@ -182,7 +182,10 @@ mod tests {
         let mut m = OffsetMap::new(budget);
         let (a, b) = (m.digest(b"a"), m.digest(b"b"));
         assert_ne!(a, b);
-        assert_eq!([m.insert(a, 1), m.insert(b, 2), m.insert(a, 3)], [Inserted::New, Inserted::New, Inserted::Replaced(1)]);
+        assert_eq!(
+            [m.insert(a, 1), m.insert(b, 2), m.insert(a, 3)],
+            [Inserted::New, Inserted::New, Inserted::Replaced(1)]
+        );
         assert_eq!((m.get(a), m.get(b), m.get(m.digest(b"c"))), (Some(3), Some(2), None));
         let mut n = 2u64;
         while m.insert(m.digest(&n.to_le_bytes()), 10 + n) == Inserted::New {

@@ -216,7 +216,9 @@ fn init_tracing(default: &str) {
 fn serve_error_message(e: &server::ServeError) -> String {
     match e {
         server::ServeError::Store(crate::Error::Locked { path }) => format!(
-            "{e} (its lock file {} is held): is another kappalog serve running on it? Stop it, or pass a different --data-dir",
+            "data directory {} is locked: its lock file {} is held by another process (another kappalog serve, \
+             or a program embedding kappalog, on the same directory); stop it, or pass a different --data-dir",
+            path.display(),
             path.join(crate::store::LOCK_FILE).display()
         ),
         _ => e.to_string(),

@@ -320,6 +320,8 @@ fn pass(
     report.segments_before += rewrite.len();
     report.segments_after += written.len();
     state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    drop(out);
+    crate::log::reaper::release(segments);
     Ok(map_end >= c.end_offset)
 }
 

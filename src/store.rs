@@ -18,7 +18,8 @@ use crate::topic::{Topic, TopicInner, TopicMeta};
 /// The on-disk format version this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-const LOCK_FILE: &str = "LOCK";
+/// The file in the data directory whose exclusive lock a `Store` holds.
+pub(crate) const LOCK_FILE: &str = "LOCK";
 const META_FILE: &str = "kappalog.json";
 const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 const TOPICS_DIR: &str = "topics";

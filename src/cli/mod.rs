@@ -211,6 +211,20 @@ fn init_tracing(default: &str) {
         .try_init();
 }
 
+/// What `serve` prints when it cannot run: the error, and for a locked data directory the lock
+/// file and the likely cause (another broker on the same directory).
+fn serve_error_message(e: &server::ServeError) -> String {
+    match e {
+        server::ServeError::Store(crate::Error::Locked { path }) => format!(
+            "data directory {} is locked: its lock file {} is held by another process (another kappalog serve, \
+             or a program embedding kappalog, on the same directory); stop it, or pass a different --data-dir",
+            path.display(),
+            path.join(crate::store::LOCK_FILE).display()
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn main() -> i32 {
     run(Cli::parse())
@@ -225,7 +239,7 @@ pub fn run(cli: Cli) -> i32 {
             match result {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("kappalog serve: {e}");
+                    eprintln!("kappalog serve: {}", serve_error_message(&e));
                     EXIT_FAILURE
                 }
             }

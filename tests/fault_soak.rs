@@ -129,6 +129,8 @@ struct Shared {
     commits_fenced: AtomicU64,
     view_checks: AtomicU64,
     compactions: AtomicU64,
+    /// Times the lagging group's offsets jumped past records retention deleted.
+    lagging_jumps: AtomicU64,
 }
 
 impl Shared {
@@ -182,10 +184,13 @@ fn produce_events(s: &Shared, partition: u32) {
 }
 
 /// Every record is what the producer wrote at its offset; offsets strictly increase from `last`.
-fn check_events(s: &Shared, partition: u32, records: &[kappalog::Record], last: &mut Option<u64>, who: &str) {
+/// Returns how many times the offsets jumped (records skipped: deleted by retention).
+fn check_events(s: &Shared, partition: u32, records: &[kappalog::Record], last: &mut Option<u64>, who: &str) -> u64 {
+    let mut jumps = 0;
     for r in records {
         if let Some(l) = *last {
             assert!(r.offset > l, "{who}: {EVENTS}-{partition}: offset {} after {l}", r.offset);
+            jumps += u64::from(r.offset > l + 1);
         }
         *last = Some(r.offset);
         let (k, v) = event(s.seed, partition, r.offset);
@@ -193,11 +198,27 @@ fn check_events(s: &Shared, partition: u32, records: &[kappalog::Record], last: 
         assert_eq!(r.value.as_deref(), Some(v.as_bytes()), "{who}: {EVENTS}-{partition}@{}: value", r.offset);
     }
     s.records_checked.fetch_add(records.len() as u64, Ordering::Relaxed);
+    jumps
 }
 
-/// Polls and commits as members of `group`; with `churn`, it runs two members and every few
-/// seconds one leaves and a new one joins (a rebalance).
-fn consume(s: &Shared, group: &str, churn: bool) {
+/// How a group's members consume.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// Two members, one of which leaves and is replaced every few seconds (a rebalance).
+    churn: bool,
+    records_per_poll: usize,
+    pause: Duration,
+}
+
+const KEEPING_UP: Pace = Pace { churn: false, records_per_poll: 1000, pause: Duration::from_millis(5) };
+const CHURNING: Pace = Pace { churn: true, ..KEEPING_UP };
+/// Far slower than the producers: retention deletes records before it reads them.
+const LAGGING: Pace = Pace { churn: false, records_per_poll: 50, pause: Duration::from_millis(50) };
+
+/// Polls and commits as members of `group`; returns how often offsets jumped past deleted records.
+fn consume(s: &Shared, group: &str, pace: Pace) -> u64 {
+    let churn = pace.churn;
+    let mut jumps = 0;
     let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
     let join = || Consumer::subscribe(&s.coordinator, group, vec![EVENTS.into()], config.clone()).unwrap();
     let members = if churn { 2 } else { 1 };
@@ -208,7 +229,7 @@ fn consume(s: &Shared, group: &str, churn: bool) {
     let mut last_churn = Instant::now();
     while s.running() {
         for (i, (c, before, last)) in list.iter_mut().enumerate() {
-            let records = match c.poll(1000) {
+            let records = match c.poll(pace.records_per_poll) {
                 Ok(r) => r,
                 Err(e) => panic!("{group}: poll: {e}"),
             };
@@ -221,7 +242,7 @@ fn consume(s: &Shared, group: &str, churn: bool) {
                 by_partition.entry(tp.partition).or_default().push(r);
             }
             for (p, recs) in &by_partition {
-                check_events(s, *p, recs, last.entry(*p).or_default(), &format!("{group} member {i}"));
+                jumps += check_events(s, *p, recs, last.entry(*p).or_default(), &format!("{group} member {i}"));
             }
             last.retain(|p, _| now.iter().any(|tp| tp.partition == *p));
             *before = now;
@@ -244,11 +265,12 @@ fn consume(s: &Shared, group: &str, churn: bool) {
             old.close().unwrap();
             last_churn = Instant::now();
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pace.pause);
     }
     for (c, _, _) in list {
         c.close().unwrap();
     }
+    jumps
 }
 
 /// Samples the committed offsets of the groups: none ever goes backwards.
@@ -260,7 +282,11 @@ fn watch_commits(s: &Shared, groups: &[&str]) {
                 let Some(c) = s.coordinator.committed(g, &TopicPartition::new(EVENTS, p)) else { continue };
                 let prev = seen.insert((g.to_string(), p), c.offset);
                 if let Some(prev) = prev {
-                    assert!(c.offset >= prev, "group {g}: committed offset of {EVENTS}-{p} went from {prev} to {}", c.offset);
+                    assert!(
+                        c.offset >= prev,
+                        "group {g}: committed offset of {EVENTS}-{p} went from {prev} to {}",
+                        c.offset
+                    );
                 }
             }
         }
@@ -312,7 +338,12 @@ fn read_profiles(s: &Shared) {
                 let batch = p.read(next, 64 * 1024, 1000).unwrap();
                 assert!(!batch.is_empty(), "{PROFILES}-{}: nothing at {next} below {end}", p.id());
                 for r in &batch {
-                    assert!(last.is_none_or(|l| r.offset > l), "{PROFILES}-{}: offset {} after {last:?}", p.id(), r.offset);
+                    assert!(
+                        last.is_none_or(|l| r.offset > l),
+                        "{PROFILES}-{}: offset {} after {last:?}",
+                        p.id(),
+                        r.offset
+                    );
                     last = Some(r.offset);
                     let key = r.key.as_deref().expect("compacted records have keys");
                     let where_ = format!("{PROFILES}-{}@{}", p.id(), r.offset);
@@ -435,7 +466,8 @@ fn spawn(name: &str, s: &Arc<Shared>, f: impl FnOnce(&Shared) + Send + 'static) 
 
 #[test]
 fn mixed_load_keeps_every_invariant_and_bounded_resources() {
-    let seconds: u64 = std::env::var("KAPPALOG_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SOAK_SECONDS_DEFAULT);
+    let seconds: u64 =
+        std::env::var("KAPPALOG_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SOAK_SECONDS_DEFAULT);
     let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
     });
@@ -445,7 +477,9 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
     let store = Store::open(dir.path(), config).unwrap();
     store.create_topic(EVENTS, EVENT_PARTITIONS, events_config()).unwrap();
     store.create_topic(PROFILES, 2, profiles_config()).unwrap();
-    store.create_topic(CLICKS, 2, TopicConfig { durability: Durability::Interval { ms: 20 }, ..TopicConfig::default() }).unwrap();
+    store
+        .create_topic(CLICKS, 2, TopicConfig { durability: Durability::Interval { ms: 20 }, ..TopicConfig::default() })
+        .unwrap();
     let coordinator = GroupCoordinator::open(&store).unwrap();
     let views_config = ViewsConfig { checkpoint_interval_ms: 100, idle_wait_ms: 20, ..ViewsConfig::default() };
     let views = Views::open(&store, views_config).unwrap();
@@ -463,16 +497,25 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
         commits_fenced: AtomicU64::new(0),
         view_checks: AtomicU64::new(0),
         compactions: AtomicU64::new(0),
+        lagging_jumps: AtomicU64::new(0),
     });
     let mut threads = Vec::new();
     for p in 0..EVENT_PARTITIONS {
         threads.push(spawn(&format!("events-{p}"), &shared, move |s| produce_events(s, p)));
     }
     for i in 0..2 {
-        threads.push(spawn(&format!("g-stable-{i}"), &shared, |s| consume(s, "stable", false)));
+        threads.push(spawn(&format!("g-stable-{i}"), &shared, |s| {
+            consume(s, "stable", KEEPING_UP);
+        }));
     }
-    threads.push(spawn("g-churn", &shared, |s| consume(s, "churn", true)));
-    threads.push(spawn("commits", &shared, |s| watch_commits(s, &["stable", "churn"])));
+    threads.push(spawn("g-churn", &shared, |s| {
+        consume(s, "churn", CHURNING);
+    }));
+    threads.push(spawn("g-lagging", &shared, |s| {
+        let jumps = consume(s, "lagging", LAGGING);
+        s.lagging_jumps.store(jumps, Ordering::Relaxed);
+    }));
+    threads.push(spawn("commits", &shared, |s| watch_commits(s, &["stable", "churn", "lagging"])));
     threads.push(spawn("profiles", &shared, produce_profiles));
     threads.push(spawn("profiles-reader", &shared, read_profiles));
     threads.push(spawn("maintenance", &shared, maintain));
@@ -505,7 +548,10 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
     // Resources: the late phase stays within a bound of the warm-up's maximum.
     let warmup = duration.mul_f64(WARMUP_FRACTION);
     let phase = |from: Duration, to: Duration| {
-        samples.iter().filter(|(t, _, _)| *t >= from && *t < to).fold((0, 0), |(r, f), (_, rss, fds)| (r.max(*rss), f.max(*fds)))
+        samples
+            .iter()
+            .filter(|(t, _, _)| *t >= from && *t < to)
+            .fold((0, 0), |(r, f), (_, rss, fds)| (r.max(*rss), f.max(*fds)))
     };
     let (base_rss, base_fds) = phase(Duration::ZERO, warmup);
     let (mid_rss, mid_fds) = phase(warmup, duration.mul_f64(2.0 / 3.0));
@@ -523,21 +569,28 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
 
     // The load did something of everything.
     let s = &shared;
-    let (checked, commits, fenced) =
-        (s.records_checked.load(Ordering::Relaxed), s.commits.load(Ordering::Relaxed), s.commits_fenced.load(Ordering::Relaxed));
+    let (checked, commits, fenced) = (
+        s.records_checked.load(Ordering::Relaxed),
+        s.commits.load(Ordering::Relaxed),
+        s.commits_fenced.load(Ordering::Relaxed),
+    );
     let (view_checks, compactions) = (s.view_checks.load(Ordering::Relaxed), s.compactions.load(Ordering::Relaxed));
+    let jumps = s.lagging_jumps.load(Ordering::Relaxed);
     let events = store.topic(EVENTS).unwrap();
     let starts: Vec<u64> = events.partitions().iter().map(|p| p.log_start_offset()).collect();
     eprintln!(
         "fault_soak: {elapsed:?}: {checked} records checked, {commits} commits ({fenced} fenced), {view_checks} view checks, \
-         {compactions} explicit compaction passes, events log starts {starts:?}"
+         {compactions} explicit compaction passes, events log starts {starts:?}, {jumps} jumps of the lagging group"
     );
     assert!(checked > 0 && commits > 0 && view_checks > 0);
+    assert!(jumps > 0, "the lagging group fell behind retention and restarted at the log start");
     assert!(starts.iter().any(|s| *s > 0), "retention deleted segments of {EVENTS}");
+    // Size retention keeps a partition larger than retention_bytes by less than a segment.
+    store.enforce_retention(EVENTS).unwrap();
     for p in events.partitions().iter() {
         let size: u64 = p.segment_infos().unwrap().iter().map(|i| i.size_bytes).sum();
         assert!(
-            size <= EVENT_RETENTION_BYTES as u64 + 2 * EVENT_SEGMENT_BYTES,
+            size < EVENT_RETENTION_BYTES as u64 + EVENT_SEGMENT_BYTES,
             "{EVENTS}-{}: {size} bytes on disk after retention",
             p.id()
         );

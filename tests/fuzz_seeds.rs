@@ -81,7 +81,11 @@ fn write_http_bodies_seeds() {
         ),
         ("produce-partition-binary", 2, r#"{"records":[{"value":"AAEC","timestamp":0}]}"#),
         ("produce-partition-json", 3, r#"{"records":[{"key":{"id":1},"value":{"k":"y"}},{"value":null}]}"#),
-        ("produce-compacted", 4, r#"{"records":[{"key":"user-1","value":{"name":"a"}},{"key":"user-1","value":null}]}"#),
+        (
+            "produce-compacted",
+            4,
+            r#"{"records":[{"key":"user-1","value":{"name":"a"}},{"key":"user-1","value":null}]}"#,
+        ),
         ("produce-no-content-type", 5, r#"{"records":[{"value":"plain"}]}"#),
         ("commit", 6, r#"{"offsets":[{"topic":"t","partition":0,"offset":0,"metadata":"m"}]}"#),
         ("commit-fetched", 6, ""),

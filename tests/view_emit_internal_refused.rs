@@ -38,7 +38,10 @@ fn a_view_cannot_emit_into_an_internal_topic() {
         assert_emit_refused(views.update(ViewSpec::from_json(INTERNAL_EMIT.as_bytes()).unwrap()));
         assert!(view.wait_caught_up(std::time::Duration::from_secs(60)));
         assert_eq!(view.status().version, 1, "no rebuild was started");
-        assert_eq!(store.topic("__consumer_offsets").unwrap().partitions().iter().map(|p| p.high_watermark()).sum::<u64>(), 0);
+        assert_eq!(
+            store.topic("__consumer_offsets").unwrap().partitions().iter().map(|p| p.high_watermark()).sum::<u64>(),
+            0
+        );
     }
     let (store, _views) = open(dir.path());
     GroupCoordinator::open(&store).expect("the coordinator opens over its own records only");

@@ -23,7 +23,8 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 const RETENTION_BYTES: i64 = 256 * 1024;
 const SEGMENT_BYTES: u64 = 32 * 1024;
 /// A spec that `PUT /views/v` bodies replace; its source is `t`.
-const VIEW_SPEC: &str = r#"{"name": "v", "source": {"topics": ["t"]}, "key": "/k", "aggregates": {"n": {"op": "count"}}}"#;
+const VIEW_SPEC: &str =
+    r#"{"name": "v", "source": {"topics": ["t"]}, "key": "/k", "aggregates": {"n": {"op": "count"}}}"#;
 
 /// How long a view gets to catch up before the reopen check.
 const VIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -88,7 +89,12 @@ impl Harness {
         let mut h = Harness { app: Some(app), state: Some(state), runtime, dir, requests: 0, last_body: String::new() };
         for (method, path, body, want) in [
             ("POST", "/views", VIEW_SPEC, 201),
-            ("POST", "/consumers/g", r#"{"name": "i", "format": "binary", "consumer.instance.timeout.ms": 86400000}"#, 200),
+            (
+                "POST",
+                "/consumers/g",
+                r#"{"name": "i", "format": "binary", "consumer.instance.timeout.ms": 86400000}"#,
+                200,
+            ),
             (
                 "POST",
                 "/consumers/g/instances/i/assignments",

@@ -215,6 +215,9 @@ const CHURNING: Pace = Pace { churn: true, ..KEEPING_UP };
 /// Far slower than the producers: retention deletes records before it reads them.
 const LAGGING: Pace = Pace { churn: false, records_per_poll: 50, pause: Duration::from_millis(50) };
 
+/// A member, its assignment after its previous poll, and the last offset it read per partition.
+type Member = (Consumer, Vec<TopicPartition>, HashMap<u32, Option<u64>>);
+
 /// Polls and commits as members of `group`; returns how often offsets jumped past deleted records.
 fn consume(s: &Shared, group: &str, pace: Pace) -> u64 {
     let churn = pace.churn;
@@ -222,9 +225,7 @@ fn consume(s: &Shared, group: &str, pace: Pace) -> u64 {
     let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
     let join = || Consumer::subscribe(&s.coordinator, group, vec![EVENTS.into()], config.clone()).unwrap();
     let members = if churn { 2 } else { 1 };
-    // Each member with its previous assignment and the last offset it read per partition.
-    let mut list: Vec<(Consumer, Vec<TopicPartition>, HashMap<u32, Option<u64>>)> =
-        (0..members).map(|_| (join(), Vec::new(), HashMap::new())).collect();
+    let mut list: Vec<Member> = (0..members).map(|_| (join(), Vec::new(), HashMap::new())).collect();
     let mut rng = Rng(s.seed ^ group.len() as u64);
     let mut last_churn = Instant::now();
     while s.running() {

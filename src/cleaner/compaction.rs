@@ -5,11 +5,15 @@
 //!    whose newest record is younger than `min_compaction_lag_ms`. Its **dirty** section starts at the
 //!    first dirty offset (where the last pass stopped; persisted in `cleaner-checkpoint`).
 //! 2. Map every key of the dirty section to its latest offset, until the map's byte budget is full:
-//!    the map covers `[first_dirty, map_end)`.
+//!    the map covers `[first_dirty, map_end)`. Each time a key's offset is replaced, the older
+//!    offset goes into a bit set of superseded dirty offsets.
 //! 3. Rewrite every segment from the log start through the one holding `map_end - 1` into `.cleaned`
 //!    files, neighbours merged while their sizes add up to at most `segment_bytes`. A record is
-//!    dropped when the map holds a later offset for its key; a tombstone below `map_end` is also
-//!    dropped once its timestamp is more than `delete_retention_ms` old. Offsets never change.
+//!    dropped when a later record of its key is in `[first_dirty, map_end)`: for a dirty record, when
+//!    its offset is in the superseded set (no hashing, no lookup); for one below `first_dirty`, when
+//!    the map holds a later offset for its key. A tombstone below `map_end` is also dropped once its
+//!    timestamp is more than `delete_retention_ms` old. Offsets never change. Every batch is
+//!    CRC-checked once per pass: by step 2 if it read it, else here.
 //! 4. Swap the new segments in (see `swap.rs`); the first dirty offset becomes `map_end`.
 //!
 //! Passes repeat until the dirty section is done: a dirty section larger than the map is cleaned
@@ -20,7 +24,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::offset_map::{Digest, OffsetMap, SLOT_BYTES};
+use super::offset_map::{Digest, Inserted, OffsetMap, SLOT_BYTES};
 use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
 use super::swap::{self, Manifest};
 use super::CleanerState;
@@ -182,10 +186,17 @@ fn pass(
     }
     let cleanable = &segments[..c.count];
 
-    // 2. The map of the dirty section.
-    let mut map = OffsetMap::new(offset_map_bytes);
+    // 2. The map of the dirty section, and the set of its offsets that a later record of the same
+    // key supersedes (learnt when the later one replaces it in the map), so that the rewrite looks
+    // up only records below the dirty section. A sixteenth of the budget is for that set.
+    let mut map = OffsetMap::new(offset_map_bytes - offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
+    let mut superseded = OffsetSet::new(first_dirty, offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
     let mut map_end = c.end_offset;
     let mut pending: Vec<(Digest, u64)> = Vec::new();
+    // The batches this loop CRC-checks start at or after `verified_from` and before `map_end`: from
+    // the first segment it reads through the batch where it stops. The rewrite does not check them
+    // again (same maps of the same sealed files).
+    let verified_from = cleanable.iter().find(|s| s.next_offset() > first_dirty).map_or(u64::MAX, |s| s.base_offset);
     'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         let data = s.data();
         let mut pos = 0;
@@ -211,9 +222,17 @@ fn pass(
             })?;
             map.touch(pending.iter().map(|p| p.0));
             for &(d, offset) in &pending {
-                if !map.insert(d, offset) {
+                if !superseded.covers(offset) {
                     map_end = offset;
                     break 'segments;
+                }
+                match map.insert(d, offset) {
+                    Inserted::New => {}
+                    Inserted::Replaced(older) => superseded.insert(older),
+                    Inserted::Full => {
+                        map_end = offset;
+                        break 'segments;
+                    }
                 }
             }
         }
@@ -248,7 +267,8 @@ fn pass(
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
-            filter_segment(s, &map, &tombstones, &mut out, report)?;
+            let latest = Latest { map: &map, superseded: &superseded, map_end };
+            filter_segment(s, &latest, &tombstones, verified_from..map_end, &mut out, report)?;
         }
         out.finish()
     })();
@@ -300,6 +320,8 @@ fn pass(
     report.segments_before += rewrite.len();
     report.segments_after += written.len();
     state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    drop(out);
+    crate::log::reaper::release(segments);
     Ok(map_end >= c.end_offset)
 }
 
@@ -353,48 +375,121 @@ struct Tombstones {
     log_last: u64,
 }
 
-/// Copies the records of `s` that survive into `out`.
+/// `offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR` is the budget of a pass's [`OffsetSet`]: a bit per
+/// dirty offset, 2^20 offsets per 128 KiB, next to 24 bytes per key for the map.
+const SUPERSEDED_BUDGET_DIVISOR: usize = 16;
+
+/// A set of offsets in `[start, start + 8 * budget_bytes)`, a bit each.
+pub(crate) struct OffsetSet {
+    start: u64,
+    bits: Vec<u64>,
+    capacity: u64,
+}
+
+impl OffsetSet {
+    pub fn new(start: u64, budget_bytes: usize) -> OffsetSet {
+        OffsetSet { start, bits: Vec::new(), capacity: budget_bytes as u64 / 8 * 64 }
+    }
+
+    /// Whether `offset` fits in the set's range.
+    pub fn covers(&self, offset: u64) -> bool {
+        offset >= self.start && offset - self.start < self.capacity
+    }
+
+    pub fn insert(&mut self, offset: u64) {
+        debug_assert!(self.covers(offset));
+        let i = offset - self.start;
+        let word = (i / 64) as usize;
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        self.bits[word] |= 1 << (i % 64);
+    }
+
+    pub fn contains(&self, offset: u64) -> bool {
+        let Some(i) = offset.checked_sub(self.start) else { return false };
+        self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// Whether a record is the latest of its key, as far as a pass knows: the map covers the dirty
+/// offsets `[superseded.start, map_end)`.
+struct Latest<'a> {
+    map: &'a OffsetMap,
+    superseded: &'a OffsetSet,
+    map_end: u64,
+}
+
+impl Latest<'_> {
+    /// Whether the keyed record at `offset` needs a map lookup: only those below the dirty section.
+    /// A dirty one is superseded exactly when it is in `superseded`; one at or past `map_end` never
+    /// is (the map holds only earlier offsets).
+    fn needs_lookup(&self, offset: u64) -> bool {
+        offset < self.superseded.start
+    }
+
+    /// Whether a later record of the same key supersedes the keyed record at `offset`, whose key
+    /// has digest `d` (needed only when [`needs_lookup`](Self::needs_lookup)).
+    fn superseded(&self, offset: u64, d: Option<Digest>) -> bool {
+        if offset >= self.map_end {
+            false
+        } else if let Some(d) = d {
+            self.map.get(d).is_some_and(|latest| offset < latest)
+        } else {
+            self.superseded.contains(offset)
+        }
+    }
+}
+
+/// Copies the records of `s` that survive into `out`. Batches whose base offset is in `verified`
+/// were CRC-checked by this pass already.
 fn filter_segment(
     s: &Segment,
-    map: &OffsetMap,
+    latest: &Latest<'_>,
     t: &Tombstones,
+    verified: std::ops::Range<u64>,
     out: &mut Output<'_>,
     report: &mut CompactionReport,
 ) -> Result<()> {
     let data = s.data();
     let mut pos = 0;
+    // Each record, and its key's digest if it needs a map lookup; `None` key: keyless.
     let mut all: Vec<(RawRecord, Option<Digest>)> = Vec::new();
     let mut kept: Vec<RawRecord> = Vec::new();
     let mut buf = Vec::new();
     while pos < data.len() {
-        let (h, b) = s.batch_at(&data, pos)?;
+        let (h, b) = s.batch_bounds_at(&data, pos)?;
+        if !verified.contains(&h.base_offset) {
+            // Not checked by the map pass. A batch copied whole keeps its CRC, but one that loses
+            // records gets a new CRC: an unchecked batch would launder a corrupt byte.
+            crate::log::batch::verify(&h, &b).map_err(|detail| Error::Corrupted {
+                path: s.log_path.clone(),
+                position: pos as u64,
+                detail,
+            })?;
+        }
         let at = pos;
         pos += h.len();
         all.clear();
         kept.clear();
         for_each_record(&h, &b, |r| {
-            let d = r.key(&b).map(|k| map.digest(k));
+            let d = r.key(&b).filter(|_| latest.needs_lookup(r.offset(&h))).map(|k| latest.map.digest(k));
             all.push((r, d));
             true
         })
         .map_err(|detail| Error::Corrupted { path: s.log_path.clone(), position: at as u64, detail })?;
-        map.touch(all.iter().filter_map(|a| a.1));
+        latest.map.touch(all.iter().filter_map(|a| a.1));
         let mut tombstones = 0;
         for (r, d) in all.drain(..) {
             let offset = r.offset(&h);
-            let keep = match d {
-                // Keyless records (a topic compacted after it was not) are never superseded.
-                None => true,
-                Some(d) => match map.get(d) {
-                    Some(latest) if offset < latest => false,
-                    _ => {
-                        let expired =
-                            r.tombstone && offset < t.below && offset != t.log_last && r.timestamp(&h) <= t.horizon_ms;
-                        tombstones += expired as u64;
-                        !expired
-                    }
-                },
-            };
+            // Keyless records (a topic compacted after it was not) are never superseded.
+            let keep = r.key.is_none()
+                || !latest.superseded(offset, d) && {
+                    let expired =
+                        r.tombstone && offset < t.below && offset != t.log_last && r.timestamp(&h) <= t.horizon_ms;
+                    tombstones += expired as u64;
+                    !expired
+                };
             if keep {
                 kept.push(r);
             }

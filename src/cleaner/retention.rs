@@ -114,6 +114,8 @@ pub fn enforce_retention(p: &Partition, now_ms: i64) -> Result<RetentionReport> 
         report.bytes_removed += s.size();
     }
     sync_dir(p.dir())?;
+    drop(segments);
+    crate::log::reaper::release(doomed);
     report.log_start_offset_after = p.log_start_offset();
     tracing::info!(
         topic = p.topic(),

@@ -8,6 +8,7 @@ pub(crate) mod io;
 pub(crate) mod mmap;
 pub(crate) mod offset_file;
 pub(crate) mod partition;
+pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 

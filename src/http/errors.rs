@@ -20,7 +20,8 @@ pub mod code {
     pub const GROUP_NOT_FOUND: i32 = 40404;
     /// kappalog's: no view of that name (40410–40419 are views'; Confluent does not use them).
     pub const VIEW_NOT_FOUND: i32 = 40410;
-    /// kappalog's: the view has no such key (or no window in the asked range).
+    /// kappalog's: the view has no such key (a key with no window in the asked range is a 200
+    /// with an empty `windows` list).
     pub const VIEW_KEY_NOT_FOUND: i32 = 40411;
     pub const CONSUMER_FORMAT_MISMATCH: i32 = 40601;
     pub const TOPIC_EXISTS: i32 = 40901;

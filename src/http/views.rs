@@ -52,13 +52,21 @@ fn i64_param(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
-/// `GET /views/{name}/keys/{key}?from=&to=`: `{"key","value"}` or `{"key","windows":[…]}`.
+/// `GET /views/{name}/keys/{key}?from=&to=`: `{"key","value"}` or `{"key","windows":[…]}` with
+/// the windows whose start is in `from..to` (from inclusive, to exclusive; each optional).
 pub async fn get_key(
     State(state): State<AppState>,
     PathParams((name, key)): PathParams<(String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let (from_ms, to_ms) = (i64_param(&params, "from")?, i64_param(&params, "to")?);
+    if let (Some(from), Some(to)) = (from_ms, to_ms) {
+        if from > to {
+            return Err(ApiError::bad_request(format!(
+                "query parameter from={from} must not be greater than to={to} (windows starting in from..to)"
+            )));
+        }
+    }
     let views = state.views().clone();
     let found = blocking(move || {
         let view = views.get(&name)?;

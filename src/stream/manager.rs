@@ -290,6 +290,7 @@ impl Views {
             }
         }
         if let Some(e) = &spec.emit {
+            check_emit_not_internal(&e.topic)?;
             if self.inner.store.topic(&e.topic).is_err() {
                 return Err(invalid("emit.topic", format!("topic {:?} does not exist", e.topic)));
             }
@@ -329,6 +330,7 @@ impl Views {
             }
         }
         if let Some(t) = emit_topic {
+            check_emit_not_internal(t)?;
             if self.inner.store.topic(t).is_err() || topics.contains(&t) {
                 return Err(invalid("emit.topic", format!("topic {t:?} does not exist or is a source")));
             }
@@ -533,6 +535,15 @@ fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<O
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
     ViewError::InvalidSpec { field: field.into(), reason: reason.into() }.into()
+}
+
+/// Internal topics (`__consumer_offsets`) hold records only their owner can read back: results
+/// written there would stop the group coordinator from opening the store again.
+fn check_emit_not_internal(topic: &str) -> Result<()> {
+    if topic.starts_with(crate::INTERNAL_TOPIC_PREFIX) {
+        return Err(invalid("emit.topic", format!("topic {topic:?} is internal: a view cannot write to it")));
+    }
+    Ok(())
 }
 
 fn read_view_file(dir: &Path) -> Result<Option<ViewFile>> {

@@ -346,8 +346,9 @@ impl Operator {
             (Operator::Declarative(d), Entry::Windows(ws)) => {
                 let lo = from_ms.unwrap_or(i64::MIN);
                 let hi = to_ms.unwrap_or(i64::MAX);
+                // `BTreeMap::range` panics on a reversed range: from past to is simply empty.
                 let list = ws
-                    .range(lo..hi)
+                    .range(lo..hi.max(lo))
                     .map(|(&start, w)| WindowResult { start, end: w.end, value: w.aggregates.to_json(&d.aggregates) })
                     .collect();
                 (None, Some(list))
@@ -430,6 +431,18 @@ mod tests {
             run(SESSION, &[(0, "a", "{}"), (5, "a", "{}"), (20, "a", "{}"), (21, "a", "{}"), (12, "a", "{}")]);
         assert_eq!(windows(&st, "a"), vec![(0, 31, 5)], "12 is within the gap of 5 and of 20");
         assert_eq!(st.window_count(), 1, "the merged sessions left the index");
+    }
+
+    #[test]
+    fn a_reversed_query_range_is_empty_not_a_panic() {
+        let (st, _, d) = run(SESSION, &[(0, "a", "{}"), (20, "a", "{}")]);
+        let op = Operator::Declarative(Box::new(d));
+        let entry = st.snap.entries.get("a").unwrap();
+        let starts = |from, to| op.show(entry, from, to).1.unwrap().iter().map(|w| w.start).collect::<Vec<_>>();
+        assert_eq!(starts(None, None), vec![0, 20]);
+        assert_eq!(starts(Some(20), Some(0)), Vec::<i64>::new());
+        assert_eq!(starts(Some(i64::MAX), Some(i64::MIN)), Vec::<i64>::new());
+        assert_eq!(starts(Some(0), Some(20)), vec![0], "from inclusive, to exclusive");
     }
 
     #[test]

@@ -26,13 +26,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// [`Map::prefault`] maps at least this much ahead at a time.
+const PREFAULT_CHUNK_BYTES: usize = 1 << 20;
 
 /// A read-only shared mapping of a segment file, readable up to its published length.
 #[derive(Debug)]
 pub(crate) struct Map {
     raw: MmapRaw,
     published: AtomicUsize,
+    /// Bytes below this have had their page table entries filled by [`Map::prefault`].
+    prefaulted: AtomicUsize,
 }
 
 impl Map {
@@ -47,7 +52,7 @@ impl Map {
             ));
         }
         let raw = MmapOptions::new().len(capacity.max(1)).map_raw_read_only(file)?;
-        Ok(Arc::new(Map { raw, published: AtomicUsize::new(published) }))
+        Ok(Arc::new(Map { raw, published: AtomicUsize::new(published), prefaulted: AtomicUsize::new(0) }))
     }
 
     /// Makes the bytes below `len` readable. The caller has just written them with `write()`.
@@ -55,6 +60,24 @@ impl Map {
         assert!(len <= self.raw.len(), "publish beyond the map: {len} > {}", self.raw.len());
         let old = self.published.swap(len, Ordering::Release);
         assert!(old <= len, "the published length of a map never shrinks ({old} -> {len})");
+    }
+
+    /// Fills the page table entries for published bytes `[from, to)` (and up to a chunk more) in
+    /// one `madvise(MADV_POPULATE_READ)`, for a reader about to scan them: a first scan of a mapped
+    /// segment otherwise takes a page fault every 16 pages (the kernel's fault-around), which costs
+    /// about a tenth of a sequential read's time. Only forward scans benefit: a range below the
+    /// highest one prefaulted is skipped. Advisory: errors (an old kernel) are ignored.
+    pub fn prefault(&self, from: usize, to: usize) {
+        let done = self.prefaulted.load(Ordering::Relaxed);
+        let published = self.published();
+        if to <= done || from >= published {
+            return;
+        }
+        let start = from.max(done);
+        let end = to.max(start + PREFAULT_CHUNK_BYTES).min(published);
+        if self.raw.advise_range(Advice::PopulateRead, start, end - start).is_ok() {
+            self.prefaulted.fetch_max(end, Ordering::Relaxed);
+        }
     }
 
     /// Bytes readable now.

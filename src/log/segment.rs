@@ -577,6 +577,7 @@ impl Segment {
     ) -> Result<Flow> {
         let data = self.data();
         let mut pos = self.seek(&data, offset)?;
+        self.map.prefault(pos, pos.saturating_add(max_bytes.saturating_sub(*bytes_read)));
         while pos < data.len() {
             let (h, b) = self.batch_at(&data, pos)?;
             if h.base_offset >= high_watermark {

@@ -557,7 +557,12 @@ impl Partition {
                 staged.created_ms = now;
             }
             staged.next_offset = header.next_offset();
-            staged.bytes.extend_from_slice(&buf);
+            if staged.bytes.is_empty() {
+                // Most groups are one batch: write its buffer as it is, no copy.
+                staged.bytes = buf;
+            } else {
+                staged.bytes.extend_from_slice(&buf);
+            }
             let appended = Appended {
                 base_offset,
                 last_offset: header.last_offset(),

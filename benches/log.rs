@@ -13,6 +13,8 @@
 //! - `KAPPALOG_BENCH_OPEN_SEGMENT_MIB=N`: size of each of the 100 segments of the open case;
 //!   default 24 (quick: 1).
 //! - `KAPPALOG_BENCH_ONLY=append,group,read,open`: run only these cases.
+//! - `KAPPALOG_BENCH_GROUP=tasks`: the group commit case with tasks only (not threads);
+//!   `KAPPALOG_BENCH_WORKERS=N`: the runtime's worker threads for it (default: one per core).
 //! - `KAPPALOG_BENCH_DIR=path`: where to write (default: cargo's target tmp dir). Everything written is
 //!   deleted at the end of each case.
 //! - `KAPPALOG_BENCH_CRITERION=1`: also run the criterion groups (append, read) after the table.

@@ -13,6 +13,16 @@ const THREADS: u64 = 64;
 /// Bound on waiting for a condition (a safety net against hangs, not a timing assumption).
 const WAIT_MAX: Duration = Duration::from_secs(60);
 
+/// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
+/// store's close) waiting for an fsync forever.
+struct ResumeSyncs(Arc<FaultInjector>);
+
+impl Drop for ResumeSyncs {
+    fn drop(&mut self) {
+        self.0.resume_syncs();
+    }
+}
+
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT_MAX;
     while !cond() {
@@ -33,11 +43,12 @@ fn concurrent_appends_share_fsyncs() {
     p.append(&[NewRecord::new("warm-up")]).unwrap();
 
     // Why the fsync count is deterministic: the first appender to queue its batch leads. It writes
-    // the batches queued so far and blocks inside their fsync (paused below), after the injector
-    // counted it. Every other appender queues its batch and sleeps. Once all 64 are written or
+    // the batches queued so far (one write(): the log end offset moves past them) and blocks inside
+    // their fsync (paused below), after the injector counted it. Every other appender queues its batch and sleeps. Once all 64 are written or
     // queued, the paused fsync returns and the lead passes to the first queued appender, which
     // writes every queued batch and fsyncs once: 2 fsyncs for 64 appends.
     faults.pause_syncs();
+    let _resume = ResumeSyncs(Arc::clone(&faults));
     let (writes0, syncs0) = (faults.writes(), faults.syncs());
     let barrier = Arc::new(Barrier::new(THREADS as usize));
     let handles: Vec<_> = (0..THREADS)
@@ -52,8 +63,9 @@ fn concurrent_appends_share_fsyncs() {
         })
         .collect();
     wait_until("every batch written or queued, and one fsync in flight", || {
-        faults.syncs() == syncs0 + 1 && faults.writes() - writes0 + p.queued_appends() as u64 == THREADS
+        faults.syncs() == syncs0 + 1 && p.log_end_offset() - 1 + p.queued_appends() as u64 == THREADS
     });
+    assert_eq!(faults.writes(), writes0 + 1, "the first group went out in one write()");
     assert_eq!(p.high_watermark(), 1, "nothing is visible before its fsync");
     faults.resume_syncs();
     let results: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -111,13 +123,15 @@ fn tasks_and_threads_share_group_commits() {
     let faults = FaultInjector::new();
     let store =
         Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
-    let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
-    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    p.append(&[NewRecord::new("warm-up")]).unwrap();
 
-    // Round 1, deterministic: a task leads (on the blocking pool) and its fsync is paused.
+    // Round 1, deterministic: whoever leads first blocks in its paused fsync. One `write()` per group
+    // and no index entries or rolls, so the injector's count of writes is the count of groups written.
+    let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
+    let p = store.create_topic("t1", 1, config).unwrap().partition(0).unwrap();
+    p.append(&[NewRecord::new("warm-up")]).unwrap();
     faults.pause_syncs();
+    let resume = ResumeSyncs(Arc::clone(&faults));
     let (writes0, syncs0) = (faults.writes(), faults.syncs());
     let tasks: Vec<_> = (0..THREADS)
         .map(|i| {
@@ -137,19 +151,34 @@ fn tasks_and_threads_share_group_commits() {
             })
         })
         .collect();
-    wait_until("every batch written or queued, and one fsync in flight", || {
-        faults.syncs() == syncs0 + 1 && faults.writes() - writes0 + p.queued_appends() as u64 >= 2 * THREADS
+    // Once the first group is written (one write(): the log end offset moves past it) and in its
+    // paused fsync, every other appender can only queue; after the fsync the queue goes out as one
+    // more group, whoever leads it.
+    wait_until("one group in its fsync and every other append queued", || {
+        faults.syncs() == syncs0 + 1 && p.log_end_offset() - 1 + p.queued_appends() as u64 == 2 * THREADS
     });
     assert_eq!(p.high_watermark(), 1, "nothing is visible before its fsync");
-    faults.resume_syncs();
+    assert_eq!(faults.writes(), writes0 + 1, "one write for the first group; the rest wait in the queue");
+    drop(resume);
     let mut results: Vec<(String, kappalog::Appended)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
     for t in tasks {
         results.push(runtime.block_on(t).unwrap());
     }
     let fsyncs = faults.syncs() - syncs0;
-    assert!(fsyncs < 2 * THREADS / 4, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
+    assert_eq!(fsyncs, 2, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
+    let round1 = results.len() as u64;
+    assert_eq!(p.high_watermark(), 1 + round1);
+    let all = p.read(0, usize::MAX, usize::MAX).unwrap();
+    for (v, a) in &results {
+        assert_eq!(all[a.base_offset as usize].value.as_deref(), Some(v.as_bytes()));
+    }
 
-    // Round 2, free-running: several appends per task and per thread, racing with rolls.
+    // Round 2, free-running, on a topic that rolls every few appends.
+    let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
+    let p = store.create_topic("t2", 1, config).unwrap().partition(0).unwrap();
+    let mut results = Vec::new();
+
+    // Several appends per task and per thread, racing with rolls.
     let tasks: Vec<_> = (0..THREADS)
         .map(|i| {
             let p = p.clone();
@@ -183,9 +212,9 @@ fn tasks_and_threads_share_group_commits() {
         results.extend(runtime.block_on(t).unwrap());
     }
 
-    let total = 1 + results.len() as u64;
+    let total = results.len() as u64;
     let offsets: BTreeSet<u64> = results.iter().map(|(_, a)| a.base_offset).collect();
-    assert_eq!(offsets, (1..total).collect(), "every append got its own offset");
+    assert_eq!(offsets, (0..total).collect(), "every append got its own offset");
     assert_eq!(p.high_watermark(), total);
     assert_eq!(p.queued_appends(), 0);
     let all = p.read(0, usize::MAX, usize::MAX).unwrap();

@@ -423,6 +423,12 @@ impl Partition {
         rx.await.expect("the group commit leader does not panic")
     }
 
+    /// The offset after the last record written (Kafka's log end offset): ahead of the high
+    /// watermark by the batches written and not yet fsynced under `sync`.
+    pub fn log_end_offset(&self) -> u64 {
+        self.inner.writer.lock().next_offset
+    }
+
     /// `sync` appends queued for the next group commit: prepared, not yet written (a gauge).
     pub fn queued_appends(&self) -> usize {
         self.inner.commits.len()

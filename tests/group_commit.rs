@@ -23,6 +23,13 @@ impl Drop for ResumeSyncs {
     }
 }
 
+/// A store whose fault injector never fails; it counts writes and fsyncs, and can pause fsyncs.
+fn store_with_faults(dir: &std::path::Path) -> (Store, Arc<FaultInjector>) {
+    let faults = FaultInjector::new();
+    let store = Store::open(dir, StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    (store, faults)
+}
+
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT_MAX;
     while !cond() {
@@ -34,9 +41,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::new();
-    let store =
-        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let (store, faults) = store_with_faults(dir.path());
     // One log write per append: no index entries after the first batch.
     let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
@@ -86,9 +91,7 @@ fn concurrent_appends_share_fsyncs() {
 #[test]
 fn concurrent_appends_without_pausing_stay_correct() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::new();
-    let store =
-        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let (store, _faults) = store_with_faults(dir.path());
     let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     let per_thread = 20;
@@ -120,9 +123,7 @@ fn concurrent_appends_without_pausing_stay_correct() {
 #[test]
 fn tasks_and_threads_share_group_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::new();
-    let store =
-        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let (store, faults) = store_with_faults(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     // Round 1, deterministic: whoever leads first blocks in its paused fsync. One `write()` per group

@@ -443,23 +443,12 @@ impl Partition {
                 let p = self.clone();
                 runtime.spawn_blocking(move || p.lead(Leader::Pool));
             }
-            let handoff = match (&after, tokio::runtime::Handle::try_current()) {
-                (After::Continue, Ok(rt)) if leader == Leader::Pool => Some(rt),
-                _ => None,
-            };
-            match handoff {
-                Some(rt) => {
-                    rt.spawn(async move {
-                        for (waiter, result) in done {
-                            waiter.finish(result);
-                        }
-                    });
-                }
-                None => {
-                    for (waiter, result) in done {
-                        waiter.finish(result);
-                    }
-                }
+            let finish = move || done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+            // A pool leader that goes on hands the wake-ups to the runtime, so that they overlap its
+            // next write and fsync.
+            match (&after, tokio::runtime::Handle::try_current()) {
+                (After::Continue, Ok(rt)) if leader == Leader::Pool => drop(rt.spawn(async move { finish() })),
+                _ => finish(),
             }
             if !matches!(after, After::Continue) {
                 return;

@@ -29,7 +29,7 @@
 //! Keyless records (possible only in a topic switched to `compact` after holding some) are kept.
 
 mod compaction;
-mod offset_map;
+pub(crate) mod offset_map;
 mod retention;
 mod rewrite;
 pub(crate) mod swap;

@@ -69,7 +69,7 @@ impl std::fmt::Debug for OffsetMap {
 
 /// An aHash state under four random 64-bit keys (from std's randomly keyed SipHash: each
 /// `std::hash::RandomState` draws fresh keys).
-fn random_state() -> ahash::RandomState {
+pub(crate) fn random_state() -> ahash::RandomState {
     let k = || std::hash::RandomState::new().hash_one(0u8);
     ahash::RandomState::with_seeds(k(), k(), k(), k())
 }

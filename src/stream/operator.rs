@@ -72,8 +72,8 @@ pub(crate) struct Declarative {
     pub windowing: Option<Windowing>,
     time: Option<String>,
     emit_on: Option<EmitOn>,
-    /// The top-level fields to parse, when the view never needs a whole value.
-    projection: Option<Vec<String>>,
+    /// What to parse of each value, when the view never needs a whole value.
+    plan: Option<project::Plan>,
 }
 
 impl Declarative {
@@ -81,15 +81,16 @@ impl Declarative {
         let whole_value_needed = spec.aggregates.is_empty()
             || spec.aggregates.values().any(|a| a.op == AggregateOp::Latest && a.field.is_none());
         let pointers = spec
-            .key
-            .iter()
-            .chain(spec.window.as_ref().and_then(|w| w.time.as_ref()))
+            .window
+            .as_ref()
+            .and_then(|w| w.time.as_ref())
+            .into_iter()
             .chain(spec.aggregates.values().filter_map(|a| a.field.as_ref()))
             .map(String::as_str)
             .chain(spec.filter.iter().flat_map(Predicate::fields));
-        let projection = if whole_value_needed { None } else { project::fields_for(pointers) };
+        let plan = if whole_value_needed { None } else { project::Plan::new(spec.key.as_deref(), pointers) };
         Declarative {
-            projection,
+            plan,
             aggregates: spec.aggregates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             windowing: spec.window.as_ref().map(Windowing::new),
             time: spec.window.as_ref().and_then(|w| w.time.clone()),
@@ -131,11 +132,11 @@ impl Declarative {
             st.snap.counters.error_records += 1;
             return;
         };
-        let parsed = match &self.projection {
-            Some(fields) => project::parse(bytes, fields),
-            None => serde_json::from_slice::<Value>(bytes),
+        let parsed = match &self.plan {
+            Some(plan) => project::parse(bytes, plan),
+            None => serde_json::from_slice::<Value>(bytes).map(|doc| project::Parsed { doc, key: None }),
         };
-        let Ok(doc) = parsed else {
+        let Ok(project::Parsed { doc, key: raw_key }) = parsed else {
             st.snap.counters.error_records += 1;
             return;
         };
@@ -146,6 +147,15 @@ impl Declarative {
             }
         }
         let key: Cow<'_, str> = match (&self.spec.key, &rec.key) {
+            (Some(_), _) if self.plan.as_ref().is_some_and(project::Plan::captures_key) => {
+                match raw_key.and_then(project::key_text) {
+                    Some(k) => k,
+                    None => {
+                        st.snap.counters.error_records += 1;
+                        return;
+                    }
+                }
+            }
             (Some(p), _) => match lookup(&doc, p) {
                 Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                 Some(Value::Null) | None => {
@@ -175,7 +185,6 @@ impl Declarative {
                 return;
             };
             st.snap.counters.records_applied += 1;
-            // One lookup for a known key; a new key allocates its string once.
             // One hash lookup for a known key; a new key allocates its string once.
             let entry = match st.snap.entries.get_mut(&key) {
                 Some(e) => e,

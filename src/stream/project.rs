@@ -1,11 +1,62 @@
 //! Parsing only what a view reads: a record value is validated whole (as JSON) but only the
 //! top-level fields its pointers start with are built as `Value`s; the rest is skipped without
 //! allocating. Every pointer lookup on the projection gives what it gives on the whole document.
+//! The key's field, when nothing else reads it, is not built at all: its raw text is borrowed from
+//! the record (for a count per key, a record then costs no allocation).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+/// What a view parses out of each record value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    /// Top-level fields built as `Value`s.
+    fields: Vec<String>,
+    /// The one top-level field the key pointer names, when no other pointer reads it: kept raw.
+    key_field: Option<String>,
+}
+
+impl Plan {
+    /// The plan for a view keyed by `key` (a pointer, if any) that reads `others`; `None` when
+    /// the whole document is needed (an empty pointer, or an escaped token this fast path does
+    /// not handle).
+    pub(crate) fn new<'a>(key: Option<&str>, others: impl IntoIterator<Item = &'a str>) -> Option<Plan> {
+        let others: Vec<&str> = others.into_iter().collect();
+        let mut fields = fields_for(others.iter().copied())?;
+        let key_field = match key {
+            None => None,
+            Some(k) => match k.strip_prefix('/') {
+                Some(name) if !name.contains(['/', '~']) && !fields.iter().any(|f| f == name) => Some(name.to_string()),
+                _ => {
+                    for f in fields_for([k])? {
+                        if !fields.contains(&f) {
+                            fields.push(f);
+                        }
+                    }
+                    None
+                }
+            },
+        };
+        Some(Plan { fields, key_field })
+    }
+
+    /// Whether the key comes from [`Parsed::key`] (else it is looked up in the document).
+    pub(crate) fn captures_key(&self) -> bool {
+        self.key_field.is_some()
+    }
+}
+
+/// A parsed record value.
+pub(crate) struct Parsed<'a> {
+    /// The projection: an object of the plan's fields (or `Null` for a value that is no object).
+    pub doc: Value,
+    /// The key field's raw JSON, when the plan captures it and the value has it.
+    pub key: Option<&'a RawValue>,
+}
 
 /// The top-level field names a set of pointers starts with; `None` when the whole document is
 /// needed (an empty pointer, or an escaped token this fast path does not handle).
@@ -23,84 +74,114 @@ pub(crate) fn fields_for<'a>(pointers: impl IntoIterator<Item = &'a str>) -> Opt
     Some(out)
 }
 
-/// Parses `bytes` as JSON keeping only the top-level `fields` of an object (anything else: `Null`).
-pub(crate) fn parse(bytes: &[u8], fields: &[String]) -> serde_json::Result<Value> {
+/// Parses `bytes` as JSON keeping only what `plan` names (anything else: `Null`).
+pub(crate) fn parse<'a>(bytes: &'a [u8], plan: &Plan) -> serde_json::Result<Parsed<'a>> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = Projection(fields).deserialize(&mut de)?;
+    let (doc, key) = Projection(plan).deserialize(&mut de)?;
     de.end()?;
-    Ok(v)
+    Ok(Parsed { doc, key })
 }
 
-struct Projection<'a>(&'a [String]);
+/// A key as text, as `lookup` then `as_str`/`to_string` would give it: a string's contents
+/// (borrowed when it has no escapes), any other JSON's text; `None` for `null`.
+pub(crate) fn key_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get().trim();
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
+    match serde_json::from_str::<Value>(text).expect("a RawValue holds valid JSON") {
+        Value::Null => None,
+        Value::String(s) => Some(Cow::Owned(s)),
+        v => Some(Cow::Owned(v.to_string())),
+    }
+}
+
+struct Projection<'p>(&'p Plan);
+
+type Projected<'de> = (Value, Option<&'de RawValue>);
 
 impl<'de> DeserializeSeed<'de> for Projection<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    type Value = Projected<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Projected<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Projection<'_> {
-    type Value = Value;
+    type Value = Projected<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Projected<'de>, A::Error> {
         let mut out = Map::new();
-        while let Some(index) = map.next_key_seed(FieldIndex(self.0))? {
-            match index {
-                Some(i) => {
+        let mut key = None;
+        while let Some(slot) = map.next_key_seed(FieldSlot(self.0))? {
+            match slot {
+                Slot::Field(i) => {
                     let v: Value = map.next_value()?;
-                    out.insert(self.0[i].clone(), v);
+                    out.insert(self.0.fields[i].clone(), v);
                 }
-                None => {
+                // A repeated field: the last one wins, as in `Value`.
+                Slot::Key => key = Some(map.next_value::<&'de RawValue>()?),
+                Slot::Skip => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Value::Object(out))
+        Ok((Value::Object(out), key))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Projected<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Null)
+        Ok((Value::Null, None))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_bool<E>(self, _: bool) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_i64<E>(self, _: i64) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_u64<E>(self, _: u64) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_f64<E>(self, _: f64) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_str<E>(self, _: &str) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Projected<'de>, E> {
+        Ok((Value::Null, None))
     }
 }
 
-/// A key: the index of the field it names, if wanted.
-struct FieldIndex<'a>(&'a [String]);
+/// Where an object key's value goes.
+enum Slot {
+    Field(usize),
+    Key,
+    Skip,
+}
 
-impl<'de> DeserializeSeed<'de> for FieldIndex<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+struct FieldSlot<'p>(&'p Plan);
+
+impl<'de> DeserializeSeed<'de> for FieldSlot<'_> {
+    type Value = Slot;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Slot, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldIndex<'_> {
-    type Value = Option<usize>;
+impl<'de> Visitor<'de> for FieldSlot<'_> {
+    type Value = Slot;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
-    fn visit_str<E>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|f| f == v))
+    fn visit_str<E>(self, v: &str) -> Result<Slot, E> {
+        if self.0.key_field.as_deref() == Some(v) {
+            return Ok(Slot::Key);
+        }
+        Ok(self.0.fields.iter().position(|f| f == v).map_or(Slot::Skip, Slot::Field))
     }
 }
 
@@ -112,7 +193,7 @@ mod tests {
     #[test]
     fn lookups_on_the_projection_equal_lookups_on_the_document() {
         let pointers = ["/page", "/a/b", "/a/c/0", "/n", "/missing", "/esc\"aped"];
-        let fields = fields_for(pointers).unwrap();
+        let plan = Plan::new(None, pointers).unwrap();
         let docs = [
             r#"{"page": "/p1", "user": 5, "a": {"b": [1, 2], "c": [true]}, "n": 1.5, "junk": [[{"x": null}]]}"#,
             r#"{"page": "x", "page": "dup", "esc\"aped": 1}"#,
@@ -125,16 +206,66 @@ mod tests {
         ];
         for d in docs {
             let full: Value = serde_json::from_str(d).unwrap();
-            let projected = parse(d.as_bytes(), &fields).unwrap();
+            let projected = parse(d.as_bytes(), &plan).unwrap();
+            assert!(projected.key.is_none());
             for p in pointers {
-                assert_eq!(lookup(&projected, p), lookup(&full, p), "{d} {p}");
+                assert_eq!(lookup(&projected.doc, p), lookup(&full, p), "{d} {p}");
             }
         }
         for bad in ["{", r#"{"page": 1,}"#, r#"{"page": 1} x"#, r#"{"junk": [1,]}"#, "nope", ""] {
-            assert!(parse(bad.as_bytes(), &fields).is_err(), "{bad}");
+            assert!(parse(bad.as_bytes(), &plan).is_err(), "{bad}");
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
         }
         assert_eq!(fields_for(["", "/a"]), None);
         assert_eq!(fields_for(["/a~1b"]), None);
+    }
+
+    /// The key as the slow path computes it from the whole document.
+    fn key_by_lookup(doc: &Value, pointer: &str) -> Option<String> {
+        match lookup(doc, pointer)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            v => Some(v.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_captured_key_equals_the_key_looked_up_in_the_document() {
+        let plan = Plan::new(Some("/page"), ["/n", "/a/b"]).unwrap();
+        assert!(plan.captures_key());
+        let docs = [
+            r#"{"page": "/p1", "n": 1}"#,
+            r#"{"page": "tab\there \u00e9 \"q\"", "n": 1}"#,
+            r#"{"p\u0061ge": "escaped name"}"#,
+            r#"{"page": "first", "page": "last"}"#,
+            r#"{"page": 42}"#,
+            r#"{"page": -1.5e3}"#,
+            r#"{"page": {"b": [1, "x"]}, "a": {"b": 2}}"#,
+            r#"{"page": [true, null]}"#,
+            r#"{"page": null}"#,
+            r#"{"n": 1}"#,
+            r#"[{"page": "in an array"}]"#,
+            r#""page""#,
+            r#"{ "page" :   "spaced"   , "n" : 2 }"#,
+        ];
+        for d in docs {
+            let full: Value = serde_json::from_str(d).unwrap();
+            let parsed = parse(d.as_bytes(), &plan).unwrap();
+            assert_eq!(parsed.key.and_then(key_text).map(|k| k.into_owned()), key_by_lookup(&full, "/page"), "{d}");
+            for p in ["/n", "/a/b"] {
+                assert_eq!(lookup(&parsed.doc, p), lookup(&full, p), "{d} {p}");
+            }
+        }
+        // The key's field read by another pointer, or a nested key: looked up in the document.
+        for (key, others) in [("/page", vec!["/page"]), ("/a/b", vec!["/n"]), ("/p~1q", vec![])] {
+            let plan = Plan::new(Some(key), others.clone());
+            assert!(plan.as_ref().is_none_or(|p| !p.captures_key()), "{key} {others:?}");
+            if let Some(plan) = plan {
+                let d = r#"{"page": "x", "a": {"b": "y"}, "n": 3}"#;
+                let full: Value = serde_json::from_str(d).unwrap();
+                let parsed = parse(d.as_bytes(), &plan).unwrap();
+                assert_eq!(lookup(&parsed.doc, key), lookup(&full, key), "{key}");
+            }
+        }
     }
 }

@@ -62,6 +62,59 @@ fn write_seed_corpora() {
     write("store_metadata", "kappalog-json", &meta);
 }
 
+/// The `store_files` seeds (first byte: the file, bit 3: framed by the harness with a valid
+/// checksum; see `fuzz/fuzz_targets/store_files.rs`): real offset files, a swap manifest, view
+/// definitions and checkpoints, and a broker config file.
+#[test]
+#[ignore = "writes files into fuzz/corpus; run on purpose"]
+fn write_store_files_seeds() {
+    use kappalog::stream::{Views, ViewsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let topic = store.create_topic("t", 1, TopicConfig::default()).unwrap();
+        for i in 0..20u64 {
+            let value = format!(r#"{{"k":"k{}","n":{i},"ts":{}}}"#, i % 7, 1000 + i * 97);
+            topic.append(vec![NewRecord::keyed(format!("k{}", i % 7), value)]).unwrap();
+        }
+        let views = Views::open(&store, ViewsConfig::default()).unwrap();
+        for spec in [
+            r#"{"name":"counts","source":{"topics":["t"]},"key":"/k",
+                "aggregates":{"c":{"op":"count"},"s":{"op":"sum","field":"/n"}}}"#,
+            r#"{"name":"per_second","source":{"topics":["t"]},"key":"/k",
+                "window":{"type":"tumbling","size_ms":1000,"grace_ms":100,"time":"/ts"},
+                "aggregates":{"c":{"op":"count"},"m":{"op":"max","field":"/n"}}}"#,
+        ] {
+            let v = views.create_json(spec.as_bytes()).unwrap();
+            assert!(v.wait_caught_up(std::time::Duration::from_secs(30)));
+        }
+        views.close();
+    }
+    let with = |selector: u8, bytes: &[u8]| [&[selector][..], bytes].concat();
+    write("store_files", "log-start-offset-framed", &with(0x08, &3u64.to_le_bytes()));
+    write("store_files", "cleaner-checkpoint-framed", &with(0x09, &12u64.to_le_bytes()));
+    write("store_files", "swap-manifest-framed", &with(0x0a, br#"{"remove":[0],"install":[0]}"#));
+    for (name, table, window) in [("view-json", 0x03, 0x07)] {
+        let views = dir.path().join("views");
+        write(
+            "store_files",
+            &format!("{name}-table"),
+            &with(table, &std::fs::read(views.join("counts/view.json")).unwrap()),
+        );
+        let w = std::fs::read(views.join("per_second/view.json")).unwrap();
+        write("store_files", &format!("{name}-window"), &with(window, &w));
+    }
+    for (name, view, selector) in [("table", "counts", 4u8), ("window", "per_second", 5u8)] {
+        let checkpoint = std::fs::read(dir.path().join("views").join(view).join("v1.checkpoint")).unwrap();
+        write("store_files", &format!("checkpoint-{name}-raw"), &with(selector, &checkpoint));
+        // The body alone: the harness frames it (magic, version, length, CRC).
+        write("store_files", &format!("checkpoint-{name}-body-framed"), &with(selector | 8, &checkpoint[20..]));
+    }
+    let config =
+        "data_dir = \"/tmp/x\"\nlisten = \"127.0.0.1:8082\"\nbody_bytes_max = 1048576\ncleaner_interval_ms = 500\n";
+    write("store_files", "serve-config", &with(0x06, config.as_bytes()));
+}
+
 /// The `http_bodies` seeds: valid bodies of every route of `fuzz/fuzz_targets/http_harness.rs`
 /// (first byte: the route's index in its `ROUTES`), and `rejected-*` ones for refusals that once
 /// were bugs. `tests/http_bodies_fuzz_seeds.rs` replays them.

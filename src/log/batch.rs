@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use super::record::{self, Record, RecordFields};
+use super::record::{self, Record, RecordFields, RecordRef};
 use crate::config::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::error::Corruption;
 
@@ -215,12 +215,26 @@ pub(crate) fn decode_records(
     max_records: usize,
     out: &mut Vec<Record>,
 ) -> Result<(), Corruption> {
-    let mut pos = HEADER_LEN;
-    let mut last: Option<u64> = None;
     // Reserve once: growing `out` record by record moved every record several times.
     out.reserve((header.record_count as usize).min(max_records.saturating_sub(out.len())));
+    let room = max_records.saturating_sub(out.len());
+    for_each_record(header, batch, min_offset, room, |r| out.push(r.to_record(batch)))
+}
+
+/// Calls `f` with each record of `batch` at or after `min_offset`, at most `max_records` of them
+/// (records are borrowed from `batch`). Every record before the last one given is checked.
+pub(crate) fn for_each_record<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+    min_offset: u64,
+    max_records: usize,
+    mut f: impl FnMut(RecordRef<'a>),
+) -> Result<(), Corruption> {
+    let mut pos = HEADER_LEN;
+    let mut last: Option<u64> = None;
+    let mut given = 0;
     for i in 0..header.record_count {
-        if out.len() >= max_records && last.is_some() {
+        if given >= max_records && last.is_some() {
             break;
         }
         let rec = record::decode(batch, &mut pos, header.base_offset, header.first_timestamp)
@@ -230,10 +244,11 @@ pub(crate) fn decode_records(
         }
         last = Some(rec.offset);
         if rec.offset >= min_offset {
-            if out.len() >= max_records {
+            if given >= max_records {
                 break;
             }
-            out.push(rec);
+            given += 1;
+            f(rec);
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! It knows nothing of topics' registry, groups, views or HTTP.
 
 pub(crate) mod batch;
+pub(crate) mod buffers;
 mod commit;
 pub(crate) mod index;
 mod inspect;

@@ -10,7 +10,7 @@ use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
 use super::commit::{After, CommitQueue, Leader, Next, ThreadWaiter, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
-use super::segment::{self, Flow, IndexCursor, Segment, SegmentFiles, TIMESTAMP_NONE};
+use super::segment::{self, Flow, IndexCursor, ReadBatch, Segment, SegmentFiles, TIMESTAMP_NONE};
 use crate::clock::Clock;
 use crate::config::{Durability, TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::error::{Corruption, Error, Result};
@@ -554,9 +554,10 @@ impl Partition {
             staged.next_offset = header.next_offset();
             if staged.bytes.is_empty() {
                 // Most groups are one batch: write its buffer as it is, no copy.
-                staged.bytes = buf;
+                super::buffers::give(std::mem::replace(&mut staged.bytes, buf));
             } else {
                 staged.bytes.extend_from_slice(&buf);
+                super::buffers::give(buf);
             }
             let appended = Appended {
                 base_offset,
@@ -600,7 +601,7 @@ impl Partition {
         let written =
             io::append(&w.files.log, &w.segment.log_path, &staged.bytes, faults).and_then(|()| index_entries());
         let batches = std::mem::take(&mut staged.batches);
-        staged.bytes.clear();
+        super::buffers::give(std::mem::take(&mut staged.bytes));
         if let Err(e) = written {
             self.poison(&e);
             let mut first = Some(e);
@@ -786,6 +787,35 @@ impl Partition {
         Ok(out)
     }
 
+    /// Like [`read`](Self::read), but gives checked batches whose records are lent, not decoded
+    /// into `Record`s: what views use (no allocation or reference count per record).
+    pub(crate) fn read_batches(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<ReadBatch>> {
+        let high_watermark = self.high_watermark();
+        if offset < self.log_start_offset() || offset > high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        let mut out = Vec::new();
+        if offset == high_watermark || max_records == 0 {
+            return Ok(out);
+        }
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let (mut bytes_read, mut records) = (0, 0);
+        let mut from = offset;
+        for s in &segments[first..] {
+            if s.base_offset >= high_watermark {
+                break;
+            }
+            let flow =
+                s.read_batches(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read, &mut records)?;
+            if flow == Flow::Stop {
+                break;
+            }
+            from = from.max(s.next_offset());
+        }
+        Ok(out)
+    }
+
     /// The first offset at or after the log start whose record has a timestamp `>= timestamp`
     /// (Kafka's `offsetsForTimes`); `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
@@ -858,9 +888,68 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     if total > BATCH_BYTES_MAX as u64 {
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: total, max: BATCH_BYTES_MAX as u64 });
     }
-    let mut buf = Vec::with_capacity(total as usize + 16);
+    let mut buf = super::buffers::take(total as usize + 16);
     let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
     let (_, body_crc) =
         batch::encode(&mut buf, 0, attributes, records.iter().enumerate().map(|(i, r)| fields(i, r, log_append, now)));
     Ok((buf, body_crc))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CleanupPolicy, Header, NewRecord, Store, StoreConfig, TopicConfig};
+
+    /// `read_batches` lends the records `read` returns (a prefix of them, never fewer than one
+    /// when `read` has some), and the offset it says to read next skips no record, also across
+    /// the gaps compaction leaves and at segment boundaries.
+    #[test]
+    fn read_batches_lend_what_read_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let cfg = TopicConfig { segment_bytes: 4096, cleanup_policy: CleanupPolicy::Compact, ..TopicConfig::default() };
+        let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
+        let mut n = 0u64;
+        for batch in 0..60u64 {
+            let records: Vec<NewRecord> = (0..1 + batch % 7)
+                .map(|_| {
+                    n += 1;
+                    let mut r = NewRecord::keyed(format!("k{}", n % 11), format!("value {n}"));
+                    if n.is_multiple_of(5) {
+                        r.headers.push(Header { key: "h".into(), value: format!("{n}").into() });
+                    }
+                    r
+                })
+                .collect();
+            p.append(&records).unwrap();
+        }
+        p.roll().unwrap();
+        store.compact("t").unwrap();
+        let all = p.read(p.log_start_offset(), usize::MAX, usize::MAX).unwrap();
+        assert!(all.len() < n as usize, "compaction left gaps");
+        for offset in p.log_start_offset()..=p.high_watermark() {
+            for (max_bytes, max_records) in
+                [(1, 1), (1, 5), (200, 3), (1000, 1000), (usize::MAX, 2), (usize::MAX, usize::MAX)]
+            {
+                let read = p.read(offset, max_bytes, max_records).unwrap();
+                let batches = p.read_batches(offset, max_bytes, max_records).unwrap();
+                let mut lent = Vec::new();
+                let mut next = offset;
+                for b in &batches {
+                    next = b.for_each(|r| lent.push(r.to_record(b.bytes()))).unwrap();
+                }
+                assert!(!lent.is_empty() || read.is_empty(), "offset {offset} {max_bytes} {max_records}");
+                assert_eq!(lent[..], read[..lent.len()], "offset {offset} {max_bytes} {max_records}");
+                if let Some(last) = lent.last() {
+                    assert!(next > last.offset, "offset {offset}: next {next} after {}", last.offset);
+                }
+                let following =
+                    all.iter().find(|r| r.offset >= offset && lent.last().is_none_or(|l| r.offset > l.offset));
+                if let Some(f) = following {
+                    assert!(next <= f.offset, "offset {offset}: next {next} skips record {}", f.offset);
+                } else {
+                    assert!(next <= p.high_watermark());
+                }
+            }
+        }
+    }
 }

@@ -161,26 +161,72 @@ pub(crate) fn encode(out: &mut Vec<u8>, r: &RecordFields<'_>) {
     debug_assert_eq!(out.len() - start, body);
 }
 
-/// Decodes a length-prefixed field (`-1`: null) at `*p`, which must end by `end`, as a shared slice.
+/// Decodes a length-prefixed field (`-1`: null) at `*p` of `body` (which ends the record).
 #[inline(always)]
-fn field(buf: &Bytes, end: usize, p: &mut usize, what: &str) -> Result<Option<Bytes>, String> {
-    let n = get_varlong(&buf[..end], p).ok_or_else(|| format!("{what} length varint"))?;
+fn field<'a>(body: &'a [u8], p: &mut usize, what: &str) -> Result<Option<&'a [u8]>, String> {
+    let n = get_varlong(body, p).ok_or_else(|| format!("{what} length varint"))?;
     if n == -1 {
         return Ok(None);
     }
-    if n < 0 || n as usize > end - *p {
+    if n < 0 || n as usize > body.len() - *p {
         return Err(format!("{what} length {n} exceeds the record"));
     }
-    let s = buf.slice(*p..*p + n as usize);
+    let s = &body[*p..*p + n as usize];
     *p += n as usize;
     Ok(Some(s))
 }
 
-/// Decodes one record at `*pos` of `buf` (a batch's bytes, shared so that fields are zero-copy slices).
-/// Errors name what was malformed. Inlined: it is the inner loop of every read.
+/// A record borrowed from its batch's bytes: no copy, no reference count, no allocation. What
+/// views apply; [`RecordRef::to_record`] makes the owned (shared-slice) [`Record`] reads return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordRef<'a> {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    /// `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The encoded headers (already checked), and how many.
+    headers: &'a [u8],
+    header_count: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// A record without headers (for tests of what applies records).
+    #[cfg(test)]
+    pub(crate) fn plain(offset: u64, timestamp: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> RecordRef<'a> {
+        RecordRef { offset, timestamp, key, value, headers: &[], header_count: 0 }
+    }
+
+    /// The owned record, its fields slices of `batch` (the bytes this record was decoded from).
+    pub(crate) fn to_record(self, batch: &Bytes) -> Record {
+        let share = |s: &[u8]| batch.slice_ref(s);
+        let mut headers = Vec::with_capacity(self.header_count);
+        let mut p = 0;
+        for _ in 0..self.header_count {
+            let name = field(self.headers, &mut p, "header name").ok().flatten().expect("checked by decode");
+            let name = std::str::from_utf8(name).expect("checked by decode").to_string();
+            let value = field(self.headers, &mut p, "header value").expect("checked by decode");
+            headers.push(Header { key: name, value: value.map(share).unwrap_or_default() });
+        }
+        Record {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.map(share),
+            value: self.value.map(share),
+            headers,
+        }
+    }
+}
+
+/// Decodes one record at `*pos` of `b` (a batch's bytes). Errors name what was malformed.
+/// Inlined: it is the inner loop of every read.
 #[inline(always)]
-pub(crate) fn decode(buf: &Bytes, pos: &mut usize, base_offset: u64, first_timestamp: i64) -> Result<Record, String> {
-    let b = &buf[..];
+pub(crate) fn decode<'a>(
+    b: &'a [u8],
+    pos: &mut usize,
+    base_offset: u64,
+    first_timestamp: i64,
+) -> Result<RecordRef<'a>, String> {
     let len = get_varlong(b, pos).ok_or("record length varint")?;
     if len < 0 || len as usize > b.len() - *pos {
         return Err(format!("record length {len} exceeds the batch"));
@@ -196,30 +242,29 @@ pub(crate) fn decode(buf: &Bytes, pos: &mut usize, base_offset: u64, first_times
     if !(0..=u32::MAX as i64).contains(&off_delta) {
         return Err(format!("offset delta {off_delta} out of range"));
     }
-    let field = |p: &mut usize, what: &str| field(buf, end, p, what);
-    let key = field(&mut p, "key")?;
-    let value = field(&mut p, "value")?;
+    let key = field(body, &mut p, "key")?;
+    let value = field(body, &mut p, "value")?;
     let count = get_varlong(body, &mut p).ok_or("header count varint")?;
     if count < 0 || count as usize > end - p {
         return Err(format!("header count {count} out of range"));
     }
-    let mut headers = Vec::with_capacity(count as usize);
+    let headers_start = p;
     for _ in 0..count {
-        let name = field(&mut p, "header name")?.ok_or("null header name")?;
-        let name = std::str::from_utf8(&name).map_err(|e| format!("header name is not UTF-8: {e}"))?.to_string();
-        let value = field(&mut p, "header value")?.unwrap_or_default();
-        headers.push(Header { key: name, value });
+        let name = field(body, &mut p, "header name")?.ok_or("null header name")?;
+        std::str::from_utf8(name).map_err(|e| format!("header name is not UTF-8: {e}"))?;
+        field(body, &mut p, "header value")?;
     }
     if p != end {
         return Err(format!("record has {} trailing bytes", end - p));
     }
     *pos = end;
-    Ok(Record {
+    Ok(RecordRef {
         offset: base_offset + off_delta as u64,
         timestamp: first_timestamp.wrapping_add(ts_delta),
         key,
         value,
-        headers,
+        headers: &body[headers_start..end],
+        header_count: count as usize,
     })
 }
 
@@ -255,7 +300,8 @@ mod tests {
         assert_eq!(out.len(), encoded_len(&r));
         let buf = Bytes::from(out.clone());
         let mut pos = 0;
-        let rec = decode(&buf, &mut pos, 100, 1000).unwrap();
+        let rec = decode(&buf, &mut pos, 100, 1000).unwrap().to_record(&buf);
+        assert_eq!(pos, buf.len());
         assert_eq!(rec.offset, 107);
         assert_eq!(rec.timestamp, 995);
         assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));

@@ -12,7 +12,7 @@ use super::batch::{self, BatchHeader};
 use super::index::{self, Indexes, OffsetEntry, TimeEntry};
 use super::io;
 use super::mmap::Map;
-use super::record::Record;
+use super::record::{Record, RecordRef};
 use crate::error::{Corruption, Error, Result};
 use crate::fault::FaultInjector;
 
@@ -599,6 +599,55 @@ impl Segment {
         Ok(Flow::Continue)
     }
 
+    /// Like [`read`](Self::read), but gives the checked batches (shared with the map) instead of
+    /// decoded records; [`ReadBatch::for_each`] then lends their records. Records are counted
+    /// against `max_records` by offset span (an upper bound where compaction left gaps).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_batches(
+        self: &Arc<Self>,
+        offset: u64,
+        high_watermark: u64,
+        max_bytes: usize,
+        max_records: usize,
+        out: &mut Vec<ReadBatch>,
+        bytes_read: &mut usize,
+        records: &mut usize,
+    ) -> Result<Flow> {
+        let data = self.data();
+        let mut pos = self.seek(&data, offset)?;
+        self.map.prefault(pos, pos.saturating_add(max_bytes.saturating_sub(*bytes_read)));
+        while pos < data.len() {
+            let (header, bytes) = self.batch_at(&data, pos)?;
+            if header.base_offset >= high_watermark {
+                return Ok(Flow::Stop);
+            }
+            let position = pos;
+            pos += header.len();
+            if header.last_offset() < offset {
+                continue;
+            }
+            if !out.is_empty() && *bytes_read + header.len() > max_bytes {
+                return Ok(Flow::Stop);
+            }
+            let room = max_records.saturating_sub(*records);
+            let span = (header.last_offset() - header.base_offset.max(offset)).saturating_add(1);
+            *records += room.min(usize::try_from(span).unwrap_or(usize::MAX));
+            *bytes_read += header.len();
+            out.push(ReadBatch {
+                header,
+                bytes,
+                min_offset: offset,
+                max_records: room,
+                segment: Arc::clone(self),
+                position,
+            });
+            if *records >= max_records || *bytes_read >= max_bytes {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
     /// The first record at or after `min_offset` (and below `high_watermark`) with a timestamp `>= ts`.
     pub fn find_timestamp(&self, ts: i64, min_offset: u64, high_watermark: u64) -> Result<Option<u64>> {
         let data = self.data();
@@ -692,5 +741,44 @@ mod tests {
         assert_eq!(parse_file_name("00000000000000000042.index", "log"), None);
         assert_eq!(parse_file_name("42.log", "log"), None);
         assert_eq!(parse_file_name("0000000000000000004x.log", "log"), None);
+    }
+}
+
+/// A CRC-checked batch given by a read, and the part of it the read covers.
+#[derive(Debug)]
+pub(crate) struct ReadBatch {
+    header: BatchHeader,
+    bytes: Bytes,
+    min_offset: u64,
+    max_records: usize,
+    /// Where the batch is, to name it if a record inside is malformed.
+    segment: Arc<Segment>,
+    position: usize,
+}
+
+impl ReadBatch {
+    /// The batch's bytes (records given by `for_each` borrow from them).
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Calls `f` with each record the read covers, in order; returns the offset to read next:
+    /// past the batch's last offset when every covered record was given (so that offsets
+    /// compaction removed at a batch's end are skipped, as Kafka's fetch does), else past the last
+    /// record given.
+    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(RecordRef<'a>)) -> Result<u64> {
+        let mut given = 0usize;
+        let mut last = None;
+        batch::for_each_record(&self.header, &self.bytes, self.min_offset, self.max_records, |r| {
+            given += 1;
+            last = Some(r.offset);
+            f(r)
+        })
+        .map_err(|c| self.segment.corrupted(self.position, c))?;
+        let covered = self.header.last_offset().saturating_sub(self.min_offset.max(self.header.base_offset)) + 1;
+        Ok(match last {
+            Some(l) if (given as u64) < covered && given >= self.max_records => l + 1,
+            _ => self.header.last_offset() + 1,
+        })
     }
 }

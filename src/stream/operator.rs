@@ -12,6 +12,7 @@ use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
 use super::state::{Entry, State, Window};
 use super::window::{self, Windowing};
+use crate::log::record::RecordRef;
 use crate::log::{NewRecord, Record};
 
 /// A view written in Rust. The state of each key is a JSON value (so it can be checkpointed and
@@ -114,12 +115,12 @@ impl Declarative {
         json!({"start": start, "end": w.end, "value": w.aggregates.to_json(&self.aggregates)})
     }
 
-    fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+    fn apply(&self, rec: RecordRef<'_>, st: &mut State, out: &mut Vec<NewRecord>) {
         let seq = st.snap.counters.records_read;
-        let Some(bytes) = &rec.value else {
+        let Some(bytes) = rec.value else {
             // A tombstone deletes the key of a plain table keyed by the record key.
             if self.aggregates.is_empty() && self.spec.key.is_none() {
-                if let Some(k) = &rec.key {
+                if let Some(k) = rec.key {
                     let key = String::from_utf8_lossy(k);
                     st.snap.entries.remove(key.as_ref());
                     st.snap.counters.records_applied += 1;
@@ -146,7 +147,7 @@ impl Declarative {
                 return;
             }
         }
-        let key: Cow<'_, str> = match (&self.spec.key, &rec.key) {
+        let key: Cow<'_, str> = match (&self.spec.key, rec.key) {
             (Some(_), _) if self.plan.as_ref().is_some_and(project::Plan::captures_key) => {
                 match raw_key.and_then(project::key_text) {
                     Some(k) => k,
@@ -333,11 +334,18 @@ impl Operator {
         }
     }
 
-    /// Applies one record. Emitted records (for the emit topic) go to `out`.
-    pub(crate) fn apply(&self, rec: &Record, st: &mut State, out: &mut Vec<NewRecord>) {
+    /// Applies one record, borrowed from its batch; custom logic gets it as a [`Record`] from
+    /// `owned`. Emitted records (for the emit topic) go to `out`.
+    pub(crate) fn apply(
+        &self,
+        rec: RecordRef<'_>,
+        owned: impl FnOnce() -> Record,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) {
         match self {
             Operator::Declarative(d) => d.apply(rec, st, out),
-            Operator::Custom(logic) => apply_custom(logic.as_ref(), rec, st, out),
+            Operator::Custom(logic) => apply_custom(logic.as_ref(), &owned(), st, out),
         }
         st.snap.counters.records_read += 1;
     }
@@ -406,14 +414,9 @@ mod tests {
         let mut st = State::default();
         let mut out = Vec::new();
         for (i, (ts, key, value)) in records.iter().enumerate() {
-            let rec = Record {
-                offset: i as u64,
-                timestamp: *ts,
-                key: Some(Bytes::copy_from_slice(key.as_bytes())),
-                value: (!value.is_empty()).then(|| Bytes::copy_from_slice(value.as_bytes())),
-                headers: vec![],
-            };
-            op.apply(&rec, &mut st, &mut out);
+            let rec =
+                RecordRef::plain(i as u64, *ts, Some(key.as_bytes()), (!value.is_empty()).then_some(value.as_bytes()));
+            op.apply(rec, || unreachable!("declarative views borrow records"), &mut st, &mut out);
         }
         let Operator::Declarative(d) = op else { unreachable!() };
         (st, out, *d)

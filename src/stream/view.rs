@@ -388,8 +388,8 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         for p in &sources {
             let next = v.state.read().offset_of(p.topic(), p.id());
             let next = next.unwrap_or_else(|| p.log_start_offset());
-            let records = match p.read(next, cfg.read_bytes_max, cfg.read_records_max) {
-                Ok(r) => r,
+            let batches = match p.read_batches(next, cfg.read_bytes_max, cfg.read_records_max) {
+                Ok(b) => b,
                 Err(Error::OffsetOutOfRange { log_start_offset, .. }) if next < log_start_offset => {
                     // Retention deleted what the view had not read yet: those records are lost to it.
                     tracing::warn!(view = %slot.name, topic = p.topic(), partition = p.id(), next, log_start_offset,
@@ -399,22 +399,24 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
                 }
                 Err(e) => return Err(e),
             };
-            let Some(last) = records.last() else {
+            if batches.is_empty() {
                 if v.state.read().offset_of(p.topic(), p.id()).is_none() {
                     v.state.write().set_offset(p.topic(), p.id(), next);
                 }
                 continue;
-            };
+            }
             read_any = true;
             // Before the offsets move: `wait_caught_up` must not see lag 0 with a stale flag while
             // this batch's emits are not appended yet.
             v.caught_up.store(false, Ordering::Release);
             let mut st = v.state.write();
-            for r in &records {
-                v.operator.apply(r, &mut st, &mut emits);
+            let before = st.snap.counters.records_read;
+            let mut after = next;
+            for b in &batches {
+                after = b.for_each(|r| v.operator.apply(r, || r.to_record(b.bytes()), &mut st, &mut emits))?;
             }
-            st.set_offset(p.topic(), p.id(), last.offset + 1);
-            since_checkpoint += records.len() as u64;
+            st.set_offset(p.topic(), p.id(), after);
+            since_checkpoint += st.snap.counters.records_read - before;
         }
         // Emitted records are appended before the checkpoint that covers their inputs (at least once).
         if !emits.is_empty() {

@@ -94,16 +94,9 @@ fn write_store_files_seeds() {
     write("store_files", "log-start-offset-framed", &with(0x08, &3u64.to_le_bytes()));
     write("store_files", "cleaner-checkpoint-framed", &with(0x09, &12u64.to_le_bytes()));
     write("store_files", "swap-manifest-framed", &with(0x0a, br#"{"remove":[0],"install":[0]}"#));
-    for (name, table, window) in [("view-json", 0x03, 0x07)] {
-        let views = dir.path().join("views");
-        write(
-            "store_files",
-            &format!("{name}-table"),
-            &with(table, &std::fs::read(views.join("counts/view.json")).unwrap()),
-        );
-        let w = std::fs::read(views.join("per_second/view.json")).unwrap();
-        write("store_files", &format!("{name}-window"), &with(window, &w));
-    }
+    let views = dir.path().join("views");
+    write("store_files", "view-json-table", &with(0x03, &std::fs::read(views.join("counts/view.json")).unwrap()));
+    write("store_files", "view-json-window", &with(0x07, &std::fs::read(views.join("per_second/view.json")).unwrap()));
     for (name, view, selector) in [("table", "counts", 4u8), ("window", "per_second", 5u8)] {
         let checkpoint = std::fs::read(dir.path().join("views").join(view).join("v1.checkpoint")).unwrap();
         write("store_files", &format!("checkpoint-{name}-raw"), &with(selector, &checkpoint));

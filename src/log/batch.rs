@@ -215,10 +215,28 @@ pub(crate) fn decode_records(
     max_records: usize,
     out: &mut Vec<Record>,
 ) -> Result<(), Corruption> {
+    let mut pos = HEADER_LEN;
+    let mut last: Option<u64> = None;
     // Reserve once: growing `out` record by record moved every record several times.
     out.reserve((header.record_count as usize).min(max_records.saturating_sub(out.len())));
-    let room = max_records.saturating_sub(out.len());
-    for_each_record(header, batch, min_offset, room, |r| out.push(r.to_record(batch)))
+    for i in 0..header.record_count {
+        if out.len() >= max_records && last.is_some() {
+            break;
+        }
+        let rec = record::decode_shared(batch, &mut pos, header.base_offset, header.first_timestamp)
+            .map_err(|e| Corruption::Malformed(format!("record {i}: {e}")))?;
+        if rec.offset > header.last_offset() || last.is_some_and(|l| rec.offset <= l) {
+            return Err(Corruption::Malformed(format!("record {i}: offset {} out of order", rec.offset)));
+        }
+        last = Some(rec.offset);
+        if rec.offset >= min_offset {
+            if out.len() >= max_records {
+                break;
+            }
+            out.push(rec);
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` with each record of `batch` at or after `min_offset`, at most `max_records` of them

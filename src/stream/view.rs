@@ -413,7 +413,19 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             let before = st.snap.counters.records_read;
             let mut after = next;
             for b in &batches {
-                after = b.for_each(|r| v.operator.apply(r, || r.to_record(b.bytes()), &mut st, &mut emits))?;
+                let applied = b.for_each(|r| {
+                    v.operator.apply(r, || r.to_record(b.bytes()), &mut st, &mut emits);
+                    after = r.offset + 1;
+                });
+                match applied {
+                    Ok(next_after_batch) => after = next_after_batch,
+                    Err(e) => {
+                        // A malformed record inside a checked batch: the state keeps what was
+                        // applied before it, and the offsets say so (never counted twice).
+                        st.set_offset(p.topic(), p.id(), after);
+                        return Err(e);
+                    }
+                }
             }
             st.set_offset(p.topic(), p.id(), after);
             since_checkpoint += st.snap.counters.records_read - before;

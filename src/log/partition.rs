@@ -763,57 +763,49 @@ impl Partition {
     /// nothing; below the log start or above the high watermark is `OffsetOutOfRange`.
     /// Records share the segment's memory map (no copy).
     pub fn read(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<Record>> {
-        let high_watermark = self.high_watermark();
-        if offset < self.log_start_offset() || offset > high_watermark {
-            return Err(self.out_of_range(offset));
-        }
-        let mut out = Vec::new();
-        if offset == high_watermark || max_records == 0 {
-            return Ok(out);
-        }
-        let segments = self.segments();
-        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
-        let mut bytes_read = 0;
-        let mut from = offset;
-        for s in &segments[first..] {
-            if s.base_offset >= high_watermark {
-                break;
-            }
-            if s.read(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read)? == Flow::Stop {
-                break;
-            }
-            from = from.max(s.next_offset());
-        }
+        let (mut out, mut bytes_read) = (Vec::new(), 0);
+        self.read_segments(offset, max_records, |s, from, high_watermark| {
+            s.read(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read)
+        })?;
         Ok(out)
     }
 
     /// Like [`read`](Self::read), but gives checked batches whose records are lent, not decoded
     /// into `Record`s: what views use (no allocation or reference count per record).
     pub(crate) fn read_batches(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<ReadBatch>> {
+        let (mut out, mut bytes_read, mut records) = (Vec::new(), 0, 0);
+        self.read_segments(offset, max_records, |s, from, high_watermark| {
+            s.read_batches(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read, &mut records)
+        })?;
+        Ok(out)
+    }
+
+    /// The walk both reads share: checks `offset` against the log's range, then calls `read` with
+    /// each segment below the high watermark from the one holding `offset` on (and the offset to
+    /// read it from) until it says stop. Nothing is read at the high watermark or without budget.
+    fn read_segments(
+        &self,
+        offset: u64,
+        max_records: usize,
+        mut read: impl FnMut(&Arc<Segment>, u64, u64) -> Result<Flow>,
+    ) -> Result<()> {
         let high_watermark = self.high_watermark();
         if offset < self.log_start_offset() || offset > high_watermark {
             return Err(self.out_of_range(offset));
         }
-        let mut out = Vec::new();
         if offset == high_watermark || max_records == 0 {
-            return Ok(out);
+            return Ok(());
         }
         let segments = self.segments();
         let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
-        let (mut bytes_read, mut records) = (0, 0);
         let mut from = offset;
         for s in &segments[first..] {
-            if s.base_offset >= high_watermark {
-                break;
-            }
-            let flow =
-                s.read_batches(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read, &mut records)?;
-            if flow == Flow::Stop {
+            if s.base_offset >= high_watermark || read(s, from, high_watermark)? == Flow::Stop {
                 break;
             }
             from = from.max(s.next_offset());
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The first offset at or after the log start whose record has a timestamp `>= timestamp`

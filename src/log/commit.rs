@@ -13,6 +13,11 @@
 //!   leader is started on tokio's blocking pool instead, and it keeps leading while the queue is not
 //!   empty.
 //!
+//! Before it takes the queue, a leader may **gather**: when fewer batches are queued than its last
+//! group had, it waits (at most half an fsync) for the appenders that group released to queue
+//! again, so that concurrent appenders share one fsync instead of splitting into two alternating
+//! cohorts (see [`CommitQueue::take`]).
+//!
 //! Compared with each appender writing under the writer lock and then waiting for a shared fsync,
 //! the writer lock is taken once per group instead of once per append, and each appender is woken
 //! exactly once. With many concurrent appenders and a fast fsync, that per-append cost is what
@@ -23,7 +28,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::partition::{Appended, PreparedBatch};
 use crate::error::Result;
@@ -34,10 +39,27 @@ use crate::error::Result;
 /// often catches it (RocksDB's `AwaitState` does the same).
 const YIELD_BEFORE_SLEEP: Duration = Duration::from_micros(200);
 
+/// A leader waits for the appenders of the previous group to queue again for at most this fraction
+/// of the recent fsync time (see [`CommitQueue::take`]).
+const GATHER_WAIT_FRACTION: u32 = 2;
+
+/// And never longer than this, whatever the fsync time.
+const GATHER_WAIT_MAX: Duration = Duration::from_millis(2);
+
 /// The queue of batches waiting for a leader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
+    /// Signalled when a gathering leader's wait is over (enough batches queued).
+    gathered: Condvar,
+    /// The longest gathering wait ([`GATHER_WAIT_MAX`]; tests raise it).
+    gather_wait_max: Duration,
+}
+
+impl Default for CommitQueue {
+    fn default() -> CommitQueue {
+        CommitQueue { state: Mutex::default(), gathered: Condvar::new(), gather_wait_max: GATHER_WAIT_MAX }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +67,12 @@ struct QueueState {
     queued: Vec<Queued>,
     /// Someone leads (or has been handed the lead and is waking up to take it).
     leading: bool,
+    /// Batches in the last group taken.
+    last_group: usize,
+    /// A leader waits in [`CommitQueue::take`] until this many batches are queued (0: none waits).
+    gather_target: usize,
+    /// A moving average of recent fsync times.
+    sync_time: Duration,
 }
 
 #[derive(Debug)]
@@ -149,6 +177,9 @@ impl CommitQueue {
     pub fn enqueue(&self, batch: PreparedBatch, waiter: Waiter) -> bool {
         let mut st = self.state.lock();
         st.queued.push(Queued { batch, waiter });
+        if st.gather_target != 0 && st.queued.len() >= st.gather_target {
+            self.gathered.notify_one();
+        }
         !std::mem::replace(&mut st.leading, true)
     }
 
@@ -157,11 +188,38 @@ impl CommitQueue {
         self.state.lock().queued.len()
     }
 
-    /// The leader takes every queued batch.
+    /// The leader takes every queued batch, after gathering: when fewer batches are queued than
+    /// the last group had, it first waits for them, for at most half the recent fsync time.
+    ///
+    /// Without the wait, concurrent appenders split into cohorts that alternate: while one group's
+    /// fsync runs, the appenders of the group before it are still being woken, and the leader takes
+    /// only those that queued in time. The rest form a second, small group that costs a whole
+    /// fsync. Waiting a fraction of an fsync for them puts everyone in one group; an appender
+    /// already queued is delayed by that wait at most, and each returning one saves most of an
+    /// fsync. A single appender never waits (its last group had one batch: its own, now queued),
+    /// and neither does a leader whose last group was its own alone.
     pub fn take(&self) -> Vec<Queued> {
         let mut st = self.state.lock();
         debug_assert!(st.leading);
+        if st.queued.len() < st.last_group {
+            let wait = (st.sync_time / GATHER_WAIT_FRACTION).min(self.gather_wait_max);
+            let deadline = Instant::now() + wait;
+            st.gather_target = st.last_group;
+            while st.queued.len() < st.gather_target && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
+            st.gather_target = 0;
+        }
+        st.last_group = st.queued.len();
         std::mem::take(&mut st.queued)
+    }
+
+    /// Records how long a group's fsync took (it bounds the next gathering wait).
+    pub fn record_sync_time(&self, took: Duration) {
+        let mut st = self.state.lock();
+        // An exponential moving average over about 8 fsyncs: one slow fsync does not set the wait.
+        st.sync_time = match st.sync_time.is_zero() {
+            true => took,
+            false => (st.sync_time * 7 + took) / 8,
+        };
     }
 
     /// The leader, its group done, gives up the lead if nothing is queued; otherwise a pool leader
@@ -181,5 +239,83 @@ impl CommitQueue {
             }
             Some(Queued { waiter: Waiter::Task { runtime, .. }, .. }) => After::StartPoolLeader(runtime.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::partition::PreparedBatch;
+
+    fn queue(gather_wait_max: Duration) -> CommitQueue {
+        CommitQueue { gather_wait_max, ..CommitQueue::default() }
+    }
+
+    fn enqueue(q: &CommitQueue) -> bool {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        q.enqueue(PreparedBatch::empty_for_tests(), Waiter::Task { tx, runtime: runtime.handle().clone() })
+    }
+
+    fn gathering(q: &CommitQueue) -> bool {
+        q.state.lock().gather_target != 0
+    }
+
+    #[test]
+    fn a_leader_waits_for_as_many_batches_as_its_last_group_had() {
+        let q = queue(Duration::from_secs(600));
+        assert!(enqueue(&q), "the first appender leads");
+        assert!(!enqueue(&q) && !enqueue(&q), "the others wait");
+        assert_eq!(q.take().len(), 3, "no fsync time known yet: no wait");
+        q.record_sync_time(Duration::from_secs(600));
+        enqueue(&q);
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| q.take().len());
+            // Bounded: the leader must start gathering (it has 1 batch of the 3 it expects).
+            let started = Instant::now();
+            while !gathering(&q) {
+                assert!(started.elapsed() < Duration::from_secs(60), "the leader never waited");
+                std::thread::yield_now();
+            }
+            enqueue(&q);
+            assert!(gathering(&q), "2 of 3: still waiting");
+            enqueue(&q);
+            assert_eq!(leader.join().expect("the leader"), 3, "one group of all three");
+        });
+    }
+
+    #[test]
+    fn a_leader_with_its_last_group_queued_takes_at_once() {
+        let q = queue(Duration::from_secs(600));
+        enqueue(&q);
+        assert_eq!(q.take().len(), 1);
+        q.record_sync_time(Duration::from_secs(600));
+        enqueue(&q);
+        enqueue(&q);
+        let started = Instant::now();
+        assert_eq!(q.take().len(), 2);
+        assert!(started.elapsed() < Duration::from_secs(60), "it waited for nothing");
+    }
+
+    #[test]
+    fn gathering_ends_at_half_the_fsync_time() {
+        let q = queue(GATHER_WAIT_MAX);
+        enqueue(&q);
+        enqueue(&q);
+        assert_eq!(q.take().len(), 2);
+        q.record_sync_time(Duration::from_millis(1));
+        enqueue(&q);
+        let started = Instant::now();
+        assert_eq!(q.take().len(), 1, "the second appender never came back");
+        assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
+        assert!(!gathering(&q));
+    }
+
+    #[test]
+    fn the_fsync_time_is_a_moving_average() {
+        let q = CommitQueue::default();
+        q.record_sync_time(Duration::from_millis(8));
+        q.record_sync_time(Duration::from_millis(16));
+        assert_eq!(q.state.lock().sync_time, Duration::from_millis(9));
     }
 }

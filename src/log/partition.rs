@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -35,6 +36,14 @@ pub(crate) struct PreparedBatch {
     body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
+}
+
+#[cfg(test)]
+impl PreparedBatch {
+    /// A batch that is only queued, never written (the commit queue's tests).
+    pub(crate) fn empty_for_tests() -> PreparedBatch {
+        PreparedBatch { buf: Vec::new(), body_crc: crc32fast::Hasher::new(), cfg: TopicConfig::default(), now: 0 }
+    }
 }
 
 /// What writing one batch gave: its offsets, the end offset to wait for, and its durability.
@@ -472,7 +481,9 @@ impl Partition {
             })
             .collect();
         // A failed fsync poisons the partition: no append of the group is durable.
+        let started = Instant::now();
         let mut sync_error = end.map_or(Ok(()), |e| self.sync_through(e)).err();
+        self.inner.commits.record_sync_time(started.elapsed());
         let synced = sync_error.is_none();
         waiters
             .into_iter()
@@ -587,14 +598,22 @@ impl Partition {
             return true;
         }
         let faults = self.inner.faults.as_deref();
+        // The group's index entries, one `write()` per index file.
         let index_entries = || -> Result<()> {
+            let (mut offsets, mut times) = (Vec::new(), Vec::new());
             for b in &staged.batches {
                 if let Some(e) = b.entries.0 {
-                    segment::append_entry(&w.files.index, &w.segment.index_path, &e.encode(), faults)?;
+                    offsets.extend_from_slice(&e.encode());
                 }
                 if let Some(e) = b.entries.1 {
-                    segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+                    times.extend_from_slice(&e.encode());
                 }
+            }
+            if !offsets.is_empty() {
+                segment::append_entry(&w.files.index, &w.segment.index_path, &offsets, faults)?;
+            }
+            if !times.is_empty() {
+                segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &times, faults)?;
             }
             Ok(())
         };

@@ -13,6 +13,8 @@
 //! - `KAPPALOG_BENCH_OPEN_SEGMENT_MIB=N`: size of each of the 100 segments of the open case;
 //!   default 24 (quick: 1).
 //! - `KAPPALOG_BENCH_ONLY=append,group,read,open`: run only these cases.
+//! - `KAPPALOG_BENCH_APPEND=none:1000:1024,sync:1:100`: run only these append cases
+//!   (durability:records per batch:value bytes).
 //! - `KAPPALOG_BENCH_GROUP=tasks`: the group commit case with tasks only (not threads);
 //!   `KAPPALOG_BENCH_WORKERS=N`: the runtime's worker threads for it (default: one per core).
 //! - `KAPPALOG_BENCH_DIR=path`: where to write (default: cargo's target tmp dir). Everything written is
@@ -91,6 +93,12 @@ impl Settings {
 
     fn wants(&self, case: &str) -> bool {
         self.only.as_ref().is_none_or(|o| o.iter().any(|c| c == case))
+    }
+
+    /// Whether `KAPPALOG_BENCH_APPEND` (if set) lists this append case.
+    fn append_case_selected(&self, durability: Durability, batch: usize, value_bytes: usize) -> bool {
+        std::env::var("KAPPALOG_BENCH_APPEND")
+            .map_or(true, |cases| cases.split(',').any(|c| c.trim() == format!("{durability}:{batch}:{value_bytes}")))
     }
 
     /// A fresh, empty working directory for one case.
@@ -213,6 +221,9 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
     for durability in [Durability::None, Durability::Sync] {
         for value_bytes in [100, KIB] {
             for batch in [1, 100, 1000] {
+                if !s.append_case_selected(durability, batch, value_bytes) {
+                    continue;
+                }
                 let count = match durability {
                     Durability::Sync => batch * if s.quick { APPEND_SYNC_BATCHES_QUICK } else { APPEND_SYNC_BATCHES },
                     _ => (if s.quick { APPEND_RUN_BYTES_QUICK } else { APPEND_RUN_BYTES }) / value_bytes,

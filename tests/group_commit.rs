@@ -165,8 +165,11 @@ fn tasks_and_threads_share_group_commits() {
     for t in tasks {
         results.push(runtime.block_on(t).unwrap());
     }
+    // Two groups, unless the first leader was descheduled between queueing and taking the queue
+    // while every other appender queued (seen on a loaded CI machine): then one group took all.
     let fsyncs = faults.syncs() - syncs0;
-    assert_eq!(fsyncs, 2, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
+    assert!(fsyncs == 1 || fsyncs == 2, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
+    assert_eq!(fsyncs, faults.writes() - writes0, "one fsync per group written");
     let round1 = results.len() as u64;
     assert_eq!(p.high_watermark(), 1 + round1);
     let all = p.read(0, usize::MAX, usize::MAX).unwrap();

@@ -118,7 +118,8 @@ fn concurrent_appends_without_pausing_stay_correct() {
 }
 
 /// Tasks (`append_async`) and threads (`append`) share one queue: while a fsync is paused, every
-/// appender of both kinds queues; when it returns, one more group commits them all, whoever leads.
+/// appender of both kinds queues; when it returns, one more group commits them all, whoever leads
+/// (or none is left: the first group took them all).
 /// Every append gets its own offset and reads back; rolls happen in between.
 #[test]
 fn tasks_and_threads_share_group_commits() {

@@ -196,8 +196,7 @@ impl CommitQueue {
     /// only those that queued in time. The rest form a second, small group that costs a whole
     /// fsync. Waiting a fraction of an fsync for them puts everyone in one group; an appender
     /// already queued is delayed by that wait at most, and each returning one saves most of an
-    /// fsync. A single appender never waits (its last group had one batch: its own, now queued),
-    /// and neither does a leader whose last group was its own alone.
+    /// fsync. A single appender never waits: its last group had one batch, its own, now queued.
     pub fn take(&self) -> Vec<Queued> {
         let mut st = self.state.lock();
         debug_assert!(st.leading);
@@ -251,10 +250,9 @@ mod tests {
         CommitQueue { gather_wait_max, ..CommitQueue::default() }
     }
 
+    /// Queues an empty batch; its waiter is never finished (the tests only take the queue).
     fn enqueue(q: &CommitQueue) -> bool {
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-        q.enqueue(PreparedBatch::empty_for_tests(), Waiter::Task { tx, runtime: runtime.handle().clone() })
+        q.enqueue(PreparedBatch::empty_for_tests(), Waiter::Thread(ThreadWaiter::new()))
     }
 
     fn gathering(q: &CommitQueue) -> bool {

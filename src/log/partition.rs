@@ -481,9 +481,14 @@ impl Partition {
             })
             .collect();
         // A failed fsync poisons the partition: no append of the group is durable.
-        let started = Instant::now();
-        let mut sync_error = end.map_or(Ok(()), |e| self.sync_through(e)).err();
-        self.inner.commits.record_sync_time(started.elapsed());
+        let mut sync_error = end
+            .map_or(Ok(()), |e| {
+                let started = Instant::now();
+                let synced = self.sync_through(e);
+                self.inner.commits.record_sync_time(started.elapsed());
+                synced
+            })
+            .err();
         let synced = sync_error.is_none();
         waiters
             .into_iter()

@@ -10,8 +10,10 @@
 //!   (RocksDB's write groups work the same way).
 //! - A **task** ([`Partition::append_async`](super::Partition::append_async)) awaits a oneshot
 //!   channel and never leads itself (that would block a runtime worker): when a task would lead, a
-//!   leader is started on tokio's blocking pool instead, and it keeps leading while the queue is not
-//!   empty.
+//!   leader is started on tokio's blocking pool instead. It keeps leading while appenders come: after
+//!   each group it wakes the group's tasks and waits (at most half an fsync) for the next batch
+//!   before it gives the lead up, since tasks that append in a loop are back within microseconds
+//!   and a new leader costs a thread wake-up (see [`CommitQueue::keep_leading`]).
 //!
 //! Before it takes the queue, a leader may **gather**: when fewer batches are queued than its last
 //! group had, it waits (at most half an fsync) for the appenders that group released to queue
@@ -114,22 +116,11 @@ pub(crate) enum Next {
     Lead,
 }
 
-/// Who leads, which decides what happens after each group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Leader {
-    /// An appending thread: one group, then the lead passes on.
-    Caller,
-    /// A blocking-pool thread started for tasks: leads until the queue is empty.
-    Pool,
-}
-
-/// What the leader does after a group.
+/// What a thread leader does after its group.
 pub(crate) enum After {
-    /// Lead another group.
-    Continue,
-    /// Done: the lead was given up or passed to a waiting thread.
+    /// Nothing more: the lead was given up or passed to a waiting thread.
     Stop,
-    /// Done, and a pool leader must be started on this runtime (the next appender is a task).
+    /// A pool leader must be started on this runtime (the next appender is a task).
     StartPoolLeader(tokio::runtime::Handle),
 }
 
@@ -201,8 +192,7 @@ impl CommitQueue {
         let mut st = self.state.lock();
         debug_assert!(st.leading);
         if st.queued.len() < st.last_group {
-            let wait = (st.sync_time / GATHER_WAIT_FRACTION).min(self.gather_wait_max);
-            let deadline = Instant::now() + wait;
+            let deadline = Instant::now() + self.gather_wait(&st);
             st.gather_target = st.last_group;
             while st.queued.len() < st.gather_target && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
             st.gather_target = 0;
@@ -221,16 +211,15 @@ impl CommitQueue {
         };
     }
 
-    /// The leader, its group done, gives up the lead if nothing is queued; otherwise a pool leader
-    /// goes on, and a caller passes the lead to the first appender that queued.
-    pub fn after_group(&self, leader: Leader) -> After {
+    /// A thread leader, its group done, gives up the lead if nothing is queued, or passes it to the
+    /// first appender that queued.
+    pub fn after_group(&self) -> After {
         let mut st = self.state.lock();
         match st.queued.first() {
             None => {
                 st.leading = false;
                 After::Stop
             }
-            Some(_) if leader == Leader::Pool => After::Continue,
             Some(Queued { waiter: Waiter::Thread(next), .. }) => {
                 next.lead.store(true, Ordering::Release);
                 next.thread.unpark();
@@ -238,6 +227,31 @@ impl CommitQueue {
             }
             Some(Queued { waiter: Waiter::Task { runtime, .. }, .. }) => After::StartPoolLeader(runtime.clone()),
         }
+    }
+
+    /// A pool leader, its group done and its appenders woken, keeps the lead if an appender queues
+    /// within half the recent fsync time (the wait [`take`](Self::take) would allow); otherwise it
+    /// gives the lead up and returns `false`. Tasks that append in a loop come back within
+    /// microseconds, while a new leader costs a wake-up of a blocking-pool thread per group.
+    pub fn keep_leading(&self) -> bool {
+        let mut st = self.state.lock();
+        debug_assert!(st.leading);
+        if st.queued.is_empty() {
+            let deadline = Instant::now() + self.gather_wait(&st);
+            st.gather_target = 1;
+            while st.queued.is_empty() && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
+            st.gather_target = 0;
+        }
+        if st.queued.is_empty() {
+            st.leading = false;
+            return false;
+        }
+        true
+    }
+
+    /// How long a leader waits for appenders: half the recent fsync time, capped.
+    fn gather_wait(&self, st: &QueueState) -> Duration {
+        (st.sync_time / GATHER_WAIT_FRACTION).min(self.gather_wait_max)
     }
 }
 
@@ -307,6 +321,37 @@ mod tests {
         assert_eq!(q.take().len(), 1, "the second appender never came back");
         assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
         assert!(!gathering(&q));
+    }
+
+    #[test]
+    fn a_pool_leader_keeps_the_lead_for_an_appender_that_comes_back() {
+        let q = queue(Duration::from_secs(600));
+        assert!(enqueue(&q));
+        assert_eq!(q.take().len(), 1);
+        q.record_sync_time(Duration::from_secs(600));
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| q.keep_leading());
+            let started = Instant::now();
+            while !gathering(&q) {
+                assert!(started.elapsed() < Duration::from_secs(60), "the leader never waited");
+                std::thread::yield_now();
+            }
+            assert!(!enqueue(&q), "the lead is still held: the appender does not lead");
+            assert!(leader.join().expect("the leader"), "it keeps the lead");
+        });
+        assert_eq!(q.take().len(), 1);
+    }
+
+    #[test]
+    fn a_pool_leader_gives_up_the_lead_when_no_appender_comes() {
+        let q = queue(GATHER_WAIT_MAX);
+        assert!(enqueue(&q));
+        assert_eq!(q.take().len(), 1);
+        q.record_sync_time(Duration::from_millis(1));
+        let started = Instant::now();
+        assert!(!q.keep_leading());
+        assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
+        assert!(enqueue(&q), "the next appender leads");
     }
 
     #[test]

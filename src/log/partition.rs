@@ -8,7 +8,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
-use super::commit::{After, CommitQueue, Leader, Next, ThreadWaiter, Waiter};
+use super::commit::{After, CommitQueue, Next, ThreadWaiter, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, ReadBatch, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -404,7 +404,7 @@ impl Partition {
         let mut lead = self.inner.commits.enqueue(prepared, Waiter::Thread(Arc::clone(&waiter)));
         loop {
             if lead {
-                self.lead(Leader::Caller);
+                self.lead();
             }
             match waiter.wait() {
                 Next::Done(result) => return result,
@@ -427,7 +427,7 @@ impl Partition {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Handle::current();
         if self.inner.commits.enqueue(prepared, Waiter::Task { tx, runtime: runtime.clone() }) {
-            runtime.spawn_blocking(move || p.lead(Leader::Pool));
+            runtime.spawn_blocking(move || p.lead_pool());
         }
         rx.await.expect("the group commit leader does not panic")
     }
@@ -443,23 +443,22 @@ impl Partition {
         self.inner.commits.len()
     }
 
-    /// Leads group commits until the lead is given up or passed on (see `commit.rs`).
-    fn lead(&self, leader: Leader) {
+    /// An appending thread leads one group, then passes the lead on (see `commit.rs`).
+    fn lead(&self) {
+        let done = self.commit_group();
+        if let After::StartPoolLeader(runtime) = self.inner.commits.after_group() {
+            let p = self.clone();
+            runtime.spawn_blocking(move || p.lead_pool());
+        }
+        done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+    }
+
+    /// A blocking-pool thread leads groups for tasks until no appender comes back in time.
+    fn lead_pool(&self) {
         loop {
             let done = self.commit_group();
-            let after = self.inner.commits.after_group(leader);
-            if let After::StartPoolLeader(runtime) = &after {
-                let p = self.clone();
-                runtime.spawn_blocking(move || p.lead(Leader::Pool));
-            }
-            let finish = move || done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
-            // A pool leader that goes on hands the wake-ups to the runtime, so that they overlap its
-            // next write and fsync.
-            match (&after, tokio::runtime::Handle::try_current()) {
-                (After::Continue, Ok(rt)) if leader == Leader::Pool => drop(rt.spawn(async move { finish() })),
-                _ => finish(),
-            }
-            if !matches!(after, After::Continue) {
+            done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+            if !self.inner.commits.keep_leading() {
                 return;
             }
         }

@@ -293,6 +293,8 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
     let store_dir = dir.join("store");
     let record_bytes = Cell::new(0);
     let fsyncs = Cell::new(0);
+    // The subject's fsyncs, timed by kappalog itself (its fsync latency histogram).
+    let (fsync_seconds, fsync_count) = (Cell::new(0.0), Cell::new(0));
     let workers = std::env::var("KAPPALOG_BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -306,6 +308,7 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
         let cfg = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
         let p = store.create_topic("bench", 1, cfg).expect("create the topic").partition(0).expect("partition 0");
         let syncs_before = faults.syncs();
+        let latency_before = kappalog::log::fsync_latency();
         let t = match appenders {
             Appenders::Threads => {
                 let barrier = Barrier::new(GROUP_THREADS + 1);
@@ -343,6 +346,9 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
             }),
         };
         fsyncs.set(fsyncs.get() + faults.syncs() - syncs_before);
+        let latency = kappalog::log::fsync_latency();
+        fsync_seconds.set(fsync_seconds.get() + latency.sum_seconds - latency_before.sum_seconds);
+        fsync_count.set(fsync_count.get() + latency.count - latency_before.count);
         assert_eq!(p.high_watermark(), (GROUP_THREADS * per_appender) as u64);
         record_bytes.set(p.stats().size_bytes as usize / (GROUP_THREADS * per_appender));
         drop((p, store));
@@ -362,8 +368,12 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
     };
     rows.push(Row {
         case: format!("group commit: sync, {who} x 1 x 100 B"),
-        subject: format!("{}rec/s, {per_fsync:.1} records per fsync", si(subject_rps)),
-        baseline: format!("write+fdatasync per record: {}rec/s", si(baseline_rps)),
+        subject: format!(
+            "{}rec/s, {per_fsync:.1} records per fsync, fsync {:.0} us",
+            si(subject_rps),
+            fsync_seconds.get() / fsync_count.get().max(1) as f64 * 1e6
+        ),
+        baseline: format!("write+fdatasync per record: {}rec/s ({:.0} us each)", si(baseline_rps), 1e6 / baseline_rps),
         ratio: subject_rps / baseline_rps,
         ratio_unit: "x",
         target: Target::Ratio(GROUP_TARGET_RATIO),

@@ -29,7 +29,7 @@ fn config(durability: Durability) -> TopicConfig {
 fn child_appends_until_killed() {
     let Ok(dir) = std::env::var(CRASH_ENV) else { return };
     let round = std::env::var(ROUND_ENV).unwrap();
-    let store = Store::open(&dir, StoreConfig::default()).unwrap();
+    let store = open_retrying_locked(&dir);
     let p = store.topic("t").unwrap().partition(0).unwrap();
     std::thread::scope(|s| {
         for t in 0..CHILD_THREADS {
@@ -51,6 +51,22 @@ fn child_appends_until_killed() {
             });
         }
     });
+}
+
+/// Opens the store, retrying while it is `Locked`: the two tests of this file run at once, and a
+/// child the other test forks while this test's parent holds the store open shares the lock's file
+/// description until it execs (file descriptors close on exec, not on fork), so the lock can
+/// outlive the parent's `Store` by that long. Bounded: a real second holder still fails the test.
+fn open_retrying_locked(dir: &str) -> Store {
+    let started = std::time::Instant::now();
+    loop {
+        match Store::open(dir, StoreConfig::default()) {
+            Err(kappalog::Error::Locked { .. }) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            opened => return opened.unwrap(),
+        }
+    }
 }
 
 /// Runs one child until it has acknowledged `ACKS_BEFORE_KILL` records, SIGKILLs it, and returns

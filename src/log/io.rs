@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +19,35 @@ pub(crate) fn append(file: &File, path: &Path, buf: &[u8], faults: Option<&Fault
         }
     }
     (&*file).write_all(buf).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `buf` at byte `position` of `file`. An injected failure writes half of `buf` first.
+pub(crate) fn write_at(
+    file: &File,
+    path: &Path,
+    buf: &[u8],
+    position: u64,
+    faults: Option<&FaultInjector>,
+) -> Result<()> {
+    if let Some(f) = faults {
+        if let Err(e) = f.before_write() {
+            let _ = file.write_all_at(&buf[..buf.len() / 2], position);
+            return Err(Error::io(path, e));
+        }
+    }
+    file.write_all_at(buf, position).map_err(|e| Error::io(path, e))
+}
+
+/// Writes zeros over `[from, to)` of `file`.
+pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// `fdatasync`. Never retried: after a failure the caller poisons what it was syncing.

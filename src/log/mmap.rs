@@ -10,8 +10,9 @@
 //!    bytes below it has returned. Bytes below the mark are never written again: segments are
 //!    append-only, and compaction writes *new* files.
 //! 3. **No truncation below a live reader**: recovery truncates a torn tail *before* the segment is
-//!    mapped; nothing else truncates a mapped file. Deleting (unlinking) a file keeps its pages alive
-//!    for existing maps.
+//!    mapped; the only other truncation of a mapped file cuts the active segment's zero tail (at
+//!    roll and at close), which lies at or above `published`. Deleting (unlinking) a file keeps its
+//!    pages alive for existing maps.
 //! 4. **Arc-kept maps**: every `Bytes` handed out owns an `Arc<Map>`, so the mapping outlives its last
 //!    reader, even after the segment was deleted by retention or replaced by compaction.
 //!

@@ -234,6 +234,18 @@ fn open_append(path: &Path) -> Result<File> {
     OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| Error::io(path, e))
 }
 
+/// A log file is written at explicit positions (`pwrite`), not appended to: under `sync` its end
+/// may be a zero-filled tail (see `Partition::write_staged`).
+fn open_log(path: &Path, create_new: bool) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true);
+    match create_new {
+        true => o.create_new(true),
+        false => o.create(true),
+    };
+    o.open(path).map_err(|e| Error::io(path, e))
+}
+
 impl Segment {
     /// The `.log`, `.index` and `.timeindex` paths of the segment at `base_offset` in `dir`.
     pub(crate) fn paths(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf, PathBuf) {
@@ -251,7 +263,7 @@ impl Segment {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
         let create =
             |p: &Path| OpenOptions::new().create_new(true).read(true).append(true).open(p).map_err(|e| Error::io(p, e));
-        let log = create(&log_path)?;
+        let log = open_log(&log_path, true)?;
         // Index files are derived from the log: a leftover one (say, from an interrupted run) is
         // replaced, while a leftover log is an error, never overwritten.
         for p in [&index_path, &time_index_path] {
@@ -315,7 +327,7 @@ impl Segment {
         clean: bool,
     ) -> Result<OpenedActive> {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
-        let log = open_append(&log_path)?;
+        let log = open_log(&log_path, false)?;
         let len = log.metadata().map_err(|e| Error::io(&log_path, e))?.len();
         let trusted = if clean {
             Self::tail_after_clean_shutdown(&log, &index_path, &time_index_path, base_offset, len)?

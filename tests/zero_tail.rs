@@ -66,6 +66,11 @@ fn a_crash_leaves_the_tail_and_recovery_cuts_it() {
     common::copy_dir(dir.path(), crashed.path());
     drop((p, store));
     assert!(active_log(crashed.path()).len() > size, "the copy has the zero tail");
+    // `kappalog dump` tells the zero tail from corruption.
+    let logs = common::segment_files(&common::partition_dir(crashed.path(), "t", 0), "log");
+    let report = kappalog::log::inspect_segment(logs.last().unwrap(), None).unwrap();
+    assert!(report.corruption.is_none(), "{:?}", report.corruption);
+    assert_eq!((report.batches.len(), report.zero_tail_bytes as usize), (20, active_log(crashed.path()).len() - size));
 
     let store = Store::open(crashed.path(), StoreConfig::default()).unwrap();
     let p = store.topic("t").unwrap().partition(0).unwrap();

@@ -57,6 +57,12 @@ pub fn run(path: &Path, show_records: bool) -> i32 {
             };
             println!("    offset {} timestamp {} key {} value {}", r.offset, r.timestamp, show(&r.key), show(&r.value));
         }
+        if report.zero_tail_bytes > 0 {
+            println!(
+                "  zero tail: {} bytes after the last batch (an open or crashed sync segment)",
+                report.zero_tail_bytes
+            );
+        }
         match &report.corruption {
             Some(e) => {
                 corrupt = true;

@@ -30,6 +30,9 @@ pub struct SegmentReport {
     pub batches: Vec<BatchSummary>,
     /// The first bad batch (checksum, length or record encoding), with its position.
     pub corruption: Option<Error>,
+    /// Zero bytes after the last batch, to the end of the file: the zero tail of an active `sync`
+    /// segment (a store that is open, or crashed and not yet recovered). Not corruption.
+    pub zero_tail_bytes: u64,
 }
 
 fn summary(position: usize, h: &BatchHeader) -> BatchSummary {
@@ -55,9 +58,14 @@ pub fn inspect_segment(path: &Path, mut records: Option<&mut Vec<Record>>) -> Re
         size_bytes: data.len() as u64,
         batches: Vec::new(),
         corruption: None,
+        zero_tail_bytes: 0,
     };
     let mut pos = 0;
     while pos < data.len() {
+        if data[pos..].iter().all(|&b| b == 0) {
+            report.zero_tail_bytes = (data.len() - pos) as u64;
+            break;
+        }
         let bad = |c: Corruption| Error::Corrupted { path: path.to_path_buf(), position: pos as u64, detail: c };
         let end = match BatchHeader::parse(&data[pos..]) {
             Ok(Some(h)) if h.len() <= data.len() - pos => pos + h.len(),

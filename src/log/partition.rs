@@ -142,6 +142,11 @@ struct Writer {
 /// the segment is sealed and at a clean shutdown; after a crash, recovery cuts it as a torn tail.
 const ZERO_TAIL_BYTES: u64 = 256 * 1024;
 
+/// Only a group smaller than this tops the zero tail up. A big group's fsync is mostly its data, so
+/// the allocation it saves is small, while zeroing ahead of every such group writes about a quarter
+/// more (measured: `sync` appends of 100 KiB and 1 MiB batches were 10–15% slower with it).
+const ZERO_TAIL_GROUP_BYTES_MAX: u64 = ZERO_TAIL_BYTES / 4;
+
 #[derive(Debug)]
 struct SyncState {
     /// Every offset below this is on stable storage.
@@ -639,6 +644,7 @@ impl Partition {
         let written = io::write_at(&w.files.log, &w.segment.log_path, &staged.bytes, position, faults)
             .and_then(|()| index_entries());
         let batches = std::mem::take(&mut staged.batches);
+        let group_bytes = staged.bytes.len() as u64;
         super::buffers::give(std::mem::take(&mut staged.bytes));
         if let Err(e) = written {
             self.poison(&e);
@@ -652,7 +658,7 @@ impl Partition {
         w.next_offset = staged.next_offset;
         w.created_ms = staged.created_ms;
         w.file_len = w.file_len.max(w.cursor.position);
-        if batches.iter().any(|b| b.durability == Durability::Sync) {
+        if group_bytes < ZERO_TAIL_GROUP_BYTES_MAX && batches.iter().any(|b| b.durability == Durability::Sync) {
             Self::top_up_zero_tail(w);
         }
         for b in batches {

@@ -28,6 +28,15 @@ fn check_records(p: &Partition, batches: usize) {
     }
 }
 
+/// A store in `dir` with a `sync` topic `t` of 20 batches; the log's size.
+fn store_with_records(dir: &Path) -> (Store, Partition, usize) {
+    let store = Store::open(dir, StoreConfig::default()).unwrap();
+    let p = store.create_topic("t", 1, config(Durability::Sync)).unwrap().partition(0).unwrap();
+    append(&p, 0, 20);
+    let size = p.stats().size_bytes as usize;
+    (store, p, size)
+}
+
 fn active_log(data_dir: &Path) -> Vec<u8> {
     let logs = common::segment_files(&common::partition_dir(data_dir, "t", 0), "log");
     std::fs::read(logs.last().unwrap()).unwrap()
@@ -36,10 +45,7 @@ fn active_log(data_dir: &Path) -> Vec<u8> {
 #[test]
 fn sync_appends_keep_a_zero_tail_that_close_cuts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let p = store.create_topic("t", 1, config(Durability::Sync)).unwrap().partition(0).unwrap();
-    append(&p, 0, 20);
-    let size = p.stats().size_bytes as usize;
+    let (store, p, size) = store_with_records(dir.path());
     let file = active_log(dir.path());
     assert!(file.len() > size, "a {}-byte file for a {size}-byte log: no zero tail", file.len());
     assert!(file[size..].iter().all(|&b| b == 0), "the tail is zeros");
@@ -58,10 +64,7 @@ fn sync_appends_keep_a_zero_tail_that_close_cuts() {
 fn a_crash_leaves_the_tail_and_recovery_cuts_it() {
     let dir = tempfile::tempdir().unwrap();
     let crashed = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let p = store.create_topic("t", 1, config(Durability::Sync)).unwrap().partition(0).unwrap();
-    append(&p, 0, 20);
-    let size = p.stats().size_bytes as usize;
+    let (store, p, size) = store_with_records(dir.path());
     // The files as a crash would leave them: copied while the store is open.
     common::copy_dir(dir.path(), crashed.path());
     drop((p, store));

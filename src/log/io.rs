@@ -10,15 +10,24 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::fault::FaultInjector;
 
+/// Writes `buf` with `write`, unless the fault injector fails this write: then only half of `buf`
+/// is written (a torn write) and the injected error returned.
+fn write_or_fail(
+    path: &Path,
+    buf: &[u8],
+    faults: Option<&FaultInjector>,
+    write: impl Fn(&[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    if let Some(Err(e)) = faults.map(|f| f.before_write()) {
+        let _ = write(&buf[..buf.len() / 2]);
+        return Err(Error::io(path, e));
+    }
+    write(buf).map_err(|e| Error::io(path, e))
+}
+
 /// Appends `buf` to `file` (opened in append mode). An injected failure writes half of `buf` first.
 pub(crate) fn append(file: &File, path: &Path, buf: &[u8], faults: Option<&FaultInjector>) -> Result<()> {
-    if let Some(f) = faults {
-        if let Err(e) = f.before_write() {
-            let _ = (&*file).write_all(&buf[..buf.len() / 2]);
-            return Err(Error::io(path, e));
-        }
-    }
-    (&*file).write_all(buf).map_err(|e| Error::io(path, e))
+    write_or_fail(path, buf, faults, |b| (&*file).write_all(b))
 }
 
 /// Writes `buf` at byte `position` of `file`. An injected failure writes half of `buf` first.
@@ -29,13 +38,7 @@ pub(crate) fn write_at(
     position: u64,
     faults: Option<&FaultInjector>,
 ) -> Result<()> {
-    if let Some(f) = faults {
-        if let Err(e) = f.before_write() {
-            let _ = file.write_all_at(&buf[..buf.len() / 2], position);
-            return Err(Error::io(path, e));
-        }
-    }
-    file.write_all_at(buf, position).map_err(|e| Error::io(path, e))
+    write_or_fail(path, buf, faults, |b| file.write_all_at(b, position))
 }
 
 /// Writes zeros over `[from, to)` of `file`.

@@ -234,8 +234,6 @@ impl Partition {
             }
         };
         let next_offset = segment.next_offset();
-        // Recovery cut the file to its last valid batch (a clean shutdown left it there).
-        let cursor_position = cursor.position;
         // `segment_ms` counts from the active segment's first append, across restarts too: the
         // newest timestamp of its first batch stands for that time (Kafka's rule), never later than now.
         let data = segment.data();
@@ -259,11 +257,12 @@ impl Partition {
                 writer: Mutex::new(Writer {
                     segment,
                     files,
+                    // Recovery cut the file to its last valid batch (a clean shutdown left it there).
+                    file_len: cursor.position,
                     cursor,
                     next_offset,
                     created_ms,
                     segment_bytes: cfg.segment_bytes,
-                    file_len: cursor_position,
                 }),
                 log_start_offset: AtomicU64::new(log_start_offset),
                 high_watermark: AtomicU64::new(next_offset),
@@ -692,25 +691,26 @@ impl Partition {
         }
     }
 
-    /// Cuts the active segment's zero-filled tail, so that its file ends where its log does.
-    /// Does not fsync: the caller does (a size change is part of what `fdatasync` writes).
-    fn cut_zero_tail(w: &mut Writer) -> Result<()> {
-        if w.file_len > w.cursor.position {
-            w.files.log.set_len(w.cursor.position).map_err(|e| Error::io(&w.segment.log_path, e))?;
-            w.file_len = w.cursor.position;
+    /// Cuts the active segment's zero-filled tail, so that its file ends where its log does;
+    /// `true` if there was one. Does not fsync: the caller does (a size change is part of what
+    /// `fdatasync` writes).
+    fn cut_zero_tail(w: &mut Writer) -> Result<bool> {
+        if w.file_len <= w.cursor.position {
+            return Ok(false);
         }
-        Ok(())
+        w.files.log.set_len(w.cursor.position).map_err(|e| Error::io(&w.segment.log_path, e))?;
+        w.file_len = w.cursor.position;
+        Ok(true)
     }
 
     /// At a clean shutdown, after [`flush`](Self::flush): cuts the zero-filled tail of the active
     /// segment and fsyncs the new size, so that the next open finds the log's end at the file's.
     pub(crate) fn cut_zero_tail_for_close(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
-        if w.file_len <= w.cursor.position {
-            return Ok(());
+        match Self::cut_zero_tail(&mut w)? {
+            true => io::sync_data(&w.files.log, &w.segment.log_path, None),
+            false => Ok(()),
         }
-        Self::cut_zero_tail(&mut w)?;
-        io::sync_data(&w.files.log, &w.segment.log_path, None)
     }
 
     /// Seals the active segment (fsyncs it and its indexes) and starts a new one at the next offset.

@@ -128,30 +128,24 @@ pub(crate) fn verify(header: &BatchHeader, b: &[u8]) -> Result<(), Corruption> {
     Ok(())
 }
 
-/// Appends one encoded batch to `out`. Records are `(offset_delta, timestamp, key, value, headers)`;
-/// offset deltas must increase. Returns the header written.
+/// Appends one encoded batch to `out`. Records come with their [`record::body_len`] (the caller
+/// sized the batch with it, so it is not computed twice); their offset deltas must increase and
+/// their timestamp deltas are from `first_timestamp`. Returns the header written and the CRC of the
+/// records (see [`set_base_offset`]). Reserve [`record::ENCODE_SLACK`] past the batch in `out`.
 pub(crate) fn encode<'a>(
     out: &mut Vec<u8>,
     base_offset: u64,
     attributes: u16,
-    records: impl Iterator<Item = RecordFields<'a>>,
+    (first_timestamp, max_timestamp): (i64, i64),
+    records: impl Iterator<Item = (RecordFields<'a>, usize)>,
 ) -> (BatchHeader, crc32fast::Hasher) {
     let start = out.len();
     out.resize(start + HEADER_LEN, 0);
     let mut count = 0u32;
     let mut last_delta = 0u32;
-    let mut first_ts = 0i64;
-    let mut max_ts = i64::MIN;
-    for mut r in records {
-        // On input, `timestamp_delta` holds the absolute timestamp.
-        if count == 0 {
-            first_ts = r.timestamp_delta;
-        } else {
-            assert!(r.offset_delta > last_delta, "offset deltas must increase");
-        }
-        max_ts = max_ts.max(r.timestamp_delta);
-        r.timestamp_delta = r.timestamp_delta.wrapping_sub(first_ts);
-        record::encode(out, &r);
+    for (r, body) in records {
+        assert!(count == 0 || r.offset_delta > last_delta, "offset deltas must increase");
+        record::encode(out, &r, body);
         last_delta = r.offset_delta;
         count += 1;
     }
@@ -163,8 +157,8 @@ pub(crate) fn encode<'a>(
         base_offset,
         last_offset_delta: last_delta,
         record_count: count,
-        first_timestamp: first_ts,
-        max_timestamp: max_ts,
+        first_timestamp,
+        max_timestamp,
     };
     let b = &mut out[start..];
     b[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&h.length.to_le_bytes());
@@ -173,8 +167,8 @@ pub(crate) fn encode<'a>(
     b[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
     b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
     b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&count.to_le_bytes());
-    b[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8].copy_from_slice(&first_ts.to_le_bytes());
-    b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
+    b[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8].copy_from_slice(&first_timestamp.to_le_bytes());
+    b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_le_bytes());
     let mut body_crc = crc32fast::Hasher::new();
     body_crc.update(&b[HEADER_LEN..]);
     let crc = write_crc(b, &body_crc);
@@ -301,12 +295,16 @@ mod tests {
             &mut out,
             42,
             0,
-            values.iter().enumerate().map(|(i, v)| RecordFields {
-                offset_delta: i as u32,
-                timestamp_delta: 1_000 + i as i64,
-                key: if i % 2 == 0 { Some(b"key") } else { None },
-                value: Some(v),
-                headers: &headers,
+            (1_000, 1_000 + n as i64 - 1),
+            values.iter().enumerate().map(|(i, v)| {
+                RecordFields {
+                    offset_delta: i as u32,
+                    timestamp_delta: i as i64,
+                    key: if i % 2 == 0 { Some(b"key") } else { None },
+                    value: Some(v),
+                    headers: &headers,
+                }
+                .with_body_len()
             }),
         );
         out

@@ -711,13 +711,17 @@ mod tests {
                 &mut data,
                 10 + i as u64,
                 0,
-                std::iter::once(record::RecordFields {
-                    offset_delta: 0,
-                    timestamp_delta: 1_000,
-                    key: None,
-                    value: Some(&value),
-                    headers: &[],
-                }),
+                (1_000, 1_000),
+                std::iter::once(
+                    record::RecordFields {
+                        offset_delta: 0,
+                        timestamp_delta: 0,
+                        key: None,
+                        value: Some(&value),
+                        headers: &[],
+                    }
+                    .with_body_len(),
+                ),
             );
         }
         (data, starts)

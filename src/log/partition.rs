@@ -946,13 +946,13 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     let log_append = cfg.timestamp_type == TimestampType::LogAppendTime;
     let timestamp = |r: &NewRecord| if log_append { now } else { r.timestamp.unwrap_or(now) };
     let first_ts = timestamp(&records[0]);
-    let fields = |i: usize, r| fields(i, r, timestamp(r).wrapping_sub(first_ts));
     fn fields(i: usize, r: &NewRecord, timestamp_delta: i64) -> RecordFields<'_> {
         let (key, value, headers) = (r.key.as_deref(), r.value.as_deref(), &r.headers);
         RecordFields { offset_delta: i as u32, timestamp_delta, key, value, headers }
     }
-    // Size and check every record before anything is encoded; keep each body's length for the
-    // encoder (computing it is most of the framing's cost).
+    let fields_of = |i: usize, r| fields(i, r, timestamp(r).wrapping_sub(first_ts));
+    // Size and check every record before anything is encoded, and keep each body's length for the
+    // encoder, so that it is computed once per record.
     let mut bodies = Vec::with_capacity(records.len());
     let mut max_ts = i64::MIN;
     let mut total = batch::HEADER_LEN as u64;
@@ -961,7 +961,7 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
             return Err(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
         }
         max_ts = max_ts.max(timestamp(r));
-        let body = record::body_len(&fields(i, r));
+        let body = record::body_len(&fields_of(i, r));
         let len = record::encoded_len(body) as u64;
         if len > cfg.max_message_bytes as u64 {
             return Err(Error::LimitExceeded {
@@ -978,7 +978,7 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     }
     let mut buf = super::buffers::take(total as usize + record::ENCODE_SLACK);
     let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
-    let records = records.iter().enumerate().map(|(i, r)| (fields(i, r), bodies[i]));
+    let records = records.iter().enumerate().map(|(i, r)| (fields_of(i, r), bodies[i]));
     let (_, body_crc) = batch::encode(&mut buf, 0, attributes, (first_ts, max_ts), records);
     Ok((buf, body_crc))
 }

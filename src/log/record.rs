@@ -84,7 +84,8 @@ impl<'a> RecordFields<'a> {
 /// The encoder stages a record's small fields (varints, attributes) on the stack, between the
 /// slices (key, value, headers) that it copies as they are, and writes them to the batch as one
 /// fixed-size copy cut back to what was staged: no `Vec::push` per byte and no call to `memcpy`
-/// for a handful of bytes. These few bytes were most of the encoder's instructions.
+/// for a handful of bytes. Besides the copies of the slices, these few bytes are most of what the
+/// encoder does.
 ///
 /// More than the most ever staged between two copies: the record's length, attributes, timestamp
 /// delta, offset delta, key length and value length, then the header count and a header's key

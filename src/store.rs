@@ -15,8 +15,9 @@ use crate::log::io::{sync_dir, write_atomic};
 use crate::log::Partition;
 use crate::topic::{Topic, TopicInner, TopicMeta};
 
-/// The on-disk format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this build writes and the newest it reads (history: section 13 of
+/// `segment-format.md`). An older store is upgraded when opened (see `check_format`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The file in the data directory whose exclusive lock a `Store` holds.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -320,6 +321,14 @@ fn check_format(dir: &Path) -> Result<()> {
             })?;
             if meta.format_version > FORMAT_VERSION {
                 return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
+            }
+            if meta.format_version < FORMAT_VERSION {
+                // Version 1 differs only in its 12-byte `.timeindex` entries, which fail this build's
+                // checks and are rebuilt from the log when first loaded. The store says it is newer
+                // from now on, so that an older build refuses it instead of misreading those files.
+                let bytes =
+                    serde_json::to_vec_pretty(&StoreMeta { format_version: FORMAT_VERSION }).expect("serializable");
+                write_atomic(&path, &bytes)?;
             }
             Ok(())
         }

@@ -60,3 +60,46 @@ fn a_plausible_but_wrong_index_entry_is_not_trusted() {
         }
     }
 }
+
+/// The first offset with a timestamp at or after `t`, by brute force.
+fn first_at_or_after(all: &[Record], t: i64) -> Option<u64> {
+    all.iter().find(|r| r.timestamp >= t).map(|r| r.offset)
+}
+
+#[test]
+fn a_time_index_entry_damaged_in_order_is_not_trusted() {
+    let original = tempfile::tempdir().unwrap();
+    let all = fill(original.path());
+    let pdir = common::partition_dir(original.path(), "t", 0);
+    let times = common::segment_files(&pdir, "timeindex");
+    let intact = std::fs::read(&times[1]).unwrap();
+    assert!(intact.len() / 16 >= 4, "{} bytes", intact.len());
+    let (first_ts, last_ts) = (all[0].timestamp, all.last().unwrap().timestamp);
+    // Damage that keeps the entries in order, so that only the entries' checksums can see it; each
+    // one, trusted, made offset_for_timestamp skip records (checked before the checksums existed).
+    // (what, byte of the .timeindex file, amount added to it)
+    let damages = [
+        ("relative offset of entry 1 moved one batch forward", 16 + 8, 6u8),
+        ("timestamp of entry 1 lowered by 2", 16, 254),
+        ("timestamp of entry 2 raised by 2", 32, 2),
+    ];
+    for (what, byte, delta) in damages {
+        for unclean in [false, true] {
+            let copy = tempfile::tempdir().unwrap();
+            common::copy_dir(original.path(), copy.path());
+            if unclean {
+                common::forget_clean_shutdown(copy.path());
+            }
+            let path = common::segment_files(&common::partition_dir(copy.path(), "t", 0), "timeindex")[1].clone();
+            let mut b = std::fs::read(&path).unwrap();
+            b[byte] = b[byte].wrapping_add(delta);
+            std::fs::write(&path, b).unwrap();
+            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+            let p = store.topic("t").unwrap().partition(0).unwrap();
+            for t in first_ts - 2..=last_ts + 2 {
+                assert_eq!(p.offset_for_timestamp(t).unwrap(), first_at_or_after(&all, t), "{what}: t = {t}");
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), intact, "{what}: the rebuilt file is the original");
+        }
+    }
+}

@@ -69,8 +69,8 @@ fn check_index_files(pdir: &Path) {
             assert_eq!(batch_base, base + rel, "index entry of {} points at the wrong batch", log.display());
         }
         let times = std::fs::read(log.with_extension("timeindex")).unwrap();
-        assert_eq!(times.len() % 12, 0);
-        let ts: Vec<i64> = times.chunks_exact(12).map(|e| i64::from_le_bytes(e[..8].try_into().unwrap())).collect();
+        assert_eq!(times.len() % 16, 0);
+        let ts: Vec<i64> = times.chunks_exact(16).map(|e| i64::from_le_bytes(e[..8].try_into().unwrap())).collect();
         assert!(ts.windows(2).all(|w| w[0] < w[1]), "time index not increasing: {ts:?}");
     }
 }

@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(n, bytes.len() / 8);
     }
     if let Ok(n) = decode_time_index(bytes, bound) {
-        assert_eq!(n, bytes.len() / 12);
+        assert_eq!(n, bytes.len() / 16);
     }
 });

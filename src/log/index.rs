@@ -10,9 +10,12 @@ pub(crate) struct OffsetEntry {
     pub position: u32,
 }
 
-/// `.timeindex` entry: 12 bytes, `timestamp i64 LE`, `relative_offset u32 LE`. Every record in the
-/// segment up to the end of the batch at `relative_offset` has a timestamp `<= timestamp`; timestamps
-/// of successive entries strictly increase.
+/// `.timeindex` entry: 16 bytes, `timestamp i64 LE`, `relative_offset u32 LE`, then `crc u32 LE`, the
+/// CRC-32 of the first 12 bytes. Every record in the segment up to the end of the batch at
+/// `relative_offset` has a timestamp `<= timestamp`; timestamps of successive entries strictly
+/// increase. Unlike an offset entry, which a read checks against the batch it points at, a time entry
+/// makes a claim about every batch before it, which no cheap check of the log can confirm: damage
+/// that keeps the entries in order would make `offset_for_timestamp` skip records. Hence the CRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeEntry {
     pub timestamp: i64,
@@ -20,7 +23,7 @@ pub(crate) struct TimeEntry {
 }
 
 pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
-pub(crate) const TIME_ENTRY_LEN: usize = 12;
+pub(crate) const TIME_ENTRY_LEN: usize = 16;
 
 impl OffsetEntry {
     pub fn encode(&self) -> [u8; OFFSET_ENTRY_LEN] {
@@ -35,7 +38,9 @@ impl TimeEntry {
     pub fn encode(&self) -> [u8; TIME_ENTRY_LEN] {
         let mut b = [0; TIME_ENTRY_LEN];
         b[..8].copy_from_slice(&self.timestamp.to_le_bytes());
-        b[8..].copy_from_slice(&self.relative_offset.to_le_bytes());
+        b[8..12].copy_from_slice(&self.relative_offset.to_le_bytes());
+        let crc = crc32fast::hash(&b[..12]);
+        b[12..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 }
@@ -67,17 +72,22 @@ pub(crate) fn decode_offsets(b: &[u8], log_len: u64) -> Result<Vec<OffsetEntry>,
     Ok(out)
 }
 
-/// Decodes a `.timeindex` file, checking that timestamps and offsets strictly increase and that
-/// offsets are below `relative_end` (the segment's next offset minus its base).
+/// Decodes a `.timeindex` file, checking each entry's CRC, that timestamps strictly increase,
+/// offsets never decrease, and offsets are below `relative_end` (the segment's next offset minus its
+/// base).
 pub(crate) fn decode_times(b: &[u8], relative_end: u64) -> Result<Vec<TimeEntry>, String> {
     if !b.len().is_multiple_of(TIME_ENTRY_LEN) {
         return Err(format!("length {} is not a multiple of {TIME_ENTRY_LEN}", b.len()));
     }
     let mut out: Vec<TimeEntry> = Vec::with_capacity(b.len() / TIME_ENTRY_LEN);
     for c in b.chunks_exact(TIME_ENTRY_LEN) {
+        let (expected, found) = (u32::from_le_bytes(c[12..].try_into().unwrap()), crc32fast::hash(&c[..12]));
+        if expected != found {
+            return Err(format!("entry {} checksum: expected {expected:#010x}, found {found:#010x}", out.len()));
+        }
         let e = TimeEntry {
             timestamp: i64::from_le_bytes(c[..8].try_into().unwrap()),
-            relative_offset: u32::from_le_bytes(c[8..].try_into().unwrap()),
+            relative_offset: u32::from_le_bytes(c[8..12].try_into().unwrap()),
         };
         if e.relative_offset as u64 >= relative_end {
             return Err(format!("entry offset {} beyond the segment", e.relative_offset));
@@ -145,6 +155,14 @@ mod tests {
         let bytes: Vec<u8> = times.iter().flat_map(|e| e.encode()).collect();
         assert_eq!(decode_times(&bytes, 6).unwrap(), times);
         assert!(decode_times(&bytes, 5).is_err());
+        assert!(decode_times(&bytes[..TIME_ENTRY_LEN + 12], 6).is_err(), "torn entry");
+        // Any changed byte of an entry (here: damage that keeps the entries in order) is detected.
+        for byte in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[byte] ^= 0x04;
+            let err = decode_times(&damaged, 6).unwrap_err();
+            assert!(err.contains("checksum"), "byte {byte}: {err}");
+        }
         assert_eq!(lookup_time(&times, 50), None);
         assert_eq!(lookup_time(&times, 100), None);
         assert_eq!(lookup_time(&times, 150), Some(0));

@@ -3,7 +3,9 @@
 
 mod common;
 
-use kappalog::{Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use std::path::Path;
+
+use kappalog::{Durability, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig};
 
 fn fill(dir: &std::path::Path) -> Vec<Record> {
     let store = Store::open(dir, StoreConfig::default()).unwrap();
@@ -23,6 +25,32 @@ fn fill(dir: &std::path::Path) -> Vec<Record> {
     p.read(0, usize::MAX, usize::MAX).unwrap()
 }
 
+/// For each damage `(what, byte, delta)` and after a clean and an unclean shutdown alike: copies
+/// the store at `original`, adds `delta` to `byte` of its second segment's `ext` file, opens the copy
+/// and runs `check(what, partition, damaged file)`.
+fn for_each_damaged_copy(
+    original: &Path,
+    ext: &str,
+    damages: &[(&str, usize, u8)],
+    check: impl Fn(&str, &Partition, &Path),
+) {
+    for &(what, byte, delta) in damages {
+        for unclean in [false, true] {
+            let copy = tempfile::tempdir().unwrap();
+            common::copy_dir(original, copy.path());
+            if unclean {
+                common::forget_clean_shutdown(copy.path());
+            }
+            let path = common::segment_files(&common::partition_dir(copy.path(), "t", 0), ext)[1].clone();
+            let mut b = std::fs::read(&path).unwrap();
+            b[byte] = b[byte].wrapping_add(delta);
+            std::fs::write(&path, b).unwrap();
+            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
+            check(what, &store.topic("t").unwrap().partition(0).unwrap(), &path);
+        }
+    }
+}
+
 #[test]
 fn a_plausible_but_wrong_index_entry_is_not_trusted() {
     let original = tempfile::tempdir().unwrap();
@@ -39,26 +67,13 @@ fn a_plausible_but_wrong_index_entry_is_not_trusted() {
         ("relative offset of entry 1 + 1", 8, 1),
         ("relative offset of entry 2 - 1", 16, 255),
     ];
-    for (what, byte, delta) in damages {
-        for unclean in [false, true] {
-            let copy = tempfile::tempdir().unwrap();
-            common::copy_dir(original.path(), copy.path());
-            if unclean {
-                common::forget_clean_shutdown(copy.path());
-            }
-            let index = common::segment_files(&common::partition_dir(copy.path(), "t", 0), "index")[1].clone();
-            let mut b = std::fs::read(&index).unwrap();
-            b[byte] = b[byte].wrapping_add(delta);
-            std::fs::write(&index, b).unwrap();
-            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
-            let p = store.topic("t").unwrap().partition(0).unwrap();
-            for r in &all {
-                let got = p.read(r.offset, 1, 1).unwrap_or_else(|e| panic!("{what}: read at {}: {e}", r.offset));
-                assert_eq!(&got[0], r, "{what}");
-            }
-            assert_eq!(p.read(0, usize::MAX, usize::MAX).unwrap(), all, "{what}");
+    for_each_damaged_copy(original.path(), "index", &damages, |what, p, _| {
+        for r in &all {
+            let got = p.read(r.offset, 1, 1).unwrap_or_else(|e| panic!("{what}: read at {}: {e}", r.offset));
+            assert_eq!(&got[0], r, "{what}");
         }
-    }
+        assert_eq!(p.read(0, usize::MAX, usize::MAX).unwrap(), all, "{what}");
+    });
 }
 
 /// The first offset with a timestamp at or after `t`, by brute force.
@@ -83,23 +98,10 @@ fn a_time_index_entry_damaged_in_order_is_not_trusted() {
         ("timestamp of entry 1 lowered by 2", 16, 254),
         ("timestamp of entry 2 raised by 2", 32, 2),
     ];
-    for (what, byte, delta) in damages {
-        for unclean in [false, true] {
-            let copy = tempfile::tempdir().unwrap();
-            common::copy_dir(original.path(), copy.path());
-            if unclean {
-                common::forget_clean_shutdown(copy.path());
-            }
-            let path = common::segment_files(&common::partition_dir(copy.path(), "t", 0), "timeindex")[1].clone();
-            let mut b = std::fs::read(&path).unwrap();
-            b[byte] = b[byte].wrapping_add(delta);
-            std::fs::write(&path, b).unwrap();
-            let store = Store::open(copy.path(), StoreConfig::default()).unwrap();
-            let p = store.topic("t").unwrap().partition(0).unwrap();
-            for t in first_ts - 2..=last_ts + 2 {
-                assert_eq!(p.offset_for_timestamp(t).unwrap(), first_at_or_after(&all, t), "{what}: t = {t}");
-            }
-            assert_eq!(std::fs::read(&path).unwrap(), intact, "{what}: the rebuilt file is the original");
+    for_each_damaged_copy(original.path(), "timeindex", &damages, |what, p, path| {
+        for t in first_ts - 2..=last_ts + 2 {
+            assert_eq!(p.offset_for_timestamp(t).unwrap(), first_at_or_after(&all, t), "{what}: t = {t}");
         }
-    }
+        assert_eq!(std::fs::read(path).unwrap(), intact, "{what}: the rebuilt file is the original");
+    });
 }

@@ -326,18 +326,19 @@ fn check_format(dir: &Path) -> Result<()> {
                 // Version 1 differs only in its 12-byte `.timeindex` entries, which fail this build's
                 // checks and are rebuilt from the log when first loaded. The store says it is newer
                 // from now on, so that an older build refuses it instead of misreading those files.
-                let bytes =
-                    serde_json::to_vec_pretty(&StoreMeta { format_version: FORMAT_VERSION }).expect("serializable");
-                write_atomic(&path, &bytes)?;
+                write_current_format(&path)?;
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let bytes = serde_json::to_vec_pretty(&StoreMeta { format_version: FORMAT_VERSION }).expect("serializable");
-            write_atomic(&path, &bytes)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_current_format(&path),
         Err(e) => Err(Error::io(&path, e)),
     }
+}
+
+/// Writes `kappalog.json` saying this build's format version.
+fn write_current_format(path: &Path) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(&StoreMeta { format_version: FORMAT_VERSION }).expect("serializable");
+    write_atomic(path, &bytes)
 }
 
 fn write_meta(dir: &Path, meta: &TopicMeta) -> Result<()> {

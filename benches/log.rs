@@ -423,18 +423,43 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
 
 // ---- 3. sequential read ----
 
+/// How the read case reads.
+#[derive(Clone, Copy)]
+enum ReadApi {
+    /// `Partition::read`: owned `Record`s sharing the map.
+    Owned,
+    /// `Partition::read_batches` and `ReadBatch::for_each`: records lent from the map.
+    Lent,
+}
+
 /// Reads every record from the start; returns the number of records and of value bytes seen.
-fn read_all(p: &Partition) -> (usize, usize) {
+fn read_all(p: &Partition, api: ReadApi) -> (usize, usize) {
     let end = p.high_watermark();
     let mut offset = p.log_start_offset();
     let (mut n, mut value_bytes) = (0, 0);
     while offset < end {
-        let recs = p.read(offset, READ_FETCH_BYTES, usize::MAX).expect("read");
-        for r in &recs {
-            value_bytes += r.value.as_ref().map_or(0, |v| v.len());
+        match api {
+            ReadApi::Owned => {
+                let recs = p.read(offset, READ_FETCH_BYTES, usize::MAX).expect("read");
+                for r in &recs {
+                    value_bytes += r.value.as_ref().map_or(0, |v| v.len());
+                }
+                n += recs.len();
+                offset = recs.last().expect("progress").offset + 1;
+            }
+            ReadApi::Lent => {
+                let batches = p.read_batches(offset, READ_FETCH_BYTES, usize::MAX).expect("read");
+                assert!(!batches.is_empty(), "progress");
+                for b in &batches {
+                    offset = b
+                        .for_each(|r| {
+                            n += 1;
+                            value_bytes += r.value.map_or(0, |v| v.len());
+                        })
+                        .expect("records");
+                }
+            }
         }
-        n += recs.len();
-        offset = recs.last().expect("progress").offset + 1;
     }
     (n, value_bytes)
 }
@@ -471,13 +496,16 @@ fn bench_read(s: &Settings, rows: &mut Vec<Row>) {
         eprintln!("  filled {} records, {} MiB in {:?}", count, p.stats().size_bytes / MIB as u64, start.elapsed());
         drop((p, store));
     }
-    // A fresh open: the first read faults the maps in (the page cache is warm from the writes).
-    let (store, p) = open_partition(&store_dir, TopicConfig::default());
-    let log_bytes = p.stats().size_bytes as usize;
-    let mut src = Vec::with_capacity(log_bytes);
-    for info in p.segment_infos().expect("segments") {
-        src.extend_from_slice(&std::fs::read(&info.path).expect("read a segment"));
-    }
+    // The memcpy baseline copies the same bytes.
+    let mut src = Vec::new();
+    let log_bytes = {
+        let (store, p) = open_partition(&store_dir, TopicConfig::default());
+        for info in p.segment_infos().expect("segments") {
+            src.extend_from_slice(&std::fs::read(&info.path).expect("read a segment"));
+        }
+        drop(store);
+        src.len()
+    };
     let mut dst = vec![0u8; READ_FETCH_BYTES];
     // Single-thread cases are timed in CPU time of the thread (wall time when unavailable): on a
     // shared machine, that is what "on one core" means.
@@ -491,31 +519,29 @@ fn bench_read(s: &Settings, rows: &mut Vec<Row>) {
     };
     let clock = if thread_cpu_time().is_some() { "CPU time" } else { "wall time" };
     let check = |(n, v): (usize, usize)| assert_eq!((n, v), (count, count * READ_RECORD_BYTES));
-    let first = cpu_or_wall(&mut || check(read_all(&p)));
-    let tb_first = cpu_or_wall(&mut || {
-        memcpy_all(&src, &mut dst);
-    });
-    let subject = || cpu_or_wall(&mut || check(black_box(read_all(&p))));
-    let baseline = || {
-        cpu_or_wall(&mut || {
-            memcpy_all(&src, &mut dst);
-        })
-    };
-    let (ts, tb) = paired(s.runs, subject, baseline);
     let gib = log_bytes as f64 / (1u64 << 30) as f64;
-    for (label, ts, tb) in [("first read after open", first, tb_first), ("warm map, median", ts, tb)] {
-        let rps = count as f64 / ts.as_secs_f64();
-        rows.push(Row {
-            case: format!("read {gib:.2} GiB of 100 B records, 1 thread, {label} ({clock})"),
-            subject: format!("{}rec/s, {:.2} GB/s", si(rps), log_bytes as f64 / ts.as_secs_f64() / 1e9),
-            baseline: format!("memcpy: {:.2} GB/s", log_bytes as f64 / tb.as_secs_f64() / 1e9),
-            ratio: tb.as_secs_f64() / ts.as_secs_f64(),
-            ratio_unit: "x",
-            target: Target::RecordsPerSecond(READ_TARGET_RECORDS_PER_S),
-            subject_records_per_s: rps,
-        });
+    for (api, api_label) in [(ReadApi::Owned, "read: owned records"), (ReadApi::Lent, "read_batches: lent records")] {
+        // A fresh open: the first read faults the maps in (the page cache is warm from the writes).
+        let (store, p) = open_partition(&store_dir, TopicConfig::default());
+        let first = cpu_or_wall(&mut || check(read_all(&p, api)));
+        let tb_first = cpu_or_wall(&mut || memcpy_all(&src, &mut dst));
+        let subject = || cpu_or_wall(&mut || check(black_box(read_all(&p, api))));
+        let baseline = || cpu_or_wall(&mut || memcpy_all(&src, &mut dst));
+        let (ts, tb) = paired(s.runs, subject, baseline);
+        for (label, ts, tb) in [("first read after open", first, tb_first), ("warm map, median", ts, tb)] {
+            let rps = count as f64 / ts.as_secs_f64();
+            rows.push(Row {
+                case: format!("{api_label}, {gib:.2} GiB of 100 B records, 1 thread, {label} ({clock})"),
+                subject: format!("{}rec/s, {:.2} GB/s", si(rps), log_bytes as f64 / ts.as_secs_f64() / 1e9),
+                baseline: format!("memcpy: {:.2} GB/s", log_bytes as f64 / tb.as_secs_f64() / 1e9),
+                ratio: tb.as_secs_f64() / ts.as_secs_f64(),
+                ratio_unit: "x",
+                target: Target::RecordsPerSecond(READ_TARGET_RECORDS_PER_S),
+                subject_records_per_s: rps,
+            });
+        }
+        drop((p, store));
     }
-    drop((p, store));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -609,7 +635,7 @@ fn criterion_groups(s: &Settings) {
         p.append(&batch).expect("append");
     }
     g.throughput(Throughput::Elements(p.high_watermark()));
-    g.bench_function("sequential_100B", |b| b.iter(|| read_all(&p)));
+    g.bench_function("sequential_100B", |b| b.iter(|| read_all(&p, ReadApi::Owned)));
     g.finish();
     drop((p, store));
     let _ = std::fs::remove_dir_all(&dir);

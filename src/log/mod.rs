@@ -17,7 +17,8 @@ pub(crate) mod segment;
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
-pub use record::{Header, NewRecord, Record};
+pub use record::{Header, NewRecord, Record, RecordRef};
+pub use segment::ReadBatch;
 
 /// Entry points for the fuzz targets in `fuzz/`. Not a stable API.
 #[doc(hidden)]

@@ -862,9 +862,12 @@ impl Partition {
         Ok(out)
     }
 
-    /// Like [`read`](Self::read), but gives checked batches whose records are lent, not decoded
-    /// into `Record`s: what views use (no allocation or reference count per record).
-    pub(crate) fn read_batches(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<ReadBatch>> {
+    /// Like [`read`](Self::read), with the same budgets and errors, but gives the CRC-checked
+    /// batches, whose records [`ReadBatch::for_each`] lends instead of decoding them into owned
+    /// `Record`s: no allocation or reference count per record. What views use to replay. Records
+    /// are counted against `max_records` by offset span (so a compacted batch may give fewer), and
+    /// `for_each` returns the offset to read next.
+    pub fn read_batches(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<ReadBatch>> {
         let (mut out, mut bytes_read, mut records) = (Vec::new(), 0, 0);
         self.read_segments(offset, max_records, |s, from, high_watermark| {
             s.read_batches(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read, &mut records)
@@ -1023,7 +1026,7 @@ mod tests {
                 let mut lent = Vec::new();
                 let mut next = offset;
                 for b in &batches {
-                    next = b.for_each(|r| lent.push(r.to_record(b.bytes()))).unwrap();
+                    next = b.for_each(|r| lent.push(b.to_record(r))).unwrap();
                 }
                 assert!(!lent.is_empty() || read.is_empty(), "offset {offset} {max_bytes} {max_records}");
                 assert_eq!(lent[..], read[..lent.len()], "offset {offset} {max_bytes} {max_records}");

@@ -231,11 +231,14 @@ fn field<'a>(body: &'a [u8], p: &mut usize, what: &str) -> Result<Option<&'a [u8
     Ok(Some(s))
 }
 
-/// A record borrowed from its batch's bytes: no copy, no reference count, no allocation. What
-/// views apply; [`RecordRef::to_record`] makes the owned (shared-slice) [`Record`] reads return.
+/// A record borrowed from its batch's bytes: no copy, no reference count, no allocation. Given by
+/// [`ReadBatch::for_each`](crate::ReadBatch::for_each); what views apply.
+/// [`ReadBatch::to_record`](crate::ReadBatch::to_record) makes the owned [`Record`] that
+/// [`Partition::read`](crate::Partition::read) returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordRef<'a> {
+pub struct RecordRef<'a> {
     pub offset: u64,
+    /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     /// `None` is a tombstone.
@@ -252,6 +255,18 @@ impl<'a> RecordRef<'a> {
         RecordRef { offset, timestamp, key, value, headers: &[], header_count: 0 }
     }
 
+    /// The record's headers, in order: name and value (a null value is given as empty, as in
+    /// [`Record::headers`]).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let (headers, mut p) = (self.headers, 0);
+        (0..self.header_count).map(move |_| {
+            let name = field(headers, &mut p, "header name").ok().flatten().expect("checked by decode");
+            let name = std::str::from_utf8(name).expect("checked by decode");
+            let value = field(headers, &mut p, "header value").expect("checked by decode");
+            (name, value.unwrap_or_default())
+        })
+    }
+
     /// The owned record, its fields slices of `batch` (the bytes this record was decoded from).
     /// Inlined: it is the inner loop of every read.
     #[inline(always)]
@@ -262,13 +277,11 @@ impl<'a> RecordRef<'a> {
             batch.slice(at..at + s.len())
         };
         let mut headers = Vec::with_capacity(self.header_count);
-        let mut p = 0;
-        for _ in 0..self.header_count {
-            let name = field(self.headers, &mut p, "header name").ok().flatten().expect("checked by decode");
-            let name = std::str::from_utf8(name).expect("checked by decode").to_string();
-            let value = field(self.headers, &mut p, "header value").expect("checked by decode");
-            headers.push(Header { key: name, value: value.map(share).unwrap_or_default() });
-        }
+        headers.extend(self.headers().map(|(name, value)| Header {
+            key: name.to_string(),
+            // An empty (or null) value need not point into the batch.
+            value: if value.is_empty() { Bytes::new() } else { share(value) },
+        }));
         Record {
             offset: self.offset,
             timestamp: self.timestamp,

@@ -760,9 +760,11 @@ mod tests {
     }
 }
 
-/// A CRC-checked batch given by a read, and the part of it the read covers.
+/// A CRC-checked batch given by [`Partition::read_batches`](crate::Partition::read_batches), and
+/// the part of it the read covers. It shares the segment's memory map; its records are lent by
+/// [`for_each`](Self::for_each).
 #[derive(Debug)]
-pub(crate) struct ReadBatch {
+pub struct ReadBatch {
     header: BatchHeader,
     bytes: Bytes,
     min_offset: u64,
@@ -773,16 +775,28 @@ pub(crate) struct ReadBatch {
 }
 
 impl ReadBatch {
-    /// The batch's bytes (records given by `for_each` borrow from them).
-    pub(crate) fn bytes(&self) -> &Bytes {
-        &self.bytes
+    /// The offset of the batch's first record (which the read may not cover).
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    /// The offset of the batch's last record (which the read may not cover).
+    pub fn last_offset(&self) -> u64 {
+        self.header.last_offset()
+    }
+
+    /// The owned record [`Partition::read`](crate::Partition::read) would return for `record`, one
+    /// of this batch's: its fields share the batch's bytes (no copy).
+    pub fn to_record(&self, record: RecordRef<'_>) -> Record {
+        record.to_record(&self.bytes)
     }
 
     /// Calls `f` with each record the read covers, in order; returns the offset to read next:
     /// past the batch's last offset when every covered record was given (so that offsets
     /// compaction removed at a batch's end are skipped, as Kafka's fetch does), else past the last
-    /// record given.
-    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(RecordRef<'a>)) -> Result<u64> {
+    /// record given. A record found malformed (inside a batch whose CRC matched) is
+    /// `Error::Corrupted`; the records before it were given.
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut(RecordRef<'a>)) -> Result<u64> {
         let mut given = 0usize;
         let mut last = None;
         batch::for_each_record(&self.header, &self.bytes, self.min_offset, self.max_records, |r| {

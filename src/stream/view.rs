@@ -414,7 +414,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             let mut after = next;
             for b in &batches {
                 let applied = b.for_each(|r| {
-                    v.operator.apply(r, || r.to_record(b.bytes()), &mut st, &mut emits);
+                    v.operator.apply(r, || b.to_record(r), &mut st, &mut emits);
                     after = r.offset + 1;
                 });
                 match applied {

@@ -8,7 +8,7 @@
 //!
 //! Environment:
 //! - `KAPPALOG_BENCH_QUICK=1`: small sizes and fewer runs.
-//! - `KAPPALOG_BENCH_RUNS=N`: runs per case (the median is reported); default 5 (quick: 3).
+//! - `KAPPALOG_BENCH_RUNS=N`: pairs of subject and baseline runs per case; default 5 (quick: 3).
 //! - `KAPPALOG_BENCH_READ_MIB=N`: bytes of log for the sequential read; default 1024 (quick: 64).
 //! - `KAPPALOG_BENCH_OPEN_SEGMENT_MIB=N`: size of each of the 100 segments of the open case;
 //!   default 24 (quick: 1).
@@ -21,7 +21,9 @@
 //!   deleted at the end of each case.
 //! - `KAPPALOG_BENCH_CRITERION=1`: also run the criterion groups (append, read) after the table.
 //!
-//! Each case alternates subject and baseline runs, so that drift in the machine's load hits both.
+//! Each case alternates subject and baseline runs, so that drift in the machine's load hits both, and
+//! reports the median over the pairs of runs of each pair's ratio (with the lowest and highest pair):
+//! a subject run is compared with the baseline run made beside it.
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
@@ -123,8 +125,9 @@ struct Row {
     case: String,
     subject: String,
     baseline: String,
-    /// Subject throughput / baseline throughput (for the open case: subject time / baseline time).
-    ratio: f64,
+    /// Subject throughput / baseline throughput (for the open case: subject time / baseline time),
+    /// over the pairs of runs.
+    ratio: Spread,
     ratio_unit: &'static str,
     target: Target,
     subject_records_per_s: f64,
@@ -133,7 +136,7 @@ struct Row {
 impl Row {
     fn verdict(&self) -> (&'static str, String) {
         match self.target {
-            Target::Ratio(t) => (if self.ratio >= t { "PASS" } else { "MISS" }, format!(">= {t:.2}x")),
+            Target::Ratio(t) => (if self.ratio.median >= t { "PASS" } else { "MISS" }, format!(">= {t:.2}x")),
             Target::RecordsPerSecond(t) => {
                 (if self.subject_records_per_s >= t { "PASS" } else { "MISS" }, format!(">= {} rec/s", si(t)))
             }
@@ -164,18 +167,52 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs subject and baseline alternately `runs` times and returns their median times.
-fn paired(
-    runs: usize,
-    mut subject: impl FnMut() -> Duration,
-    mut baseline: impl FnMut() -> Duration,
-) -> (Duration, Duration) {
+/// The times of subject and baseline runs made alternately: run `i` of each ran side by side.
+struct Paired {
+    subject: Vec<Duration>,
+    baseline: Vec<Duration>,
+}
+
+/// A ratio over the pairs of runs: its median, and the lowest and highest pair.
+#[derive(Clone, Copy)]
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Paired {
+    fn subject(&self) -> Duration {
+        median(self.subject.clone())
+    }
+
+    fn baseline(&self) -> Duration {
+        median(self.baseline.clone())
+    }
+
+    /// `ratio(subject, baseline)` of each pair of runs. The median of these per-pair ratios is what
+    /// rows report: the load of a shared machine drifts, and each subject run is compared with the
+    /// baseline run beside it rather than with the whole session's median.
+    fn ratio(&self, ratio: impl Fn(Duration, Duration) -> f64) -> Spread {
+        let mut r: Vec<f64> = self.subject.iter().zip(&self.baseline).map(|(&s, &b)| ratio(s, b)).collect();
+        r.sort_by(f64::total_cmp);
+        Spread { median: r[r.len() / 2], low: r[0], high: r[r.len() - 1] }
+    }
+
+    /// Subject throughput / baseline throughput, per pair, for runs that do the same work.
+    fn speedup(&self) -> Spread {
+        self.ratio(|s, b| b.as_secs_f64() / s.as_secs_f64())
+    }
+}
+
+/// Runs subject and baseline alternately `runs` times.
+fn paired(runs: usize, mut subject: impl FnMut() -> Duration, mut baseline: impl FnMut() -> Duration) -> Paired {
     let (mut s, mut b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
         s.push(subject());
         b.push(baseline());
     }
-    (median(s), median(b))
+    Paired { subject: s, baseline: b }
 }
 
 fn records(count: usize, value_bytes: usize) -> Vec<NewRecord> {
@@ -276,7 +313,8 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                 let batch_bytes = log_bytes.get() / batches;
                 let sync = durability == Durability::Sync;
                 let baseline = || raw_writes(&dir.join("baseline.bin"), batch_bytes, batches, sync);
-                let (ts, tb) = paired(s.runs, subject, baseline);
+                let runs = paired(s.runs, subject, baseline);
+                let (ts, tb) = (runs.subject(), runs.baseline());
                 let payload = count * value_bytes;
                 let size = if value_bytes == KIB { "1 KiB".to_string() } else { format!("{value_bytes} B") };
                 let target = if durability == Durability::None && value_bytes == KIB && batch == 1000 {
@@ -288,7 +326,7 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                     case: format!("append {durability}, {batch} x {size}"),
                     subject: rate(count, payload, ts),
                     baseline: format!("write(){}: {}", if sync { "+fdatasync" } else { "" }, rate(count, payload, tb)),
-                    ratio: tb.as_secs_f64() / ts.as_secs_f64(),
+                    ratio: runs.speedup(),
                     ratio_unit: "x",
                     target,
                     subject_records_per_s: count as f64 / ts.as_secs_f64(),
@@ -296,12 +334,13 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                 eprintln!("  done: {}", rows.last().unwrap().case);
                 if matches!(rows.last().unwrap().target, Target::Ratio(_)) {
                     let floor = || floor_writes(&dir.join("floor.bin"), &recs, batch);
-                    let (tf, tb) = paired(s.runs, floor, baseline);
+                    let runs = paired(s.runs, floor, baseline);
+                    let (tf, tb) = (runs.subject(), runs.baseline());
                     rows.push(Row {
                         case: format!("(floor: copy + crc32fast + write(), {batch} x {size})"),
                         subject: rate(count, payload, tf),
                         baseline: format!("write(): {}", rate(count, payload, tb)),
-                        ratio: tb.as_secs_f64() / tf.as_secs_f64(),
+                        ratio: runs.speedup(),
                         ratio_unit: "x",
                         target: Target::None,
                         subject_records_per_s: count as f64 / tf.as_secs_f64(),
@@ -396,7 +435,8 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
     };
     let _ = subject();
     let baseline = || raw_writes(&dir.join("baseline.bin"), record_bytes.get(), syncs, true);
-    let (ts, tb) = paired(s.runs, subject, baseline);
+    let runs = paired(s.runs, subject, baseline);
+    let (ts, tb) = (runs.subject(), runs.baseline());
     let n = GROUP_THREADS * per_appender;
     let per_fsync = (n * (s.runs + 1)) as f64 / fsyncs.get().max(1) as f64;
     let subject_rps = n as f64 / ts.as_secs_f64();
@@ -413,7 +453,7 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
             fsync_seconds.get() / fsync_count.get().max(1) as f64 * 1e6
         ),
         baseline: format!("write+fdatasync per record: {}rec/s ({:.0} us each)", si(baseline_rps), 1e6 / baseline_rps),
-        ratio: subject_rps / baseline_rps,
+        ratio: runs.ratio(|s, b| (n as f64 / s.as_secs_f64()) / (syncs as f64 / b.as_secs_f64())),
         ratio_unit: "x",
         target: Target::Ratio(GROUP_TARGET_RATIO),
         subject_records_per_s: subject_rps,
@@ -527,14 +567,16 @@ fn bench_read(s: &Settings, rows: &mut Vec<Row>) {
         let tb_first = cpu_or_wall(&mut || memcpy_all(&src, &mut dst));
         let subject = || cpu_or_wall(&mut || check(black_box(read_all(&p, api))));
         let baseline = || cpu_or_wall(&mut || memcpy_all(&src, &mut dst));
-        let (ts, tb) = paired(s.runs, subject, baseline);
-        for (label, ts, tb) in [("first read after open", first, tb_first), ("warm map, median", ts, tb)] {
+        let runs = paired(s.runs, subject, baseline);
+        let first = Paired { subject: vec![first], baseline: vec![tb_first] };
+        for (label, runs) in [("first read after open", first), ("warm map, median", runs)] {
+            let (ts, tb) = (runs.subject(), runs.baseline());
             let rps = count as f64 / ts.as_secs_f64();
             rows.push(Row {
                 case: format!("{api_label}, {gib:.2} GiB of 100 B records, 1 thread, {label} ({clock})"),
                 subject: format!("{}rec/s, {:.2} GB/s", si(rps), log_bytes as f64 / ts.as_secs_f64() / 1e9),
                 baseline: format!("memcpy: {:.2} GB/s", log_bytes as f64 / tb.as_secs_f64() / 1e9),
-                ratio: tb.as_secs_f64() / ts.as_secs_f64(),
+                ratio: runs.speedup(),
                 ratio_unit: "x",
                 target: Target::RecordsPerSecond(READ_TARGET_RECORDS_PER_S),
                 subject_records_per_s: rps,
@@ -587,7 +629,8 @@ fn bench_open(s: &Settings, rows: &mut Vec<Row>) {
         drop(store); // closes cleanly again, outside the timed part
         t
     };
-    let (ts, tb) = paired(s.runs * 2, || open(&big), || open(&empty));
+    let runs = paired(s.runs * 2, || open(&big), || open(&empty));
+    let (ts, tb) = (runs.subject(), runs.baseline());
     rows.push(Row {
         case: format!(
             "open after clean shutdown: {OPEN_SEGMENTS} segments, {:.2} GiB",
@@ -595,7 +638,7 @@ fn bench_open(s: &Settings, rows: &mut Vec<Row>) {
         ),
         subject: format!("{:.2} ms", ts.as_secs_f64() * 1e3),
         baseline: format!("one empty segment: {:.2} ms", tb.as_secs_f64() * 1e3),
-        ratio: ts.as_secs_f64() / tb.as_secs_f64(),
+        ratio: runs.ratio(|s, b| s.as_secs_f64() / b.as_secs_f64()),
         ratio_unit: "x the time",
         target: Target::None,
         subject_records_per_s: 0.0,
@@ -658,7 +701,7 @@ fn main() {
     let s = Settings::from_env();
     std::fs::create_dir_all(&s.dir).expect("create the bench directory");
     eprintln!(
-        "kappalog benchmarks ({}; {} runs per case, median) in {}; {}",
+        "kappalog benchmarks ({}; {} pairs of runs per case) in {}; {}",
         if s.quick { "quick" } else { "full" },
         s.runs,
         s.dir.display(),
@@ -681,13 +724,15 @@ fn main() {
         bench_open(&s, &mut rows);
     }
     println!();
-    println!("| case | kappalog | baseline | ratio | target | result |");
+    println!("| case | kappalog (median) | baseline (median) | ratio: median of pairs (lowest - highest) | target | result |");
     println!("|---|---|---|---|---|---|");
     for r in &rows {
         let (verdict, target) = r.verdict();
+        let Spread { median, low, high } = r.ratio;
+        let spread = if low < high { format!(" ({low:.2} - {high:.2})") } else { String::new() };
         println!(
-            "| {} | {} | {} | {:.2} {} | {} | {} |",
-            r.case, r.subject, r.baseline, r.ratio, r.ratio_unit, target, verdict
+            "| {} | {} | {} | {median:.2} {}{spread} | {} | {} |",
+            r.case, r.subject, r.baseline, r.ratio_unit, target, verdict
         );
     }
     println!("\n({})", machine());

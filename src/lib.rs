@@ -30,7 +30,9 @@
 //! - Crash recovery: a torn tail is truncated; a corrupt batch is reported with its evidence
 //!   ([`Error::Corrupted`]), never served.
 //! - Sparse offset and time indexes: seek by offset or by timestamp.
-//! - Zero-copy reads: record keys and values are `Bytes` that share the segment's memory map.
+//! - Zero-copy reads: record keys and values are `Bytes` that share the segment's memory map
+//!   ([`Partition::read`]), or are lent from it with no allocation or reference count per record
+//!   ([`Partition::read_batches`], what replays use).
 //! - Retention by age and size, and key-based compaction with tombstones ([`cleaner`]), with Kafka's
 //!   semantics and guarantees, in a background thread and on demand ([`Store::enforce_retention`],
 //!   [`Store::compact`]); the compaction swap is crash-safe.

@@ -80,3 +80,24 @@ fn lent_records_are_the_records_read_returns() {
     assert!(p.read_batches(n, usize::MAX, usize::MAX).unwrap().is_empty());
     assert!(p.read_batches(n + 1, usize::MAX, usize::MAX).is_err());
 }
+
+#[test]
+fn a_record_of_another_batch_is_copied_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let p = store.create_topic("t", 1, TopicConfig::default()).unwrap().partition(0).unwrap();
+    p.append(&[record(0)]).unwrap();
+    p.append(&[record(4), record(5)]).unwrap();
+    let all = p.read(0, usize::MAX, usize::MAX).unwrap();
+    let batches = p.read_batches(0, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(batches.len(), 2);
+    // Each batch asked for the other's records: the same records, by value.
+    for (mine, other) in [(&batches[0], &batches[1]), (&batches[1], &batches[0])] {
+        other
+            .for_each(|r| {
+                let owned = mine.to_record(r);
+                assert_eq!(owned, all[r.offset as usize]);
+            })
+            .unwrap();
+    }
+}

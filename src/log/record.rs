@@ -272,9 +272,12 @@ impl<'a> RecordRef<'a> {
     #[inline(always)]
     pub(crate) fn to_record(self, batch: &Bytes) -> Record {
         let share = |s: &[u8]| {
-            let at = s.as_ptr() as usize - batch.as_ptr() as usize;
-            debug_assert!(at + s.len() <= batch.len(), "a field lies inside its batch");
-            batch.slice(at..at + s.len())
+            let at = (s.as_ptr() as usize).wrapping_sub(batch.as_ptr() as usize);
+            match at <= batch.len() && s.len() <= batch.len() - at {
+                true => batch.slice(at..at + s.len()),
+                // Not decoded from `batch` (a caller's mix-up of two batches): copied, not shared.
+                false => Bytes::copy_from_slice(s),
+            }
         };
         let mut headers = Vec::with_capacity(self.header_count);
         headers.extend(self.headers().map(|(name, value)| Header {

@@ -786,7 +786,8 @@ impl ReadBatch {
     }
 
     /// The owned record [`Partition::read`](crate::Partition::read) would return for `record`, one
-    /// of this batch's: its fields share the batch's bytes (no copy).
+    /// of this batch's: its fields share the batch's bytes (no copy). The fields of a record lent by
+    /// another batch are copied.
     pub fn to_record(&self, record: RecordRef<'_>) -> Record {
         record.to_record(&self.bytes)
     }

@@ -128,7 +128,8 @@ impl Consumer {
         self.positions.get(tp).copied()
     }
 
-    /// Heartbeats; rejoins after a rebalance or an eviction. Forgets positions of lost partitions.
+    /// Heartbeats; rejoins after a rebalance or an eviction. Forgets positions of partitions it no
+    /// longer reads, and after an eviction all of them (they start again from committed offsets).
     pub fn refresh(&mut self) -> Result<()> {
         let Mode::Subscribed { topics, membership } = &mut self.mode else { return Ok(()) };
         let beat = self.coordinator.heartbeat(&self.group, &membership.member_id, membership.generation);
@@ -139,7 +140,11 @@ impl Consumer {
                 self.coordinator.join(&self.group, req)?
             }
             Err(Error::Group(GroupError::UnknownMember { .. })) => {
+                // Evicted: its partitions were lost (Kafka's `onPartitionsLost`). Others may have
+                // read and committed them since, or a forced reset moved their offsets: positions
+                // start again from what the group committed.
                 tracing::warn!(group = %self.group, member = %membership.member_id, "evicted: joining again");
+                self.positions.clear();
                 self.coordinator.join(&self.group, join_request(None, topics, &self.config))?
             }
             Err(e) => return Err(e),

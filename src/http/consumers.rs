@@ -224,8 +224,6 @@ impl Registry {
     /// Brings the instance's membership up to date (joins, heartbeats, rejoins after a rebalance)
     /// and computes what it may read. Blocking.
     fn sync(&self, group: &str, inst: &mut Instance) -> Result<(), ApiError> {
-        // Evicted (a forced reset, a session that timed out): the instance lost its partitions.
-        let mut evicted = false;
         let (assigned, readable) = match &inst.subscription {
             Subscription::Manual(list) => (list.clone(), list.clone()),
             Subscription::None => {
@@ -254,21 +252,23 @@ impl Registry {
                     Some(m) if m.topics == topics => match self.coordinator.heartbeat(group, &m.id, m.generation) {
                         Ok(ms) => ms,
                         Err(Error::Group(GroupError::IllegalGeneration { .. })) => join(Some(m.id.clone()))?,
-                        Err(Error::Group(GroupError::UnknownMember { .. })) => {
-                            evicted = true;
-                            join(None)?
-                        }
+                        Err(Error::Group(GroupError::UnknownMember { .. })) => join(None)?,
                         Err(e) => return Err(e.into()),
                     },
                     Some(m) => match join(Some(m.id.clone())) {
-                        Err(Error::Group(GroupError::UnknownMember { .. })) => {
-                            evicted = true;
-                            join(None)?
-                        }
+                        Err(Error::Group(GroupError::UnknownMember { .. })) => join(None)?,
                         r => r?,
                     },
                     None => join(None)?,
                 };
+                if inst.member.as_ref().is_some_and(|m| m.id != membership.member_id) {
+                    // Evicted (a forced reset, a session that timed out), it joined as a new member:
+                    // as Kafka's consumer after losing its partitions, it starts again from what the
+                    // group committed (others may have read them since, or a reset moved them), and
+                    // what it fetched before is not its to commit.
+                    inst.positions.clear();
+                    inst.fetched.clear();
+                }
                 inst.member =
                     Some(Member { id: membership.member_id.clone(), generation: membership.generation, topics });
                 let readable =
@@ -276,13 +276,6 @@ impl Registry {
                 (membership.assignment, readable)
             }
         };
-        if evicted {
-            // As Kafka's consumer after losing its partitions: others may have read and committed
-            // them since, or a forced reset moved their offsets; the next fetch starts from what
-            // the group committed, and what the instance fetched before is not its to commit.
-            inst.positions.clear();
-            inst.fetched.clear();
-        }
         inst.positions.retain(|tp, _| readable.contains(tp));
         inst.fetched.retain(|tp, _| readable.contains(tp));
         inst.assigned = assigned;

@@ -275,16 +275,13 @@ impl<'a> RecordRef<'a> {
             let at = (s.as_ptr() as usize).wrapping_sub(batch.as_ptr() as usize);
             match at <= batch.len() && s.len() <= batch.len() - at {
                 true => batch.slice(at..at + s.len()),
-                // Not decoded from `batch` (a caller's mix-up of two batches): copied, not shared.
+                // Not decoded from `batch` (a caller's mix-up of two batches, or the empty slice
+                // standing for a null header value): copied, not shared.
                 false => Bytes::copy_from_slice(s),
             }
         };
         let mut headers = Vec::with_capacity(self.header_count);
-        headers.extend(self.headers().map(|(name, value)| Header {
-            key: name.to_string(),
-            // An empty (or null) value need not point into the batch.
-            value: if value.is_empty() { Bytes::new() } else { share(value) },
-        }));
+        headers.extend(self.headers().map(|(name, value)| Header { key: name.to_string(), value: share(value) }));
         Record {
             offset: self.offset,
             timestamp: self.timestamp,

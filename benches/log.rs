@@ -8,7 +8,10 @@
 //!
 //! Environment:
 //! - `KAPPALOG_BENCH_QUICK=1`: small sizes and fewer runs.
-//! - `KAPPALOG_BENCH_RUNS=N`: pairs of subject and baseline runs per case; default 5 (quick: 3).
+//! - `KAPPALOG_BENCH_RUNS=N`: pairs of subject and baseline runs per case (append: runs of
+//!   interleaved batches); default 5 (quick: 3).
+//! - `KAPPALOG_BENCH_APPEND_MIB=N`: bytes of values appended per run of a `none` append case;
+//!   default 32 (quick: 4).
 //! - `KAPPALOG_BENCH_READ_MIB=N`: bytes of log for the sequential read; default 1024 (quick: 64).
 //! - `KAPPALOG_BENCH_OPEN_SEGMENT_MIB=N`: size of each of the 100 segments of the open case;
 //!   default 24 (quick: 1).
@@ -23,10 +26,11 @@
 //!
 //! Each case alternates subject and baseline runs, so that drift in the machine's load hits both, and
 //! reports the median over the pairs of runs of each pair's ratio (with the lowest and highest pair):
-//! a subject run is compared with the baseline run made beside it.
+//! a subject run is compared with the baseline run made beside it. The append cases interleave
+//! closer still: batch by batch within each run (see `AppendRuns`).
 
 use std::cell::Cell;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,6 +72,7 @@ const READ_TARGET_RECORDS_PER_S: f64 = 10_000_000.0;
 struct Settings {
     quick: bool,
     runs: usize,
+    append_bytes: usize,
     read_bytes: usize,
     open_segment_bytes: usize,
     only: Option<Vec<String>>,
@@ -83,6 +88,8 @@ impl Settings {
                 .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
         };
         let runs = num("KAPPALOG_BENCH_RUNS", if quick { 3 } else { 5 }).max(1);
+        let append_bytes =
+            num("KAPPALOG_BENCH_APPEND_MIB", if quick { APPEND_RUN_BYTES_QUICK } else { APPEND_RUN_BYTES } / MIB) * MIB;
         let read_bytes = num("KAPPALOG_BENCH_READ_MIB", if quick { 64 } else { 1024 }) * MIB;
         let open_segment_bytes = num("KAPPALOG_BENCH_OPEN_SEGMENT_MIB", if quick { 1 } else { 24 }) * MIB;
         let only =
@@ -90,7 +97,7 @@ impl Settings {
         let dir = std::env::var_os("KAPPALOG_BENCH_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kappalog-bench"));
-        Settings { quick, runs, read_bytes, open_segment_bytes, only, dir }
+        Settings { quick, runs, append_bytes, read_bytes, open_segment_bytes, only, dir }
     }
 
     fn wants(&self, case: &str) -> bool {
@@ -232,10 +239,26 @@ fn open_partition(dir: &Path, config: TopicConfig) -> (Store, Partition) {
     (store, p)
 }
 
+/// The least an append of these records could cost with its bytes checksummed: copy each value
+/// into one reused buffer (with 8 bytes standing in for each record's framing), CRC the buffer with
+/// crc32fast, `write()` it. Not a target: it shows how much of the gap to `write()` is the copy and
+/// the checksum every design pays, and how much is kappalog's own.
+fn floor_batch(f: &File, buf: &mut Vec<u8>, chunk: &[NewRecord]) {
+    buf.clear();
+    buf.extend_from_slice(&[0; 43]);
+    for r in chunk {
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(r.value.as_deref().unwrap_or_default());
+    }
+    let crc = crc32fast::hash(&buf[8..]);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    (&*f).write_all(buf).expect("write");
+}
+
 /// Writes `batches` buffers of `batch_bytes` to a new file with `write()`, each followed by
 /// `fdatasync` when `sync`. Returns the time of the writes (the file is synced and deleted after).
 fn raw_writes(path: &Path, batch_bytes: usize, batches: usize, sync: bool) -> Duration {
-    let f = OpenOptions::new().create(true).append(true).open(path).expect("create the baseline file");
+    let f = baseline_file(path);
     let buf = vec![0x5au8; batch_bytes];
     let start = Instant::now();
     for _ in 0..batches {
@@ -245,36 +268,48 @@ fn raw_writes(path: &Path, batch_bytes: usize, batches: usize, sync: bool) -> Du
         }
     }
     let t = start.elapsed();
-    f.sync_data().expect("fdatasync");
-    drop(f);
-    std::fs::remove_file(path).expect("remove the baseline file");
+    remove_baseline_file(f, path);
     t
 }
 
-/// The least an append of these records could cost with its bytes checksummed: copy each value
-/// into one reused buffer (with 8 bytes standing in for each record's framing), CRC the buffer with
-/// crc32fast, `write()` it. Not a target: it shows how much of the gap to `write()` is the copy and
-/// the checksum every design pays, and how much is kappalog's own.
-fn floor_writes(path: &Path, recs: &[NewRecord], batch: usize) -> Duration {
-    let f = OpenOptions::new().create(true).append(true).open(path).expect("create the floor file");
-    let mut buf: Vec<u8> = Vec::new();
-    let start = Instant::now();
-    for chunk in recs.chunks(batch) {
-        buf.clear();
-        buf.extend_from_slice(&[0; 43]);
-        for r in chunk {
-            buf.extend_from_slice(&[0; 8]);
-            buf.extend_from_slice(r.value.as_deref().unwrap_or_default());
-        }
-        let crc = crc32fast::hash(&buf[8..]);
-        buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        (&f).write_all(&buf).expect("write");
-    }
-    let t = start.elapsed();
+/// A new file for a baseline's writes (appended to, as a log is).
+fn baseline_file(path: &Path) -> File {
+    OpenOptions::new().create(true).truncate(true).write(true).open(path).expect("create a baseline file")
+}
+
+/// Syncs and deletes a baseline's file (outside the timed part, as the subject's close).
+fn remove_baseline_file(f: File, path: &Path) {
     f.sync_data().expect("fdatasync");
     drop(f);
-    std::fs::remove_file(path).expect("remove the floor file");
-    t
+    std::fs::remove_file(path).expect("remove a baseline file");
+}
+
+/// The runs of one append case. Within a run the subject's batches and the baselines' writes are
+/// interleaved one by one (the subject appends batch `i`, then the baseline writes its batch `i`,
+/// then the floor its batch `i`), each timed alone: a shared machine's load swings within
+/// milliseconds, and whole runs made one after the other saw different machines (single pairs of
+/// 30 MiB runs ranged from 0.3 to 1.3x). A run's ratio is the median over its batches of baseline
+/// time / subject time.
+#[derive(Default)]
+struct AppendRuns {
+    /// Per run: the subject's, the baseline's and the floor's total time.
+    subject: Vec<Duration>,
+    baseline: Vec<Duration>,
+    floor: Vec<Duration>,
+    /// Per run: the median over its batches of baseline time / subject (floor) time.
+    ratio: Vec<f64>,
+    floor_ratio: Vec<f64>,
+}
+
+fn spread(mut r: Vec<f64>) -> Spread {
+    r.sort_by(f64::total_cmp);
+    Spread { median: r[r.len() / 2], low: r[0], high: r[r.len() - 1] }
+}
+
+fn median_ratio(numerators: &[Duration], denominators: &[Duration]) -> f64 {
+    let mut r: Vec<f64> = numerators.iter().zip(denominators).map(|(n, d)| n.as_secs_f64() / d.as_secs_f64()).collect();
+    r.sort_by(f64::total_cmp);
+    r[r.len() / 2]
 }
 
 // ---- 1. append ----
@@ -289,58 +324,83 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                 }
                 let count = match durability {
                     Durability::Sync => batch * if s.quick { APPEND_SYNC_BATCHES_QUICK } else { APPEND_SYNC_BATCHES },
-                    _ => (if s.quick { APPEND_RUN_BYTES_QUICK } else { APPEND_RUN_BYTES }) / value_bytes,
+                    _ => s.append_bytes / value_bytes,
                 };
                 let count = count.div_ceil(batch) * batch;
                 let recs = records(count, value_bytes);
                 let batches = count / batch;
-                let log_bytes = Cell::new(0);
+                let sync = durability == Durability::Sync;
+                let targeted = durability == Durability::None && value_bytes == KIB && batch == 1000;
                 let store_dir = dir.join("store");
-                let subject = || {
+                let (baseline_path, floor_path) = (dir.join("baseline.bin"), dir.join("floor.bin"));
+                // One run. `batch_bytes`: the size of a batch on disk, which the baseline writes
+                // (none: the subject runs alone, to learn it).
+                let run = |batch_bytes: Option<usize>, runs: &mut AppendRuns| -> usize {
                     let (store, p) = open_partition(&store_dir, TopicConfig { durability, ..TopicConfig::default() });
-                    let start = Instant::now();
+                    let baseline = batch_bytes.map(|n| (baseline_file(&baseline_path), vec![0x5au8; n]));
+                    let floor = (batch_bytes.is_some() && targeted).then(|| baseline_file(&floor_path));
+                    let mut floor_buf = Vec::new();
+                    let (mut ts, mut tb, mut tf) = (Vec::new(), Vec::new(), Vec::new());
                     for chunk in recs.chunks(batch) {
+                        let start = Instant::now();
                         p.append(chunk).expect("append");
+                        ts.push(start.elapsed());
+                        if let Some((f, buf)) = &baseline {
+                            let start = Instant::now();
+                            (&*f).write_all(buf).expect("write");
+                            if sync {
+                                f.sync_data().expect("fdatasync");
+                            }
+                            tb.push(start.elapsed());
+                        }
+                        if let Some(f) = &floor {
+                            let start = Instant::now();
+                            floor_batch(f, &mut floor_buf, chunk);
+                            tf.push(start.elapsed());
+                        }
                     }
-                    let t = start.elapsed();
-                    log_bytes.set(p.stats().size_bytes as usize);
+                    let log_bytes = p.stats().size_bytes as usize;
                     drop((p, store)); // flushes: outside the timed part, as the baseline's last fsync
                     std::fs::remove_dir_all(&store_dir).expect("remove the store");
-                    t
+                    if let Some((f, _)) = baseline {
+                        remove_baseline_file(f, &baseline_path);
+                        runs.subject.push(ts.iter().sum());
+                        runs.baseline.push(tb.iter().sum());
+                        runs.ratio.push(median_ratio(&tb, &ts));
+                    }
+                    if let Some(f) = floor {
+                        remove_baseline_file(f, &floor_path);
+                        runs.floor.push(tf.iter().sum());
+                        runs.floor_ratio.push(median_ratio(&tb, &tf));
+                    }
+                    log_bytes
                 };
-                // One warm-up run also tells the baseline how many bytes a batch is on disk.
-                let _ = subject();
-                let batch_bytes = log_bytes.get() / batches;
-                let sync = durability == Durability::Sync;
-                let baseline = || raw_writes(&dir.join("baseline.bin"), batch_bytes, batches, sync);
-                let runs = paired(s.runs, subject, baseline);
-                let (ts, tb) = (runs.subject(), runs.baseline());
+                let mut runs = AppendRuns::default();
+                let batch_bytes = run(None, &mut runs) / batches;
+                for _ in 0..s.runs {
+                    run(Some(batch_bytes), &mut runs);
+                }
+                let (ts, tb) = (median(runs.subject.clone()), median(runs.baseline.clone()));
                 let payload = count * value_bytes;
                 let size = if value_bytes == KIB { "1 KiB".to_string() } else { format!("{value_bytes} B") };
-                let target = if durability == Durability::None && value_bytes == KIB && batch == 1000 {
-                    Target::Ratio(APPEND_TARGET_RATIO)
-                } else {
-                    Target::None
-                };
+                let baseline = format!("write(){}: {}", if sync { "+fdatasync" } else { "" }, rate(count, payload, tb));
                 rows.push(Row {
                     case: format!("append {durability}, {batch} x {size}"),
                     subject: rate(count, payload, ts),
-                    baseline: format!("write(){}: {}", if sync { "+fdatasync" } else { "" }, rate(count, payload, tb)),
-                    ratio: runs.speedup(),
+                    baseline: baseline.clone(),
+                    ratio: spread(runs.ratio),
                     ratio_unit: "x",
-                    target,
+                    target: if targeted { Target::Ratio(APPEND_TARGET_RATIO) } else { Target::None },
                     subject_records_per_s: count as f64 / ts.as_secs_f64(),
                 });
                 eprintln!("  done: {}", rows.last().unwrap().case);
-                if matches!(rows.last().unwrap().target, Target::Ratio(_)) {
-                    let floor = || floor_writes(&dir.join("floor.bin"), &recs, batch);
-                    let runs = paired(s.runs, floor, baseline);
-                    let (tf, tb) = (runs.subject(), runs.baseline());
+                if targeted {
+                    let tf = median(runs.floor);
                     rows.push(Row {
                         case: format!("(floor: copy + crc32fast + write(), {batch} x {size})"),
                         subject: rate(count, payload, tf),
-                        baseline: format!("write(): {}", rate(count, payload, tb)),
-                        ratio: runs.speedup(),
+                        baseline,
+                        ratio: spread(runs.floor_ratio),
                         ratio_unit: "x",
                         target: Target::None,
                         subject_records_per_s: count as f64 / tf.as_secs_f64(),

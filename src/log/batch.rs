@@ -128,30 +128,32 @@ pub(crate) fn verify(header: &BatchHeader, b: &[u8]) -> Result<(), Corruption> {
     Ok(())
 }
 
-/// Appends one encoded batch to `out`. Records come with their [`record::body_len`] (the caller
+/// Encodes one batch into `b`, which must be exactly its length: [`HEADER_LEN`] plus the
+/// [`record::encoded_len`] of each record. Records come with their [`record::body_len`] (the caller
 /// sized the batch with it, so it is not computed twice); their offset deltas must increase and
-/// their timestamp deltas are from `first_timestamp`. Returns the header written and the CRC of the
-/// records (see [`set_base_offset`]). Reserve [`record::ENCODE_SLACK`] past the batch in `out`.
+/// their timestamp deltas are from `first_timestamp`. Every byte of `b` is written (it may hold a
+/// reused buffer's old bytes). Returns the header written and the CRC of the records (see
+/// [`set_base_offset`]).
 pub(crate) fn encode<'a>(
-    out: &mut Vec<u8>,
+    b: &mut [u8],
     base_offset: u64,
     attributes: u16,
     (first_timestamp, max_timestamp): (i64, i64),
     records: impl Iterator<Item = (RecordFields<'a>, usize)>,
 ) -> (BatchHeader, crc32fast::Hasher) {
-    let start = out.len();
-    out.resize(start + HEADER_LEN, 0);
+    let mut p = HEADER_LEN;
     let mut count = 0u32;
     let mut last_delta = 0u32;
     for (r, body) in records {
         assert!(count == 0 || r.offset_delta > last_delta, "offset deltas must increase");
-        record::encode(out, &r, body);
+        p += record::encode(&mut b[p..], &r, body);
         last_delta = r.offset_delta;
         count += 1;
     }
     assert!(count > 0, "a batch holds at least one record");
+    assert_eq!(p, b.len(), "the batch was sized for its records");
     let h = BatchHeader {
-        length: (out.len() - start) as u32,
+        length: b.len() as u32,
         crc: 0,
         attributes,
         base_offset,
@@ -160,7 +162,6 @@ pub(crate) fn encode<'a>(
         first_timestamp,
         max_timestamp,
     };
-    let b = &mut out[start..];
     b[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&h.length.to_le_bytes());
     b[VERSION_OFFSET] = FORMAT_VERSION;
     b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_le_bytes());
@@ -173,6 +174,22 @@ pub(crate) fn encode<'a>(
     body_crc.update(&b[HEADER_LEN..]);
     let crc = write_crc(b, &body_crc);
     (BatchHeader { crc, ..h }, body_crc)
+}
+
+/// [`encode`] appending to `out` (tests build batches with it).
+#[cfg(test)]
+pub(crate) fn encode_to_vec<'a>(
+    out: &mut Vec<u8>,
+    base_offset: u64,
+    attributes: u16,
+    timestamps: (i64, i64),
+    records: impl Iterator<Item = (RecordFields<'a>, usize)>,
+) -> (BatchHeader, crc32fast::Hasher) {
+    let records: Vec<_> = records.collect();
+    let len = HEADER_LEN + records.iter().map(|(_, body)| record::encoded_len(*body)).sum::<usize>();
+    let start = out.len();
+    out.resize(start + len, 0);
+    encode(&mut out[start..], base_offset, attributes, timestamps, records.into_iter())
 }
 
 /// Computes and stores the CRC of a batch from its header bytes and the CRC of its records.
@@ -291,7 +308,7 @@ mod tests {
         let headers = vec![Header { key: "trace".into(), value: Bytes::from_static(b"abc") }];
         let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
         let mut out = Vec::new();
-        let _ = encode(
+        let _ = encode_to_vec(
             &mut out,
             42,
             0,
@@ -323,6 +340,35 @@ mod tests {
             let (h2, recs) = decode_all(&Bytes::from(b)).unwrap();
             assert_eq!(h, h2);
             assert_eq!(recs[0].offset, 1_000_000);
+        }
+    }
+
+    /// The encoder writes every byte of its buffer: a reused buffer's old bytes never reach a batch
+    /// (the partition encodes into pooled buffers that are not zeroed).
+    #[test]
+    fn encode_overwrites_a_reused_buffer() {
+        let clean = sample(300);
+        for old in [0x00, 0xaa, 0xff] {
+            let mut reused = vec![old; clean.len()];
+            let headers = vec![Header { key: "trace".into(), value: Bytes::from_static(b"abc") }];
+            let values: Vec<Vec<u8>> = (0..300).map(|i| format!("value-{i}").into_bytes()).collect();
+            let _ = encode(
+                &mut reused,
+                42,
+                0,
+                (1_000, 1_000 + 300 - 1),
+                values.iter().enumerate().map(|(i, v)| {
+                    RecordFields {
+                        offset_delta: i as u32,
+                        timestamp_delta: i as i64,
+                        key: if i % 2 == 0 { Some(b"key") } else { None },
+                        value: Some(v),
+                        headers: &headers,
+                    }
+                    .with_body_len()
+                }),
+            );
+            assert_eq!(reused, clean, "old bytes {old:#x} showed through");
         }
     }
 

@@ -1,6 +1,8 @@
 //! Reused encode buffers. An append encodes its batch into one buffer, writes it, and the buffer
 //! comes back here. A fresh megabyte per append costs page faults and page zeroing in the kernel
 //! (the allocator hands large freed blocks back to the system); a few kept buffers avoid both.
+//! A kept buffer also keeps its bytes: [`take`] hands out a buffer of the length asked for without
+//! zeroing what an earlier batch already initialized, since the encoder overwrites every byte.
 //! Bounded: at most [`POOLED_MAX`] buffers of at most [`POOLED_BYTES_MAX`] each.
 
 use parking_lot::Mutex;
@@ -14,23 +16,28 @@ pub(crate) const POOLED_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An empty buffer with room for `capacity` bytes, reused when one is kept.
-pub(crate) fn take(capacity: usize) -> Vec<u8> {
-    if (POOLED_BYTES_MIN..=POOLED_BYTES_MAX).contains(&capacity) {
+/// A buffer of `len` bytes, reused when one is kept: its bytes are an earlier batch's, or zeros.
+/// Its caller writes all of them.
+pub(crate) fn take(len: usize) -> Vec<u8> {
+    if (POOLED_BYTES_MIN..=POOLED_BYTES_MAX).contains(&len) {
         let mut pool = POOL.lock();
-        if let Some(i) = pool.iter().position(|b| b.capacity() >= capacity) {
-            return pool.swap_remove(i);
+        // Prefer a buffer already that long: nothing to zero.
+        let found = pool.iter().position(|b| b.len() >= len).or_else(|| pool.iter().position(|b| b.capacity() >= len));
+        if let Some(i) = found {
+            let mut buf = pool.swap_remove(i);
+            drop(pool);
+            buf.resize(len, 0);
+            return buf;
         }
     }
-    Vec::with_capacity(capacity)
+    vec![0; len]
 }
 
 /// Gives a buffer back once its bytes are written.
-pub(crate) fn give(mut buf: Vec<u8>) {
+pub(crate) fn give(buf: Vec<u8>) {
     if !(POOLED_BYTES_MIN..=POOLED_BYTES_MAX).contains(&buf.capacity()) {
         return;
     }
-    buf.clear();
     let mut pool = POOL.lock();
     if pool.len() < POOLED_MAX {
         pool.push(buf);
@@ -43,16 +50,18 @@ mod tests {
 
     #[test]
     fn buffers_are_reused_within_bounds() {
-        let mut buf = take(POOLED_BYTES_MIN);
-        assert!(buf.is_empty() && buf.capacity() >= POOLED_BYTES_MIN);
-        buf.extend_from_slice(b"written");
+        let mut buf = take(POOLED_BYTES_MIN + 1);
+        assert_eq!(buf.len(), POOLED_BYTES_MIN + 1);
+        buf[..7].copy_from_slice(b"written");
         give(buf);
-        // Other tests may take it first; whatever this one gets is empty and big enough.
-        let again = take(POOLED_BYTES_MIN);
-        assert!(again.is_empty() && again.capacity() >= POOLED_BYTES_MIN);
-        give(again);
-        give(Vec::with_capacity(POOLED_BYTES_MAX * 2));
-        assert!(POOL.lock().iter().all(|b| b.capacity() <= POOLED_BYTES_MAX && b.is_empty()));
+        // Other tests may take it first; whatever this one gets has the length asked for.
+        for len in [POOLED_BYTES_MIN, POOLED_BYTES_MIN + 100, 10] {
+            let again = take(len);
+            assert_eq!(again.len(), len);
+            give(again);
+        }
+        give(vec![0; POOLED_BYTES_MAX * 2]);
+        assert!(POOL.lock().iter().all(|b| (POOLED_BYTES_MIN..=POOLED_BYTES_MAX).contains(&b.capacity())));
         assert!(POOL.lock().len() <= POOLED_MAX);
     }
 }

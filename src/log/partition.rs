@@ -998,7 +998,7 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     if total > BATCH_BYTES_MAX as u64 {
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: total, max: BATCH_BYTES_MAX as u64 });
     }
-    let mut buf = super::buffers::take(total as usize + record::ENCODE_SLACK);
+    let mut buf = super::buffers::take(total as usize);
     let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
     let records = records.iter().enumerate().map(|(i, r)| (fields_of(i, r), bodies[i]));
     let (_, body_crc) = batch::encode(&mut buf, 0, attributes, (first_ts, max_ts), records);

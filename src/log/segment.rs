@@ -707,7 +707,7 @@ mod tests {
         for (i, start) in starts.iter_mut().enumerate() {
             *start = data.len();
             let value = vec![b'v'; 100];
-            let _ = batch::encode(
+            let _ = batch::encode_to_vec(
                 &mut data,
                 10 + i as u64,
                 0,

@@ -15,7 +15,9 @@
 
 use bytes::Bytes;
 
-use super::record::{self, Record, RecordFields, RecordRef};
+#[cfg(test)]
+use super::record::RecordFields;
+use super::record::{self, Record, RecordRef};
 use crate::config::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::error::Corruption;
 
@@ -133,7 +135,9 @@ pub(crate) fn verify(header: &BatchHeader, b: &[u8]) -> Result<(), Corruption> {
 /// sized the batch with it, so it is not computed twice); their offset deltas must increase and
 /// their timestamp deltas are from `first_timestamp`. Every byte of `b` is written (it may hold a
 /// reused buffer's old bytes). Returns the header written and the CRC of the records (see
-/// [`set_base_offset`]).
+/// [`set_base_offset`]). The partition's encoder does the same in one pass with its checks (see
+/// `partition::encode`); tests build batches with this.
+#[cfg(test)]
 pub(crate) fn encode<'a>(
     b: &mut [u8],
     base_offset: u64,
@@ -152,13 +156,27 @@ pub(crate) fn encode<'a>(
     }
     assert!(count > 0, "a batch holds at least one record");
     assert_eq!(p, b.len(), "the batch was sized for its records");
+    finish(b, base_offset, attributes, (first_timestamp, max_timestamp), count, last_delta)
+}
+
+/// Completes a batch whose records are encoded in `b[HEADER_LEN..]` (`b` holds exactly the batch):
+/// writes every byte of its header, CRC included. Returns the header and the CRC of the records (see
+/// [`set_base_offset`]).
+pub(crate) fn finish(
+    b: &mut [u8],
+    base_offset: u64,
+    attributes: u16,
+    (first_timestamp, max_timestamp): (i64, i64),
+    record_count: u32,
+    last_offset_delta: u32,
+) -> (BatchHeader, crc32fast::Hasher) {
     let h = BatchHeader {
         length: b.len() as u32,
         crc: 0,
         attributes,
         base_offset,
-        last_offset_delta: last_delta,
-        record_count: count,
+        last_offset_delta,
+        record_count,
         first_timestamp,
         max_timestamp,
     };
@@ -166,8 +184,8 @@ pub(crate) fn encode<'a>(
     b[VERSION_OFFSET] = FORMAT_VERSION;
     b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_le_bytes());
     b[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
-    b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
-    b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&count.to_le_bytes());
+    b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_offset_delta.to_le_bytes());
+    b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&record_count.to_le_bytes());
     b[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8].copy_from_slice(&first_timestamp.to_le_bytes());
     b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_le_bytes());
     let mut body_crc = crc32fast::Hasher::new();

@@ -16,8 +16,8 @@ pub(crate) const POOLED_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// A buffer of `len` bytes, reused when one is kept: its bytes are an earlier batch's, or zeros.
-/// Its caller writes all of them.
+/// A buffer of at least `len` bytes, reused when one is kept: its bytes are an earlier batch's, or
+/// zeros. Its caller writes the bytes it uses and cuts the rest off.
 pub(crate) fn take(len: usize) -> Vec<u8> {
     if (POOLED_BYTES_MIN..=POOLED_BYTES_MAX).contains(&len) {
         let mut pool = POOL.lock();
@@ -26,7 +26,9 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
         if let Some(i) = found {
             let mut buf = pool.swap_remove(i);
             drop(pool);
-            buf.resize(len, 0);
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
             return buf;
         }
     }
@@ -51,13 +53,13 @@ mod tests {
     #[test]
     fn buffers_are_reused_within_bounds() {
         let mut buf = take(POOLED_BYTES_MIN + 1);
-        assert_eq!(buf.len(), POOLED_BYTES_MIN + 1);
+        assert!(buf.len() > POOLED_BYTES_MIN);
         buf[..7].copy_from_slice(b"written");
         give(buf);
         // Other tests may take it first; whatever this one gets has the length asked for.
         for len in [POOLED_BYTES_MIN, POOLED_BYTES_MIN + 100, 10] {
             let again = take(len);
-            assert_eq!(again.len(), len);
+            assert!(again.len() >= len);
             give(again);
         }
         give(vec![0; POOLED_BYTES_MAX * 2]);

@@ -323,15 +323,17 @@ mod tests {
     use crate::log::record::Header;
 
     fn sample(n: u32) -> Vec<u8> {
+        sample_over(n, 0)
+    }
+
+    /// `n` sample records, encoded into a buffer whose old bytes were all `old`.
+    fn sample_over(n: u32, old: u8) -> Vec<u8> {
         let headers = vec![Header { key: "trace".into(), value: Bytes::from_static(b"abc") }];
         let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
-        let mut out = Vec::new();
-        let _ = encode_to_vec(
-            &mut out,
-            42,
-            0,
-            (1_000, 1_000 + n as i64 - 1),
-            values.iter().enumerate().map(|(i, v)| {
+        let records: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
                 RecordFields {
                     offset_delta: i as u32,
                     timestamp_delta: i as i64,
@@ -340,8 +342,11 @@ mod tests {
                     headers: &headers,
                 }
                 .with_body_len()
-            }),
-        );
+            })
+            .collect();
+        let len = HEADER_LEN + records.iter().map(|(_, body)| record::encoded_len(*body)).sum::<usize>();
+        let mut out = vec![old; len];
+        let _ = encode(&mut out, 42, 0, (1_000, 1_000 + n as i64 - 1), records.into_iter());
         out
     }
 
@@ -366,27 +371,8 @@ mod tests {
     #[test]
     fn encode_overwrites_a_reused_buffer() {
         let clean = sample(300);
-        for old in [0x00, 0xaa, 0xff] {
-            let mut reused = vec![old; clean.len()];
-            let headers = vec![Header { key: "trace".into(), value: Bytes::from_static(b"abc") }];
-            let values: Vec<Vec<u8>> = (0..300).map(|i| format!("value-{i}").into_bytes()).collect();
-            let _ = encode(
-                &mut reused,
-                42,
-                0,
-                (1_000, 1_000 + 300 - 1),
-                values.iter().enumerate().map(|(i, v)| {
-                    RecordFields {
-                        offset_delta: i as u32,
-                        timestamp_delta: i as i64,
-                        key: if i % 2 == 0 { Some(b"key") } else { None },
-                        value: Some(v),
-                        headers: &headers,
-                    }
-                    .with_body_len()
-                }),
-            );
-            assert_eq!(reused, clean, "old bytes {old:#x} showed through");
+        for old in [0xaa, 0xff] {
+            assert_eq!(sample_over(300, old), clean, "old bytes {old:#x} showed through");
         }
     }
 

@@ -201,9 +201,7 @@ impl Paired {
     /// rows report: the load of a shared machine drifts, and each subject run is compared with the
     /// baseline run beside it rather than with the whole session's median.
     fn ratio(&self, ratio: impl Fn(Duration, Duration) -> f64) -> Spread {
-        let mut r: Vec<f64> = self.subject.iter().zip(&self.baseline).map(|(&s, &b)| ratio(s, b)).collect();
-        r.sort_by(f64::total_cmp);
-        Spread { median: r[r.len() / 2], low: r[0], high: r[r.len() - 1] }
+        spread(self.subject.iter().zip(&self.baseline).map(|(&s, &b)| ratio(s, b)).collect())
     }
 
     /// Subject throughput / baseline throughput, per pair, for runs that do the same work.
@@ -301,15 +299,14 @@ struct AppendRuns {
     floor_ratio: Vec<f64>,
 }
 
+/// The median of `r`, with its lowest and highest value.
 fn spread(mut r: Vec<f64>) -> Spread {
     r.sort_by(f64::total_cmp);
     Spread { median: r[r.len() / 2], low: r[0], high: r[r.len() - 1] }
 }
 
 fn median_ratio(numerators: &[Duration], denominators: &[Duration]) -> f64 {
-    let mut r: Vec<f64> = numerators.iter().zip(denominators).map(|(n, d)| n.as_secs_f64() / d.as_secs_f64()).collect();
-    r.sort_by(f64::total_cmp);
-    r[r.len() / 2]
+    spread(numerators.iter().zip(denominators).map(|(n, d)| n.as_secs_f64() / d.as_secs_f64()).collect()).median
 }
 
 // ---- 1. append ----

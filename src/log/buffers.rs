@@ -1,8 +1,9 @@
 //! Reused encode buffers. An append encodes its batch into one buffer, writes it, and the buffer
 //! comes back here. A fresh megabyte per append costs page faults and page zeroing in the kernel
 //! (the allocator hands large freed blocks back to the system); a few kept buffers avoid both.
-//! A kept buffer also keeps its bytes: [`take`] hands out a buffer of the length asked for without
-//! zeroing what an earlier batch already initialized, since the encoder overwrites every byte.
+//! A kept buffer also keeps its bytes: [`take`] hands out a buffer at least as long as asked for
+//! without zeroing what an earlier batch already initialized, since the encoder overwrites every
+//! byte it keeps.
 //! Bounded: at most [`POOLED_MAX`] buffers of at most [`POOLED_BYTES_MAX`] each.
 
 use parking_lot::Mutex;

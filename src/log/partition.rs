@@ -986,19 +986,17 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     let mut buf = super::buffers::take((batch::HEADER_LEN + records.len() * guess_per_record).min(bytes_max));
     let mut p = batch::HEADER_LEN;
     let mut max_ts = i64::MIN;
-    let mut failed = None;
+    // On an error the buffer is dropped, not given back to the pool: a rare path.
     for (i, r) in records.iter().enumerate() {
         if cfg.cleanup_policy.compacts() && r.key.is_none() {
-            failed = Some(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
-            break;
+            return Err(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
         }
         let f = fields_of(i, r);
         let body = record::body_len(&f);
         let len = record::encoded_len(body);
         if len > cfg.max_message_bytes as usize {
             let max = cfg.max_message_bytes as u64;
-            failed = Some(Error::LimitExceeded { limit: "max_message_bytes", value: len as u64, max });
-            break;
+            return Err(Error::LimitExceeded { limit: "max_message_bytes", value: len as u64, max });
         }
         if p + len > bytes_max {
             // Too big: size the rest (and check it) without encoding.
@@ -1012,12 +1010,8 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
         max_ts = max_ts.max(timestamp(r));
         p += record::encode(&mut buf[p..], &f, body);
     }
-    if failed.is_none() && p > bytes_max {
-        failed = Some(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: p as u64, max: bytes_max as u64 });
-    }
-    if let Some(e) = failed {
-        super::buffers::give(buf);
-        return Err(e);
+    if p > bytes_max {
+        return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: p as u64, max: bytes_max as u64 });
     }
     buf.truncate(p);
     let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };

@@ -253,6 +253,44 @@ fn floor_batch(f: &File, buf: &mut Vec<u8>, chunk: &[NewRecord]) {
     (&*f).write_all(buf).expect("write");
 }
 
+/// The baseline's `write()` of `buf`, into disk blocks reserved ahead the way kappalog reserves its
+/// active segment's (`fallocate` with `FALLOC_FL_KEEP_SIZE`, 8 batches ahead, 1 - 8 MiB: see
+/// `RESERVE_AHEAD_MAX` in `src/log/partition.rs`). Not a target: it shows how much of kappalog's
+/// ratio to a plain `write()` that reservation makes. `(written, reserved)`: the file's end and the
+/// end of its reserved blocks.
+fn reserved_write(f: &File, buf: &[u8], (written, reserved): &mut (u64, u64)) {
+    let end = *written + buf.len() as u64;
+    if end > *reserved {
+        let from = (*reserved).max(*written);
+        let to = end + (buf.len() as u64 * 8).clamp(MIB as u64, 8 * MIB as u64);
+        rustix::fs::fallocate(f, rustix::fs::FallocateFlags::KEEP_SIZE, from, to - from).expect("fallocate");
+        *reserved = to;
+    }
+    (&*f).write_all(buf).expect("write");
+    *written = end;
+}
+
+/// One run of `batches` plain `write()`s of `batch_bytes` interleaved with as many
+/// [`reserved_write`]s to another file: their total times and the median of the per-batch ratios
+/// (plain time / reserved time).
+fn reserved_runs(dir: &Path, batch_bytes: usize, batches: usize) -> (Duration, Duration, f64) {
+    let (plain_path, reserved_path) = (dir.join("plain.bin"), dir.join("reserved.bin"));
+    let (plain, reserved) = (baseline_file(&plain_path), baseline_file(&reserved_path));
+    let buf = vec![0x5au8; batch_bytes];
+    let (mut tp, mut tr, mut ends) = (Vec::new(), Vec::new(), (0, 0));
+    for _ in 0..batches {
+        let start = Instant::now();
+        (&plain).write_all(&buf).expect("write");
+        tp.push(start.elapsed());
+        let start = Instant::now();
+        reserved_write(&reserved, &buf, &mut ends);
+        tr.push(start.elapsed());
+    }
+    remove_baseline_file(plain, &plain_path);
+    remove_baseline_file(reserved, &reserved_path);
+    (tr.iter().sum(), tp.iter().sum(), median_ratio(&tp, &tr))
+}
+
 /// Writes `batches` buffers of `batch_bytes` to a new file with `write()`, each followed by
 /// `fdatasync` when `sync`. Returns the time of the writes (the file is synced and deleted after).
 fn raw_writes(path: &Path, batch_bytes: usize, batches: usize, sync: bool) -> Duration {
@@ -396,11 +434,30 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                     rows.push(Row {
                         case: format!("(floor: copy + crc32fast + write(), {batch} x {size})"),
                         subject: rate(count, payload, tf),
-                        baseline,
+                        baseline: baseline.clone(),
                         ratio: spread(runs.floor_ratio),
                         ratio_unit: "x",
                         target: Target::None,
                         subject_records_per_s: count as f64 / tf.as_secs_f64(),
+                    });
+                    // Its own runs: a fourth file written between the subject's batches would evict
+                    // more of the cache the subject and the floor find (it lowered both by ~0.05).
+                    let (mut tr, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+                    for _ in 0..s.runs {
+                        let (r, b, ratio) = reserved_runs(&dir, batch_bytes, batches);
+                        tr.push(r);
+                        tb.push(b);
+                        ratios.push(ratio);
+                    }
+                    let (tr, tb) = (median(tr), median(tb));
+                    rows.push(Row {
+                        case: format!("(write() into reserved blocks, as kappalog's segments, {batch} x {size})"),
+                        subject: rate(count, payload, tr),
+                        baseline: format!("write(): {}", rate(count, payload, tb)),
+                        ratio: spread(ratios),
+                        ratio_unit: "x",
+                        target: Target::None,
+                        subject_records_per_s: count as f64 / tr.as_secs_f64(),
                     });
                 }
             }

@@ -276,10 +276,7 @@ impl Drop for StoreInner {
                 p.mark_closed();
                 // Corruption recovery found is only found again by a full scan: a clean mark
                 // would make the next open trust the indexes and stop reporting it.
-                if p.is_poisoned()
-                    || p.flush().is_err()
-                    || p.corruption().is_some()
-                    || p.cut_zero_tail_for_close().is_err()
+                if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() || p.cut_tail_for_close().is_err()
                 {
                     clean = false;
                 }

@@ -53,6 +53,22 @@ pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()
     Ok(())
 }
 
+/// Reserves the disk blocks of `[from, to)` of `file` without changing its size (Linux `fallocate`
+/// with `FALLOC_FL_KEEP_SIZE`): later writes there find their blocks allocated. Unsupported (an
+/// error) where the platform or the file system has no such call.
+pub(crate) fn reserve(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, from, to.saturating_sub(from))?;
+        Ok(())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (file, from, to);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// `fdatasync`. Never retried: after a failure the caller poisons what it was syncing.
 /// Every call is timed into the process-wide [`fsync_latency`] histogram.
 pub(crate) fn sync_data(file: &File, path: &Path, faults: Option<&FaultInjector>) -> Result<()> {

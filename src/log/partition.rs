@@ -132,7 +132,22 @@ struct Writer {
     /// The length of the active segment's file: `cursor.position`, plus the zero-filled tail that
     /// `sync` appends keep ahead of it (see [`ZERO_TAIL_BYTES`]).
     file_len: u64,
+    /// The end of the active segment's blocks reserved ahead of its log's end for appends that are
+    /// not `sync` (see [`RESERVE_AHEAD_MAX`]); at most the log's end when none are.
+    reserved_to: u64,
 }
+
+/// Before writing a group with no `sync` batch, the writer reserves the active segment's disk blocks
+/// ahead of the log's end (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's size, and so what
+/// readers and recovery see, does not change) when the group would pass the reserved end: up to
+/// [`RESERVE_AHEAD_GROUPS`] groups like it ahead, at least [`RESERVE_AHEAD_MIN`], at most this,
+/// never past `segment_bytes`. Writes into reserved blocks skip the file system's block reservation
+/// per page: a `write()` of 1 MiB measured 12 - 20% faster on ext4 (README, Benchmarks). The blocks
+/// left past the log's end are freed when the segment is sealed, at a clean shutdown, and by the
+/// next open after a crash; until then an active segment holds at most this much unused.
+const RESERVE_AHEAD_MAX: u64 = 8 * 1024 * 1024;
+const RESERVE_AHEAD_MIN: u64 = 1024 * 1024;
+const RESERVE_AHEAD_GROUPS: u64 = 8;
 
 /// Under `sync`, the active segment's file is kept this far ahead of the log's end, zero-filled
 /// (topped up when less than half of it is left). A group commit then writes over blocks that are
@@ -259,6 +274,7 @@ impl Partition {
                     files,
                     // Recovery cut the file to its last valid batch (a clean shutdown left it there).
                     file_len: cursor.position,
+                    reserved_to: cursor.position,
                     cursor,
                     next_offset,
                     created_ms,
@@ -620,6 +636,9 @@ impl Partition {
             return true;
         }
         let faults = self.inner.faults.as_deref();
+        if staged.batches.iter().all(|b| b.durability != Durability::Sync) {
+            Self::reserve_ahead(w, staged.bytes.len() as u64);
+        }
         // The group's index entries, one `write()` per index file.
         let index_entries = || -> Result<()> {
             let (mut offsets, mut times) = (Vec::new(), Vec::new());
@@ -691,23 +710,48 @@ impl Partition {
         }
     }
 
-    /// Cuts the active segment's zero-filled tail, so that its file ends where its log does;
-    /// `true` if there was one. Does not fsync: the caller does (a size change is part of what
-    /// `fdatasync` writes).
-    fn cut_zero_tail(w: &mut Writer) -> Result<bool> {
-        if w.file_len <= w.cursor.position {
-            return Ok(false);
+    /// Reserves the active segment's blocks ahead of a group of `group_bytes` about to be written
+    /// at the log's end, if it would pass the reserved end (see [`RESERVE_AHEAD_MAX`]). Best effort:
+    /// where the file system cannot (or the disk is full), appends go on without, and this segment
+    /// does not try again.
+    fn reserve_ahead(w: &mut Writer, group_bytes: u64) {
+        let end = w.cursor.position + group_bytes;
+        if end <= w.reserved_to || end > w.segment_bytes {
+            return;
         }
-        w.files.log.set_len(w.cursor.position).map_err(|e| Error::io(&w.segment.log_path, e))?;
-        w.file_len = w.cursor.position;
-        Ok(true)
+        let ahead = group_bytes.saturating_mul(RESERVE_AHEAD_GROUPS).clamp(RESERVE_AHEAD_MIN, RESERVE_AHEAD_MAX);
+        let from = w.reserved_to.max(w.cursor.position);
+        let to = (end + ahead).min(w.segment_bytes);
+        match io::reserve(&w.files.log, from, to) {
+            Ok(()) => w.reserved_to = to,
+            Err(e) => {
+                tracing::debug!(path = %w.segment.log_path.display(), error = %e, "cannot reserve blocks ahead of the log");
+                w.reserved_to = w.segment_bytes;
+            }
+        }
     }
 
-    /// At a clean shutdown, after [`flush`](Self::flush): cuts the zero-filled tail of the active
-    /// segment and fsyncs the new size, so that the next open finds the log's end at the file's.
-    pub(crate) fn cut_zero_tail_for_close(&self) -> Result<()> {
+    /// Cuts the active segment's file where its log ends: its zero-filled tail and the blocks
+    /// reserved past it (a `set_len` to the size it has frees those). Returns `true` if the file's
+    /// size changed. Does not fsync: the caller does (a size change is part of what `fdatasync`
+    /// writes; freed reserved blocks need no fsync).
+    fn cut_tail(w: &mut Writer) -> Result<bool> {
+        let end = w.cursor.position;
+        if w.file_len <= end && w.reserved_to <= end {
+            return Ok(false);
+        }
+        w.files.log.set_len(end).map_err(|e| Error::io(&w.segment.log_path, e))?;
+        let resized = w.file_len > end;
+        (w.file_len, w.reserved_to) = (end, end);
+        Ok(resized)
+    }
+
+    /// At a clean shutdown, after [`flush`](Self::flush): cuts the active segment's file at its
+    /// log's end ([`cut_tail`](Self::cut_tail)) and fsyncs a new size, so that the next open finds
+    /// the log's end at the file's.
+    pub(crate) fn cut_tail_for_close(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
-        match Self::cut_zero_tail(&mut w)? {
+        match Self::cut_tail(&mut w)? {
             true => io::sync_data(&w.files.log, &w.segment.log_path, None),
             false => Ok(()),
         }
@@ -717,7 +761,7 @@ impl Partition {
     fn roll_locked(&self, w: &mut Writer, cfg: &TopicConfig) -> Result<()> {
         let faults = self.inner.faults.as_deref();
         // A sealed segment's file ends where its log does (its map is the file's length).
-        Self::cut_zero_tail(w)?;
+        Self::cut_tail(w)?;
         let last_rel = (w.next_offset - 1 - w.segment.base_offset) as u32;
         if let Some(e) = w.cursor.final_time_entry(last_rel) {
             segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
@@ -744,6 +788,7 @@ impl Partition {
             created_ms: self.inner.clock.now_ms(),
             segment_bytes: cfg.segment_bytes,
             file_len: 0,
+            reserved_to: 0,
         };
         Ok(())
     }

@@ -343,9 +343,14 @@ impl Segment {
                     let data = map.bytes();
                     scan(&data, base_offset, index_interval_bytes)
                 };
-                if scan.valid_len < len {
+                let torn = scan.valid_len < len;
+                if torn {
                     tracing::warn!(path = %log_path.display(), from = len, to = scan.valid_len, "truncating a torn tail");
-                    log.set_len(scan.valid_len).map_err(|e| Error::io(&log_path, e))?;
+                }
+                // Made even when nothing is torn: it also frees the blocks an append reserved past
+                // the log's end before a crash (section 8 of segment-format.md).
+                log.set_len(scan.valid_len).map_err(|e| Error::io(&log_path, e))?;
+                if torn {
                     log.sync_all().map_err(|e| Error::io(&log_path, e))?;
                 }
                 if let Some((pos, c)) = &scan.corruption {

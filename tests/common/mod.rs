@@ -67,6 +67,13 @@ pub fn segment_files(partition_dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Bytes of disk a file holds (its blocks, reserved ones included), and its size.
+pub fn allocated_and_len(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.blocks() * 512, m.len())
+}
+
 /// Makes the next open of `data_dir` recover as after a crash.
 pub fn forget_clean_shutdown(data_dir: &Path) {
     let mark = data_dir.join("clean-shutdown");

@@ -42,9 +42,10 @@ pub struct FaultInjector {
     sync_kind: parking_lot::Mutex<FaultKind>,
     swap_steps: AtomicU64,
     swap_hook: parking_lot::RwLock<Option<SwapHook>>,
-    /// While true, every fsync waits (after being counted) until [`FaultInjector::resume_syncs`]:
-    /// lets a test hold an fsync in flight without timing assumptions.
-    syncs_paused: parking_lot::Mutex<bool>,
+    /// Every fsync whose number (1 = the first since the injector was made) is at least this waits,
+    /// after being counted, until the mark moves past it ([`FaultInjector::resume_syncs`]): lets a
+    /// test hold an fsync in flight without timing assumptions. [`NEVER`]: none waits.
+    syncs_paused_from: parking_lot::Mutex<u64>,
     syncs_resumed: parking_lot::Condvar,
 }
 
@@ -69,7 +70,7 @@ impl Default for FaultInjector {
             sync_kind: parking_lot::Mutex::new(FaultKind::Io),
             swap_steps: AtomicU64::new(0),
             swap_hook: parking_lot::RwLock::new(None),
-            syncs_paused: parking_lot::Mutex::new(false),
+            syncs_paused_from: parking_lot::Mutex::new(NEVER),
             syncs_resumed: parking_lot::Condvar::new(),
         }
     }
@@ -101,12 +102,20 @@ impl FaultInjector {
     /// From now on every fsync blocks (after [`syncs`](Self::syncs) counts it) until
     /// [`resume_syncs`](Self::resume_syncs). For tests that need an fsync in flight.
     pub fn pause_syncs(&self) {
-        *self.syncs_paused.lock() = true;
+        *self.syncs_paused_from.lock() = 0;
+    }
+
+    /// Lets the fsyncs paused so far proceed, and pauses the `n`th fsync from now (1 = the next
+    /// one) and every one after it, until [`resume_syncs`](Self::resume_syncs). For tests that
+    /// release one fsync and hold the next.
+    pub fn pause_syncs_after(&self, n: u64) {
+        *self.syncs_paused_from.lock() = self.syncs.load(Ordering::SeqCst) + n.max(1);
+        self.syncs_resumed.notify_all();
     }
 
     /// Lets paused fsyncs proceed.
     pub fn resume_syncs(&self) {
-        *self.syncs_paused.lock() = false;
+        *self.syncs_paused_from.lock() = NEVER;
         self.syncs_resumed.notify_all();
     }
 
@@ -149,11 +158,11 @@ impl FaultInjector {
 
     pub(crate) fn before_sync(&self) -> io::Result<()> {
         let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut paused = self.syncs_paused.lock();
-        while *paused {
-            self.syncs_resumed.wait(&mut paused);
+        let mut paused_from = self.syncs_paused_from.lock();
+        while n >= *paused_from {
+            self.syncs_resumed.wait(&mut paused_from);
         }
-        drop(paused);
+        drop(paused_from);
         if n >= self.fail_sync_at.load(Ordering::SeqCst) {
             return Err(self.sync_kind.lock().error());
         }

@@ -49,8 +49,8 @@ fn concurrent_appends_share_fsyncs() {
 
     // Why the fsync count is deterministic: the first appender to queue its batch leads. It writes
     // the batches queued so far (one write(): the log end offset moves past them) and blocks inside
-    // their fsync (paused below), after the injector counted it. Every other appender queues its batch and sleeps. Once all 64 are written or
-    // queued, the paused fsync returns and the lead passes to the first queued appender, which
+    // their fsync (paused below), after the injector counted it. Every other appender queues its
+    // batch and sleeps. Once all 64 are written or queued, the paused fsync returns and the leader hands the lead to a committer thread, which
     // writes every queued batch and fsyncs once: 2 fsyncs for 64 appends.
     faults.pause_syncs();
     let _resume = ResumeSyncs(Arc::clone(&faults));

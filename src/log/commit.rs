@@ -4,10 +4,14 @@
 //! one leads, it becomes the leader: the leader takes the whole queue, writes the batches with one
 //! `write()`, fsyncs once, and hands every appender its result. Appenders wait in one of two ways:
 //!
-//! - A **thread** ([`Partition::append`](super::Partition::append)) sleeps until its result arrives
-//!   or the lead is passed to it. A thread that led passes the lead on after its one group (its own
-//!   append is done), to the first appender that queued meanwhile, so no caller leads for long
-//!   (RocksDB's write groups work the same way).
+//! - A **thread** ([`Partition::append`](super::Partition::append)) that finds no leader leads one
+//!   group itself: a lone appender pays no thread switch. If appenders queued meanwhile, it hands
+//!   the lead to a **committer thread** it starts, wakes its own group's appenders (while the
+//!   committer writes the next group) and returns. The committer keeps leading while appenders come
+//!   back, like the pool leader below, and hands each group's wake-ups to a second thread, the
+//!   **waker**, so that its next `write()` and fsync start at once: waking a thread costs a futex
+//!   wake-up (and a cross-CPU interrupt, expensive in a VM), and with dozens of threads per group
+//!   the wake-ups took as long as the fsync (README, Benchmarks: *group commit*).
 //! - A **task** ([`Partition::append_async`](super::Partition::append_async)) awaits a oneshot
 //!   channel and never leads itself (that would block a runtime worker): when a task would lead, a
 //!   leader is started on tokio's blocking pool instead. It keeps leading while appenders come: after
@@ -107,20 +111,15 @@ pub(crate) struct ThreadWaiter {
     thread: Thread,
     result: Mutex<Option<Result<Appended>>>,
     done: AtomicBool,
-    lead: AtomicBool,
 }
 
-/// What a waiting thread must do next.
-pub(crate) enum Next {
-    Done(Result<Appended>),
-    Lead,
-}
-
-/// What a thread leader does after its group.
+/// What a thread that led one group does next.
 pub(crate) enum After {
-    /// Nothing more: the lead was given up or passed to a waiting thread.
+    /// Nothing more: no one is queued; the lead was given up.
     Stop,
-    /// A pool leader must be started on this runtime (the next appender is a task).
+    /// Start a committer thread and hand it the lead (the next appender is a thread).
+    StartCommitter,
+    /// Start a pool leader on this runtime and hand it the lead (the next appender is a task).
     StartPoolLeader(tokio::runtime::Handle),
 }
 
@@ -130,30 +129,20 @@ impl ThreadWaiter {
             thread: std::thread::current(),
             result: Mutex::new(None),
             done: AtomicBool::new(false),
-            lead: AtomicBool::new(false),
         })
     }
 
-    fn ready(&self) -> bool {
-        self.done.load(Ordering::Acquire) || self.lead.load(Ordering::Acquire)
-    }
-
-    /// Waits until this thread has its result or the lead. Only its own thread calls it.
-    pub fn wait(&self) -> Next {
+    /// Waits until this thread has its result. Only its own thread calls it.
+    pub fn wait(&self) -> Result<Appended> {
         let yield_until = Instant::now() + YIELD_BEFORE_SLEEP;
-        while !self.ready() && Instant::now() < yield_until {
+        while !self.done.load(Ordering::Acquire) && Instant::now() < yield_until {
             std::thread::yield_now();
         }
-        loop {
-            if self.done.load(Ordering::Acquire) {
-                return Next::Done(self.result.lock().take().expect("a finished append has a result"));
-            }
-            if self.lead.swap(false, Ordering::AcqRel) {
-                return Next::Lead;
-            }
-            // Returns at once if `unpark` came first; may also return spuriously: hence the loop.
+        // `park` returns at once if `unpark` came first; it may also return spuriously: hence the loop.
+        while !self.done.load(Ordering::Acquire) {
             std::thread::park();
         }
+        self.result.lock().take().expect("a finished append has a result")
     }
 
     fn finish(&self, result: Result<Appended>) {
@@ -188,10 +177,16 @@ impl CommitQueue {
     /// fsync. Waiting a fraction of an fsync for them puts everyone in one group; an appender
     /// already queued is delayed by that wait at most, and each returning one saves most of an
     /// fsync. A single appender never waits: its last group had one batch, its own, now queued.
-    pub fn take(&self) -> Vec<Queued> {
+    ///
+    /// A committer thread does not gather (`gather` false): its waker wakes a group's appenders
+    /// while the next group is written and fsynced, so they come back spread over that fsync, and
+    /// the cohorts that form overlap their returns with each other's fsyncs. Waiting for them to
+    /// form one group put the whole return time between two fsyncs: 15 - 18x instead of 19 - 24x
+    /// in the 64-thread benchmark (README, Benchmarks).
+    pub fn take(&self, gather: bool) -> Vec<Queued> {
         let mut st = self.state.lock();
         debug_assert!(st.leading);
-        if st.queued.len() < st.last_group {
+        if gather && st.queued.len() < st.last_group {
             let deadline = Instant::now() + self.gather_wait(&st);
             st.gather_target = st.last_group;
             while st.queued.len() < st.gather_target && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
@@ -211,8 +206,9 @@ impl CommitQueue {
         };
     }
 
-    /// A thread leader, its group done, gives up the lead if nothing is queued, or passes it to the
-    /// first appender that queued.
+    /// A thread that led one group gives up the lead if nothing is queued; otherwise the lead stays
+    /// taken, for the leader it must start: a committer thread, or a pool leader if the first
+    /// appender queued is a task.
     pub fn after_group(&self) -> After {
         let mut st = self.state.lock();
         match st.queued.first() {
@@ -220,16 +216,13 @@ impl CommitQueue {
                 st.leading = false;
                 After::Stop
             }
-            Some(Queued { waiter: Waiter::Thread(next), .. }) => {
-                next.lead.store(true, Ordering::Release);
-                next.thread.unpark();
-                After::Stop
-            }
+            Some(Queued { waiter: Waiter::Thread(_), .. }) => After::StartCommitter,
             Some(Queued { waiter: Waiter::Task { runtime, .. }, .. }) => After::StartPoolLeader(runtime.clone()),
         }
     }
 
-    /// A pool leader, its group done and its appenders woken, keeps the lead if an appender queues
+    /// A pool leader or committer thread, its group done and its appenders woken (or handed to the
+    /// waker), keeps the lead if an appender queues
     /// within half the recent fsync time (the wait [`take`](Self::take) would allow); otherwise it
     /// gives the lead up and returns `false`. Tasks that append in a loop come back within
     /// microseconds, while a new leader costs a wake-up of a blocking-pool thread per group.
@@ -278,11 +271,11 @@ mod tests {
         let q = queue(Duration::from_secs(600));
         assert!(enqueue(&q), "the first appender leads");
         assert!(!enqueue(&q) && !enqueue(&q), "the others wait");
-        assert_eq!(q.take().len(), 3, "no fsync time known yet: no wait");
+        assert_eq!(q.take(true).len(), 3, "no fsync time known yet: no wait");
         q.record_sync_time(Duration::from_secs(600));
         enqueue(&q);
         std::thread::scope(|s| {
-            let leader = s.spawn(|| q.take().len());
+            let leader = s.spawn(|| q.take(true).len());
             // Bounded: the leader must start gathering (it has 1 batch of the 3 it expects).
             let started = Instant::now();
             while !gathering(&q) {
@@ -300,12 +293,12 @@ mod tests {
     fn a_leader_with_its_last_group_queued_takes_at_once() {
         let q = queue(Duration::from_secs(600));
         enqueue(&q);
-        assert_eq!(q.take().len(), 1);
+        assert_eq!(q.take(true).len(), 1);
         q.record_sync_time(Duration::from_secs(600));
         enqueue(&q);
         enqueue(&q);
         let started = Instant::now();
-        assert_eq!(q.take().len(), 2);
+        assert_eq!(q.take(true).len(), 2);
         assert!(started.elapsed() < Duration::from_secs(60), "it waited for nothing");
     }
 
@@ -314,11 +307,11 @@ mod tests {
         let q = queue(GATHER_WAIT_MAX);
         enqueue(&q);
         enqueue(&q);
-        assert_eq!(q.take().len(), 2);
+        assert_eq!(q.take(true).len(), 2);
         q.record_sync_time(Duration::from_millis(1));
         enqueue(&q);
         let started = Instant::now();
-        assert_eq!(q.take().len(), 1, "the second appender never came back");
+        assert_eq!(q.take(true).len(), 1, "the second appender never came back");
         assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
         assert!(!gathering(&q));
     }
@@ -327,7 +320,7 @@ mod tests {
     fn a_pool_leader_keeps_the_lead_for_an_appender_that_comes_back() {
         let q = queue(Duration::from_secs(600));
         assert!(enqueue(&q));
-        assert_eq!(q.take().len(), 1);
+        assert_eq!(q.take(true).len(), 1);
         q.record_sync_time(Duration::from_secs(600));
         std::thread::scope(|s| {
             let leader = s.spawn(|| q.keep_leading());
@@ -339,14 +332,14 @@ mod tests {
             assert!(!enqueue(&q), "the lead is still held: the appender does not lead");
             assert!(leader.join().expect("the leader"), "it keeps the lead");
         });
-        assert_eq!(q.take().len(), 1);
+        assert_eq!(q.take(true).len(), 1);
     }
 
     #[test]
     fn a_pool_leader_gives_up_the_lead_when_no_appender_comes() {
         let q = queue(GATHER_WAIT_MAX);
         assert!(enqueue(&q));
-        assert_eq!(q.take().len(), 1);
+        assert_eq!(q.take(true).len(), 1);
         q.record_sync_time(Duration::from_millis(1));
         let started = Instant::now();
         assert!(!q.keep_leading());

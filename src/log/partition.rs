@@ -8,7 +8,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
-use super::commit::{After, CommitQueue, Next, ThreadWaiter, Waiter};
+use super::commit::{After, CommitQueue, ThreadWaiter, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, ReadBatch, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -435,16 +435,10 @@ impl Partition {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
         let waiter = ThreadWaiter::new();
-        let mut lead = self.inner.commits.enqueue(prepared, Waiter::Thread(Arc::clone(&waiter)));
-        loop {
-            if lead {
-                self.lead();
-            }
-            match waiter.wait() {
-                Next::Done(result) => return result,
-                Next::Lead => lead = true,
-            }
+        if self.inner.commits.enqueue(prepared, Waiter::Thread(Arc::clone(&waiter))) {
+            self.lead();
         }
+        waiter.wait()
     }
 
     /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
@@ -477,12 +471,27 @@ impl Partition {
         self.inner.commits.len()
     }
 
-    /// An appending thread leads one group, then passes the lead on (see `commit.rs`).
+    /// An appending thread leads one group, then hands the lead to a committer thread or a pool
+    /// leader if appenders queued meanwhile, and wakes its group (see `commit.rs`).
     fn lead(&self) {
-        let done = self.commit_group();
-        if let After::StartPoolLeader(runtime) = self.inner.commits.after_group() {
-            let p = self.clone();
-            runtime.spawn_blocking(move || p.lead_pool());
+        let done = self.commit_group(true);
+        match self.inner.commits.after_group() {
+            After::Stop => {}
+            After::StartCommitter => {
+                let p = self.clone();
+                let spawned =
+                    std::thread::Builder::new().name("kappalog-commit".into()).spawn(move || p.lead_threads());
+                if let Err(e) = spawned {
+                    // Still correct, only slower: this thread keeps the lead while appenders come.
+                    tracing::warn!(error = %e, "cannot start a group commit thread; the appending thread leads");
+                    done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+                    return self.lead_pool();
+                }
+            }
+            After::StartPoolLeader(runtime) => {
+                let p = self.clone();
+                runtime.spawn_blocking(move || p.lead_pool());
+            }
         }
         done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
     }
@@ -490,7 +499,7 @@ impl Partition {
     /// A blocking-pool thread leads groups for tasks until no appender comes back in time.
     fn lead_pool(&self) {
         loop {
-            let done = self.commit_group();
+            let done = self.commit_group(true);
             done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
             if !self.inner.commits.keep_leading() {
                 return;
@@ -498,10 +507,36 @@ impl Partition {
         }
     }
 
-    /// Writes every queued `sync` batch and fsyncs once; the result of each.
-    fn commit_group(&self) -> Vec<(Waiter, Result<Appended>)> {
+    /// A committer thread leads groups until no appender comes back in time, like
+    /// [`lead_pool`](Self::lead_pool), but hands each group's wake-ups to a waker thread and goes
+    /// straight on to the next group (see `commit.rs`). Without a waker thread it wakes them itself.
+    fn lead_threads(&self) {
+        type Done = Vec<(Waiter, Result<Appended>)>;
+        let (tx, rx) = std::sync::mpsc::channel::<Done>();
+        let waker = std::thread::Builder::new()
+            .name("kappalog-wake".into())
+            .spawn(move || rx.into_iter().flatten().for_each(|(waiter, result)| waiter.finish(result)));
+        if let Err(e) = &waker {
+            tracing::debug!(error = %e, "cannot start a waker thread; the committer wakes appenders itself");
+        }
+        loop {
+            let done = self.commit_group(false);
+            // The waker drains the channel before it exits (when `tx` drops), so a send fails only
+            // if it never started: then the group is woken here.
+            if let Err(back) = tx.send(done) {
+                back.0.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+            }
+            if !self.inner.commits.keep_leading() {
+                return;
+            }
+        }
+    }
+
+    /// Writes every queued `sync` batch (after gathering, if `gather`: see `CommitQueue::take`) and
+    /// fsyncs once; the result of each.
+    fn commit_group(&self, gather: bool) -> Vec<(Waiter, Result<Appended>)> {
         let (batches, waiters): (Vec<_>, Vec<_>) =
-            self.inner.commits.take().into_iter().map(|q| (q.batch, q.waiter)).unzip();
+            self.inner.commits.take(gather).into_iter().map(|q| (q.batch, q.waiter)).unzip();
         let mut end = None;
         let written: Vec<Result<Appended>> = self
             .write_group(batches)

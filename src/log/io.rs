@@ -59,8 +59,13 @@ pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()
 pub(crate) fn reserve(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, from, to.saturating_sub(from))?;
-        Ok(())
+        loop {
+            match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, from, to.saturating_sub(from)) {
+                // A signal handler installed without SA_RESTART interrupts it: try again.
+                Err(rustix::io::Errno::INTR) => continue,
+                result => return Ok(result?),
+            }
+        }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {

@@ -71,7 +71,7 @@ impl Default for CommitQueue {
 #[derive(Debug, Default)]
 struct QueueState {
     queued: Vec<Queued>,
-    /// Someone leads (or has been handed the lead and is waking up to take it).
+    /// Someone leads (or a leader it handed the lead to is starting).
     leading: bool,
     /// Batches in the last group taken.
     last_group: usize,
@@ -222,9 +222,8 @@ impl CommitQueue {
     }
 
     /// A pool leader or committer thread, its group done and its appenders woken (or handed to the
-    /// waker), keeps the lead if an appender queues
-    /// within half the recent fsync time (the wait [`take`](Self::take) would allow); otherwise it
-    /// gives the lead up and returns `false`. Tasks that append in a loop come back within
+    /// waker), keeps the lead if an appender queues within half the recent fsync time (the wait
+    /// [`take`](Self::take) would allow); otherwise it gives the lead up and returns `false`. Tasks that append in a loop come back within
     /// microseconds, while a new leader costs a wake-up of a blocking-pool thread per group.
     pub fn keep_leading(&self) -> bool {
         let mut st = self.state.lock();
@@ -300,6 +299,20 @@ mod tests {
         let started = Instant::now();
         assert_eq!(q.take(true).len(), 2);
         assert!(started.elapsed() < Duration::from_secs(60), "it waited for nothing");
+    }
+
+    #[test]
+    fn a_committer_takes_what_is_queued_without_gathering() {
+        let q = queue(Duration::from_secs(600));
+        enqueue(&q);
+        enqueue(&q);
+        assert_eq!(q.take(false).len(), 2);
+        q.record_sync_time(Duration::from_secs(600));
+        enqueue(&q);
+        let started = Instant::now();
+        assert_eq!(q.take(false).len(), 1, "1 of the last group's 2, taken at once");
+        assert!(started.elapsed() < Duration::from_secs(60), "it waited for the other");
+        assert!(!gathering(&q));
     }
 
     #[test]

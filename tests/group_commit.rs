@@ -5,38 +5,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kappalog::{Durability, FaultInjector, NewRecord, Store, StoreConfig, TopicConfig};
+use common::{store_with_faults, wait_until, ResumeSyncs, WAIT_MAX};
+use kappalog::{Durability, NewRecord, Store, StoreConfig, TopicConfig};
 
 const THREADS: u64 = 64;
-/// Bound on waiting for a condition (a safety net against hangs, not a timing assumption).
-const WAIT_MAX: Duration = Duration::from_secs(60);
-
-/// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
-/// store's close) waiting for an fsync forever.
-struct ResumeSyncs(Arc<FaultInjector>);
-
-impl Drop for ResumeSyncs {
-    fn drop(&mut self) {
-        self.0.resume_syncs();
-    }
-}
-
-/// A store whose fault injector never fails; it counts writes and fsyncs, and can pause fsyncs.
-fn store_with_faults(dir: &std::path::Path) -> (Store, Arc<FaultInjector>) {
-    let faults = FaultInjector::new();
-    let store = Store::open(dir, StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
-    (store, faults)
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_MAX;
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn concurrent_appends_share_fsyncs() {

@@ -4,33 +4,15 @@
 //! leads its own group and starts no thread. (Linux: threads are found by name in /proc.)
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use kappalog::{Durability, FaultInjector, NewRecord, Store, StoreConfig, TopicConfig};
+use common::{store_with_faults, wait_until, ResumeSyncs};
+use kappalog::{Durability, NewRecord, TopicConfig};
 
-/// Bound on waiting for a condition (a safety net against hangs, not a timing assumption).
-const WAIT_MAX: Duration = Duration::from_secs(60);
 const QUEUED: usize = 8;
-
-/// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
-/// store's close) waiting for an fsync forever.
-struct ResumeSyncs(Arc<FaultInjector>);
-
-impl Drop for ResumeSyncs {
-    fn drop(&mut self) {
-        self.0.resume_syncs();
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_MAX;
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Threads of this process named `name`.
 fn threads_named(name: &str) -> usize {
@@ -44,9 +26,7 @@ fn threads_named(name: &str) -> usize {
 #[test]
 fn a_committer_thread_leads_after_a_contended_group_and_exits_when_appends_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::new();
-    let store =
-        Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() }).unwrap();
+    let (store, faults) = store_with_faults(dir.path());
     let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     for i in 0..3 {

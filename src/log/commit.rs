@@ -105,6 +105,14 @@ impl Waiter {
     }
 }
 
+/// A group's appenders with their results.
+pub(crate) type Done = Vec<(Waiter, Result<Appended>)>;
+
+/// Hands every appender of a group its result (and wakes it).
+pub(crate) fn finish_all(done: Done) {
+    done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+}
+
 /// A thread waiting for its result.
 #[derive(Debug)]
 pub(crate) struct ThreadWaiter {

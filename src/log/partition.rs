@@ -8,7 +8,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
-use super::commit::{After, CommitQueue, ThreadWaiter, Waiter};
+use super::commit::{finish_all, After, CommitQueue, Done, ThreadWaiter, Waiter};
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, ReadBatch, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -475,32 +475,33 @@ impl Partition {
     /// leader if appenders queued meanwhile, and wakes its group (see `commit.rs`).
     fn lead(&self) {
         let done = self.commit_group(true);
-        match self.inner.commits.after_group() {
-            After::Stop => {}
+        let lead_here = match self.inner.commits.after_group() {
+            After::Stop => false,
             After::StartCommitter => {
                 let p = self.clone();
                 let spawned =
                     std::thread::Builder::new().name("kappalog-commit".into()).spawn(move || p.lead_threads());
-                if let Err(e) = spawned {
-                    // Still correct, only slower: this thread keeps the lead while appenders come.
-                    tracing::warn!(error = %e, "cannot start a group commit thread; the appending thread leads");
-                    done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
-                    return self.lead_pool();
-                }
+                // Still correct, only slower: this thread keeps the lead while appenders come.
+                spawned
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start a group commit thread; the appending thread leads"))
+                    .is_err()
             }
             After::StartPoolLeader(runtime) => {
                 let p = self.clone();
                 runtime.spawn_blocking(move || p.lead_pool());
+                false
             }
+        };
+        finish_all(done);
+        if lead_here {
+            self.lead_pool();
         }
-        done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
     }
 
     /// A blocking-pool thread leads groups for tasks until no appender comes back in time.
     fn lead_pool(&self) {
         loop {
-            let done = self.commit_group(true);
-            done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+            finish_all(self.commit_group(true));
             if !self.inner.commits.keep_leading() {
                 return;
             }
@@ -511,11 +512,9 @@ impl Partition {
     /// [`lead_pool`](Self::lead_pool), but hands each group's wake-ups to a waker thread and goes
     /// straight on to the next group (see `commit.rs`). Without a waker thread it wakes them itself.
     fn lead_threads(&self) {
-        type Done = Vec<(Waiter, Result<Appended>)>;
         let (tx, rx) = std::sync::mpsc::channel::<Done>();
-        let waker = std::thread::Builder::new()
-            .name("kappalog-wake".into())
-            .spawn(move || rx.into_iter().flatten().for_each(|(waiter, result)| waiter.finish(result)));
+        let waker =
+            std::thread::Builder::new().name("kappalog-wake".into()).spawn(move || rx.into_iter().for_each(finish_all));
         if let Err(e) = &waker {
             tracing::debug!(error = %e, "cannot start a waker thread; the committer wakes appenders itself");
         }
@@ -524,7 +523,7 @@ impl Partition {
             // The waker drains the channel before it exits (when `tx` drops), so a send fails only
             // if it never started: then the group is woken here.
             if let Err(back) = tx.send(done) {
-                back.0.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+                finish_all(back.0);
             }
             if !self.inner.commits.keep_leading() {
                 return;
@@ -534,7 +533,7 @@ impl Partition {
 
     /// Writes every queued `sync` batch (after gathering, if `gather`: see `CommitQueue::take`) and
     /// fsyncs once; the result of each.
-    fn commit_group(&self, gather: bool) -> Vec<(Waiter, Result<Appended>)> {
+    fn commit_group(&self, gather: bool) -> Done {
         let (batches, waiters): (Vec<_>, Vec<_>) =
             self.inner.commits.take(gather).into_iter().map(|q| (q.batch, q.waiter)).unzip();
         let mut end = None;

@@ -112,3 +112,33 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// Bound on waiting for a condition (a safety net against hangs, not a timing assumption).
+pub const WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `cond` until it holds; fails the test after [`WAIT_MAX`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_MAX;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
+/// store's close) waiting for an fsync forever.
+pub struct ResumeSyncs(pub std::sync::Arc<kappalog::FaultInjector>);
+
+impl Drop for ResumeSyncs {
+    fn drop(&mut self) {
+        self.0.resume_syncs();
+    }
+}
+
+/// A store whose fault injector never fails; it counts writes and fsyncs, and can pause fsyncs.
+pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalog::FaultInjector>) {
+    let faults = kappalog::FaultInjector::new();
+    let config =
+        kappalog::StoreConfig { faults: Some(std::sync::Arc::clone(&faults)), ..kappalog::StoreConfig::default() };
+    (kappalog::Store::open(dir, config).unwrap(), faults)
+}

@@ -1,4 +1,4 @@
-//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC.
+//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC (or a thread's start).
 //!
 //! Every write and fsync of a log or index file goes through [`FaultInjector::before_write`] /
 //! [`FaultInjector::before_sync`] when a `FaultInjector` is set in [`StoreConfig`](crate::StoreConfig).
@@ -47,6 +47,8 @@ pub struct FaultInjector {
     /// test hold an fsync in flight without timing assumptions. [`NEVER`]: none waits.
     syncs_paused_from: parking_lot::Mutex<u64>,
     syncs_resumed: parking_lot::Condvar,
+    /// Names of threads that the log must fail to start, as if the system were out of threads.
+    failing_spawns: parking_lot::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for FaultInjector {
@@ -72,6 +74,7 @@ impl Default for FaultInjector {
             swap_hook: parking_lot::RwLock::new(None),
             syncs_paused_from: parking_lot::Mutex::new(NEVER),
             syncs_resumed: parking_lot::Condvar::new(),
+            failing_spawns: parking_lot::Mutex::new(Vec::new()),
         }
     }
 }
@@ -119,6 +122,13 @@ impl FaultInjector {
         self.syncs_resumed.notify_all();
     }
 
+    /// From now on the log fails to start a thread named `name` (`kappalog-commit`,
+    /// `kappalog-wake`), as a spawn fails when the system is out of threads or memory: for tests of
+    /// what it does without the thread.
+    pub fn fail_thread_spawns(&self, name: &str) {
+        self.failing_spawns.lock().push(name.to_owned());
+    }
+
     /// Writes seen so far (failed ones included).
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
@@ -154,6 +164,14 @@ impl FaultInjector {
             return Err(self.write_kind.lock().error());
         }
         Ok(())
+    }
+
+    /// `Err` when the thread named `name` must fail to start.
+    pub(crate) fn before_spawn(&self, name: &str) -> io::Result<()> {
+        match self.failing_spawns.lock().iter().any(|n| n == name) {
+            true => Err(io::Error::new(io::ErrorKind::OutOfMemory, format!("injected: cannot start thread {name}"))),
+            false => Ok(()),
+        }
     }
 
     pub(crate) fn before_sync(&self) -> io::Result<()> {

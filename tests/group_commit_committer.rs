@@ -9,19 +9,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{store_with_faults, wait_until, ResumeSyncs};
+use common::{store_with_faults, threads_named, wait_until, ResumeSyncs};
 use kappalog::{Durability, NewRecord, TopicConfig};
 
 const QUEUED: usize = 8;
-
-/// Threads of this process named `name`.
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
-        .count()
-}
 
 #[test]
 fn a_committer_thread_leads_after_a_contended_group_and_exits_when_appends_stop() {

@@ -479,8 +479,7 @@ impl Partition {
             After::Stop => false,
             After::StartCommitter => {
                 let p = self.clone();
-                let spawned =
-                    std::thread::Builder::new().name("kappalog-commit".into()).spawn(move || p.lead_threads());
+                let spawned = self.spawn("kappalog-commit", move || p.lead_threads());
                 // Still correct, only slower: this thread keeps the lead while appenders come.
                 spawned
                     .inspect_err(|e| tracing::warn!(error = %e, "cannot start a group commit thread; the appending thread leads"))
@@ -513,8 +512,7 @@ impl Partition {
     /// straight on to the next group (see `commit.rs`). Without a waker thread it wakes them itself.
     fn lead_threads(&self) {
         let (tx, rx) = std::sync::mpsc::channel::<Done>();
-        let waker =
-            std::thread::Builder::new().name("kappalog-wake".into()).spawn(move || rx.into_iter().for_each(finish_all));
+        let waker = self.spawn("kappalog-wake", move || rx.into_iter().for_each(finish_all));
         if let Err(e) = &waker {
             tracing::debug!(error = %e, "cannot start a waker thread; the committer wakes appenders itself");
         }
@@ -529,6 +527,12 @@ impl Partition {
                 return;
             }
         }
+    }
+
+    /// Starts a thread of the group commit (the fault injector may make it fail, for tests).
+    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
+        self.faults().map_or(Ok(()), |faults| faults.before_spawn(name))?;
+        std::thread::Builder::new().name(name.into()).spawn(f)
     }
 
     /// Writes every queued `sync` batch (after gathering, if `gather`: see `CommitQueue::take`) and

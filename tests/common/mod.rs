@@ -142,3 +142,13 @@ pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalo
         kappalog::StoreConfig { faults: Some(std::sync::Arc::clone(&faults)), ..kappalog::StoreConfig::default() };
     (kappalog::Store::open(dir, config).unwrap(), faults)
 }
+
+/// Threads of this process named `name` (Linux: read from /proc). A new thread carries its
+/// creator's name until it has set its own.
+pub fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}

@@ -359,6 +359,7 @@ impl Views {
         if self.inner.views.read().contains_key(name) || self.inner.detached.lock().contains_key(name) {
             return Err(ViewError::Exists(name.to_string()).into());
         }
+        self.check_no_loop(name, &definition)?;
         let dir = self.inner.dir.join(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -393,10 +394,13 @@ impl Views {
     pub fn update(&self, spec: ViewSpec) -> Result<View> {
         self.check_topics(&spec)?;
         let view = self.get(&spec.name)?;
-        if view.slot.current.read().definition == Definition::Spec(Box::new(spec.clone())) {
+        let definition = Definition::Spec(Box::new(spec));
+        if view.slot.current.read().definition == definition {
             return Ok(view);
         }
-        self.begin_rebuild(&view, Some(Definition::Spec(Box::new(spec))), RebuildFrom::Beginning)?;
+        let _admin = self.inner.admin.lock();
+        self.check_no_loop(&view.slot.name, &definition)?;
+        self.begin_rebuild(&view, Some(definition), RebuildFrom::Beginning)?;
         Ok(view)
     }
 
@@ -442,6 +446,55 @@ impl Views {
         *slot.pending.lock() = Some(Arc::clone(&version));
         view::spawn(slot, version);
         tracing::info!(view = %slot.name, version = number, "rebuild started");
+        Ok(())
+    }
+
+    /// Refuses `definition` for view `name` when its emit topic feeds, through other views, one of
+    /// its own sources: every result would be read again and emit again, for ever. (A view whose
+    /// emit topic is its own source is refused by [`ViewSpec::check`].) The caller holds the admin
+    /// lock, so no other view is created or changed meanwhile.
+    fn check_no_loop(&self, name: &str, definition: &Definition) -> Result<()> {
+        let Some(emit) = definition.emit_topic() else { return Ok(()) };
+        // Every other view's definitions (a rebuilding view has two) as (view, sources, emit topic).
+        let mut others: Vec<(String, Vec<String>, String)> = Vec::new();
+        let mut add = |view: &str, d: &Definition| {
+            if let Some(e) = d.emit_topic() {
+                others.push((view.to_string(), d.topics().to_vec(), e.to_string()));
+            }
+        };
+        for (view, slot) in self.inner.views.read().iter().filter(|(v, _)| v.as_str() != name) {
+            add(view, &slot.current.read().definition);
+            if let Some(p) = slot.pending.lock().as_ref() {
+                add(view, &p.definition);
+            }
+        }
+        for (view, d) in self.inner.detached.lock().iter().filter(|(v, _)| v.as_str() != name) {
+            add(view, d);
+        }
+        // Breadth first from the emit topic; `via[t]`: the view that feeds topic t, and its source.
+        let mut via: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut next = vec![emit.to_string()];
+        while let Some(topic) = next.pop() {
+            if definition.topics().contains(&topic) {
+                let mut path = vec![format!("{topic:?}")];
+                let mut t = &topic;
+                while let Some((view, from)) = via.get(t) {
+                    path.extend([format!("view {view:?}"), format!("{from:?}")]);
+                    t = from;
+                }
+                path.reverse();
+                return Err(invalid(
+                    "emit.topic",
+                    format!("the views would loop: this view emits to {}, one of its sources", path.join(" -> ")),
+                ));
+            }
+            for (view, sources, e) in &others {
+                if sources.contains(&topic) && e.as_str() != emit && !via.contains_key(e) {
+                    via.insert(e.clone(), (view.clone(), topic.clone()));
+                    next.push(e.clone());
+                }
+            }
+        }
         Ok(())
     }
 

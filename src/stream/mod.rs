@@ -39,7 +39,9 @@
 //!   With none, the view is a table of the latest value per key, and a tombstone deletes the key.
 //! - `emit`: JSON records keyed by the view key, to an existing topic that is not a source: on
 //!   `update` the new value (tables) or `{"start", "end", "value"}` (windows) after every change; on
-//!   `window_close` each window's final `{"start", "end", "value"}`; both filtered by `having`.
+//!   `window_close` each window's final `{"start", "end", "value"}`; both filtered by `having`. Nor
+//!   may it feed a source through other views (`a` -> view -> `b` -> this view -> `a`): such a
+//!   view is refused, the error naming the path.
 //! - A record whose value is not JSON or lacks a field the view needs (key, time, an aggregate's
 //!   field) changes nothing and is counted (`error_records`).
 //!

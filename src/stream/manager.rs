@@ -471,7 +471,7 @@ impl Views {
         for (view, d) in self.inner.detached.lock().iter().filter(|(v, _)| v.as_str() != name) {
             add(view, d);
         }
-        // Breadth first from the emit topic; `via[t]`: the view that feeds topic t, and its source.
+        // A walk from the emit topic; `via[t]`: the view that feeds topic t, and that view's source.
         let mut via: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut next = vec![emit.to_string()];
         while let Some(topic) = next.pop() {

@@ -8,16 +8,40 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use common::{store_with_faults, threads_named, wait_until, ResumeSyncs};
-use kappalog::{Appended, Durability, FaultInjector, NewRecord, Partition, TopicConfig};
+use kappalog::{Appended, Durability, FaultInjector, NewRecord, Partition, Store, TopicConfig};
+use tempfile::TempDir;
 
 const QUEUED: usize = 8;
 
 /// The tests count this process's threads by name: they must not run side by side.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A `sync` partition of a store whose group commit cannot start the thread named `thread`. Its
+/// fields drop in order: held fsyncs resume first, the test lock goes last.
+struct Fixture {
+    _resume: ResumeSyncs,
+    p: Partition,
+    faults: Arc<FaultInjector>,
+    _store: Store,
+    _dir: TempDir,
+    _one: MutexGuard<'static, ()>,
+}
+
+impl Fixture {
+    fn without_thread(thread: &str) -> Fixture {
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let (store, faults) = store_with_faults(dir.path());
+        faults.fail_thread_spawns(thread);
+        let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+        let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+        Fixture { _resume: ResumeSyncs(Arc::clone(&faults)), p, faults, _store: store, _dir: dir, _one: one }
+    }
+}
 
 /// One append on a thread of its own.
 fn append_on_thread(p: &Partition, value: String) -> JoinHandle<(String, Appended)> {
@@ -66,15 +90,9 @@ fn check_queued(p: &Partition, queued: Vec<JoinHandle<(String, Appended)>>, firs
 
 #[test]
 fn without_a_committer_thread_the_appending_thread_keeps_leading() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let (store, faults) = store_with_faults(dir.path());
-    faults.fail_thread_spawns("kappalog-commit");
-    let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
-    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
-    let _resume = ResumeSyncs(Arc::clone(&faults));
-
-    let Contended { first, queued, syncs0 } = contend(&p, &faults);
+    let f = Fixture::without_thread("kappalog-commit");
+    let (p, faults) = (&f.p, &f.faults);
+    let Contended { first, queued, syncs0 } = contend(p, faults);
     // No committer: the first appender leads the second group and is in its fsync.
     assert!(!first.is_finished(), "the first appender leads the queued appends' group");
     assert!(queued.iter().all(|h| !h.is_finished()), "no queued append is acknowledged before its fsync");
@@ -85,7 +103,7 @@ fn without_a_committer_thread_the_appending_thread_keeps_leading() {
     wait_until("the first appender back", || first.is_finished());
     let (_, a) = first.join().unwrap();
     assert_eq!(a.base_offset, 0);
-    check_queued(&p, queued, 0);
+    check_queued(p, queued, 0);
     assert_eq!(faults.syncs(), syncs0 + 2, "the queued appends shared one fsync");
     assert_eq!(p.high_watermark(), 1 + QUEUED as u64);
     assert_eq!(threads_named("kappalog-commit") + threads_named("kappalog-wake"), 0);
@@ -93,15 +111,9 @@ fn without_a_committer_thread_the_appending_thread_keeps_leading() {
 
 #[test]
 fn without_a_waker_thread_the_committer_wakes_its_groups() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let (store, faults) = store_with_faults(dir.path());
-    faults.fail_thread_spawns("kappalog-wake");
-    let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
-    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
-    let _resume = ResumeSyncs(Arc::clone(&faults));
-
-    let Contended { first, queued, syncs0 } = contend(&p, &faults);
+    let f = Fixture::without_thread("kappalog-wake");
+    let (p, faults) = (&f.p, &f.faults);
+    let Contended { first, queued, syncs0 } = contend(p, faults);
     // A committer leads the second group: the first appender is back, with no waker started.
     let (_, a) = first.join().unwrap();
     assert_eq!(a.base_offset, 0);
@@ -111,7 +123,7 @@ fn without_a_waker_thread_the_committer_wakes_its_groups() {
     assert_eq!(threads_named("kappalog-wake"), 0);
 
     faults.resume_syncs();
-    check_queued(&p, queued, 0);
+    check_queued(p, queued, 0);
     assert_eq!(faults.syncs(), syncs0 + 2, "the queued appends shared one fsync");
     wait_until("the committer exits", || threads_named("kappalog-commit") == 0);
     assert_eq!(p.append(&[NewRecord::new("after")]).unwrap().base_offset, 1 + QUEUED as u64);

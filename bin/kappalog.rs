@@ -1,6 +1,6 @@
 //! The `kappalog` binary. Thin: arguments are parsed and the work is done by the library
-//! (`kappalog::cli`, `kappalog::server`).
+//! (`kappalog::broker::cli`, `kappalog::broker::server`).
 
 fn main() {
-    std::process::exit(kappalog::cli::main());
+    std::process::exit(kappalog::broker::cli::main());
 }

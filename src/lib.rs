@@ -71,9 +71,9 @@
 //!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
 //! - [`groups`](crate::groups) — consumer groups: membership and assignment, committed offsets in the
 //!   internal topic `__consumer_offsets`, offset reset, lag; and [`Consumer`].
-//! - [`http`] — the broker's HTTP API (Confluent REST Proxy v2 and extensions), an
-//!   embeddable axum router; [`server`] — `kappalog serve` (config, signals, shutdown);
-//!   [`cli`] — the command line (the binary only calls [`cli::main`]).
+//! - `broker` (cargo feature `broker`, on by default) — `broker/http` the HTTP API (Confluent REST
+//!   Proxy v2 and extensions) as an embeddable axum router, `broker/server.rs` `kappalog serve`
+//!   (config, signals, shutdown), `broker/cli` the command line (the binary only calls `cli::main`).
 //! - [`stream`](crate::stream) — views: spec, predicates, aggregates, windows, keyed state,
 //!   checkpoints, the runner per view version and the [`Views`] registry (files: segment-format.md §9).
 //! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
@@ -95,9 +95,9 @@
 //! | closed-window retention | `window.retention_ms`, default [`stream::WINDOW_RETENTION_MS_DEFAULT`] (1 day of event time) |
 //! | keys per scan | [`stream::SCAN_LIMIT_MAX`] (10 000) |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
-//! | HTTP request body | `body_bytes_max` (default [`http::BODY_BYTES_MAX_DEFAULT`], 64 MiB) |
-//! | HTTP fetch | [`http::FETCH_BYTES_MAX`] (64 MiB), [`http::FETCH_RECORDS_MAX`] records, long-poll [`http::FETCH_TIMEOUT_MS_MAX`] ms |
-//! | consumer instances | [`http::consumers::CONSUMER_INSTANCES_MAX`]; idle timeout default [`http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT`] ms |
+//! | HTTP request body | `body_bytes_max` (default `broker::http::BODY_BYTES_MAX_DEFAULT`, 64 MiB) |
+//! | HTTP fetch | `broker::http::FETCH_BYTES_MAX` (64 MiB), `broker::http::FETCH_RECORDS_MAX` records, long-poll `broker::http::FETCH_TIMEOUT_MS_MAX` ms |
+//! | consumer instances | `broker::http::consumers::CONSUMER_INSTANCES_MAX`; idle timeout default `broker::http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT` ms |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
 //! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
 //!
@@ -106,17 +106,16 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod cleaner;
-pub mod cli;
 mod clock;
 mod config;
 mod error;
 mod fault;
 pub mod groups;
-pub mod http;
 pub mod log;
 mod partitioner;
-pub mod server;
 mod store;
 pub mod stream;
 mod topic;

@@ -19,7 +19,7 @@ fn every_documented_route_is_served() {
         }
     }
     let mut table: Vec<(String, String)> =
-        kappalog::http::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        kappalog::broker::http::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     table.sort();
     assert_eq!(documented, table);

@@ -56,7 +56,7 @@ fn a_second_broker_on_the_same_data_dir_exits_with_a_clear_message() {
 
     let (status, out, err) = serve_expecting_exit(dir.path());
     assert!(!status.success(), "the second broker exited with {status}; stderr: {err}");
-    assert_eq!(status.code(), Some(kappalog::cli::EXIT_FAILURE), "stderr: {err}");
+    assert_eq!(status.code(), Some(kappalog::broker::cli::EXIT_FAILURE), "stderr: {err}");
     assert!(!out.contains("listening"), "the second broker must not listen: {out}");
     let dir_text = dir.path().display().to_string();
     assert!(err.contains(&dir_text), "stderr names the data directory {dir_text}: {err}");
@@ -82,7 +82,7 @@ fn a_newer_format_version_makes_serve_exit_with_a_clear_message() {
     std::fs::write(&meta, &newer).unwrap();
 
     let (status, out, err) = serve_expecting_exit(dir.path());
-    assert_eq!(status.code(), Some(kappalog::cli::EXIT_FAILURE), "stderr: {err}");
+    assert_eq!(status.code(), Some(kappalog::broker::cli::EXIT_FAILURE), "stderr: {err}");
     assert!(!out.contains("listening"), "{out}");
     assert!(err.contains(&meta.display().to_string()), "stderr names the file: {err}");
     let versions = format!(

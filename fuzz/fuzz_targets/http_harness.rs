@@ -13,7 +13,7 @@ use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use kappalog::http::{router, AppState, HttpConfig};
+use kappalog::broker::http::{router, AppState, HttpConfig};
 use kappalog::{CleanupPolicy, Durability, GroupCoordinator, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 use tower::ServiceExt;
 

@@ -165,8 +165,8 @@ pub fn run(input: &[u8]) -> Reached {
     if file == 6 {
         let path = dir.path().join("kappalog.toml");
         std::fs::write(&path, &content).unwrap();
-        if let Ok(f) = kappalog::server::FileConfig::load(&path) {
-            let _ = kappalog::server::ServeConfig::default().with_file(f);
+        if let Ok(f) = kappalog::broker::server::FileConfig::load(&path) {
+            let _ = kappalog::broker::server::ServeConfig::default().with_file(f);
         }
         return Reached::Config;
     }

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{Command, ConsumeArgs, GroupsCommand, ProduceArgs, ResetArgs, TopicsCommand};
-use crate::http::content::CONTENT_TYPE_BINARY;
+use crate::broker::http::content::CONTENT_TYPE_BINARY;
 
 /// Records per produce request.
 pub const PRODUCE_BATCH_RECORDS: usize = 1000;

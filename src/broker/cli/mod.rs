@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::server::{self, FileConfig, ServeConfig};
+use crate::broker::server::{self, FileConfig, ServeConfig};
 
 mod client;
 mod dump;

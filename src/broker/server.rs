@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{self, AppState, HttpConfig};
+use crate::broker::http::{self, AppState, HttpConfig};
 use crate::{Store, StoreConfig};
 
 /// Where `kappalog serve` keeps its data with no flag or config.

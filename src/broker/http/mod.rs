@@ -1,5 +1,5 @@
 //! The HTTP API: Confluent REST Proxy v2 routes plus kappalog's extensions, over a [`Store`].
-//! Embeddable: `kappalog::http::router(AppState::new(store, HttpConfig::default())?)`.
+//! Embeddable: `kappalog::broker::http::router(AppState::new(store, HttpConfig::default())?)`.
 //!
 //! Handlers translate only; storage work runs on the blocking pool.
 //!

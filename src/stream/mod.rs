@@ -49,11 +49,24 @@
 //! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /
 //! rebuilding / failed, lag per partition, watermark, late and error counts, rebuild progress).
 //!
-//! Emitted records (`emit`) are at least once: they are appended before the checkpoint that
-//! covers their inputs, so a crash in between emits them again on restart.
+//! ## Emit guarantees
+//! Emitted records (`emit`) are exactly once per view version, across crashes (`kill -9`
+//! included): they are staged in the view's state, written with the checkpoint that covers the
+//! records they came from, and appended to the emit topic only once that checkpoint is durable. A
+//! crash in between leaves them in the checkpoint; on resume the view finds those it had already
+//! appended and appends only the rest. So an emitted record becomes visible at the checkpoint that
+//! covers its inputs (every `checkpoint_interval_ms` or `checkpoint_interval_records` while the
+//! view is busy, and as soon as it has caught up), never before, and never twice.
+//!
+//! Every emitted record carries three headers: [`EMIT_HEADER_VIEW`] (the view's name),
+//! [`EMIT_HEADER_VERSION`] (its version: a rebuild emits its results again under the new version,
+//! so a downstream consumer can tell versions apart, and drop the old one's records after the
+//! switch) and [`EMIT_HEADER_SEQUENCE`] (0, 1, 2, ... within the version). The guarantee is the
+//! view's: a record appended to the emit topic by anyone else is not deduplicated.
 
 mod aggregate;
 mod checkpoint;
+mod emit;
 mod expr;
 mod manager;
 mod operator;
@@ -63,6 +76,9 @@ mod state;
 mod view;
 mod window;
 
+pub use emit::{
+    EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,
+};
 pub use expr::{CompareOp, Predicate, PREDICATE_DEPTH_MAX};
 pub use manager::{RebuildFrom, Views, ViewsConfig};
 pub use operator::{ViewLogic, WindowResult};
@@ -72,8 +88,7 @@ pub use spec::{
 };
 pub use state::ViewCounters;
 pub use view::{
-    KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, EMIT_BATCH_RECORDS_MAX,
-    SCAN_LIMIT_MAX,
+    KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, SCAN_LIMIT_MAX,
 };
 pub use window::{parse_rfc3339_ms, WINDOWS_PER_RECORD_MAX, WINDOW_RETENTION_MS_DEFAULT};
 

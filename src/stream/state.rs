@@ -60,6 +60,9 @@ pub(crate) struct Snapshot {
     pub watermark: Option<i64>,
     pub counters: ViewCounters,
     pub entries: Entries,
+    /// Emitted records staged for the emit topic (exactly-once emits).
+    #[serde(default)]
+    pub emit: super::emit::EmitLog,
 }
 
 /// Keys to entries: a hash map for the lookup every record does, and the ordered set of keys for

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::checkpoint;
+use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
 use super::manager::{Definition, ViewsConfig};
 use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
@@ -20,6 +21,7 @@ use super::state::{State, ViewCounters};
 use crate::error::{Error, Result};
 use crate::log::{NewRecord, Partition};
 use crate::store::Store;
+use crate::topic::Topic;
 
 /// The most keys one [`View::scan`] returns.
 pub const SCAN_LIMIT_MAX: usize = 10_000;
@@ -92,15 +94,28 @@ impl Version {
         self.stop();
     }
 
-    /// Writes the checkpoint (state and offsets together) unless retired.
+    /// Writes the checkpoint (state, offsets and staged emits together) unless retired.
     pub(crate) fn checkpoint(&self) -> Result<()> {
+        self.checkpoint_and_emit("", None)
+    }
+
+    /// Writes the checkpoint unless retired, then appends to `emit` the records it staged: an
+    /// emitted record is never appended before the checkpoint that covers its inputs is durable.
+    pub(crate) fn checkpoint_and_emit(&self, view: &str, emit: Option<&Topic>) -> Result<()> {
         let retired = self.retired.lock();
         if *retired {
             return Ok(());
         }
         // The runner is the only writer of the state, so the read lock sees a consistent state.
         let bytes = checkpoint::encode(&self.state.read().snap);
-        checkpoint::write_bytes(&self.checkpoint_path, &bytes)
+        checkpoint::write_bytes(&self.checkpoint_path, &bytes)?;
+        if let Some(topic) = emit {
+            let staged = self.state.write().snap.emit.take();
+            if !staged.is_empty() {
+                emit::publish(topic, view, self.number, staged)?;
+            }
+        }
+        Ok(())
     }
 
     fn sources(&self, store: &Store) -> Vec<Partition> {
@@ -379,6 +394,14 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         Some(t) => Some(slot.store.topic(t)?),
         None => None,
     };
+    if let Some(topic) = &emit_topic {
+        // Emits staged by the last checkpoint may or may not have reached the topic before a crash.
+        let mut log = std::mem::take(&mut v.state.write().snap.emit);
+        emit::forget_published(topic, &slot.name, v.number, &mut log)?;
+        let staged = log.take();
+        v.state.write().snap.emit = log;
+        emit::publish(topic, &slot.name, v.number, staged)?;
+    }
     let mut sources = v.sources(&slot.store);
     let mut last_checkpoint = Instant::now();
     let mut since_checkpoint = 0u64;
@@ -430,19 +453,20 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             st.set_offset(p.topic(), p.id(), after);
             since_checkpoint += st.snap.counters.records_read - before;
         }
-        // Emitted records are appended before the checkpoint that covers their inputs (at least once).
+        // Emitted records are staged in the state; the checkpoint that covers their inputs
+        // appends them once it is durable (exactly once: see `emit.rs`).
         if !emits.is_empty() {
             let topic = emit_topic.as_ref().expect("only views with an emit topic emit");
-            let n = emits.len() as u64;
-            for chunk in std::mem::take(&mut emits).chunks(EMIT_BATCH_RECORDS_MAX) {
-                topic.append(chunk.to_vec())?;
-            }
-            v.state.write().snap.counters.records_emitted += n;
+            let mut st = v.state.write();
+            st.snap.counters.records_emitted += emits.len() as u64;
+            st.snap.emit.stage(topic, std::mem::take(&mut emits))?;
         }
+        let staged = v.state.read().snap.emit.pending.len();
         let due = last_checkpoint.elapsed() >= Duration::from_millis(cfg.checkpoint_interval_ms)
-            || since_checkpoint >= cfg.checkpoint_interval_records;
-        if since_checkpoint > 0 && (due || !read_any) {
-            v.checkpoint()?;
+            || since_checkpoint >= cfg.checkpoint_interval_records
+            || staged >= EMIT_PENDING_RECORDS_MAX;
+        if (since_checkpoint > 0 || staged > 0) && (due || !read_any) {
+            v.checkpoint_and_emit(&slot.name, emit_topic.as_ref())?;
             last_checkpoint = Instant::now();
             since_checkpoint = 0;
         }
@@ -457,14 +481,11 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         sources = v.sources(&slot.store);
         wait_for_data(&rt, v, &sources, cfg.idle_wait_ms);
     }
-    if since_checkpoint > 0 {
-        v.checkpoint()?;
+    if since_checkpoint > 0 || !v.state.read().snap.emit.pending.is_empty() {
+        v.checkpoint_and_emit(&slot.name, emit_topic.as_ref())?;
     }
     Ok(())
 }
-
-/// The most emitted records appended in one batch.
-pub const EMIT_BATCH_RECORDS_MAX: usize = 10_000;
 
 /// Blocks until a source has data past what the view read, the version is woken, or `idle_wait_ms`.
 fn wait_for_data(rt: &tokio::runtime::Runtime, v: &Version, sources: &[Partition], idle_wait_ms: u64) {

@@ -112,6 +112,7 @@ mod clock;
 mod config;
 mod error;
 mod fault;
+mod hash;
 pub mod groups;
 pub mod http;
 pub mod log;

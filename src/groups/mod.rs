@@ -52,7 +52,6 @@
 mod assignment;
 mod consumer;
 mod coordinator;
-mod error;
 mod membership;
 mod offsets;
 mod reset;
@@ -62,7 +61,7 @@ use serde::{Deserialize, Serialize};
 pub use assignment::AssignmentStrategy;
 pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
-pub use error::GroupError;
+pub use crate::error::GroupError;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 pub use reset::{ResetEntry, ResetPlan, ResetRequest, ResetStrategy};
 

@@ -185,17 +185,53 @@ fn pass(
         return Ok(true);
     }
     let cleanable = &segments[..c.count];
+    let mapped = map_dirty_section(cleanable, first_dirty, c.end_offset, offset_map_bytes)?;
+    let map_end = mapped.end;
 
-    // 2. The map of the dirty section, and the set of its offsets that a later record of the same
-    // key supersedes (learnt when the later one replaces it in the map), so that the rewrite looks
-    // up only records below the dirty section. A sixteenth of the budget is for that set.
+    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
+    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
+    let rewrite = &segments[..count];
+    let written = rewrite_segments(p, cfg, now_ms, rewrite, &mapped, report)?;
+
+    // 4. The swap.
+    swap_in(p, cfg, state, rewrite, &written)?;
+    report.passes += 1;
+    report.keys_mapped += mapped.map.len() as u64;
+    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
+    report.bytes_after += written.iter().map(|w| w.bytes).sum::<u64>();
+    report.segments_before += rewrite.len();
+    report.segments_after += written.len();
+    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    crate::log::reaper::release(segments);
+    Ok(map_end >= c.end_offset)
+}
+
+/// Step 2 of a pass: the map of the dirty section, and the set of its offsets that a later record
+/// of the same key supersedes (learnt when the later one replaces it in the map), so that the
+/// rewrite looks up only records below the dirty section. A sixteenth of the budget is for that set.
+struct MappedSection {
+    map: OffsetMap,
+    superseded: OffsetSet,
+    /// The map covers `[first_dirty, end)`.
+    end: u64,
+    /// The batches the mapping CRC-checked start at or after `verified_from` and before `end`: from
+    /// the first segment it read through the batch where it stopped. The rewrite does not check them
+    /// again (same maps of the same sealed files).
+    verified_from: u64,
+}
+
+/// Maps the keys of the dirty section of `cleanable` (from `first_dirty` to at most `end_offset`)
+/// until the map or the superseded set is full.
+fn map_dirty_section(
+    cleanable: &[Arc<Segment>],
+    first_dirty: u64,
+    end_offset: u64,
+    offset_map_bytes: usize,
+) -> Result<MappedSection> {
     let mut map = OffsetMap::new(offset_map_bytes - offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
     let mut superseded = OffsetSet::new(first_dirty, offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
-    let mut map_end = c.end_offset;
+    let mut map_end = end_offset;
     let mut pending: Vec<(Digest, u64)> = Vec::new();
-    // The batches this loop CRC-checks start at or after `verified_from` and before `map_end`: from
-    // the first segment it reads through the batch where it stops. The rewrite does not check them
-    // again (same maps of the same sealed files).
     let verified_from = cleanable.iter().find(|s| s.next_offset() > first_dirty).map_or(u64::MAX, |s| s.base_offset);
     'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         let data = s.data();
@@ -237,28 +273,43 @@ fn pass(
             }
         }
     }
-    if map_end <= first_dirty && map_end < c.end_offset {
+    if map_end <= first_dirty && map_end < end_offset {
         return Err(Error::LimitExceeded {
             limit: "offset_map_bytes",
             value: SLOT_BYTES as u64,
             max: offset_map_bytes as u64,
         });
     }
+    Ok(MappedSection { map, superseded, end: map_end, verified_from })
+}
 
-    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
-    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
-    let rewrite = &segments[..count];
+/// A new segment written by a pass.
+struct Written {
+    base_offset: u64,
+    next_offset: u64,
+    bytes: u64,
+}
+
+/// Step 3 of a pass: copies the surviving records of `rewrite` into new `.cleaned` segments. On
+/// failure (before the commit point) the old log stands and the `.cleaned` files are removed.
+fn rewrite_segments(
+    p: &Partition,
+    cfg: &TopicConfig,
+    now_ms: i64,
+    rewrite: &[Arc<Segment>],
+    mapped: &MappedSection,
+    report: &mut CompactionReport,
+) -> Result<Vec<Written>> {
     let tombstones = Tombstones {
         horizon_ms: now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64),
-        below: map_end,
+        below: mapped.end,
         // The log's last record is never removed, so that a read anywhere below the high watermark
         // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
         log_last: p.high_watermark().saturating_sub(1),
     };
-    let faults = p.faults();
     let mut out = Output {
         dir: p.dir(),
-        faults,
+        faults: p.faults(),
         segment_bytes: cfg.segment_bytes,
         interval: cfg.index_interval_bytes,
         current: None,
@@ -267,45 +318,58 @@ fn pass(
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
-            let latest = Latest { map: &map, superseded: &superseded, map_end };
-            filter_segment(s, &latest, &tombstones, verified_from..map_end, &mut out, report)?;
+            let latest = Latest { map: &mapped.map, superseded: &mapped.superseded, map_end: mapped.end };
+            filter_segment(s, &latest, &tombstones, mapped.verified_from..mapped.end, &mut out, report)?;
         }
         out.finish()
     })();
-    // (base offset, next offset, bytes) of each new segment.
-    let end = rewrite[count - 1].next_offset();
-    let written: Vec<(u64, u64, u64)> = out
-        .written
-        .iter()
-        .enumerate()
-        .map(|(i, &(base, size))| (base, out.written.get(i + 1).map_or(end, |w| w.0), size))
-        .collect();
     if let Err(e) = result {
         // Before the commit point: the old log stands; the `.cleaned` files are garbage.
         let _ = swap::recover(p.dir());
         return Err(e);
     }
+    let end = rewrite[rewrite.len() - 1].next_offset();
+    Ok(out
+        .written
+        .iter()
+        .enumerate()
+        .map(|(i, &(base_offset, bytes))| Written {
+            base_offset,
+            next_offset: out.written.get(i + 1).map_or(end, |w| w.0),
+            bytes,
+        })
+        .collect())
+}
 
-    // 4. The swap.
+/// Step 4 of a pass: replaces the segments `rewrite` (the first of the partition's list) by the
+/// `written` ones, crash-safely (`swap.rs`). A failure after the commit point leaves the swap
+/// pending: the cleaner leaves the partition alone until it is reopened.
+fn swap_in(
+    p: &Partition,
+    cfg: &TopicConfig,
+    state: &mut CleanerState,
+    rewrite: &[Arc<Segment>],
+    written: &[Written],
+) -> Result<()> {
     for s in rewrite {
         s.load_indexes_now()?;
     }
     let manifest = Manifest {
         remove: rewrite.iter().map(|s| s.base_offset).collect(),
-        install: written.iter().map(|w| w.0).collect(),
+        install: written.iter().map(|w| w.base_offset).collect(),
     };
     let interval = cfg.index_interval_bytes;
-    let committed = swap::commit(p.dir(), &manifest, faults, || {
+    let committed = swap::commit(p.dir(), &manifest, p.faults(), || {
         let mut fresh = Vec::with_capacity(written.len());
-        for &(base, next, _) in &written {
-            fresh.push(Segment::open_sealed(p.dir(), base, next, interval)?);
+        for w in written {
+            fresh.push(Segment::open_sealed(p.dir(), w.base_offset, w.next_offset, interval)?);
         }
         p.update_segments(|list| {
             assert!(
                 list.iter().zip(rewrite).all(|(a, b)| Arc::ptr_eq(a, b)),
                 "only the cleaner replaces segments, under the maintenance lock"
             );
-            fresh.into_iter().chain(list[count..].iter().cloned()).collect()
+            fresh.into_iter().chain(list[rewrite.len()..].iter().cloned()).collect()
         });
         Ok(())
     });
@@ -313,16 +377,7 @@ fn pass(
         state.swap_pending = true;
         return Err(e);
     }
-    report.passes += 1;
-    report.keys_mapped += map.len() as u64;
-    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
-    report.bytes_after += written.iter().map(|w| w.2).sum::<u64>();
-    report.segments_before += rewrite.len();
-    report.segments_after += written.len();
-    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
-    drop(out);
-    crate::log::reaper::release(segments);
-    Ok(map_end >= c.end_offset)
+    Ok(())
 }
 
 /// The new segments of a pass: small neighbours merge, because a new segment is started only when

@@ -178,6 +178,7 @@ fn pass(
     state: &mut CleanerState,
     report: &mut CompactionReport,
 ) -> Result<bool> {
+    // 1. The cleanable part and its dirty section.
     let segments = p.segments();
     let first_dirty = state.first_dirty_offset(p)?.max(p.log_start_offset());
     let c = cleanable(&segments, cfg, now_ms, first_dirty)?;
@@ -185,6 +186,8 @@ fn pass(
         return Ok(true);
     }
     let cleanable = &segments[..c.count];
+
+    // 2. Map the keys of the dirty section, as far as the budget goes.
     let mapped = map_dirty_section(cleanable, first_dirty, c.end_offset, offset_map_bytes)?;
     let map_end = mapped.end;
 

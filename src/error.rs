@@ -1,4 +1,8 @@
 //! The crate's error type. Corruption carries its evidence; a torn tail is not an error (recovery truncates it).
+//!
+//! Every layer returns [`Error`]. The errors of consumer groups ([`GroupError`]) and views
+//! ([`ViewError`]) are defined here too, in `error/`, so that this base module imports nothing from
+//! the layers above it; `kappalog::groups` and `kappalog::stream` re-export them.
 
 use std::fmt;
 use std::path::PathBuf;

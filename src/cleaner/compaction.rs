@@ -25,7 +25,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::offset_map::{Digest, Inserted, OffsetMap, SLOT_BYTES};
-use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
+use super::offset_set::OffsetSet;
+use super::rewrite::{encode_filtered, for_each_record, Output, RawRecord};
 use super::swap::{self, Manifest};
 use super::CleanerState;
 use crate::config::TopicConfig;
@@ -310,14 +311,7 @@ fn rewrite_segments(
         // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
         log_last: p.high_watermark().saturating_sub(1),
     };
-    let mut out = Output {
-        dir: p.dir(),
-        faults: p.faults(),
-        segment_bytes: cfg.segment_bytes,
-        interval: cfg.index_interval_bytes,
-        current: None,
-        written: Vec::new(),
-    };
+    let mut out = Output::new(p.dir(), p.faults(), cfg.segment_bytes, cfg.index_interval_bytes);
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
@@ -383,48 +377,6 @@ fn swap_in(
     Ok(())
 }
 
-/// The new segments of a pass: small neighbours merge, because a new segment is started only when
-/// the next batch would take the current one past `segment_bytes` (or its offsets past the `u32`
-/// relative offsets of the index). The first starts at the first rewritten segment's base offset;
-/// each later one at the base offset of its first batch.
-struct Output<'a> {
-    dir: &'a std::path::Path,
-    faults: Option<&'a crate::fault::FaultInjector>,
-    segment_bytes: u64,
-    interval: u32,
-    current: Option<CleanedSegment>,
-    /// (base offset, bytes) of every segment started, in order.
-    written: Vec<(u64, u64)>,
-}
-
-impl Output<'_> {
-    fn start(&mut self, base_offset: u64) -> Result<()> {
-        self.finish()?;
-        self.current = Some(CleanedSegment::create(self.dir, base_offset, self.interval, self.faults)?);
-        self.written.push((base_offset, 0));
-        Ok(())
-    }
-
-    fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
-        let cur = self.current.as_ref().expect("started");
-        let full = cur.size_bytes > 0 && cur.size_bytes + bytes.len() as u64 > self.segment_bytes;
-        if full || h.last_offset() - cur.base_offset > u32::MAX as u64 {
-            self.start(h.base_offset)?;
-        }
-        let cur = self.current.as_mut().expect("started");
-        cur.push(h, bytes)?;
-        self.written.last_mut().expect("started").1 = cur.size_bytes;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        match self.current.take() {
-            Some(cur) => cur.finish(self.dir, self.faults),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Which tombstones a pass removes: those below `below` (the map's end), with a timestamp at or
 /// before `horizon_ms`, other than the log's last record.
 struct Tombstones {
@@ -437,41 +389,8 @@ struct Tombstones {
 /// dirty offset, 2^20 offsets per 128 KiB, next to 24 bytes per key for the map.
 const SUPERSEDED_BUDGET_DIVISOR: usize = 16;
 
-/// A set of offsets in `[start, start + 8 * budget_bytes)`, a bit each.
-pub(crate) struct OffsetSet {
-    start: u64,
-    bits: Vec<u64>,
-    capacity: u64,
-}
-
-impl OffsetSet {
-    pub fn new(start: u64, budget_bytes: usize) -> OffsetSet {
-        OffsetSet { start, bits: Vec::new(), capacity: budget_bytes as u64 / 8 * 64 }
-    }
-
-    /// Whether `offset` fits in the set's range.
-    pub fn covers(&self, offset: u64) -> bool {
-        offset >= self.start && offset - self.start < self.capacity
-    }
-
-    pub fn insert(&mut self, offset: u64) {
-        debug_assert!(self.covers(offset));
-        let i = offset - self.start;
-        let word = (i / 64) as usize;
-        if word >= self.bits.len() {
-            self.bits.resize(word + 1, 0);
-        }
-        self.bits[word] |= 1 << (i % 64);
-    }
-
-    pub fn contains(&self, offset: u64) -> bool {
-        let Some(i) = offset.checked_sub(self.start) else { return false };
-        self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-}
-
 /// Whether a record is the latest of its key, as far as a pass knows: the map covers the dirty
-/// offsets `[superseded.start, map_end)`.
+/// offsets `[superseded.start(), map_end)`.
 struct Latest<'a> {
     map: &'a OffsetMap,
     superseded: &'a OffsetSet,
@@ -483,7 +402,7 @@ impl Latest<'_> {
     /// A dirty one is superseded exactly when it is in `superseded`; one at or past `map_end` never
     /// is (the map holds only earlier offsets).
     fn needs_lookup(&self, offset: u64) -> bool {
-        offset < self.superseded.start
+        offset < self.superseded.start()
     }
 
     /// Whether a later record of the same key supersedes the keyed record at `offset`, whose key

@@ -30,6 +30,7 @@
 
 mod compaction;
 mod offset_map;
+mod offset_set;
 mod retention;
 mod rewrite;
 pub(crate) mod swap;

@@ -63,7 +63,7 @@
 //!
 //! ## Layout
 //! - [`log`](crate::log) — the record and batch codec (`log/record.rs`, `log/batch.rs`), segments and
-//!   their indexes (`log/segment.rs`, `log/index.rs`), partitions with group commit and recovery
+//!   their indexes (`log/segment/`, `log/index.rs`), partitions with group commit and recovery
 //!   (`log/partition.rs`), and the only `unsafe`, the memory maps (`log/mmap.rs`).
 //! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory, topics, where records go.
 //! - [`cleaner`] — retention (`cleaner/retention.rs`), compaction (`cleaner/compaction.rs` with its
@@ -76,7 +76,8 @@
 //!   (config, signals, shutdown), `broker/cli` the command line (the binary only calls `cli::main`).
 //! - [`stream`](crate::stream) — views: spec, predicates, aggregates, windows, keyed state,
 //!   checkpoints, the runner per view version and the [`Views`] registry (files: segment-format.md §9).
-//! - `config.rs` — every limit and default; `error.rs` — the error type; `fault.rs` — fault injection.
+//! - `config.rs` — every limit and default; `error.rs` — the error type, with those of groups and views
+//!   in `error/`; `hash.rs` — keyed hashing; `fault.rs` — fault injection.
 //!
 //! ## Limits
 //! | limit | value |
@@ -114,6 +115,7 @@ mod config;
 mod error;
 mod fault;
 pub mod groups;
+mod hash;
 pub mod log;
 mod partitioner;
 mod store;

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::cleaner::{self, TopicCompactionReport, TopicRetentionReport};
 use crate::config::{validate_topic_name, StoreConfig, TopicConfig, PARTITIONS_MAX};
 use crate::error::{Corruption, Error, Result};
 use crate::log::io::{sync_dir, write_atomic};
@@ -241,6 +242,18 @@ impl Store {
         write_meta(&topic.inner.dir, &meta)?;
         *topic.inner.partitions.write() = Arc::new(list);
         Ok(())
+    }
+
+    /// Enforces retention on `topic` now (the store's clock) and reports what was removed.
+    /// Blocking: async callers use `spawn_blocking`.
+    pub fn enforce_retention(&self, topic: &str) -> Result<TopicRetentionReport> {
+        cleaner::run_retention(&self.topic(topic)?, self.config().clock.now_ms())
+    }
+
+    /// Compacts `topic` now (the store's clock and key map budget), whatever its dirty ratio.
+    /// Blocking and possibly long: async callers use `spawn_blocking`.
+    pub fn compact(&self, topic: &str) -> Result<TopicCompactionReport> {
+        cleaner::compact_topic(&self.topic(topic)?, self.config().clock.now_ms(), self.config().offset_map_bytes)
     }
 
     /// Fsyncs every partition of every topic.

@@ -25,7 +25,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::offset_map::{Digest, Inserted, OffsetMap, SLOT_BYTES};
-use super::rewrite::{encode_filtered, for_each_record, CleanedSegment, RawRecord};
+use super::offset_set::OffsetSet;
+use super::rewrite::{encode_filtered, for_each_record, Output, RawRecord};
 use super::swap::{self, Manifest};
 use super::CleanerState;
 use crate::config::TopicConfig;
@@ -178,6 +179,7 @@ fn pass(
     state: &mut CleanerState,
     report: &mut CompactionReport,
 ) -> Result<bool> {
+    // 1. The cleanable part and its dirty section.
     let segments = p.segments();
     let first_dirty = state.first_dirty_offset(p)?.max(p.log_start_offset());
     let c = cleanable(&segments, cfg, now_ms, first_dirty)?;
@@ -186,16 +188,54 @@ fn pass(
     }
     let cleanable = &segments[..c.count];
 
-    // 2. The map of the dirty section, and the set of its offsets that a later record of the same
-    // key supersedes (learnt when the later one replaces it in the map), so that the rewrite looks
-    // up only records below the dirty section. A sixteenth of the budget is for that set.
+    // 2. Map the keys of the dirty section, as far as the budget goes.
+    let mapped = map_dirty_section(cleanable, first_dirty, c.end_offset, offset_map_bytes)?;
+    let map_end = mapped.end;
+
+    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
+    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
+    let rewrite = &segments[..count];
+    let written = rewrite_segments(p, cfg, now_ms, rewrite, &mapped, report)?;
+
+    // 4. The swap.
+    swap_in(p, cfg, state, rewrite, &written)?;
+    report.passes += 1;
+    report.keys_mapped += mapped.map.len() as u64;
+    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
+    report.bytes_after += written.iter().map(|w| w.bytes).sum::<u64>();
+    report.segments_before += rewrite.len();
+    report.segments_after += written.len();
+    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
+    crate::log::reaper::release(segments);
+    Ok(map_end >= c.end_offset)
+}
+
+/// Step 2 of a pass: the map of the dirty section, and the set of its offsets that a later record
+/// of the same key supersedes (learnt when the later one replaces it in the map), so that the
+/// rewrite looks up only records below the dirty section. A sixteenth of the budget is for that set.
+struct MappedSection {
+    map: OffsetMap,
+    superseded: OffsetSet,
+    /// The map covers `[first_dirty, end)`.
+    end: u64,
+    /// The batches the mapping CRC-checked start at or after `verified_from` and before `end`: from
+    /// the first segment it read through the batch where it stopped. The rewrite does not check them
+    /// again (same maps of the same sealed files).
+    verified_from: u64,
+}
+
+/// Maps the keys of the dirty section of `cleanable` (from `first_dirty` to at most `end_offset`)
+/// until the map or the superseded set is full.
+fn map_dirty_section(
+    cleanable: &[Arc<Segment>],
+    first_dirty: u64,
+    end_offset: u64,
+    offset_map_bytes: usize,
+) -> Result<MappedSection> {
     let mut map = OffsetMap::new(offset_map_bytes - offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
     let mut superseded = OffsetSet::new(first_dirty, offset_map_bytes / SUPERSEDED_BUDGET_DIVISOR);
-    let mut map_end = c.end_offset;
+    let mut map_end = end_offset;
     let mut pending: Vec<(Digest, u64)> = Vec::new();
-    // The batches this loop CRC-checks start at or after `verified_from` and before `map_end`: from
-    // the first segment it reads through the batch where it stops. The rewrite does not check them
-    // again (same maps of the same sealed files).
     let verified_from = cleanable.iter().find(|s| s.next_offset() > first_dirty).map_or(u64::MAX, |s| s.base_offset);
     'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         let data = s.data();
@@ -237,75 +277,96 @@ fn pass(
             }
         }
     }
-    if map_end <= first_dirty && map_end < c.end_offset {
+    if map_end <= first_dirty && map_end < end_offset {
         return Err(Error::LimitExceeded {
             limit: "offset_map_bytes",
             value: SLOT_BYTES as u64,
             max: offset_map_bytes as u64,
         });
     }
+    Ok(MappedSection { map, superseded, end: map_end, verified_from })
+}
 
-    // 3. Rewrite through the segment holding `map_end - 1` into as few segments as fit.
-    let count = cleanable.partition_point(|s| s.base_offset < map_end).max(1);
-    let rewrite = &segments[..count];
+/// A new segment written by a pass.
+struct Written {
+    base_offset: u64,
+    next_offset: u64,
+    bytes: u64,
+}
+
+/// Step 3 of a pass: copies the surviving records of `rewrite` into new `.cleaned` segments. On
+/// failure (before the commit point) the old log stands and the `.cleaned` files are removed.
+fn rewrite_segments(
+    p: &Partition,
+    cfg: &TopicConfig,
+    now_ms: i64,
+    rewrite: &[Arc<Segment>],
+    mapped: &MappedSection,
+    report: &mut CompactionReport,
+) -> Result<Vec<Written>> {
     let tombstones = Tombstones {
         horizon_ms: now_ms.saturating_sub(cfg.delete_retention_ms.min(i64::MAX as u64) as i64),
-        below: map_end,
+        below: mapped.end,
         // The log's last record is never removed, so that a read anywhere below the high watermark
         // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
         log_last: p.high_watermark().saturating_sub(1),
     };
-    let faults = p.faults();
-    let mut out = Output {
-        dir: p.dir(),
-        faults,
-        segment_bytes: cfg.segment_bytes,
-        interval: cfg.index_interval_bytes,
-        current: None,
-        written: Vec::new(),
-    };
+    let mut out = Output::new(p.dir(), p.faults(), cfg.segment_bytes, cfg.index_interval_bytes);
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
-            let latest = Latest { map: &map, superseded: &superseded, map_end };
-            filter_segment(s, &latest, &tombstones, verified_from..map_end, &mut out, report)?;
+            let latest = Latest { map: &mapped.map, superseded: &mapped.superseded, map_end: mapped.end };
+            filter_segment(s, &latest, &tombstones, mapped.verified_from..mapped.end, &mut out, report)?;
         }
         out.finish()
     })();
-    // (base offset, next offset, bytes) of each new segment.
-    let end = rewrite[count - 1].next_offset();
-    let written: Vec<(u64, u64, u64)> = out
-        .written
-        .iter()
-        .enumerate()
-        .map(|(i, &(base, size))| (base, out.written.get(i + 1).map_or(end, |w| w.0), size))
-        .collect();
     if let Err(e) = result {
         // Before the commit point: the old log stands; the `.cleaned` files are garbage.
         let _ = swap::recover(p.dir());
         return Err(e);
     }
+    let end = rewrite[rewrite.len() - 1].next_offset();
+    Ok(out
+        .written
+        .iter()
+        .enumerate()
+        .map(|(i, &(base_offset, bytes))| Written {
+            base_offset,
+            next_offset: out.written.get(i + 1).map_or(end, |w| w.0),
+            bytes,
+        })
+        .collect())
+}
 
-    // 4. The swap.
+/// Step 4 of a pass: replaces the segments `rewrite` (the first of the partition's list) by the
+/// `written` ones, crash-safely (`swap.rs`). A failure after the commit point leaves the swap
+/// pending: the cleaner leaves the partition alone until it is reopened.
+fn swap_in(
+    p: &Partition,
+    cfg: &TopicConfig,
+    state: &mut CleanerState,
+    rewrite: &[Arc<Segment>],
+    written: &[Written],
+) -> Result<()> {
     for s in rewrite {
         s.load_indexes_now()?;
     }
     let manifest = Manifest {
         remove: rewrite.iter().map(|s| s.base_offset).collect(),
-        install: written.iter().map(|w| w.0).collect(),
+        install: written.iter().map(|w| w.base_offset).collect(),
     };
     let interval = cfg.index_interval_bytes;
-    let committed = swap::commit(p.dir(), &manifest, faults, || {
+    let committed = swap::commit(p.dir(), &manifest, p.faults(), || {
         let mut fresh = Vec::with_capacity(written.len());
-        for &(base, next, _) in &written {
-            fresh.push(Segment::open_sealed(p.dir(), base, next, interval)?);
+        for w in written {
+            fresh.push(Segment::open_sealed(p.dir(), w.base_offset, w.next_offset, interval)?);
         }
         p.update_segments(|list| {
             assert!(
                 list.iter().zip(rewrite).all(|(a, b)| Arc::ptr_eq(a, b)),
                 "only the cleaner replaces segments, under the maintenance lock"
             );
-            fresh.into_iter().chain(list[count..].iter().cloned()).collect()
+            fresh.into_iter().chain(list[rewrite.len()..].iter().cloned()).collect()
         });
         Ok(())
     });
@@ -313,58 +374,7 @@ fn pass(
         state.swap_pending = true;
         return Err(e);
     }
-    report.passes += 1;
-    report.keys_mapped += map.len() as u64;
-    report.bytes_before += rewrite.iter().map(|s| s.size()).sum::<u64>();
-    report.bytes_after += written.iter().map(|w| w.2).sum::<u64>();
-    report.segments_before += rewrite.len();
-    report.segments_after += written.len();
-    state.set_first_dirty_offset(p, map_end.max(first_dirty))?;
-    drop(out);
-    crate::log::reaper::release(segments);
-    Ok(map_end >= c.end_offset)
-}
-
-/// The new segments of a pass: small neighbours merge, because a new segment is started only when
-/// the next batch would take the current one past `segment_bytes` (or its offsets past the `u32`
-/// relative offsets of the index). The first starts at the first rewritten segment's base offset;
-/// each later one at the base offset of its first batch.
-struct Output<'a> {
-    dir: &'a std::path::Path,
-    faults: Option<&'a crate::fault::FaultInjector>,
-    segment_bytes: u64,
-    interval: u32,
-    current: Option<CleanedSegment>,
-    /// (base offset, bytes) of every segment started, in order.
-    written: Vec<(u64, u64)>,
-}
-
-impl Output<'_> {
-    fn start(&mut self, base_offset: u64) -> Result<()> {
-        self.finish()?;
-        self.current = Some(CleanedSegment::create(self.dir, base_offset, self.interval, self.faults)?);
-        self.written.push((base_offset, 0));
-        Ok(())
-    }
-
-    fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
-        let cur = self.current.as_ref().expect("started");
-        let full = cur.size_bytes > 0 && cur.size_bytes + bytes.len() as u64 > self.segment_bytes;
-        if full || h.last_offset() - cur.base_offset > u32::MAX as u64 {
-            self.start(h.base_offset)?;
-        }
-        let cur = self.current.as_mut().expect("started");
-        cur.push(h, bytes)?;
-        self.written.last_mut().expect("started").1 = cur.size_bytes;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        match self.current.take() {
-            Some(cur) => cur.finish(self.dir, self.faults),
-            None => Ok(()),
-        }
-    }
+    Ok(())
 }
 
 /// Which tombstones a pass removes: those below `below` (the map's end), with a timestamp at or
@@ -379,41 +389,8 @@ struct Tombstones {
 /// dirty offset, 2^20 offsets per 128 KiB, next to 24 bytes per key for the map.
 const SUPERSEDED_BUDGET_DIVISOR: usize = 16;
 
-/// A set of offsets in `[start, start + 8 * budget_bytes)`, a bit each.
-pub(crate) struct OffsetSet {
-    start: u64,
-    bits: Vec<u64>,
-    capacity: u64,
-}
-
-impl OffsetSet {
-    pub fn new(start: u64, budget_bytes: usize) -> OffsetSet {
-        OffsetSet { start, bits: Vec::new(), capacity: budget_bytes as u64 / 8 * 64 }
-    }
-
-    /// Whether `offset` fits in the set's range.
-    pub fn covers(&self, offset: u64) -> bool {
-        offset >= self.start && offset - self.start < self.capacity
-    }
-
-    pub fn insert(&mut self, offset: u64) {
-        debug_assert!(self.covers(offset));
-        let i = offset - self.start;
-        let word = (i / 64) as usize;
-        if word >= self.bits.len() {
-            self.bits.resize(word + 1, 0);
-        }
-        self.bits[word] |= 1 << (i % 64);
-    }
-
-    pub fn contains(&self, offset: u64) -> bool {
-        let Some(i) = offset.checked_sub(self.start) else { return false };
-        self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-}
-
 /// Whether a record is the latest of its key, as far as a pass knows: the map covers the dirty
-/// offsets `[superseded.start, map_end)`.
+/// offsets `[superseded.start(), map_end)`.
 struct Latest<'a> {
     map: &'a OffsetMap,
     superseded: &'a OffsetSet,
@@ -425,7 +402,7 @@ impl Latest<'_> {
     /// A dirty one is superseded exactly when it is in `superseded`; one at or past `map_end` never
     /// is (the map holds only earlier offsets).
     fn needs_lookup(&self, offset: u64) -> bool {
-        offset < self.superseded.start
+        offset < self.superseded.start()
     }
 
     /// Whether a later record of the same key supersedes the keyed record at `offset`, whose key

@@ -29,7 +29,8 @@
 //! Keyless records (possible only in a topic switched to `compact` after holding some) are kept.
 
 mod compaction;
-pub(crate) mod offset_map;
+mod offset_map;
+mod offset_set;
 mod retention;
 mod rewrite;
 pub(crate) mod swap;
@@ -45,7 +46,6 @@ pub use retention::{RemovedSegment, RetentionReport};
 use crate::error::{Error, Result};
 use crate::log::offset_file;
 use crate::log::Partition;
-use crate::store::Store;
 use crate::topic::Topic;
 
 /// The file persisting a partition's first dirty offset (Kafka's cleaner-offset-checkpoint).
@@ -206,20 +206,6 @@ pub fn compact_topic(topic: &Topic, now_ms: i64, offset_map_bytes: usize) -> Res
         records_removed: partitions.iter().map(|r| r.records_removed).sum(),
         partitions,
     })
-}
-
-impl Store {
-    /// Enforces retention on `topic` now (the store's clock) and reports what was removed.
-    /// Blocking: async callers use `spawn_blocking`.
-    pub fn enforce_retention(&self, topic: &str) -> Result<TopicRetentionReport> {
-        run_retention(&self.topic(topic)?, self.config().clock.now_ms())
-    }
-
-    /// Compacts `topic` now (the store's clock and key map budget), whatever its dirty ratio.
-    /// Blocking and possibly long: async callers use `spawn_blocking`.
-    pub fn compact(&self, topic: &str) -> Result<TopicCompactionReport> {
-        compact_topic(&self.topic(topic)?, self.config().clock.now_ms(), self.config().offset_map_bytes)
-    }
 }
 
 /// One background sweep: retention, then compaction where the dirty ratio calls for it.

@@ -17,6 +17,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::hash::random_state;
+
 /// Bytes of one slot: the 16-byte digest and the 8-byte offset.
 pub(crate) const SLOT_BYTES: usize = 24;
 /// The table is full beyond this many keys per hundred slots.
@@ -65,13 +67,6 @@ impl std::fmt::Debug for OffsetMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OffsetMap").field("keys", &self.len).field("slots", &self.slots.len()).finish()
     }
-}
-
-/// An aHash state under four random 64-bit keys (from std's randomly keyed SipHash: each
-/// `std::hash::RandomState` draws fresh keys).
-pub(crate) fn random_state() -> ahash::RandomState {
-    let k = || std::hash::RandomState::new().hash_one(0u8);
-    ahash::RandomState::with_seeds(k(), k(), k(), k())
 }
 
 impl OffsetMap {

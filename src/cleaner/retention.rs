@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::log::io::sync_dir;
-use crate::log::segment::TIMESTAMP_NONE;
+use crate::log::segment::{Segment, TIMESTAMP_NONE};
 use crate::log::Partition;
 
 /// One segment retention deleted.
@@ -60,30 +60,8 @@ pub fn enforce_retention(p: &Partition, now_ms: i64) -> Result<RetentionReport> 
         return Ok(report);
     }
     let segments = p.segments();
-    let sealed = &segments[..segments.len() - 1];
-    let mut by_time = 0;
-    if cfg.retention_ms >= 0 {
-        for s in sealed {
-            let ts = s.max_timestamp()?;
-            if ts != TIMESTAMP_NONE && now_ms.saturating_sub(ts) <= cfg.retention_ms {
-                break;
-            }
-            by_time += 1;
-        }
-    }
-    let mut by_size = 0;
-    if cfg.retention_bytes >= 0 {
-        let total: u64 = segments.iter().map(|s| s.size()).sum();
-        let mut excess = total.saturating_sub(cfg.retention_bytes as u64);
-        for s in sealed {
-            if excess < s.size() || excess == 0 {
-                break;
-            }
-            excess -= s.size();
-            by_size += 1;
-        }
-    }
-    let count = by_time.max(by_size);
+    let by_time = expired_by_time(&segments, cfg.retention_ms, now_ms)?;
+    let count = by_time.max(over_retention_bytes(&segments, cfg.retention_bytes));
     if count == 0 {
         return Ok(report);
     }
@@ -127,4 +105,40 @@ pub fn enforce_retention(p: &Partition, now_ms: i64) -> Result<RetentionReport> 
     );
     state.last_retention = Some(report.clone());
     Ok(report)
+}
+
+/// How many of the oldest sealed segments of `segments` are past `retention_ms` at `now_ms` (none
+/// when it is negative: no time limit).
+fn expired_by_time(segments: &[Arc<Segment>], retention_ms: i64, now_ms: i64) -> Result<usize> {
+    let sealed = &segments[..segments.len() - 1];
+    let mut count = 0;
+    if retention_ms >= 0 {
+        for s in sealed {
+            let ts = s.max_timestamp()?;
+            if ts != TIMESTAMP_NONE && now_ms.saturating_sub(ts) <= retention_ms {
+                break;
+            }
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// How many of the oldest sealed segments of `segments` can go while what stays is at least
+/// `retention_bytes` (none when it is negative: no size limit).
+fn over_retention_bytes(segments: &[Arc<Segment>], retention_bytes: i64) -> usize {
+    let sealed = &segments[..segments.len() - 1];
+    let mut count = 0;
+    if retention_bytes >= 0 {
+        let total: u64 = segments.iter().map(|s| s.size()).sum();
+        let mut excess = total.saturating_sub(retention_bytes as u64);
+        for s in sealed {
+            if excess < s.size() || excess == 0 {
+                break;
+            }
+            excess -= s.size();
+            count += 1;
+        }
+    }
+    count
 }

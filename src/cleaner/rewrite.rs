@@ -201,3 +201,52 @@ impl CleanedSegment {
         Ok(())
     }
 }
+
+/// The new segments of a pass: small neighbours merge, because a new segment is started only when
+/// the next batch would take the current one past `segment_bytes` (or its offsets past the `u32`
+/// relative offsets of the index). The first starts at the first rewritten segment's base offset;
+/// each later one at the base offset of its first batch.
+pub(crate) struct Output<'a> {
+    dir: &'a Path,
+    faults: Option<&'a FaultInjector>,
+    segment_bytes: u64,
+    interval: u32,
+    current: Option<CleanedSegment>,
+    /// (base offset, bytes) of every segment started, in order.
+    pub written: Vec<(u64, u64)>,
+}
+
+impl<'a> Output<'a> {
+    pub fn new(dir: &'a Path, faults: Option<&'a FaultInjector>, segment_bytes: u64, interval: u32) -> Output<'a> {
+        Output { dir, faults, segment_bytes, interval, current: None, written: Vec::new() }
+    }
+
+    /// Starts a new segment at `base_offset`, after finishing the current one.
+    pub fn start(&mut self, base_offset: u64) -> Result<()> {
+        self.finish()?;
+        self.current = Some(CleanedSegment::create(self.dir, base_offset, self.interval, self.faults)?);
+        self.written.push((base_offset, 0));
+        Ok(())
+    }
+
+    /// Appends a valid batch, starting a new segment first when it would not fit.
+    pub fn push(&mut self, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
+        let cur = self.current.as_ref().expect("started");
+        let full = cur.size_bytes > 0 && cur.size_bytes + bytes.len() as u64 > self.segment_bytes;
+        if full || h.last_offset() - cur.base_offset > u32::MAX as u64 {
+            self.start(h.base_offset)?;
+        }
+        let cur = self.current.as_mut().expect("started");
+        cur.push(h, bytes)?;
+        self.written.last_mut().expect("started").1 = cur.size_bytes;
+        Ok(())
+    }
+
+    /// Finishes the current segment (see [`CleanedSegment::finish`]).
+    pub fn finish(&mut self) -> Result<()> {
+        match self.current.take() {
+            Some(cur) => cur.finish(self.dir, self.faults),
+            None => Ok(()),
+        }
+    }
+}

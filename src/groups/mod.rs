@@ -52,17 +52,16 @@
 mod assignment;
 mod consumer;
 mod coordinator;
-mod error;
 mod membership;
 mod offsets;
 mod reset;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::GroupError;
 pub use assignment::AssignmentStrategy;
 pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
-pub use error::GroupError;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 pub use reset::{ResetEntry, ResetPlan, ResetRequest, ResetStrategy};
 

@@ -76,6 +76,7 @@ mod state;
 mod view;
 mod window;
 
+pub use crate::error::ViewError;
 pub use emit::{
     EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,
 };
@@ -91,19 +92,3 @@ pub use view::{
     KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, SCAN_LIMIT_MAX,
 };
 pub use window::{parse_rfc3339_ms, WINDOWS_PER_RECORD_MAX, WINDOW_RETENTION_MS_DEFAULT};
-
-/// Errors of views, converging into [`Error::View`](crate::Error::View).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ViewError {
-    /// The spec does not parse or does not fit the store; `field` names what was wrong
-    /// (`window.size_ms`, `source.topics[1]`, …). The broker maps it to 422.
-    #[error("invalid view spec: {field}: {reason}")]
-    InvalidSpec { field: String, reason: String },
-    #[error("view {0:?} not found")]
-    NotFound(String),
-    #[error("view {0:?} already exists")]
-    Exists(String),
-    #[error("custom view {name:?}: {reason}")]
-    Custom { name: String, reason: String },
-}

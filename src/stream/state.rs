@@ -77,7 +77,7 @@ pub(crate) struct Entries {
 
 impl Default for Entries {
     fn default() -> Self {
-        Entries { map: HashMap::with_hasher(crate::cleaner::offset_map::random_state()), order: BTreeSet::new() }
+        Entries { map: HashMap::with_hasher(crate::hash::random_state()), order: BTreeSet::new() }
     }
 }
 

@@ -1,4 +1,5 @@
 //! Errors of consumer groups. Each says what to do next when there is something to do (rejoin, force).
+//! Defined with the base error so that it names no layer above it; `kappalog::groups` re-exports it.
 
 /// Why a group operation was refused. Converges into [`crate::Error::Group`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,18 @@
+//! Errors of views. Defined with the base error so that it names no layer above it;
+//! `kappalog::stream` re-exports it.
+
+/// Errors of views, converging into [`Error::View`](crate::Error::View).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// The spec does not parse or does not fit the store; `field` names what was wrong
+    /// (`window.size_ms`, `source.topics[1]`, …). The broker maps it to 422.
+    #[error("invalid view spec: {field}: {reason}")]
+    InvalidSpec { field: String, reason: String },
+    #[error("view {0:?} not found")]
+    NotFound(String),
+    #[error("view {0:?} already exists")]
+    Exists(String),
+    #[error("custom view {name:?}: {reason}")]
+    Custom { name: String, reason: String },
+}

@@ -65,8 +65,7 @@ fn stderr_of(child: &mut Child) -> String {
 fn run_into_closed_pipe(broker: &str, args: &[&str]) {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let mut child =
-        kappalog_cmd(broker, args).stdout(writer).stderr(Stdio::piped()).spawn().expect("spawn kappalog");
+    let mut child = kappalog_cmd(broker, args).stdout(writer).stderr(Stdio::piped()).spawn().expect("spawn kappalog");
     let status = wait(&mut child, &format!("{args:?}"));
     let err = stderr_of(&mut child);
     assert!(!err.contains("panicked"), "{args:?} panicked on a closed pipe: {err}");

@@ -71,10 +71,7 @@ pub fn topic_table(name: &str, t: &Value, metrics: &str) -> String {
 fn gauge(metrics: &str, metric: &str, topic: &str, partition: &str) -> String {
     let escaped = topic.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let prefix = format!("{metric}{{topic=\"{escaped}\",partition=\"{partition}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or_else(|| "-".to_string(), |v| v.trim().to_string())
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map_or_else(|| "-".to_string(), |v| v.trim().to_string())
 }
 
 #[cfg(test)]

@@ -43,7 +43,8 @@ fn cli_round_trip() {
     let b = broker.url.clone();
     ok(kappalog(&b, &["topics", "create", "t", "-p", "2", "-c", "retention.ms=3600000"], None));
     assert_eq!(ok(kappalog(&b, &["topics", "list"], None)).trim(), "t");
-    assert!(ok(kappalog(&b, &["topics", "describe", "t"], None)).contains("\"retention.ms\": \"3600000\""));
+    let describe = ok(kappalog(&b, &["topics", "describe", "t", "--output", "json"], None));
+    assert!(describe.contains("\"retention.ms\": \"3600000\""), "{describe}");
 
     let input = "alice:1\nbob:2\ncarol:3 with: colons\n";
     let out = kappalog(&b, &["produce", "-t", "t", "--key-separator", ":"], Some(input));
@@ -56,7 +57,7 @@ fn cli_round_trip() {
     );
     // The group committed everything: consuming again in the group reads nothing.
     assert_eq!(ok(kappalog(&b, &["consume", "-t", "t", "--group", "g"], None)), "");
-    let describe = ok(kappalog(&b, &["groups", "describe", "g"], None));
+    let describe = ok(kappalog(&b, &["groups", "describe", "g", "--output", "json"], None));
     assert!(describe.contains("\"lag\": 0"), "{describe}");
     assert_eq!(ok(kappalog(&b, &["groups", "list"], None)).trim(), "g");
 

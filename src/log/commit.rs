@@ -11,7 +11,7 @@
 //!   back, like the pool leader below, and hands each group's wake-ups to a second thread, the
 //!   **waker**, so that its next `write()` and fsync start at once: waking a thread costs a futex
 //!   wake-up (and a cross-CPU interrupt, expensive in a VM), and with dozens of threads per group
-//!   the wake-ups took as long as the fsync (README, Benchmarks: *group commit*).
+//!   the wake-ups can take as long as the fsync.
 //! - A **task** ([`Partition::append_async`](super::Partition::append_async)) awaits a oneshot
 //!   channel and never leads itself (that would block a runtime worker): when a task would lead, a
 //!   leader is started on tokio's blocking pool instead. It keeps leading while appenders come: after
@@ -189,8 +189,8 @@ impl CommitQueue {
     /// A committer thread does not gather (`gather` false): its waker wakes a group's appenders
     /// while the next group is written and fsynced, so they come back spread over that fsync, and
     /// the cohorts that form overlap their returns with each other's fsyncs. Waiting for them to
-    /// form one group put the whole return time between two fsyncs: 15 - 18x instead of 19 - 24x
-    /// in the 64-thread benchmark (README, Benchmarks).
+    /// form one group would put the whole return time between two fsyncs, lowering the rate of
+    /// many appending threads.
     pub fn take(&self, gather: bool) -> Vec<Queued> {
         let mut st = self.state.lock();
         debug_assert!(st.leading);

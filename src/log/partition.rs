@@ -142,7 +142,7 @@ struct Writer {
 /// readers and recovery see, does not change) when the group would pass the reserved end: up to
 /// [`RESERVE_AHEAD_GROUPS`] groups like it ahead, at least [`RESERVE_AHEAD_MIN`], at most this,
 /// never past `segment_bytes`. Writes into reserved blocks skip the file system's block reservation
-/// per page: a `write()` of 1 MiB measured 12 - 20% faster on ext4 (README, Benchmarks). The blocks
+/// per page, which makes a large `write()` markedly cheaper on ext4. The blocks
 /// left past the log's end are freed when the segment is sealed, at a clean shutdown, and by the
 /// next open after a crash; until then an active segment holds at most this much unused.
 const RESERVE_AHEAD_MAX: u64 = 8 * 1024 * 1024;
@@ -152,14 +152,14 @@ const RESERVE_AHEAD_GROUPS: u64 = 8;
 /// Under `sync`, the active segment's file is kept this far ahead of the log's end, zero-filled
 /// (topped up when less than half of it is left). A group commit then writes over blocks that are
 /// already allocated and a file size that does not change, so its `fdatasync` writes the data alone,
-/// not the block allocation and the inode as well: about half the time of an fsync that extends the
+/// not the block allocation and the inode as well: much cheaper than an fsync that extends the
 /// file, on ext4 (PostgreSQL zero-fills its WAL segments for the same reason). The tail is cut when
 /// the segment is sealed and at a clean shutdown; after a crash, recovery cuts it as a torn tail.
 const ZERO_TAIL_BYTES: u64 = 256 * 1024;
 
 /// Only a group smaller than this tops the zero tail up. A big group's fsync is mostly its data, so
 /// the allocation it saves is small, while zeroing ahead of every such group writes about a quarter
-/// more (measured: `sync` appends of 100 KiB and 1 MiB batches were 10–15% slower with it).
+/// more, which makes large `sync` appends slower overall.
 const ZERO_TAIL_GROUP_BYTES_MAX: u64 = ZERO_TAIL_BYTES / 4;
 
 #[derive(Debug)]
@@ -1045,8 +1045,8 @@ fn fields(i: usize, r: &NewRecord, timestamp_delta: i64) -> RecordFields<'_> {
 /// Validates `records` against the topic's limits and encodes them as one batch (base offset 0).
 ///
 /// One pass: each record is checked, sized and encoded in turn, into a pooled buffer sized by a
-/// guess (every record as big as the first) that grows when the guess falls short. The separate
-/// sizing pass this replaced made appends of 1000 x 100 B records about 5% slower. A batch over
+/// guess (every record as big as the first) that grows when the guess falls short: a separate
+/// sizing pass would walk every record twice. A batch over
 /// [`BATCH_BYTES_MAX`] is only sized from there on, so that its error gives its whole size.
 fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>, crc32fast::Hasher)> {
     if records.is_empty() {

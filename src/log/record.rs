@@ -336,7 +336,7 @@ fn field_shared(buf: &Bytes, end: usize, p: &mut usize, what: &str) -> Result<Op
 
 /// Decodes one record at `*pos` of `buf` (a batch's bytes, shared so that fields are zero-copy slices).
 /// The same checks as [`decode`], which lends the fields instead: each is the inner loop of its
-/// reads (going through `decode` and `RecordRef::to_record` made `Partition::read` a third slower).
+/// reads (owned reads going through `decode` and `RecordRef::to_record` would do the work twice).
 /// Errors name what was malformed. Inlined: it is the inner loop of every read.
 #[inline(always)]
 pub(crate) fn decode_shared(

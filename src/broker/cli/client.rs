@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::output::{print, print_json, warn, write_error, CliError, OutputFormat};
 use super::{Command, ConsumeArgs, GroupsCommand, ProduceArgs, ResetArgs, TopicsCommand};
 use crate::broker::http::content::CONTENT_TYPE_BINARY;
 
@@ -17,7 +18,7 @@ pub const PRODUCE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Long-poll of `consume --follow`, in ms.
 pub const CONSUME_POLL_MS: u64 = 1000;
 
-pub(super) type Result<T> = std::result::Result<T, String>;
+pub(super) type Result<T> = std::result::Result<T, CliError>;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -44,16 +45,27 @@ impl Client {
                 .ok()
                 .and_then(|v| v["message"].as_str().map(String::from))
                 .unwrap_or(text);
-            return Err(format!("{status}: {msg}"));
+            return Err(format!("{status}: {msg}").into());
         }
         if text.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| format!("the broker's response is not JSON: {e}"))
+        Ok(serde_json::from_str(&text).map_err(|e| format!("the broker's response is not JSON: {e}"))?)
     }
 
     pub(super) fn get(&self, path: &str) -> Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))
+    }
+    /// A `GET` whose answer is text (`/metrics`).
+    fn get_text(&self, path: &str) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).send().map_err(|e| format!("cannot reach the broker at {}: {e}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| format!("reading the response: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("GET {path}: {status}: {text}").into());
+        }
+        Ok(text)
     }
     fn get_binary(&self, path: &str) -> Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)).header("Accept", CONTENT_TYPE_BINARY))
@@ -78,10 +90,6 @@ impl Client {
     pub(super) fn delete(&self, path: &str) -> Result<Value> {
         self.send(self.http.delete(format!("{}{path}", self.base)))
     }
-}
-
-pub(super) fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 pub fn run(command: Command) -> Result<()> {
@@ -135,7 +143,7 @@ fn produce(a: ProduceArgs) -> Result<()> {
         }
     }
     flush(&mut batch, &mut bytes, &mut total)?;
-    eprintln!("produced {total} records to {}", a.topic);
+    warn(format!("produced {total} records to {}", a.topic));
     Ok(())
 }
 
@@ -151,7 +159,7 @@ fn print_record(out: &mut impl Write, r: &Value, key_separator: &Option<String>)
         Some(sep) => format!("{}{sep}{}", decode(&r["key"]), decode(&r["value"])),
         None => decode(&r["value"]),
     };
-    writeln!(out, "{line}").map_err(|e| format!("writing standard output: {e}"))
+    writeln!(out, "{line}").map_err(write_error)
 }
 
 fn consume(a: ConsumeArgs) -> Result<()> {
@@ -214,7 +222,9 @@ fn consume_group(c: &Client, a: &ConsumeArgs, group: &str) -> Result<()> {
     let reset = match a.from.as_str() {
         "beginning" => "earliest",
         "end" => "latest",
-        other => return Err(format!("--from {other:?} with --group: use beginning or end (committed offsets win)")),
+        other => {
+            return Err(format!("--from {other:?} with --group: use beginning or end (committed offsets win)").into())
+        }
     };
     let inst = c.post(
         &format!("/consumers/{group}"),
@@ -254,7 +264,7 @@ fn topics(c: &Client, command: TopicsCommand) -> Result<()> {
     match command {
         TopicsCommand::List => {
             for t in c.get("/topics")?.as_array().into_iter().flatten() {
-                println!("{}", t.as_str().unwrap_or_default());
+                print(t.as_str().unwrap_or_default())?;
             }
         }
         TopicsCommand::Create { name, partitions, config } => {
@@ -263,9 +273,9 @@ fn topics(c: &Client, command: TopicsCommand) -> Result<()> {
                 let (k, v) = kv.split_once('=').ok_or_else(|| format!("--config {kv:?}: expected key=value"))?;
                 configs.insert(k.to_string(), json!(v));
             }
-            print_json(&c.post("/topics", &json!({"name": name, "partitions": partitions, "configs": configs}))?);
+            print_json(&c.post("/topics", &json!({"name": name, "partitions": partitions, "configs": configs}))?)?;
         }
-        TopicsCommand::Describe { name } => {
+        TopicsCommand::Describe { name, output } => {
             let mut t = c.get(&format!("/topics/{name}"))?;
             let mut offsets = Vec::new();
             for p in t["partitions"].as_array().cloned().unwrap_or_default() {
@@ -276,11 +286,17 @@ fn topics(c: &Client, command: TopicsCommand) -> Result<()> {
                 );
             }
             t["offsets"] = json!(offsets);
-            print_json(&t);
+            match output {
+                OutputFormat::Json => print_json(&t)?,
+                OutputFormat::Table => {
+                    let metrics = c.get_text("/metrics")?;
+                    print(super::describe::topic_table(&name, &t, &metrics))?
+                }
+            }
         }
         TopicsCommand::Delete { name } => {
             c.delete(&format!("/topics/{name}"))?;
-            println!("deleted {name}");
+            print(format!("deleted {name}"))?;
         }
     }
     Ok(())
@@ -291,7 +307,7 @@ pub fn parse_datetime_ms(s: &str) -> Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let bad = || format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[Z] (UTC)");
+    let bad = || CliError::from(format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[Z] (UTC)"));
     let s2 = s.trim_end_matches('Z');
     let (date, time) = s2.split_once('T').ok_or_else(bad)?;
     let d: Vec<i64> = date.split('-').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
@@ -338,9 +354,9 @@ fn reset(c: &Client, a: ResetArgs) -> Result<()> {
             .header("Content-Type", "application/json")
             .body(body.to_string()),
     )?;
-    print_json(&plan);
+    print_json(&plan)?;
     if !a.execute {
-        eprintln!("dry run: nothing changed (pass --execute to apply)");
+        warn("dry run: nothing changed (pass --execute to apply)");
     }
     Ok(())
 }
@@ -349,10 +365,16 @@ fn groups(c: &Client, command: GroupsCommand) -> Result<()> {
     match command {
         GroupsCommand::List => {
             for g in c.get("/groups")?.as_array().into_iter().flatten() {
-                println!("{}", g.as_str().unwrap_or_default());
+                print(g.as_str().unwrap_or_default())?;
             }
         }
-        GroupsCommand::Describe { group } => print_json(&c.get(&format!("/groups/{group}"))?),
+        GroupsCommand::Describe { group, output } => {
+            let d = c.get(&format!("/groups/{group}"))?;
+            match output {
+                OutputFormat::Json => print_json(&d)?,
+                OutputFormat::Table => print(super::describe::group_table(&d))?,
+            }
+        }
         GroupsCommand::ResetOffsets(a) => reset(c, a)?,
     }
     Ok(())

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
+use super::output::{warn, write_error, CliError};
 use super::{EXIT_CORRUPT, EXIT_FAILURE};
 use crate::log::inspect_segment;
 
@@ -18,28 +21,45 @@ fn segments(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 }
 
+/// Dumps `path`; returns the exit code. A closed standard output ends the dump quietly (exit 0).
 pub fn run(path: &Path, show_records: bool) -> i32 {
     let files = match segments(path) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("kappalog dump: {}: {e}", path.display());
+            warn(format!("kappalog dump: {}: {e}", path.display()));
             return EXIT_FAILURE;
         }
     };
+    let mut out = std::io::stdout().lock();
     let mut corrupt = false;
     for file in files {
-        let mut records = Vec::new();
-        let report = match inspect_segment(&file, show_records.then_some(&mut records)) {
-            Ok(r) => r,
+        match dump_one(&mut out, &file, show_records) {
+            Ok(clean) => corrupt |= !clean,
+            Err(CliError::BrokenPipe) => return 0,
             Err(e) => {
-                eprintln!("kappalog dump: {e}");
+                warn(format!("kappalog dump: {e}"));
                 return EXIT_FAILURE;
             }
-        };
-        println!("{}: {} bytes, {} batches", report.path.display(), report.size_bytes, report.batches.len());
-        for b in &report.batches {
-            println!(
-                "  position {} length {} offsets {}..={} records {} crc {:#010x} timestamps {}..{}{}",
+        }
+    }
+    if corrupt {
+        EXIT_CORRUPT
+    } else {
+        0
+    }
+}
+
+/// One segment's batches (and records); `Ok(false)` when it is corrupt.
+fn dump_one(out: &mut impl Write, file: &Path, show_records: bool) -> Result<bool, CliError> {
+    let mut records = Vec::new();
+    let report = inspect_segment(file, show_records.then_some(&mut records)).map_err(|e| e.to_string())?;
+    let w = |out: &mut dyn Write, args: std::fmt::Arguments| out.write_fmt(args).map_err(write_error);
+    w(out, format_args!("{}: {} bytes, {} batches\n", report.path.display(), report.size_bytes, report.batches.len()))?;
+    for b in &report.batches {
+        w(
+            out,
+            format_args!(
+                "  position {} length {} offsets {}..={} records {} crc {:#010x} timestamps {}..{}{}\n",
                 b.position,
                 b.length,
                 b.base_offset,
@@ -49,31 +69,39 @@ pub fn run(path: &Path, show_records: bool) -> i32 {
                 b.first_timestamp,
                 b.max_timestamp,
                 if b.log_append_time { " (log append time)" } else { "" }
-            );
-        }
-        for r in &records {
-            let show = |b: &Option<bytes::Bytes>| {
-                b.as_ref().map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
-            };
-            println!("    offset {} timestamp {} key {} value {}", r.offset, r.timestamp, show(&r.key), show(&r.value));
-        }
-        if report.zero_tail_bytes > 0 {
-            println!(
-                "  zero tail: {} bytes after the last batch (an open or crashed sync segment)",
-                report.zero_tail_bytes
-            );
-        }
-        match &report.corruption {
-            Some(e) => {
-                corrupt = true;
-                println!("  CORRUPT: {e}");
-            }
-            None => println!("  all CRCs ok"),
-        }
+            ),
+        )?;
     }
-    if corrupt {
-        EXIT_CORRUPT
-    } else {
-        0
+    let show = |b: &Option<bytes::Bytes>| b.as_ref().map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned());
+    for r in &records {
+        w(
+            out,
+            format_args!(
+                "    offset {} timestamp {} key {} value {}\n",
+                r.offset,
+                r.timestamp,
+                show(&r.key),
+                show(&r.value)
+            ),
+        )?;
+    }
+    if report.zero_tail_bytes > 0 {
+        w(
+            out,
+            format_args!(
+                "  zero tail: {} bytes after the last batch (an open or crashed sync segment)\n",
+                report.zero_tail_bytes
+            ),
+        )?;
+    }
+    match &report.corruption {
+        Some(e) => {
+            w(out, format_args!("  CORRUPT: {e}\n"))?;
+            Ok(false)
+        }
+        None => {
+            w(out, format_args!("  all CRCs ok\n"))?;
+            Ok(true)
+        }
     }
 }

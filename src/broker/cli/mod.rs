@@ -9,8 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::broker::server::{self, FileConfig, ServeConfig};
 
 mod client;
+mod describe;
 mod dump;
+mod output;
 mod views;
+
+pub use output::OutputFormat;
 
 pub use views::{progress_line, ViewsCommand, REBUILD_POLL_MS, REBUILD_TIMEOUT_S_DEFAULT};
 
@@ -135,8 +139,12 @@ pub enum TopicsCommand {
         #[arg(short, long)]
         config: Vec<String>,
     },
+    /// Partitions with their log start, high watermark, segments and bytes, and the topic's configs.
     Describe {
         name: String,
+        /// `table` for people, `json` (the broker's documents) for scripts.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
     Delete {
         name: String,
@@ -146,8 +154,12 @@ pub enum TopicsCommand {
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
     List,
+    /// State, generation, and per partition: committed offset, log end, lag and owner.
     Describe {
         group: String,
+        /// `table` for people, `json` (the broker's document) for scripts.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
     /// Compute (default: --dry-run) or apply (--execute) new committed offsets.
     ResetOffsets(ResetArgs),
@@ -239,7 +251,7 @@ pub fn run(cli: Cli) -> i32 {
             match result {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("kappalog serve: {}", serve_error_message(&e));
+                    output::warn(format!("kappalog serve: {}", serve_error_message(&e)));
                     EXIT_FAILURE
                 }
             }
@@ -251,9 +263,9 @@ pub fn run(cli: Cli) -> i32 {
         command => {
             init_tracing("warn");
             match client::run(command) {
-                Ok(()) => 0,
+                Ok(()) | Err(output::CliError::BrokenPipe) => 0,
                 Err(e) => {
-                    eprintln!("kappalog: {e}");
+                    output::warn(format!("kappalog: {e}"));
                     EXIT_FAILURE
                 }
             }

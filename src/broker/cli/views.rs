@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::client::{print_json, Client, Result};
+use super::client::{Client, Result};
+use super::output::{print, print_json};
 
 /// How often `views rebuild` polls the view's status.
 pub const REBUILD_POLL_MS: u64 = 200;
@@ -85,21 +86,21 @@ fn read_spec(file: &PathBuf) -> Result<Vec<u8>> {
             .map_err(|e| format!("reading standard input: {e}"))?;
         return Ok(buf);
     }
-    std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))
+    Ok(std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?)
 }
 
 pub(super) fn run(c: &Client, command: ViewsCommand) -> Result<()> {
     match command {
         ViewsCommand::Create { file } => {
             let status = c.send_json(reqwest::Method::POST, "/views", read_spec(&file)?)?;
-            println!("created view {}", status["name"].as_str().unwrap_or("?"));
+            print(format!("created view {}", status["name"].as_str().unwrap_or("?")))?;
         }
         ViewsCommand::List => {
             for name in c.get("/views")?.as_array().into_iter().flatten() {
-                println!("{}", name.as_str().unwrap_or_default());
+                print(name.as_str().unwrap_or_default())?;
             }
         }
-        ViewsCommand::Status { name } => print_json(&c.get(&format!("/views/{}", segment(&name)))?),
+        ViewsCommand::Status { name } => print_json(&c.get(&format!("/views/{}", segment(&name)))?)?,
         ViewsCommand::Get { name, key, from, to } => {
             let mut q = Vec::new();
             if let Some(f) = from {
@@ -109,10 +110,10 @@ pub(super) fn run(c: &Client, command: ViewsCommand) -> Result<()> {
                 q.push(format!("to={t}"));
             }
             let query = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
-            print_json(&c.get(&format!("/views/{}/keys/{}{query}", segment(&name), segment(&key)))?);
+            print_json(&c.get(&format!("/views/{}/keys/{}{query}", segment(&name), segment(&key)))?)?;
         }
         ViewsCommand::Scan { name, prefix, limit } => {
-            print_json(&c.get(&format!("/views/{}/keys?prefix={}&limit={limit}", segment(&name), segment(&prefix)))?)
+            print_json(&c.get(&format!("/views/{}/keys?prefix={}&limit={limit}", segment(&name), segment(&prefix)))?)?
         }
         ViewsCommand::Update { file } => {
             let body = read_spec(&file)?;
@@ -120,7 +121,7 @@ pub(super) fn run(c: &Client, command: ViewsCommand) -> Result<()> {
                 serde_json::from_slice(&body).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
             let name = spec["name"].as_str().ok_or_else(|| format!("{}: the spec has no \"name\"", file.display()))?;
             c.send_json(reqwest::Method::PUT, &format!("/views/{}", segment(name)), body)?;
-            println!("view {name}: new definition accepted; rebuilding");
+            print(format!("view {name}: new definition accepted; rebuilding"))?;
         }
         ViewsCommand::Rebuild { name, from_timestamp, no_wait, timeout_s } => {
             let body = match from_timestamp {
@@ -131,14 +132,14 @@ pub(super) fn run(c: &Client, command: ViewsCommand) -> Result<()> {
             let started = c.post(&format!("{path}/rebuild"), &body)?;
             let target = started["rebuild"]["version"].as_u64().unwrap_or(started["version"].as_u64().unwrap_or(0) + 1);
             if no_wait {
-                println!("view {name}: rebuilding version {target}");
+                print(format!("view {name}: rebuilding version {target}"))?;
                 return Ok(());
             }
             wait_rebuilt(c, &path, &name, target, Duration::from_secs(timeout_s))?;
         }
         ViewsCommand::Delete { name } => {
             c.delete(&format!("/views/{}", segment(&name)))?;
-            println!("deleted view {name}");
+            print(format!("deleted view {name}"))?;
         }
     }
     Ok(())
@@ -151,12 +152,12 @@ fn wait_rebuilt(c: &Client, path: &str, name: &str, target: u64, timeout: Durati
     loop {
         let s = c.get(path)?;
         if s["state"] == "failed" {
-            return Err(format!("view {name}: rebuild failed: {}", s["error"].as_str().unwrap_or("?")));
+            return Err(format!("view {name}: rebuild failed: {}", s["error"].as_str().unwrap_or("?")).into());
         }
         let version = s["version"].as_u64().unwrap_or(0);
         if version >= target && s["state"] == "running" {
             let _ = writeln!(err, "\r{}", progress_line(100.0, None, Some(0)));
-            println!("view {name}: version {version} serving");
+            print(format!("view {name}: version {version} serving"))?;
             return Ok(());
         }
         let r = &s["rebuild"];
@@ -168,7 +169,9 @@ fn wait_rebuilt(c: &Client, path: &str, name: &str, target: u64, timeout: Durati
         }
         if Instant::now() >= deadline {
             let _ = writeln!(err);
-            return Err(format!("view {name}: version {target} not serving after {timeout:?} (the rebuild goes on)"));
+            return Err(
+                format!("view {name}: version {target} not serving after {timeout:?} (the rebuild goes on)").into()
+            );
         }
         std::thread::sleep(Duration::from_millis(REBUILD_POLL_MS));
     }

@@ -60,7 +60,7 @@ mod reset;
 use serde::{Deserialize, Serialize};
 
 pub use assignment::AssignmentStrategy;
-pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
+pub use consumer::{Consumer, ConsumerConfig, DataWait, Wake, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
 pub use error::GroupError;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};

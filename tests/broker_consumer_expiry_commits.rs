@@ -68,14 +68,18 @@ async fn both_expiry_paths_commit_what_was_fetched() {
     assert!(groups.describe("g").unwrap().members.is_empty(), "and leaves");
 
     // Found by the reaper: the same.
-    groups.reset_offsets("g", kappalog::ResetRequest {
-        topic: Some("t".into()),
-        partitions: None,
-        strategy: kappalog::ResetStrategy::ToEarliest,
-        execute: true,
-        force: false,
-    })
-    .unwrap();
+    groups
+        .reset_offsets(
+            "g",
+            kappalog::ResetRequest {
+                topic: Some("t".into()),
+                partitions: None,
+                strategy: kappalog::ResetStrategy::ToEarliest,
+                execute: true,
+                force: false,
+            },
+        )
+        .unwrap();
     let base = api.instance_that_fetched("by-reaper").await;
     clock.advance(TIMEOUT_MS + 1);
     tokio::task::spawn_blocking(move || state.consumers().reap()).await.unwrap();

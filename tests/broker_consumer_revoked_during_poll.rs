@@ -27,7 +27,8 @@ fn records_of_a_partition_revoked_during_the_wait_are_not_returned() {
     let http = broker.client();
     http.create_topic("t", 1, json!({}));
     let new = |name: &str| {
-        let body = json!({"name": name, "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": false});
+        let body =
+            json!({"name": name, "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": false});
         assert_eq!(http.post("/consumers/g", &body).0, 200);
         let base = format!("/consumers/g/instances/{name}");
         assert_eq!(http.post(&format!("{base}/subscription"), &json!({"topics": ["t"]})).0, 204);
@@ -37,7 +38,9 @@ fn records_of_a_partition_revoked_during_the_wait_are_not_returned() {
 
     // a waits for records (the topic is empty).
     let url = broker.url.clone();
-    let waiting = std::thread::spawn(move || Http::new(&url).get_accept("/consumers/g/instances/a/records?timeout=8000", JSON_V2));
+    let waiting = std::thread::spawn(move || {
+        Http::new(&url).get_accept("/consumers/g/instances/a/records?timeout=8000", JSON_V2)
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     while in_flight(&http) < 2.0 {
         assert!(Instant::now() < deadline, "the fetch never started");
@@ -69,7 +72,8 @@ fn records_of_a_partition_revoked_during_the_wait_are_not_returned() {
         }
         assert!(Instant::now() < deadline, "a got {:?}, b got {:?}", got[0], got[1]);
     }
-    let (a_set, b_set): (BTreeSet<u64>, BTreeSet<u64>) = (got[0].iter().copied().collect(), got[1].iter().copied().collect());
+    let (a_set, b_set): (BTreeSet<u64>, BTreeSet<u64>) =
+        (got[0].iter().copied().collect(), got[1].iter().copied().collect());
     assert!(a_set.is_disjoint(&b_set), "a got {a_set:?} and b got {b_set:?}");
     assert_eq!(a_set.union(&b_set).count(), 10);
 }

@@ -104,8 +104,7 @@ async fn long_poll(
     let (mut first, mut last) = (true, timeout.is_zero());
     loop {
         let (is_first, is_last) = (first, last);
-        let round =
-            instance.run(state, move |reg, inst| look(reg, inst, is_first, is_last, request, format)).await?;
+        let round = instance.run(state, move |reg, inst| look(reg, inst, is_first, is_last, request, format)).await?;
         let (wait, heartbeat) = match round {
             Round::Answer(answer) => return Ok(answer),
             Round::Wait(wait, heartbeat) => (wait, heartbeat),

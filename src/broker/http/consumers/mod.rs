@@ -40,8 +40,8 @@ pub const CONSUMER_NAME_LEN_MAX: usize = 249;
 /// the reaper (every [`CONSUMER_REAP_INTERVAL_MS`](crate::broker::server::CONSUMER_REAP_INTERVAL_MS))
 /// removes an idle instance, committing and leaving, before the coordinator would evict it.
 pub const CONSUMER_SESSION_MARGIN_MS: u64 = 10_000;
-/// A records fetch that waits looks again at least this often, so that it sees topics created
-/// meanwhile (a pattern subscription) and partitions added to its topics.
-pub const CONSUMER_METADATA_REFRESH_MS: u64 = 500;
+/// A subscribed instance's records fetch that waits looks again at least this often, so that it
+/// sees topics created meanwhile (a pattern subscription) and partitions added to its topics.
+pub const CONSUMER_METADATA_REFRESH_MS: u64 = 1_000;
 
 const _: () = assert!(CONSUMER_SESSION_MARGIN_MS > 2 * crate::broker::server::CONSUMER_REAP_INTERVAL_MS);

@@ -57,7 +57,7 @@ struct Answer {
 #[derive(Debug)]
 enum Round {
     Answer(Answer),
-    /// Nothing to read yet: wait on this (at most the heartbeat interval, when there is one).
+    /// Nothing to read yet: wait on this; a member also for at most its heartbeat interval.
     Wait(DataWait, Option<Duration>),
 }
 
@@ -110,9 +110,9 @@ async fn long_poll(
             Round::Wait(wait, heartbeat) => (wait, heartbeat),
         };
         first = false;
+        // A member looks again at least every heartbeat and metadata refresh; others need not.
         let now = Instant::now();
-        let recheck = heartbeat.map_or(METADATA_REFRESH, |h| h.min(METADATA_REFRESH));
-        let until = deadline.min(now + recheck);
+        let until = heartbeat.map_or(deadline, |h| deadline.min(now + h.min(METADATA_REFRESH)));
         tokio::select! {
             biased;
             _ = state.drained() => last = true,

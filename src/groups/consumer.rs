@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::log::{Partition, Record};
 
+use super::wait::DataWait;
 use super::{
     AssignmentStrategy, AutoOffsetReset, GroupCoordinator, GroupError, JoinRequest, Membership, TopicPartition,
     SESSION_TIMEOUT_MS_DEFAULT,
@@ -74,64 +75,6 @@ pub struct Consumer {
     group_changes: Option<watch::Receiver<u64>>,
     /// Changes of this consumer's own subscription, assignment or positions.
     own_changes: watch::Sender<u64>,
-}
-
-/// What woke a [`DataWait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// A readable partition has a record at or after its position.
-    Data,
-    /// The group or the consumer changed (a rebalance, released partitions, a new subscription, a
-    /// seek): refresh and look again.
-    Changed,
-    Timeout,
-}
-
-/// What a consumer waits on for records: its readable partitions at their positions, and changes of
-/// its group and of itself. Borrows nothing, so it is awaited without holding the consumer.
-#[derive(Debug)]
-pub struct DataWait {
-    ready: bool,
-    partitions: Vec<(Partition, u64)>,
-    changes: Vec<watch::Receiver<u64>>,
-}
-
-impl DataWait {
-    /// Whether a readable partition already has a record to fetch (or a position out of range,
-    /// which a fetch resets).
-    pub fn is_ready(&self) -> bool {
-        self.ready
-    }
-
-    /// Waits, at most `timeout`, for data or a change. A notification, not a poll.
-    pub async fn wait(self, timeout: Duration) -> Wake {
-        if self.ready {
-            return Wake::Data;
-        }
-        let mut waits = tokio::task::JoinSet::new();
-        for (p, from) in self.partitions {
-            waits.spawn(async move {
-                p.wait_for_data(from).await;
-                Wake::Data
-            });
-        }
-        for mut rx in self.changes {
-            // A closed sender (the group deleted) is a change too: the next refresh joins anew.
-            waits.spawn(async move {
-                let _ = rx.changed().await;
-                Wake::Changed
-            });
-        }
-        match tokio::time::timeout(timeout, waits.join_next()).await {
-            Ok(Some(Ok(wake))) => wake,
-            Ok(Some(Err(_))) => Wake::Changed,
-            Ok(None) => {
-                tokio::time::sleep(timeout).await;
-                Wake::Timeout
-            }
-            Err(_) => Wake::Timeout,
-        }
-    }
 }
 
 impl Consumer {
@@ -527,23 +470,21 @@ impl Consumer {
     /// What to wait on for records: the readable partitions at their positions (started from the
     /// committed offsets when new), the group's changes and this consumer's own.
     pub fn data_wait(&mut self) -> Result<DataWait> {
-        let mut wait = DataWait { ready: false, partitions: Vec::new(), changes: vec![self.own_changes.subscribe()] };
-        wait.changes.extend(self.group_changes.clone());
+        let mut changes = vec![self.own_changes.subscribe()];
+        changes.extend(self.group_changes.clone());
+        let mut partitions = Vec::new();
         for tp in self.assignment() {
             let from = self.position_or_start(&tp)?;
-            let p = self.partition(&tp)?;
-            // Data past the position, or a position out of range (that a fetch resets).
-            wait.ready |= p.high_watermark() != from;
-            wait.partitions.push((p, from));
+            partitions.push((self.partition(&tp)?, from));
         }
-        Ok(wait)
+        Ok(DataWait::new(partitions, changes))
     }
 
     /// Waits (at most `timeout`) until a readable partition has a record at or after its position.
     /// Returns whether one has (false also when the group or the consumer changed first: poll or
     /// refresh to see the new assignment). A notification, not a poll.
     pub async fn wait_for_data(&mut self, timeout: Duration) -> Result<bool> {
-        Ok(self.data_wait()?.wait(timeout).await == Wake::Data)
+        Ok(self.data_wait()?.wait(timeout).await == super::Wake::Data)
     }
 
     /// Leaves the group (its partitions go to the others at once), committing first with

@@ -37,7 +37,8 @@
 //! - `offsets.rs`: the durable store of committed offsets, the internal compacted topic
 //!   [`OFFSETS_TOPIC`] (layout in `segment-format.md`).
 //! - `reset.rs`: `--reset-offsets`: plan (dry run) and atomic execution.
-//! - `consumer.rs`: [`Consumer`], a simple client over the coordinator.
+//! - `consumer.rs`: [`Consumer`], a client over the coordinator (the broker's HTTP consumer
+//!   instances are built on it); `wait.rs`: [`DataWait`], what it waits on for records.
 //!
 //! ## Semantics (Kafka's, simplified to one process)
 //! A membership change (join, leave, session expiry, subscribed topics gaining partitions) bumps the
@@ -56,15 +57,17 @@ mod error;
 mod membership;
 mod offsets;
 mod reset;
+mod wait;
 
 use serde::{Deserialize, Serialize};
 
 pub use assignment::AssignmentStrategy;
-pub use consumer::{Consumer, ConsumerConfig, DataWait, Wake, CONSUMER_FETCH_BYTES_MAX};
+pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
 pub use error::GroupError;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 pub use reset::{ResetEntry, ResetPlan, ResetRequest, ResetStrategy};
+pub use wait::{DataWait, Wake};
 
 /// Longest group name, in bytes.
 pub const GROUP_NAME_LEN_MAX: usize = 249;

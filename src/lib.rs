@@ -98,7 +98,7 @@
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
 //! | HTTP request body | `body_bytes_max` (default `broker::http::BODY_BYTES_MAX_DEFAULT`, 64 MiB) |
 //! | HTTP fetch | `broker::http::FETCH_BYTES_MAX` (64 MiB), `broker::http::FETCH_RECORDS_MAX` records, long-poll `broker::http::FETCH_TIMEOUT_MS_MAX` ms |
-//! | consumer instances | `broker::http::consumers::CONSUMER_INSTANCES_MAX`; idle timeout default `broker::http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT` ms |
+//! | consumer instances | `broker::http::consumers::CONSUMER_INSTANCES_MAX`; idle timeout default `broker::http::consumers::CONSUMER_TIMEOUT_MS_DEFAULT` ms (their group session: that plus `CONSUMER_SESSION_MARGIN_MS`); a waiting fetch looks again every `CONSUMER_METADATA_REFRESH_MS` |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`] (default [`OFFSET_MAP_BYTES_DEFAULT`], 128 MiB) |
 //! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`]; 0 disables it) |
 //!

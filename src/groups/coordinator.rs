@@ -160,6 +160,13 @@ impl GroupCoordinator {
         )
     }
 
+    /// A receiver that sees a change whenever the group starts a new generation or a member
+    /// acknowledges one (releasing partitions pending for others): what a member waiting for
+    /// partitions, or for its pending ones, wakes on. It closes when the group is deleted.
+    pub fn changes(&self, group: &str) -> Result<tokio::sync::watch::Receiver<u64>> {
+        self.with_group(group, false, || GroupError::GroupNotFound(group.to_string()), |g, _| Ok(g.changes.subscribe()))
+    }
+
     /// Leaves the group: its partitions go to the others at once (a new generation).
     pub fn leave(&self, group: &str, member_id: &str) -> Result<()> {
         self.with_group(

@@ -45,6 +45,9 @@ pub(crate) struct Group {
     pub partition_counts: BTreeMap<String, u32>,
     /// Set when the group was deleted: a handle to it must be looked up again.
     pub removed: bool,
+    /// Counts changes a waiting member cares about: a new generation, or a member acknowledging
+    /// one (which may release partitions pending for another).
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Group {
@@ -97,6 +100,7 @@ impl Group {
     /// A new generation: the assignment is recomputed from the live members.
     fn rebalance(&mut self, meta: Metadata<'_>) {
         self.generation += 1;
+        self.changes.send_modify(|n| *n += 1);
         self.partition_counts = self.current_counts(meta);
         let subs: Subscriptions = self.members.iter().map(|(id, m)| (id.clone(), m.topics.clone())).collect();
         let strategy = self.strategy.unwrap_or_default();
@@ -117,8 +121,12 @@ impl Group {
     fn ack(&mut self, member_id: &str) {
         let g = self.generation;
         let m = self.members.get_mut(member_id).expect("a member");
+        let released = m.acked_generation != g;
         m.acked_generation = g;
         m.acked_assignment = m.assignment.clone();
+        if released {
+            self.changes.send_modify(|n| *n += 1);
+        }
     }
 
     /// The member's view: its assignment and which of it is still held by an earlier owner.

@@ -37,7 +37,8 @@
 //! - `offsets.rs`: the durable store of committed offsets, the internal compacted topic
 //!   [`OFFSETS_TOPIC`] (layout in `segment-format.md`).
 //! - `reset.rs`: `--reset-offsets`: plan (dry run) and atomic execution.
-//! - `consumer.rs`: [`Consumer`], a simple client over the coordinator.
+//! - `consumer.rs`: [`Consumer`], a client over the coordinator (the broker's HTTP consumer
+//!   instances are built on it); `wait.rs`: [`DataWait`], what it waits on for records.
 //!
 //! ## Semantics (Kafka's, simplified to one process)
 //! A membership change (join, leave, session expiry, subscribed topics gaining partitions) bumps the
@@ -55,6 +56,7 @@ mod coordinator;
 mod membership;
 mod offsets;
 mod reset;
+mod wait;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,7 @@ pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 pub use reset::{ResetEntry, ResetPlan, ResetRequest, ResetStrategy};
+pub use wait::{DataWait, Wake};
 
 /// Longest group name, in bytes.
 pub const GROUP_NAME_LEN_MAX: usize = 249;

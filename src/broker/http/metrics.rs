@@ -88,44 +88,39 @@ fn escape(s: &str) -> String {
 
 /// Renders every metric as Prometheus text.
 pub fn text(state: &AppState) -> String {
-    let m = state.metrics();
     let mut o = String::new();
-    let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-    };
-    counter(
-        &mut o,
-        "kappalog_produce_records_total",
-        "Records acknowledged to producers.",
-        m.produce_records.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut o,
-        "kappalog_produce_bytes_total",
-        "Value bytes acknowledged to producers.",
-        m.produce_bytes.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut o,
-        "kappalog_fetch_records_total",
-        "Records returned to consumers.",
-        m.fetch_records.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut o,
-        "kappalog_fetch_bytes_total",
-        "Value bytes returned to consumers.",
-        m.fetch_bytes.load(Ordering::Relaxed),
-    );
+    traffic_text(state.metrics(), &mut o);
+    durations_text(state.metrics(), &mut o);
+    requests_text(state.metrics(), &mut o);
+    partitions_text(state, &mut o);
+    group_lag_text(state, &mut o);
+    views_text(state, &mut o);
+    o
+}
 
+/// Produce and fetch counters, and requests in flight.
+fn traffic_text(m: &Metrics, o: &mut String) {
+    let counters = [
+        ("kappalog_produce_records_total", "Records acknowledged to producers.", &m.produce_records),
+        ("kappalog_produce_bytes_total", "Value bytes acknowledged to producers.", &m.produce_bytes),
+        ("kappalog_fetch_records_total", "Records returned to consumers.", &m.fetch_records),
+        ("kappalog_fetch_bytes_total", "Value bytes returned to consumers.", &m.fetch_bytes),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+    }
     let _ = writeln!(
         o,
         "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",
         m.in_flight.load(Ordering::Relaxed)
     );
+}
+
+/// Histograms of produce appends and of fsyncs.
+fn durations_text(m: &Metrics, o: &mut String) {
     let h = m.append.lock().clone();
     write_histogram(
-        &mut o,
+        o,
         "kappalog_produce_append_duration_seconds",
         "Append of one produce request: write plus fsync (group-committed) under sync durability.",
         LATENCY_BUCKETS_SECONDS.iter().copied().zip(h.buckets.iter().copied()),
@@ -134,13 +129,17 @@ pub fn text(state: &AppState) -> String {
     );
     let f = crate::log::fsync_latency();
     write_histogram(
-        &mut o,
+        o,
         "kappalog_fsync_duration_seconds",
         "fdatasync of log and index files (group commits, rolls, flushes).",
         f.buckets.iter().copied(),
         f.count,
         f.sum_seconds,
     );
+}
+
+/// Request latency and responses, by route.
+fn requests_text(m: &Metrics, o: &mut String) {
     let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
     let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
     for ((method, route), h) in m.latency.lock().iter() {
@@ -162,52 +161,65 @@ pub fn text(state: &AppState) -> String {
             escape(route)
         );
     }
+}
 
-    let mut gauges: [(&str, &str, Vec<String>); 8] = [
-        ("kappalog_partition_size_bytes", "Bytes of log on disk.", Vec::new()),
-        ("kappalog_partition_log_start_offset", "First readable offset.", Vec::new()),
-        ("kappalog_partition_log_end_offset", "High watermark: the next offset to be written.", Vec::new()),
-        ("kappalog_partition_segments", "Segment files.", Vec::new()),
-        (
-            "kappalog_cleaner_dirty_ratio",
-            "Dirty bytes / cleanable bytes (compaction triggers past min.cleanable.dirty.ratio).",
-            Vec::new(),
-        ),
-        ("kappalog_cleaner_compactions", "Compaction runs that did work since the store opened.", Vec::new()),
-        ("kappalog_cleaner_last_compaction_bytes_removed", "Bytes the last compaction run removed.", Vec::new()),
-        ("kappalog_cleaner_last_retention_bytes_removed", "Bytes the last retention run removed.", Vec::new()),
-    ];
+/// The partition gauges: (name, help), in output order.
+const PARTITION_GAUGES: [(&str, &str); 8] = [
+    ("kappalog_partition_size_bytes", "Bytes of log on disk."),
+    ("kappalog_partition_log_start_offset", "First readable offset."),
+    ("kappalog_partition_log_end_offset", "High watermark: the next offset to be written."),
+    ("kappalog_partition_segments", "Segment files."),
+    (
+        "kappalog_cleaner_dirty_ratio",
+        "Dirty bytes / cleanable bytes (compaction triggers past min.cleanable.dirty.ratio).",
+    ),
+    ("kappalog_cleaner_compactions", "Compaction runs that did work since the store opened."),
+    ("kappalog_cleaner_last_compaction_bytes_removed", "Bytes the last compaction run removed."),
+    ("kappalog_cleaner_last_retention_bytes_removed", "Bytes the last retention run removed."),
+];
+
+/// The values of [`PARTITION_GAUGES`] for one partition (`None`: not known, not printed).
+fn partition_values(p: &crate::Partition) -> [Option<f64>; PARTITION_GAUGES.len()] {
+    let s = p.stats();
+    let c = p.cleaner_stats().ok();
+    [
+        Some(s.size_bytes as f64),
+        Some(s.log_start_offset as f64),
+        Some(s.high_watermark as f64),
+        Some(s.segments as f64),
+        c.as_ref().map(|c| c.dirty_ratio),
+        c.as_ref().map(|c| c.compactions as f64),
+        c.as_ref()
+            .and_then(|c| c.last_compaction.as_ref())
+            .map(|r| r.bytes_before.saturating_sub(r.bytes_after) as f64),
+        c.as_ref().and_then(|c| c.last_retention.as_ref()).map(|r| r.bytes_removed as f64),
+    ]
+}
+
+/// Every partition gauge, grouped by gauge.
+fn partitions_text(state: &AppState, o: &mut String) {
+    let mut lines: [Vec<String>; PARTITION_GAUGES.len()] = Default::default();
     for name in state.store().topic_names() {
         let Ok(t) = state.store().topic(&name) else { continue };
         for p in t.partitions().iter() {
-            let s = p.stats();
             let labels = format!("topic=\"{}\",partition=\"{}\"", escape(&name), p.id());
-            let c = p.cleaner_stats().ok();
-            let values: [Option<f64>; 8] = [
-                Some(s.size_bytes as f64),
-                Some(s.log_start_offset as f64),
-                Some(s.high_watermark as f64),
-                Some(s.segments as f64),
-                c.as_ref().map(|c| c.dirty_ratio),
-                c.as_ref().map(|c| c.compactions as f64),
-                c.as_ref()
-                    .and_then(|c| c.last_compaction.as_ref())
-                    .map(|r| r.bytes_before.saturating_sub(r.bytes_after) as f64),
-                c.as_ref().and_then(|c| c.last_retention.as_ref()).map(|r| r.bytes_removed as f64),
-            ];
-            for (g, v) in gauges.iter_mut().zip(values) {
+            for ((gauge, out), v) in PARTITION_GAUGES.iter().zip(lines.iter_mut()).zip(partition_values(p)) {
                 if let Some(v) = v {
-                    g.2.push(format!("{}{{{labels}}} {v}", g.0));
+                    out.push(format!("{}{{{labels}}} {v}", gauge.0));
                 }
             }
         }
     }
-    for (name, help, lines) in gauges {
+    for ((name, help), lines) in PARTITION_GAUGES.into_iter().zip(lines) {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
         for l in lines {
             let _ = writeln!(o, "{l}");
         }
     }
+}
+
+/// Lag of every group with a committed offset, per partition.
+fn group_lag_text(state: &AppState, o: &mut String) {
     let _ = writeln!(o, "# HELP kappalog_consumer_group_lag Log end minus committed offset.");
     let _ = writeln!(o, "# TYPE kappalog_consumer_group_lag gauge");
     let coordinator = state.consumers().coordinator();
@@ -225,8 +237,6 @@ pub fn text(state: &AppState) -> String {
             }
         }
     }
-    views_text(state, &mut o);
-    o
 }
 
 /// View gauges and counters: lag per source partition, watermark, late and error records.

@@ -5,7 +5,7 @@
 //!
 //! Layout: `errors.rs` (Confluent error bodies), `content.rs` (embedded formats, parameters),
 //! `topic_config.rs` (Kafka config names), `topics.rs`, `produce.rs`, `fetch.rs`,
-//! `consumers.rs` (consumer instances), `groups.rs`, `views.rs` (stream views), `admin.rs` (maintenance), `metrics.rs`,
+//! `consumers/` (consumer instances), `groups.rs`, `views.rs` (stream views), `admin.rs` (maintenance), `metrics.rs`,
 //! `openapi.rs`.
 
 use std::sync::Arc;

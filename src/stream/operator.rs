@@ -106,7 +106,7 @@ impl Declarative {
 
     fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
         if self.emit_on == Some(EmitOn::Update) && self.passes_having(&value) {
-            out.push(NewRecord::keyed(key.to_string(), Bytes::from(value.to_string())));
+            out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(value.to_string())));
         }
     }
 
@@ -120,12 +120,11 @@ impl Declarative {
         let Some(bytes) = rec.value else {
             // A tombstone deletes the key of a plain table keyed by the record key.
             if self.aggregates.is_empty() && self.spec.key.is_none() {
-                if let Some(k) = rec.key {
-                    let key = String::from_utf8_lossy(k);
+                if let Some(key) = rec.key.and_then(project::record_key) {
                     st.snap.entries.remove(key.as_ref());
                     st.snap.counters.records_applied += 1;
                     if self.emit_on == Some(EmitOn::Update) {
-                        out.push(NewRecord::tombstone(key.into_owned()));
+                        out.push(NewRecord::tombstone(project::emitted_key(&key)));
                     }
                     return;
                 }
@@ -165,7 +164,13 @@ impl Declarative {
                 }
                 Some(v) => Cow::Owned(v.to_string()),
             },
-            (None, Some(k)) => String::from_utf8_lossy(k),
+            (None, Some(k)) => match project::record_key(k) {
+                Some(k) => k,
+                None => {
+                    st.snap.counters.error_records += 1;
+                    return;
+                }
+            },
             (None, None) => {
                 st.snap.counters.error_records += 1;
                 return;
@@ -308,7 +313,7 @@ impl Declarative {
 
     fn emit_window(&self, key: &str, shown: Value, out: &mut Vec<NewRecord>) {
         if self.passes_having(&shown["value"]) {
-            out.push(NewRecord::keyed(key.to_string(), Bytes::from(shown.to_string())));
+            out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(shown.to_string())));
         }
     }
 

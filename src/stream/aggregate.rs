@@ -431,10 +431,7 @@ mod tests {
         let old = r#"[{"count": 2}, {"sum": {"int": 5}}, {"min": 1.0}, {"max": 2.5},
             {"avg": {"sum": 3.0, "count": 2}}, {"latest": [7, 1]}]"#;
         let a: Aggregates = serde_json::from_str(old).unwrap();
-        assert_eq!(
-            a.to_json(&specs()),
-            json!({"n": 2, "total": 5, "lo": 1, "hi": 2.5, "mean": 1.5, "last": 7})
-        );
+        assert_eq!(a.to_json(&specs()), json!({"n": 2, "total": 5, "lo": 1, "hi": 2.5, "mean": 1.5, "last": 7}));
         let inf = Aggregates(vec![
             Accumulator::Sum(Sum::Float(f64::INFINITY)),
             Accumulator::Avg { sum: f64::NEG_INFINITY, count: 1 },

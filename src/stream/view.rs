@@ -305,6 +305,13 @@ impl View {
             .collect()
     }
 
+    /// Why the view's runner (of the serving version, else of a rebuild) stopped, if it did: the
+    /// `error` of a `failed` [`status`](Self::status), without computing the rest.
+    pub fn failure(&self) -> Option<String> {
+        let pending = self.slot.pending.lock().clone();
+        self.current().failure.lock().clone().or_else(|| pending.and_then(|p| p.failure.lock().clone()))
+    }
+
     pub fn status(&self) -> ViewStatus {
         let v = self.current();
         let pending = self.slot.pending.lock().clone();

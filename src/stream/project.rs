@@ -306,4 +306,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn record_keys_and_emitted_keys_round_trip() {
+        for (bytes, key) in [
+            (&br#""u1""#[..], Some("u1")),
+            (b"u1", Some("u1")),
+            (b"42", Some("42")),
+            (br#"{"a":1}"#, Some(r#"{"a":1}"#)),
+            (br#""tab\t \u00e9""#, Some("tab\t \u{e9}")),
+            (br#""a"b""#, Some(r#""a"b""#)),
+            (b"\"", Some("\"")),
+            (b"\"\"", Some("")),
+            (br#""\ud800""#, None),
+        ] {
+            assert_eq!(record_key(bytes).as_deref(), key, "{:?}", String::from_utf8_lossy(bytes));
+        }
+        for (key, emitted) in [
+            ("u1", r#""u1""#),
+            ("42", "42"),
+            ("-1.5", "-1.5"),
+            ("true", "true"),
+            (r#"{"a":1}"#, r#"{"a":1}"#),
+            (r#"{"a": 1}"#, r#""{\"a\": 1}""#),
+            ("1e999", r#""1e999""#),
+            ("007", r#""007""#),
+            ("", r#""""#),
+            ("null", r#""null""#),
+        ] {
+            assert_eq!(emitted_key(key), emitted, "{key}");
+        }
+    }
 }

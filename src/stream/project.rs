@@ -130,8 +130,13 @@ pub(crate) fn emitted_key(key: &str) -> String {
     let first = key.as_bytes().first().copied().unwrap_or(b'"');
     let maybe_json = first == b'-' || first.is_ascii_digit() || matches!(first, b't' | b'f' | b'[' | b'{');
     // Only JSON that reads back as the same text: `1e999` or `{"a": 1}` (not compact) are strings.
-    if maybe_json && serde_json::from_str::<Value>(key).is_ok_and(|v| !v.is_string() && v.to_string() == key) {
-        return key.to_string();
+    if maybe_json {
+        if let Ok(v) = serde_json::from_str::<Value>(key) {
+            let text = v.to_string();
+            if !v.is_string() && text == key {
+                return text;
+            }
+        }
     }
     serde_json::to_string(key).expect("a string serializes")
 }

@@ -59,7 +59,27 @@ fn record_keys_as_produced_json_emit_keys_and_failed_views() {
             Err(format!("{got:?}"))
         }
     });
-    assert_eq!(got, [(json!("u1"), json!({"n": 1})), (json!(42), json!({"n": 1})), (json!("u1"), json!({"n": 2}))]);
+    let want = [(json!("u1"), json!({"n": 1})), (json!(42), json!({"n": 1})), (json!("u1"), json!({"n": 2}))];
+    assert_eq!(got, want);
+    // And so does a JSON consumer of the emit topic, past its first record.
+    let body = json!({"name": "c", "format": "json", "auto.offset.reset": "earliest"});
+    let (s, r) = http.post("/consumers/readers", &body);
+    assert_eq!(s, 200, "{r}");
+    let base = "/consumers/readers/instances/c";
+    let (s, r) = http.post(&format!("{base}/subscription"), &json!({"topics": ["out"]}));
+    assert_eq!(s, 204, "{r}");
+    let mut consumed: Vec<(Value, Value)> = Vec::new();
+    wait_for("a JSON consumer reads the three emitted records", VIEW_WAIT, || {
+        let (s, recs) = http.get_accept(&format!("{base}/records?timeout=200"), JSON_V2);
+        assert_eq!(s, 200, "a JSON consumer of the emit topic: {recs}");
+        consumed.extend(recs.as_array().unwrap().iter().map(|r| (r["key"].clone(), r["value"].clone())));
+        if consumed.len() >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{consumed:?}"))
+        }
+    });
+    assert_eq!(consumed, want);
 
     // A source topic deleted under a view: failed, everywhere.
     let (s, b) = http.delete("/topics/gone");

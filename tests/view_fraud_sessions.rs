@@ -111,7 +111,8 @@ fn session_alerts_match_a_batch_sessionization() {
         .into_iter()
         .map(|(_, r)| {
             let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            (String::from_utf8(r.key.unwrap().to_vec()).unwrap(), v.to_string())
+            // Emitted keys are JSON: a string key as a JSON string.
+            (serde_json::from_slice::<String>(&r.key.unwrap()).unwrap(), v.to_string())
         })
         .collect();
     assert!(expected.len() >= 3 && expected.len() < sessions, "{} alerts of {sessions} sessions", expected.len());

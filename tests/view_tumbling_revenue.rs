@@ -117,7 +117,8 @@ fn windows_late_counts_and_emits_match_a_batch_computation() {
     for (_, r) in all_records(&store, "revenue-per-minute") {
         let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
         assert!(v["value"]["orders"].as_u64().unwrap() > 10, "{v}");
-        let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+        // Emitted keys are JSON: a string key as a JSON string.
+        let key: String = serde_json::from_slice(&r.key.unwrap()).unwrap();
         last.insert((key, v["start"].as_i64().unwrap()), v["value"].clone());
     }
     let expected: BTreeMap<(String, i64), Value> = windows

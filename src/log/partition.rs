@@ -422,6 +422,11 @@ impl Partition {
         self.inner.deleted.store(true, Ordering::Release);
     }
 
+    /// Whether its topic was deleted (a reader holding this handle reads what was there).
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.inner.deleted.load(Ordering::Acquire)
+    }
+
     /// The store is closing: later appends fail.
     pub(crate) fn mark_closed(&self) {
         self.inner.closed.store(true, Ordering::Release);

@@ -7,15 +7,16 @@ use serde_json::{Map, Number, Value};
 use super::expr::lookup;
 use super::spec::{AggregateOp, AggregateSpec};
 
-/// One accumulator. Sums stay integers until a non-integer is added, so integer sums are exact.
+/// One accumulator. Integer sums, minimums and maximums stay exact (see [`Num`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Accumulator {
     Count(u64),
     Sum(Sum),
-    Min(Option<f64>),
-    Max(Option<f64>),
+    Min(Option<Num>),
+    Max(Option<Num>),
     Avg {
+        #[serde(with = "float")]
         sum: f64,
         count: u64,
     },
@@ -23,21 +24,20 @@ pub(crate) enum Accumulator {
     Latest(Option<(Value, u64)>),
 }
 
+/// A sum: an `i128` while every input is an integer (so a total that fits `i64`/`u64` is exact
+/// even when a partial sum does not), a float from the first non-integer on (or past `i128`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Sum {
-    Int(i64),
-    Float(f64),
+    Int(i128),
+    Float(#[serde(with = "float")] f64),
 }
 
 impl Sum {
     fn add(self, n: &Number) -> Sum {
-        match (self, n.as_i64()) {
-            (Sum::Int(a), Some(b)) => match a.checked_add(b) {
-                Some(s) => Sum::Int(s),
-                None => Sum::Float(a as f64 + b as f64),
-            },
-            (s, _) => Sum::Float(s.as_f64() + n.as_f64().unwrap_or(0.0)),
+        match (self, Num::of(n)) {
+            (Sum::Int(a), Num::Int(b)) => a.checked_add(b).map_or(Sum::Float(a as f64 + b as f64), Sum::Int),
+            (s, b) => Sum::Float(s.as_f64() + b.as_f64()),
         }
     }
     fn merge(self, other: Sum) -> Sum {
@@ -50,6 +50,149 @@ impl Sum {
         match self {
             Sum::Int(i) => i as f64,
             Sum::Float(f) => f,
+        }
+    }
+}
+
+/// A JSON number as a minimum or maximum keeps it: an integer (any `i64` or `u64`) exactly, else
+/// a float. Integers and floats compare by their exact values. Checkpointed as a JSON number (an
+/// integer, or a float with a fraction or exponent, as older checkpoints hold).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn of(n: &Number) -> Num {
+        match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Num::Int(i128::from(i)),
+            (None, Some(u)) => Num::Int(i128::from(u)),
+            _ => Num::Float(n.as_f64().unwrap_or(0.0)),
+        }
+    }
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+    fn cmp(self, other: Num) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        // An integer against a float: as floats, and when those are equal (the float is then a
+        // whole number within range) as integers.
+        fn mixed(i: i128, f: f64) -> Ordering {
+            match (i as f64).partial_cmp(&f) {
+                Some(Ordering::Equal) => i.cmp(&(f as i128)),
+                Some(o) => o,
+                None => Ordering::Equal,
+            }
+        }
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => a.cmp(&b),
+            (Num::Int(a), Num::Float(b)) => mixed(a, b),
+            (Num::Float(a), Num::Int(b)) => mixed(b, a).reverse(),
+            (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        }
+    }
+    fn to_json(self) -> Value {
+        match self {
+            Num::Int(i) => int_json(i),
+            // A whole float shows as an integer (`2.0` → `2`) while it is exact as one.
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            Num::Float(f) => float_json(f),
+        }
+    }
+}
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Num::Int(i) => s.serialize_i128(i),
+            Num::Float(f) => float::serialize(&f, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Num, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Num;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Num, E> {
+                Ok(Num::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Num, E> {
+                Ok(Num::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Num, E> {
+                Ok(Num::Int(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Num, E> {
+                Ok(Num::Float(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Num, E> {
+                float::from_text(v).map(Num::Float).ok_or_else(|| E::custom(format!("{v:?} is not a number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An integer as JSON: exact while it fits `i64` or `u64`, else the nearest float.
+fn int_json(i: i128) -> Value {
+    if let Ok(v) = i64::try_from(i) {
+        Value::from(v)
+    } else if let Ok(v) = u64::try_from(i) {
+        Value::from(v)
+    } else {
+        float_json(i as f64)
+    }
+}
+
+/// A float as JSON; `null` for an infinite one (a float sum past `f64::MAX`), which JSON cannot say.
+fn float_json(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// Floats in checkpoints: a finite one as a JSON number, an infinite one (a float sum past
+/// `f64::MAX`) as `"inf"` or `"-inf"` (JSON has no infinity; `serde_json` would write `null`
+/// and refuse it on reading).
+mod float {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(f: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *f {
+            f if f.is_finite() => s.serialize_f64(f),
+            f if f > 0.0 => s.serialize_str("inf"),
+            f if f < 0.0 => s.serialize_str("-inf"),
+            _ => s.serialize_str("nan"),
+        }
+    }
+
+    pub(super) fn from_text(t: &str) -> Option<f64> {
+        match t {
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            "nan" => Some(f64::NAN),
+            _ => None,
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(f) => Ok(f),
+            Repr::Text(t) => from_text(&t).ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not a number"))),
         }
     }
 }
@@ -95,8 +238,8 @@ impl Accumulator {
 
     pub(crate) fn add(&mut self, input: &Input<'_>, seq: u64) {
         let num = |i: &Input<'_>| match i {
-            Input::Number(n) => n.as_f64().unwrap_or(0.0),
-            _ => 0.0,
+            Input::Number(n) => Num::of(n),
+            _ => Num::Int(0),
         };
         match self {
             Accumulator::Count(c) => *c += 1,
@@ -105,10 +248,10 @@ impl Accumulator {
                     *s = s.add(n);
                 }
             }
-            Accumulator::Min(m) => *m = Some(m.map_or(num(input), |m| m.min(num(input)))),
-            Accumulator::Max(m) => *m = Some(m.map_or(num(input), |m| m.max(num(input)))),
+            Accumulator::Min(m) => *m = opt(*m, Some(num(input)), std::cmp::Ordering::Less),
+            Accumulator::Max(m) => *m = opt(*m, Some(num(input)), std::cmp::Ordering::Greater),
             Accumulator::Avg { sum, count } => {
-                *sum += num(input);
+                *sum += num(input).as_f64();
                 *count += 1;
             }
             Accumulator::Latest(l) => {
@@ -124,8 +267,8 @@ impl Accumulator {
         match (self, other) {
             (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
             (Accumulator::Sum(a), Accumulator::Sum(b)) => *a = a.merge(*b),
-            (Accumulator::Min(a), Accumulator::Min(b)) => *a = opt(*a, *b, f64::min),
-            (Accumulator::Max(a), Accumulator::Max(b)) => *a = opt(*a, *b, f64::max),
+            (Accumulator::Min(a), Accumulator::Min(b)) => *a = opt(*a, *b, std::cmp::Ordering::Less),
+            (Accumulator::Max(a), Accumulator::Max(b)) => *a = opt(*a, *b, std::cmp::Ordering::Greater),
             (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s2, count: c2 }) => {
                 *sum += s2;
                 *count += c2;
@@ -142,29 +285,22 @@ impl Accumulator {
     }
 
     pub(crate) fn to_json(&self) -> Value {
-        let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
-        let whole = |f: f64| {
-            if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                Value::from(f as i64)
-            } else {
-                float(f)
-            }
-        };
         match self {
             Accumulator::Count(c) => Value::from(*c),
-            Accumulator::Sum(Sum::Int(i)) => Value::from(*i),
-            Accumulator::Sum(Sum::Float(f)) => float(*f),
-            Accumulator::Min(m) | Accumulator::Max(m) => m.map_or(Value::Null, whole),
+            Accumulator::Sum(Sum::Int(i)) => int_json(*i),
+            Accumulator::Sum(Sum::Float(f)) => float_json(*f),
+            Accumulator::Min(m) | Accumulator::Max(m) => m.map_or(Value::Null, Num::to_json),
             Accumulator::Avg { count: 0, .. } => Value::Null,
-            Accumulator::Avg { sum, count } => float(sum / *count as f64),
+            Accumulator::Avg { sum, count } => float_json(sum / *count as f64),
             Accumulator::Latest(l) => l.as_ref().map_or(Value::Null, |(v, _)| v.clone()),
         }
     }
 }
 
-fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+/// The one of `a` and `b` that compares `wins` against the other (`Less`: the minimum); `a` on a tie.
+fn opt(a: Option<Num>, b: Option<Num>, wins: std::cmp::Ordering) -> Option<Num> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(f(a, b)),
+        (Some(a), Some(b)) => Some(if b.cmp(a) == wins { b } else { a }),
         (a, b) => a.or(b),
     }
 }
@@ -254,5 +390,55 @@ mod tests {
         }
         right.merge(&left);
         assert_eq!(right.to_json(&specs), whole.to_json(&specs));
+    }
+
+    #[test]
+    fn integers_stay_exact_and_checkpoint_exactly() {
+        let specs = specs();
+        let mut a = Aggregates::new(&specs);
+        // Partial sums past i64::MAX, a total that fits; min and max beyond f64's 2^53.
+        let xs = [i64::MAX, 1_700_000_000_000_000_001, i64::MAX, -i64::MAX, -i64::MAX];
+        for (seq, x) in xs.iter().enumerate() {
+            a.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+        }
+        let shown = a.to_json(&specs);
+        assert_eq!(shown["total"], json!(1_700_000_000_000_000_001_i64), "{shown}");
+        assert_eq!(shown["hi"], json!(i64::MAX), "{shown}");
+        assert_eq!(shown["lo"], json!(-i64::MAX), "{shown}");
+        let back: Aggregates = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a, "the checkpoint holds the exact values");
+        // u64 above i64::MAX, and a sum whose partial value is past u64.
+        let mut b = Aggregates::new(&specs);
+        for (seq, x) in [u64::MAX, u64::MAX, 3].iter().enumerate() {
+            b.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+        }
+        let big = serde_json::to_string(&b).unwrap();
+        assert!(big.contains(&format!("{}", 2 * u64::MAX as i128 + 3)), "{big}");
+        assert_eq!(serde_json::from_str::<Aggregates>(&big).unwrap(), b);
+        assert_eq!(b.to_json(&specs)["hi"], json!(u64::MAX));
+        assert_eq!(b.to_json(&specs)["lo"], json!(3));
+        // A float against an integer compares exactly: 2^53 + 1 > 2^53 as a float.
+        let mut c = Aggregates::new(&specs);
+        for (seq, x) in [json!(9_007_199_254_740_992.0_f64), json!(9_007_199_254_740_993_i64)].iter().enumerate() {
+            c.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+        }
+        assert_eq!(c.to_json(&specs)["hi"], json!(9_007_199_254_740_993_i64));
+        assert_eq!(c.to_json(&specs)["lo"], json!(9_007_199_254_740_992.0_f64));
+    }
+
+    #[test]
+    fn checkpoints_of_earlier_builds_read_and_infinity_round_trips() {
+        let old = r#"[{"count": 2}, {"sum": {"int": 5}}, {"min": 1.0}, {"max": 2.5},
+            {"avg": {"sum": 3.0, "count": 2}}, {"latest": [7, 1]}]"#;
+        let a: Aggregates = serde_json::from_str(old).unwrap();
+        assert_eq!(a.to_json(&specs()), json!({"n": 2, "total": 5, "lo": 1, "hi": 2.5, "mean": 1.5, "last": 7}));
+        let inf = Aggregates(vec![
+            Accumulator::Sum(Sum::Float(f64::INFINITY)),
+            Accumulator::Avg { sum: f64::NEG_INFINITY, count: 1 },
+            Accumulator::Max(Some(Num::Float(f64::INFINITY))),
+        ]);
+        let text = serde_json::to_string(&inf).unwrap();
+        assert_eq!(serde_json::from_str::<Aggregates>(&text).unwrap(), inf, "{text}");
+        assert_eq!(inf.0[0].to_json(), Value::Null);
     }
 }

@@ -231,7 +231,7 @@ impl Views {
         let path = checkpoint::path_for(dir, def.version);
         let (state, targets) = match checkpoint::read(&path)? {
             Some(snap) => {
-                let state = State::from_snapshot(snap, operator.windowing());
+                let state = State::from_snapshot(operator.upgrade(snap), operator.windowing());
                 let targets = self.targets(&def.definition, &state)?;
                 (state, targets)
             }

@@ -25,8 +25,10 @@
 //! - `filter` / `having`: `{"field": <JSON pointer>, "op": eq|ne|gt|gte|lt|lte|exists|in, "value"}`,
 //!   combined with `{"all": [..]}`, `{"any": [..]}`, `{"not": ..}` ([`Predicate`]). `having` reads the
 //!   object of named aggregates (or the latest value of a table).
-//! - `key`: a JSON pointer into the value (a string is used as is, another value as its JSON text);
-//!   absent means the record key.
+//! - `key`: a JSON pointer into the value (a string is used as is, another value as its compact
+//!   JSON text: `42`, `{"a":1}`); absent means the record key: a record key that is a JSON string
+//!   (`"u1"`, as the JSON embedded format writes keys) is its string's value (`u1`), any other key
+//!   its bytes as UTF-8 (`42`, or a binary `u1`). Queries and scans take keys spelled so.
 //! - `window`: `tumbling` (`size_ms`), `hopping` (`size_ms`, `advance_ms`), `session` (`gap_ms`: a
 //!   session is `[first event, last event + gap_ms)`, merged when a record bridges two), with
 //!   `grace_ms` and an optional `retention_ms`. `time` is a JSON pointer to epoch ms or an RFC 3339
@@ -35,15 +37,25 @@
 //!   for the skew between partitions). A window is closed once the watermark reaches its end plus
 //!   `grace_ms`; a record only for closed windows is late: dropped and counted (`late_records`).
 //!   Closed windows are evicted once the watermark reaches their end plus `retention_ms`.
-//! - `aggregates`: named `count`, `sum`, `min`, `max`, `avg`, `latest` (integer sums stay exact).
+//! - `aggregates`: named `count`, `sum`, `min`, `max`, `avg`, `latest`. Integers stay exact: `min`
+//!   and `max` of integers are integers (any `i64` or `u64`), and an integer `sum` adds in 128 bits
+//!   (a total that fits `i64`/`u64` is exact even when a partial sum does not; a larger one shows
+//!   as the nearest float); a sum turns float with the first non-integer. A float sum past
+//!   `f64::MAX` shows as `null`.
 //!   With none, the view is a table of the latest value per key, and a tombstone deletes the key.
-//! - `emit`: JSON records keyed by the view key, to an existing topic that is not a source: on
+//! - `emit`: JSON records keyed by the view key as JSON (a key that is the compact JSON text of a
+//!   number, boolean, array or object, `42`, as that text; any other as a JSON string, `"u1"`: the
+//!   emit topic reads back in the JSON embedded format), to an existing topic that is not a source: on
 //!   `update` the new value (tables) or `{"start", "end", "value"}` (windows) after every change; on
 //!   `window_close` each window's final `{"start", "end", "value"}`; both filtered by `having`. Nor
 //!   may it feed a source through other views (`a` -> view -> `b` -> this view -> `a`): such a
 //!   view is refused, the error naming the path.
 //! - A record whose value is not JSON or lacks a field the view needs (key, time, an aggregate's
-//!   field) changes nothing and is counted (`error_records`).
+//!   field), or whose field has no value (a lone surrogate `"\ud800"`, `1e999`, a 400-digit
+//!   integer), changes nothing and is counted (`error_records`).
+//! - Whatever stops a runner (an I/O error, a source topic deleted under the view, a panic in its
+//!   logic, caught at the runner's boundary) leaves the view `failed` with the `error` in its
+//!   status; queries still answer from its last state. Opening the views again retries.
 //!
 //! Queries ([`View`]): `get(key)` → `{key, value}` or `{key, windows: [{start, end, value}]}`,
 //! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /

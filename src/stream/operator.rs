@@ -10,7 +10,7 @@ use super::aggregate::{self, Aggregates};
 use super::expr::{lookup, Predicate};
 use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
-use super::state::{Entry, State, Window};
+use super::state::{Entry, RecordKeys, Snapshot, State, Window};
 use super::window::{self, Windowing};
 use crate::log::record::RecordRef;
 use crate::log::{NewRecord, Record};
@@ -106,7 +106,7 @@ impl Declarative {
 
     fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
         if self.emit_on == Some(EmitOn::Update) && self.passes_having(&value) {
-            out.push(NewRecord::keyed(key.to_string(), Bytes::from(value.to_string())));
+            out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(value.to_string())));
         }
     }
 
@@ -120,12 +120,11 @@ impl Declarative {
         let Some(bytes) = rec.value else {
             // A tombstone deletes the key of a plain table keyed by the record key.
             if self.aggregates.is_empty() && self.spec.key.is_none() {
-                if let Some(k) = rec.key {
-                    let key = String::from_utf8_lossy(k);
+                if let Some(key) = rec.key.and_then(project::record_key) {
                     st.snap.entries.remove(key.as_ref());
                     st.snap.counters.records_applied += 1;
                     if self.emit_on == Some(EmitOn::Update) {
-                        out.push(NewRecord::tombstone(key.into_owned()));
+                        out.push(NewRecord::tombstone(project::emitted_key(&key)));
                     }
                     return;
                 }
@@ -165,7 +164,13 @@ impl Declarative {
                 }
                 Some(v) => Cow::Owned(v.to_string()),
             },
-            (None, Some(k)) => String::from_utf8_lossy(k),
+            (None, Some(k)) => match project::record_key(k) {
+                Some(k) => k,
+                None => {
+                    st.snap.counters.error_records += 1;
+                    return;
+                }
+            },
             (None, None) => {
                 st.snap.counters.error_records += 1;
                 return;
@@ -308,7 +313,7 @@ impl Declarative {
 
     fn emit_window(&self, key: &str, shown: Value, out: &mut Vec<NewRecord>) {
         if self.passes_having(&shown["value"]) {
-            out.push(NewRecord::keyed(key.to_string(), Bytes::from(shown.to_string())));
+            out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(shown.to_string())));
         }
     }
 
@@ -327,6 +332,20 @@ impl Declarative {
 }
 
 impl Operator {
+    /// A checkpoint of an earlier build, made current: a declarative view keyed by the record key
+    /// spelled a JSON-string key with its quotes (`"u1"`); it is `u1` now.
+    pub(crate) fn upgrade(&self, mut snap: Snapshot) -> Snapshot {
+        if snap.record_keys == RecordKeys::Bytes {
+            if let Operator::Declarative(d) = self {
+                if d.spec.key.is_none() {
+                    snap.rename_keys(|k| project::record_key(k.as_bytes()).map(Cow::into_owned));
+                }
+            }
+            snap.record_keys = RecordKeys::JsonStringValue;
+        }
+        snap
+    }
+
     pub(crate) fn windowing(&self) -> Option<&Windowing> {
         match self {
             Operator::Declarative(d) => d.windowing.as_ref(),
@@ -487,5 +506,46 @@ mod tests {
         assert_eq!(st.snap.counters.error_records, 3);
         assert_eq!(st.snap.counters.records_applied, 1);
         assert!(matches!(st.snap.entries.get("a"), Some(Entry::Aggregates(a)) if a.0[0].to_json() == 2));
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_earlier_build_gets_the_record_keys_of_this_one() {
+        let spec = r#"{"name": "c", "source": {"topics": ["t"]}, "aggregates": {"n": {"op": "count"}}}"#;
+        let op = Operator::Declarative(Box::new(Declarative::new(ViewSpec::from_json(spec.as_bytes()).unwrap())));
+        // Written before `record_keys` existed: the JSON key "u1" kept its quotes; a binary u1 met it.
+        let earlier = r#"{"offsets": [], "watermark": null, "counters": {"records_read": 4, "records_applied": 4,
+            "records_filtered": 0, "late_records": 0, "error_records": 0, "records_emitted": 0},
+            "entries": {"\"u1\"": {"aggregates": [{"count": 2}]}, "u1": {"aggregates": [{"count": 1}]},
+                        "42": {"aggregates": [{"count": 1}]}}}"#;
+        let snap: Snapshot = serde_json::from_str(earlier).unwrap();
+        assert_eq!(snap.record_keys, RecordKeys::Bytes);
+        let snap = op.upgrade(snap);
+        let keys: Vec<(&String, Value)> = snap
+            .entries
+            .iter()
+            .map(|(k, e)| match e {
+                Entry::Aggregates(a) => (k, a.0[0].to_json()),
+                e => panic!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(keys, [(&"42".to_string(), json!(1)), (&"u1".to_string(), json!(3))]);
+        assert_eq!(snap.record_keys, RecordKeys::JsonStringValue);
+        // This build's checkpoints say so, and are left as they are.
+        let again: Snapshot = serde_json::from_str(&serde_json::to_string(&snap).unwrap()).unwrap();
+        assert_eq!(op.upgrade(again.clone()), again);
+    }
+
+    #[test]
+    fn record_keys_and_emitted_keys() {
+        let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "emit": {"topic": "out"}}"#;
+        let records =
+            [(0, r#""u1""#, "{}"), (0, "u2", "{}"), (0, "42", "{}"), (0, r#""a\"b""#, "{}"), (0, r#""u1""#, "")];
+        let (st, out, _) = run(spec, &records);
+        let keys: Vec<&String> = st.snap.entries.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["42", "a\"b", "u2"], "the tombstone of \"u1\" deleted u1");
+        let emitted: Vec<String> =
+            out.iter().map(|r| String::from_utf8(r.key.as_ref().unwrap().to_vec()).unwrap()).collect();
+        assert_eq!(emitted, [r#""u1""#, r#""u2""#, "42", r#""a\"b""#, r#""u1""#]);
+        assert!(out[4].value.is_none());
     }
 }

@@ -83,7 +83,8 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], plan: &Plan) -> serde_json::Result<Pars
 }
 
 /// A key as text, as `lookup` then `as_str`/`to_string` would give it: a string's contents
-/// (borrowed when it has no escapes), any other JSON's text; `None` for `null`.
+/// (borrowed when it has no escapes), any other JSON's text; `None` for `null` and for JSON that
+/// has no value (a lone surrogate `"\ud800"`, `1e999`: a `RawValue` checks only the syntax).
 pub(crate) fn key_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get().trim();
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
@@ -91,11 +92,53 @@ pub(crate) fn key_text(raw: &RawValue) -> Option<Cow<'_, str>> {
             return Some(Cow::Borrowed(inner));
         }
     }
-    match serde_json::from_str::<Value>(text).expect("a RawValue holds valid JSON") {
+    match serde_json::from_str::<Value>(text).ok()? {
         Value::Null => None,
         Value::String(s) => Some(Cow::Owned(s)),
         v => Some(Cow::Owned(v.to_string())),
     }
+}
+
+/// The view key of a record key: a record key that is a JSON string (`"u1"`, as the JSON
+/// embedded format writes keys) is its string's value (`u1`); any other key is its bytes as
+/// UTF-8 (invalid sequences replaced), so `42`, `{"a":1}` and a binary `u1` are their own text.
+/// `None` for a JSON string with no value (a lone surrogate): an error record.
+pub(crate) fn record_key(bytes: &[u8]) -> Option<Cow<'_, str>> {
+    let json_string = bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"';
+    if !json_string {
+        return Some(String::from_utf8_lossy(bytes));
+    }
+    let inner = &bytes[1..bytes.len() - 1];
+    if !inner.iter().any(|&b| b == b'\\' || b == b'"' || b < 0x20) {
+        if let Ok(s) = std::str::from_utf8(inner) {
+            return Some(Cow::Borrowed(s));
+        }
+    }
+    match serde_json::from_slice::<&RawValue>(bytes) {
+        // A JSON string: its value, if it has one.
+        Ok(_) => serde_json::from_slice::<String>(bytes).ok().map(Cow::Owned),
+        // Quotes around something that is no JSON string (`"a"b"`): the bytes as they are.
+        Err(_) => Some(String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// The key of a record a declarative view emits for view key `key`: JSON, so the emit topic
+/// reads back in the JSON embedded format. A view key that is the JSON text of a number,
+/// boolean, array or object (a key field's value `42`) is emitted as that text (`42`); any other
+/// as a JSON string (`u1` → `"u1"`).
+pub(crate) fn emitted_key(key: &str) -> String {
+    let first = key.as_bytes().first().copied().unwrap_or(b'"');
+    let maybe_json = first == b'-' || first.is_ascii_digit() || matches!(first, b't' | b'f' | b'[' | b'{');
+    // Only JSON that reads back as the same text: `1e999` or `{"a": 1}` (not compact) are strings.
+    if maybe_json {
+        if let Ok(v) = serde_json::from_str::<Value>(key) {
+            let text = v.to_string();
+            if !v.is_string() && text == key {
+                return text;
+            }
+        }
+    }
+    serde_json::to_string(key).expect("a string serializes")
 }
 
 struct Projection<'p>(&'p Plan);
@@ -266,6 +309,37 @@ mod tests {
                 let parsed = parse(d.as_bytes(), &plan).unwrap();
                 assert_eq!(lookup(&parsed.doc, key), lookup(&full, key), "{key}");
             }
+        }
+    }
+
+    #[test]
+    fn record_keys_and_emitted_keys_round_trip() {
+        for (bytes, key) in [
+            (&br#""u1""#[..], Some("u1")),
+            (b"u1", Some("u1")),
+            (b"42", Some("42")),
+            (br#"{"a":1}"#, Some(r#"{"a":1}"#)),
+            (br#""tab\t \u00e9""#, Some("tab\t \u{e9}")),
+            (br#""a"b""#, Some(r#""a"b""#)),
+            (b"\"", Some("\"")),
+            (b"\"\"", Some("")),
+            (br#""\ud800""#, None),
+        ] {
+            assert_eq!(record_key(bytes).as_deref(), key, "{:?}", String::from_utf8_lossy(bytes));
+        }
+        for (key, emitted) in [
+            ("u1", r#""u1""#),
+            ("42", "42"),
+            ("-1.5", "-1.5"),
+            ("true", "true"),
+            (r#"{"a":1}"#, r#"{"a":1}"#),
+            (r#"{"a": 1}"#, r#""{\"a\": 1}""#),
+            ("1e999", r#""1e999""#),
+            ("007", r#""007""#),
+            ("", r#""""#),
+            ("null", r#""null""#),
+        ] {
+            assert_eq!(emitted_key(key), emitted, "{key}");
         }
     }
 }

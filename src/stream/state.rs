@@ -63,6 +63,64 @@ pub(crate) struct Snapshot {
     /// Emitted records staged for the emit topic (exactly-once emits).
     #[serde(default)]
     pub emit: super::emit::EmitLog,
+    /// How record keys became view keys; a checkpoint without it is from an earlier build.
+    #[serde(default = "RecordKeys::earlier")]
+    pub record_keys: RecordKeys,
+}
+
+/// How a view keyed by the record key spells its keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RecordKeys {
+    /// The key's bytes as UTF-8 (a JSON key `"u1"` kept its quotes): checkpoints of earlier builds.
+    Bytes,
+    /// A JSON-string key by its value (`u1`), any other by its bytes (`project::record_key`).
+    #[default]
+    JsonStringValue,
+}
+
+impl RecordKeys {
+    fn earlier() -> RecordKeys {
+        RecordKeys::Bytes
+    }
+}
+
+impl Snapshot {
+    /// Renames every key by `rename` (`None`: kept), merging entries that meet under one name.
+    pub(crate) fn rename_keys(&mut self, rename: impl Fn(&str) -> Option<String>) {
+        let old = std::mem::take(&mut self.entries);
+        for (key, entry) in old.iter() {
+            let key = rename(key).unwrap_or_else(|| key.clone());
+            match self.entries.get_mut(&key) {
+                Some(e) => e.merge(entry.clone()),
+                None => self.entries.insert(key, entry.clone()),
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// Folds `other` into `self`: aggregates merge (per window start for windows); of two values,
+    /// `other` is kept.
+    fn merge(&mut self, other: Entry) {
+        match (self, other) {
+            (Entry::Aggregates(a), Entry::Aggregates(b)) => a.merge(&b),
+            (Entry::Windows(a), Entry::Windows(b)) => {
+                for (start, w) in b {
+                    match a.get_mut(&start) {
+                        Some(mine) => {
+                            mine.end = mine.end.max(w.end);
+                            mine.aggregates.merge(&w.aggregates);
+                        }
+                        None => {
+                            a.insert(start, w);
+                        }
+                    }
+                }
+            }
+            (me, other) => *me = other,
+        }
+    }
 }
 
 /// Keys to entries: a hash map for the lookup every record does, and the ordered set of keys for

@@ -320,6 +320,13 @@ impl View {
             .collect()
     }
 
+    /// Why the view's runner (of the serving version, else of a rebuild) stopped, if it did: the
+    /// `error` of a `failed` [`status`](Self::status), without computing the rest.
+    pub fn failure(&self) -> Option<String> {
+        let pending = self.slot.pending.lock().clone();
+        self.current().failure.lock().clone().or_else(|| pending.and_then(|p| p.failure.lock().clone()))
+    }
+
     pub fn status(&self) -> ViewStatus {
         let v = self.current();
         let pending = self.slot.pending.lock().clone();
@@ -373,10 +380,28 @@ pub(crate) fn spawn(slot: &Arc<Slot>, v: Arc<Version>) {
     let handle = std::thread::Builder::new()
         .name(format!("view-{}-v{}", slot.name, v.number))
         .spawn(move || {
-            if let Err(e) = run(&s, &v) {
-                tracing::error!(view = %s.name, version = v.number, error = %e, "view stopped");
-                *v.failure.lock() = Some(e.to_string());
-            }
+            // Whatever stops the runner shows in the status (`failed`, with the error), in
+            // `/metrics` and in `/health`; a panic (a bug) is caught here, at the runner's
+            // boundary. A reopen of the views retries.
+            let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&s, &v))) {
+                Ok(Ok(())) => return,
+                Ok(Err(Error::TopicNotFound(t))) if v.definition.topics().contains(&t) => {
+                    format!("source topic {t:?} was deleted")
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => {
+                    // The state may hold half of a record: it is never checkpointed.
+                    *v.retired.lock() = true;
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_string());
+                    format!("the view's runner panicked: {what}")
+                }
+            };
+            tracing::error!(view = %s.name, version = v.number, error = %failure, "view stopped");
+            *v.failure.lock() = Some(failure);
         })
         .expect("spawn a view thread");
     let mut threads = slot.threads.lock();
@@ -407,6 +432,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
     let mut since_checkpoint = 0u64;
     let mut emits: Vec<NewRecord> = Vec::new();
     while !v.stop.load(Ordering::Acquire) {
+        check_sources(slot, v, &sources)?;
         let mut read_any = false;
         for p in &sources {
             let next = v.state.read().offset_of(p.topic(), p.id());
@@ -483,6 +509,17 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
     }
     if since_checkpoint > 0 || !v.state.read().snap.emit.pending.is_empty() {
         v.checkpoint_and_emit(&slot.name, emit_topic.as_ref())?;
+    }
+    Ok(())
+}
+
+/// Fails when a source topic is gone (deleted, maybe created again: the offsets are not its).
+fn check_sources(slot: &Slot, v: &Version, sources: &[Partition]) -> Result<()> {
+    if let Some(p) = sources.iter().find(|p| p.is_deleted()) {
+        return Err(Error::TopicNotFound(p.topic().to_string()));
+    }
+    for name in v.definition.topics() {
+        slot.store.topic(name)?;
     }
     Ok(())
 }

@@ -281,6 +281,15 @@ fn views_text(state: &AppState, o: &mut String) {
             let _ = writeln!(o, "{name}{{view=\"{}\"}} {}", escape(&s.name), get(s));
         }
     }
+    let _ = writeln!(
+        o,
+        "# HELP kappalog_view_failed 1 when the view's runner stopped on an error (see GET /views/{{name}})."
+    );
+    let _ = writeln!(o, "# TYPE kappalog_view_failed gauge");
+    for s in &statuses {
+        let failed = u8::from(s.state == crate::stream::ViewRunState::Failed);
+        let _ = writeln!(o, "kappalog_view_failed{{view=\"{}\"}} {failed}", escape(&s.name));
+    }
     let _ = writeln!(o, "# HELP kappalog_view_rebuilding 1 while a new version is being rebuilt.");
     let _ = writeln!(o, "# TYPE kappalog_view_rebuilding gauge");
     for s in &statuses {

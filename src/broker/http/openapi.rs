@@ -9,7 +9,7 @@ use super::ROUTES;
 
 /// (method, path, summary) of every route.
 pub const DOCUMENTED: &[(&str, &str, &str)] = &[
-    ("GET", "/health", "Liveness: {\"status\":\"ok\"}."),
+    ("GET", "/health", "Liveness: {\"status\":\"ok\"}, or \"degraded\" with failed_views [{view, error}] when a view stopped."),
     ("GET", "/metrics", "Prometheus text: produce/fetch counters, request latency, partition sizes and offsets, group lag."),
     ("GET", "/openapi.json", "This document."),
     ("GET", "/topics", "Topic names."),

@@ -54,9 +54,16 @@ fn partition_json(id: u32) -> Value {
     json!({"partition": id, "leader": 0, "replicas": [{"broker": 0, "leader": true, "in_sync": true}]})
 }
 
+/// `GET /health`: 200 `{"status": "ok", "topics"}` while the broker serves; `"degraded"`, with
+/// `failed_views: [{"view", "error"}]`, when a view's runner stopped (it serves the rest).
 pub async fn health(State(state): State<AppState>) -> Response {
     let topics = state.store().topic_names().iter().filter(|n| !is_internal(n)).count();
-    ok(&json!({"status": "ok", "topics": topics}))
+    let failed = super::views::failed(&state);
+    if failed.is_empty() {
+        return ok(&json!({"status": "ok", "topics": topics}));
+    }
+    let failed: Vec<Value> = failed.into_iter().map(|(view, error)| json!({"view": view, "error": error})).collect();
+    ok(&json!({"status": "degraded", "topics": topics, "failed_views": failed}))
 }
 
 pub async fn list(State(state): State<AppState>) -> Response {

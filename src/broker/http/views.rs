@@ -21,6 +21,12 @@ fn parse_spec(body: &[u8]) -> Result<ViewSpec, ApiError> {
     ViewSpec::from_json(body).map_err(|e| ApiError::from(crate::Error::View(e)))
 }
 
+/// The views whose runner stopped, with why (for `/health`); in-memory only.
+pub(crate) fn failed(state: &AppState) -> Vec<(String, String)> {
+    let views = state.views();
+    views.list().into_iter().filter_map(|n| Some((n.clone(), views.get(&n).ok()?.failure()?))).collect()
+}
+
 /// `POST /views`: the body is the spec; 201 with the view's status.
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let spec = parse_spec(&body)?;

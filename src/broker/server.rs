@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::broker::http::{self, AppState, HttpConfig};
+use crate::broker::listener;
+pub use crate::broker::listener::ConnectionConfig;
 use crate::{Store, StoreConfig};
 
 /// Where `kappalog serve` keeps its data with no flag or config.
@@ -34,6 +36,11 @@ pub struct FileConfig {
     pub consumer_instance_timeout_ms: Option<u64>,
     pub advertised_uri: Option<String>,
     pub cleaner_interval_ms: Option<u64>,
+    pub requests_memory_bytes_max: Option<usize>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub keep_alive_idle_ms: Option<u64>,
+    pub connections_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -54,6 +61,7 @@ pub struct ServeConfig {
     /// How often the background cleaner runs retention and compaction; 0 disables it.
     pub cleaner_interval_ms: u64,
     pub http: HttpConfig,
+    pub connections: ConnectionConfig,
 }
 
 impl Default for ServeConfig {
@@ -64,6 +72,7 @@ impl Default for ServeConfig {
             advertised_uri: None,
             cleaner_interval_ms: crate::CLEANER_INTERVAL_MS_DEFAULT,
             http: HttpConfig::default(),
+            connections: ConnectionConfig::default(),
         }
     }
 }
@@ -94,6 +103,21 @@ impl ServeConfig {
         }
         if let Some(v) = f.cleaner_interval_ms {
             self.cleaner_interval_ms = v;
+        }
+        if let Some(v) = f.requests_memory_bytes_max {
+            self.http.requests_memory_bytes_max = v;
+        }
+        if let Some(v) = f.body_read_timeout_ms {
+            self.http.body_read_timeout_ms = v;
+        }
+        if let Some(v) = f.header_read_timeout_ms {
+            self.connections.header_read_timeout_ms = v;
+        }
+        if let Some(v) = f.keep_alive_idle_ms {
+            self.connections.keep_alive_idle_ms = v;
+        }
+        if f.connections_max.is_some() {
+            self.connections.connections_max = f.connections_max;
         }
         self
     }
@@ -157,13 +181,14 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         let _ = out.flush();
     }
     let (signaled_tx, mut signaled_rx) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
+    let draining = state.clone();
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        state.drain();
+        draining.drain();
         let _ = signaled_tx.send(true);
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    });
+    let server = listener::serve(listener, app, config.connections.clone(), state.clone(), signaled_rx.clone());
     let served = tokio::select! {
         r = server => r.map_err(|e| ServeError::Io { what: "serving".into(), source: e }),
         _ = async {

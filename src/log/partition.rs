@@ -38,6 +38,13 @@ pub(crate) struct PreparedBatch {
     now: i64,
 }
 
+impl PreparedBatch {
+    /// A batch encoded by [`BatchBuilder`](super::builder::BatchBuilder) under `cfg` at `now`.
+    pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
+        PreparedBatch { buf, body_crc, cfg, now }
+    }
+}
+
 #[cfg(test)]
 impl PreparedBatch {
     /// A batch that is only queued, never written (the commit queue's tests).

@@ -137,9 +137,10 @@ fn share(body: &Bytes, raw: &str) -> Bytes {
     }
 }
 
-fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: &str) -> Result<Bytes, ApiError> {
-    let bad =
-        |e: serde_json::Error| ApiError::payload(format!("field {field}: binary data must be a base64 string: {e}"));
+fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: impl Fn() -> String) -> Result<Bytes, ApiError> {
+    let bad = |e: serde_json::Error| {
+        ApiError::payload(format!("field {}: binary data must be a base64 string: {e}", field()))
+    };
     match format {
         Format::Json => Ok(share(body, raw.get())),
         Format::Binary => match serde_json::from_str::<&str>(raw.get()) {
@@ -150,11 +151,11 @@ fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: &str) -> Result
     }
 }
 
-fn decode_base64(s: &str, field: &str) -> Result<Bytes, ApiError> {
+fn decode_base64(s: &str, field: impl Fn() -> String) -> Result<Bytes, ApiError> {
     BASE64
         .decode(s.as_bytes())
         .map(Bytes::from)
-        .map_err(|e| ApiError::payload(format!("field {field}: invalid base64: {e}")))
+        .map_err(|e| ApiError::payload(format!("field {}: invalid base64: {e}", field())))
 }
 
 impl ProduceRequest<'_> {
@@ -168,25 +169,33 @@ impl ProduceRequest<'_> {
     ) -> Result<Vec<NewRecord>, ApiError> {
         let mut out = Vec::with_capacity(self.records.len());
         for (i, r) in self.records.into_iter().enumerate() {
-            let key = r.key.map(|k| embedded(body, k, format, &format!("records[{i}].key"))).transpose()?;
-            let value = r.value.map(|v| embedded(body, v, format, &format!("records[{i}].value"))).transpose()?;
-            let mut headers = Vec::with_capacity(r.headers.len());
-            for (j, h) in r.headers.into_iter().enumerate() {
-                let value = match h.value {
-                    Some(v) => decode_base64(&v, &format!("records[{i}].headers[{j}].value"))?,
-                    None => Bytes::new(),
-                };
-                headers.push(Header { key: h.name, value });
-            }
-            if let Some(ts) = r.timestamp {
-                if ts < 0 {
-                    return Err(ApiError::payload(format!("field records[{i}].timestamp: {ts} is negative")));
-                }
-            }
-            out.push(NewRecord { key, value, headers, timestamp: r.timestamp, partition: partition.or(r.partition) });
+            let mut r = convert(body, i, r, format)?;
+            r.partition = partition.or(r.partition);
+            out.push(r);
         }
         Ok(out)
     }
+}
+
+/// Record `i` of a produce body as a record to append (`body` is the bytes it was parsed from:
+/// JSON keys and values share it).
+pub fn convert(body: &Bytes, i: usize, r: ProduceRecord<'_>, format: Format) -> Result<NewRecord, ApiError> {
+    let key = r.key.map(|k| embedded(body, k, format, || format!("records[{i}].key"))).transpose()?;
+    let value = r.value.map(|v| embedded(body, v, format, || format!("records[{i}].value"))).transpose()?;
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (j, h) in r.headers.into_iter().enumerate() {
+        let value = match h.value {
+            Some(v) => decode_base64(&v, || format!("records[{i}].headers[{j}].value"))?,
+            None => Bytes::new(),
+        };
+        headers.push(Header { key: h.name, value });
+    }
+    if let Some(ts) = r.timestamp {
+        if ts < 0 {
+            return Err(ApiError::payload(format!("field records[{i}].timestamp: {ts} is negative")));
+        }
+    }
+    Ok(NewRecord { key, value, headers, timestamp: r.timestamp, partition: r.partition })
 }
 
 /// A key or value rendered in a response.

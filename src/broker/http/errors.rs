@@ -29,6 +29,8 @@ pub mod code {
     pub const ILLEGAL_STATE: i32 = 40903;
     /// kappalog's: a view of that name exists.
     pub const VIEW_EXISTS: i32 = 40910;
+    /// A request body stopped arriving (see `body_read_timeout_ms`).
+    pub const REQUEST_TIMEOUT: i32 = 40800;
     pub const PAYLOAD_TOO_LARGE: i32 = 41300;
     pub const UNSUPPORTED_MEDIA_TYPE: i32 = 41500;
     /// A record breaks a limit (its size, its key on a compacted topic).

@@ -44,6 +44,12 @@ pub struct Metrics {
     fetch_bytes: AtomicU64,
     /// Requests being handled now.
     in_flight: AtomicU64,
+    /// Requests refused with a 503 because the memory budget of requests in flight was spent.
+    memory_refused: AtomicU64,
+    /// Connections closed at once because the broker held its maximum.
+    connections_refused: AtomicU64,
+    /// Connections open now.
+    connections_open: AtomicU64,
     /// One produce's append: encode, write, and the fsync under `sync` durability.
     append: Mutex<Histogram>,
     /// (method, route) → latency; (method, route, status class) → count.
@@ -63,6 +69,20 @@ impl Metrics {
     pub fn fetched(&self, records: u64, bytes: u64) {
         self.fetch_records.fetch_add(records, Ordering::Relaxed);
         self.fetch_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn memory_refused(&self) {
+        self.memory_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection opened (`true`) or closed.
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
     fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.latency.lock().entry((method.to_string(), route.to_string())).or_default().observe(seconds);
@@ -117,7 +137,24 @@ pub fn text(state: &AppState) -> String {
         "Value bytes returned to consumers.",
         m.fetch_bytes.load(Ordering::Relaxed),
     );
-
+    counter(
+        &mut o,
+        "kappalog_http_requests_memory_refused_total",
+        "Requests answered 503 because the memory budget of requests in flight was spent.",
+        m.memory_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut o,
+        "kappalog_http_connections_refused_total",
+        "Connections closed at once because the broker held its maximum number of connections.",
+        m.connections_refused.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        o,
+        "# HELP kappalog_http_connections_open Connections open now.\n# TYPE kappalog_http_connections_open gauge\nkappalog_http_connections_open {}\n# HELP kappalog_http_requests_memory_reserved_bytes Memory reserved by requests in flight.\n# TYPE kappalog_http_requests_memory_reserved_bytes gauge\nkappalog_http_requests_memory_reserved_bytes {}",
+        m.connections_open.load(Ordering::Relaxed),
+        state.memory().reserved_bytes()
+    );
     let _ = writeln!(
         o,
         "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",

@@ -220,9 +220,11 @@ fn render<'a>(bytes: &'a Bytes, format: Format, what: &str, offset: u64) -> Resu
         Format::Json => {
             let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| {
                 ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    code::STORAGE,
-                    format!("the {what} at offset {offset} is not JSON ({e}); fetch it with the binary format"),
+                    axum::http::StatusCode::NOT_ACCEPTABLE,
+                    code::RECORD_FORMAT_MISMATCH,
+                    format!(
+                        "the {what} at offset {offset} is not JSON ({e}): fetch it with the binary format, or seek past it"
+                    ),
                 )
             })?;
             Ok(Embedded::Json(raw))

@@ -24,6 +24,9 @@ pub mod code {
     /// with an empty `windows` list).
     pub const VIEW_KEY_NOT_FOUND: i32 = 40411;
     pub const CONSUMER_FORMAT_MISMATCH: i32 = 40601;
+    /// kappalog's: a record fetched as JSON is not JSON (written in the binary format); the
+    /// message names its offset. The records before it are returned by the fetch before.
+    pub const RECORD_FORMAT_MISMATCH: i32 = 40610;
     pub const TOPIC_EXISTS: i32 = 40901;
     pub const CONSUMER_EXISTS: i32 = 40902;
     pub const ILLEGAL_STATE: i32 = 40903;

@@ -201,6 +201,12 @@ impl Store {
         sync_dir(&trash)?;
         std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
+        drop(_admin);
+        // As in Kafka, its committed offsets go with it (opening the coordinator takes no admin lock
+        // when the offsets topic exists).
+        if self.topic(crate::groups::OFFSETS_TOPIC).is_ok() {
+            crate::groups::GroupCoordinator::open(self)?.forget_topic(name)?;
+        }
         Ok(())
     }
 

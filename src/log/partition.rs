@@ -429,6 +429,11 @@ impl Partition {
         self.inner.deleted.store(true, Ordering::Release);
     }
 
+    /// Its topic was deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.inner.deleted.load(Ordering::Acquire)
+    }
+
     /// The store is closing: later appends fail.
     pub(crate) fn mark_closed(&self) {
         self.inner.closed.store(true, Ordering::Release);

@@ -93,9 +93,43 @@ impl ApiError {
     }
 }
 
+/// What an HTTP client is told of an error: never a file system path of the broker (the log line
+/// of a 5xx has the whole error).
+fn public_message(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => format!("I/O error: {source}"),
+        Error::Corrupted { position, detail, .. } => format!("corrupted data at byte {position}: {detail}"),
+        Error::UnsupportedFormat { found, supported, .. } => {
+            format!("data written by format version {found}; this build reads up to version {supported}")
+        }
+        Error::Locked { .. } => "the data directory is locked by another store".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// An error of work on a topic that was deleted meanwhile (its files went from under it) is
+/// that the topic is not found, not a server fault.
+pub(crate) fn unless_deleted(e: Error, topic: &str, deleted: bool) -> Error {
+    let server_side = matches!(
+        e,
+        Error::Io { .. } | Error::Poisoned { .. } | Error::Corrupted { .. } | Error::CleanerSwapPending { .. }
+    );
+    if server_side && deleted {
+        Error::TopicNotFound(topic.to_string())
+    } else {
+        e
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
-        let message = e.to_string();
+        let message = public_message(&e);
+        if matches!(
+            e,
+            Error::Io { .. } | Error::Corrupted { .. } | Error::UnsupportedFormat { .. } | Error::Locked { .. }
+        ) {
+            tracing::error!(error = %e, "storage error");
+        }
         if e.is_disk_full() {
             return ApiError::new(StatusCode::INSUFFICIENT_STORAGE, code::INSUFFICIENT_STORAGE, message);
         }

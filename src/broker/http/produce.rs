@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 
 use super::content::{convert, partition_id, request_format, PathParams};
-use super::errors::{ApiError, CONTENT_TYPE_V2};
+use super::errors::{unless_deleted, ApiError, CONTENT_TYPE_V2};
 use super::produce_body::{for_each_record, OffsetsBody};
 use super::topics::blocking;
 use super::AppState;
@@ -88,7 +88,11 @@ async fn produce(
             Ok(())
         })?;
         debug_assert!(append.count() > 0);
-        Ok((append.commit()?, bytes))
+        let placed = append.commit().map_err(|e| {
+            let deleted = t.partitions().iter().any(|p| p.is_deleted());
+            unless_deleted(e, t.name(), deleted)
+        })?;
+        Ok((placed, bytes))
     })
     .await?;
     state.metrics().appended(started.elapsed().as_secs_f64());

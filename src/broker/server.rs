@@ -123,6 +123,39 @@ impl ServeConfig {
     }
 }
 
+impl ServeConfig {
+    /// Refuses settings the broker cannot run with, naming the key.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        let bad = |key: &str, why: String| Err(ServeError::Config(format!("{key}: {why}")));
+        let h = &self.http;
+        if h.body_bytes_max == 0 {
+            return bad("body_bytes_max", "must be positive".into());
+        }
+        if h.requests_memory_bytes_max < h.body_bytes_max {
+            let why = format!("{} is below body_bytes_max ({})", h.requests_memory_bytes_max, h.body_bytes_max);
+            return bad("requests_memory_bytes_max", why);
+        }
+        let min = http::CONSUMER_INSTANCE_TIMEOUT_MS_MIN;
+        if h.consumer_timeout_ms_default < min {
+            let why = format!("{} is below the minimum, {min}", h.consumer_timeout_ms_default);
+            return bad("consumer_instance_timeout_ms", why);
+        }
+        for (key, ms) in [
+            ("body_read_timeout_ms", h.body_read_timeout_ms),
+            ("header_read_timeout_ms", self.connections.header_read_timeout_ms),
+            ("keep_alive_idle_ms", self.connections.keep_alive_idle_ms),
+        ] {
+            if ms == 0 {
+                return bad(key, "must be positive".into());
+            }
+        }
+        if self.connections.connections_max == Some(0) {
+            return bad("connections_max", "must be positive".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -140,6 +173,7 @@ pub enum ServeError {
 /// Runs the broker until SIGINT or SIGTERM. Prints `kappalog listening on http://ADDR` on stdout
 /// once it accepts connections (tests start it on port 0 and read the line).
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    config.validate()?;
     let listen: SocketAddr =
         config.listen.parse().map_err(|e| ServeError::Config(format!("listen address {:?}: {e}", config.listen)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

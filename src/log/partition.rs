@@ -1086,6 +1086,9 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
         if cfg.cleanup_policy.compacts() && r.key.is_none() {
             return Err(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
         }
+        if let Some(ts) = r.timestamp.filter(|ts| *ts < 0) {
+            return Err(Error::InvalidRecord(format!("record {i}: timestamp {ts} is negative")));
+        }
         let f = fields_of(i, r);
         let body = record::body_len(&f);
         let len = record::encoded_len(body);

@@ -53,16 +53,32 @@ pub fn request_format(headers: &HeaderMap) -> Result<Format, ApiError> {
     }
 }
 
-/// The embedded format an `Accept` header asks for, if it names one.
+/// The embedded format an `Accept` header asks for, if it names one: of the media types it lists
+/// that name a format, the one of highest quality (`q`, default 1; `q=0` refuses it), the first
+/// listed on a tie.
 pub fn accept_format(headers: &HeaderMap) -> Option<Format> {
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?.to_ascii_lowercase();
-    if accept.contains("vnd.kafka.binary.") {
-        Some(Format::Binary)
-    } else if accept.contains("vnd.kafka.json.") || accept.contains("application/json") {
-        Some(Format::Json)
-    } else {
-        None
+    let mut best: Option<(f32, Format)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let format = if media.contains("vnd.kafka.binary.") {
+            Format::Binary
+        } else if media.contains("vnd.kafka.json.") || media == "application/json" {
+            Format::Json
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .next()
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)))
+            .unwrap_or(0.0);
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
+        }
     }
+    best.map(|(_, f)| f)
 }
 
 /// Parses a JSON body into `T`; the error names the field that was wrong (`records[3].partition`).
@@ -355,6 +371,26 @@ pub fn partition_id(s: &str) -> Result<u32, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_follows_quality() {
+        let format = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            accept_format(&h)
+        };
+        let (json, binary) = (Some(Format::Json), Some(Format::Binary));
+        assert_eq!(format(CONTENT_TYPE_BINARY), binary);
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0.2, application/vnd.kafka.json.v2+json"), json);
+        assert_eq!(
+            format("application/vnd.kafka.json.v2+json; q=0.5, application/vnd.kafka.binary.v2+json; q=0.9"),
+            binary
+        );
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0, application/json"), json);
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0"), None);
+        assert_eq!(format("application/json, application/vnd.kafka.binary.v2+json"), json);
+        assert_eq!(format("text/html, */*"), None);
+    }
 
     #[test]
     fn bad_field_is_named() {

@@ -45,6 +45,10 @@ pub const FETCH_RECORDS_MAX: usize = 100_000;
 pub const FETCH_TIMEOUT_MS_DEFAULT: u64 = 1000;
 pub const FETCH_TIMEOUT_MS_MAX: u64 = 60_000;
 
+/// Shortest `consumer.instance.timeout.ms` (and `consumer_instance_timeout_ms` of `serve`): an
+/// instance must outlive the time between its requests.
+pub const CONSUMER_INSTANCE_TIMEOUT_MS_MIN: u64 = 100;
+
 /// Broker settings that the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {

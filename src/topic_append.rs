@@ -7,11 +7,15 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::config::PARTITIONS_MAX;
 use crate::error::{Error, Result};
 use crate::log::builder::BatchBuilder;
 use crate::log::{Header, Partition};
 use crate::partitioner::partition_for_key;
 use crate::{Durability, Topic};
+
+// A record's partition is kept in two bytes.
+const _: () = assert!(PARTITIONS_MAX <= u16::MAX as u32 + 1);
 
 /// An append being built; [`commit`](Self::commit) writes it.
 #[derive(Debug)]
@@ -21,7 +25,7 @@ pub(crate) struct TopicAppend {
     /// One per partition, made when a record first goes there.
     builders: Vec<Option<BatchBuilder>>,
     /// The partition of every record, in order (only for topics of more than one partition).
-    placement: Vec<u32>,
+    placement: Vec<u16>,
     count: usize,
 }
 
@@ -30,7 +34,7 @@ pub(crate) struct TopicAppend {
 pub(crate) struct Placed {
     /// The base offset of each partition's batch (`u64::MAX`: no batch).
     bases: Vec<u64>,
-    placement: Vec<u32>,
+    placement: Vec<u16>,
     count: usize,
 }
 
@@ -71,7 +75,7 @@ impl TopicAppend {
         let builder = self.builders[p as usize].get_or_insert_with(|| BatchBuilder::new(&self.parts[p as usize]));
         builder.push(self.count, key, value, headers, timestamp)?;
         if count > 1 {
-            self.placement.push(p);
+            self.placement.push(p as u16);
         }
         self.count += 1;
         Ok(())
@@ -132,7 +136,7 @@ impl Placed {
 #[derive(Debug)]
 pub(crate) struct PlacedOffsets {
     next: Vec<u64>,
-    placement: Vec<u32>,
+    placement: Vec<u16>,
     at: usize,
     count: usize,
 }
@@ -152,7 +156,7 @@ impl Iterator for PlacedOffsets {
             return None;
         }
         // One partition: no placement kept.
-        let p = self.placement.get(self.at).copied().unwrap_or(0);
+        let p = self.placement.get(self.at).copied().unwrap_or(0) as u32;
         self.at += 1;
         let offset = self.next[p as usize];
         self.next[p as usize] += 1;

@@ -119,6 +119,7 @@ mod partitioner;
 mod store;
 pub mod stream;
 mod topic;
+#[cfg(feature = "broker")]
 mod topic_append;
 
 pub use cleaner::{CleanerStats, CompactionReport, RetentionReport, TopicCompactionReport, TopicRetentionReport};

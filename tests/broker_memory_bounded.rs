@@ -114,7 +114,7 @@ fn an_oversized_content_length_is_refused_before_the_body_and_the_budget_is_shar
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kappalog.toml");
     // Room for two requests of 1 MiB in flight (each reserves REQUEST_MEMORY_FACTOR MiB).
-    let budget = 2 * REQUEST_MEMORY_FACTOR << 20;
+    let budget = (2 * REQUEST_MEMORY_FACTOR) << 20;
     std::fs::write(&config, format!("body_bytes_max = 1048576\nrequests_memory_bytes_max = {budget}\n")).unwrap();
     let broker = Broker::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
     let addr = broker.url.trim_start_matches("http://").to_string();

@@ -97,7 +97,7 @@ fn produce_and_compaction_racing_delete_are_not_server_errors() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let (s, b) = if w == 2 && n % 4 == 0 {
+                let (s, b) = if w == 2 && n.is_multiple_of(4) {
                     http.post("/topics/r/compaction", &json!({}))
                 } else {
                     let records: Vec<Value> =

@@ -40,6 +40,7 @@ pub(crate) struct PreparedBatch {
 
 impl PreparedBatch {
     /// A batch encoded by [`BatchBuilder`](super::builder::BatchBuilder) under `cfg` at `now`.
+    #[cfg(feature = "broker")]
     pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
         PreparedBatch { buf, body_crc, cfg, now }
     }

@@ -4,7 +4,8 @@
 //! the body is read. Every request with a body reserves [`REQUEST_MEMORY_FACTOR`] times its
 //! length (or `body_bytes_max` times the factor when it sends no length) from one budget shared
 //! by all requests (`requests_memory_bytes_max`) before its body is read, and gives it back when
-//! its handler returns. When the budget is spent, a request waits up to
+//! its handler returns; a stateless fetch reserves the factor times the bytes of the records it
+//! renders the same way. When the budget is spent, a request waits up to
 //! [`REQUEST_MEMORY_WAIT_MS`] for room, then gets a 503 with `Retry-After`. A body that stops
 //! arriving for `body_read_timeout_ms` gets a 408.
 //!
@@ -70,6 +71,29 @@ impl MemoryBudget {
     }
 }
 
+/// The 503 of a spent budget.
+fn spent(state: &AppState, bytes: usize) -> ApiError {
+    state.metrics().memory_refused();
+    tracing::warn!(bytes, "request refused: the memory budget of requests in flight is spent");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::UNAVAILABLE,
+        "the broker's memory budget for requests in flight is spent: retry later",
+    )
+}
+
+/// Reserves what a response of `bytes` of records needs (a fetch: records rendered as JSON
+/// or base64), waiting as a request body does; the 503 when there is no room in time. Dropping
+/// the permit gives it back.
+pub(crate) async fn reserve_response(
+    state: &AppState,
+    bytes: u64,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let bytes = (bytes as usize).saturating_mul(REQUEST_MEMORY_FACTOR);
+    let wait = Duration::from_millis(REQUEST_MEMORY_WAIT_MS);
+    state.memory().reserve(bytes, wait).await.ok_or_else(|| spent(state, bytes))
+}
+
 fn too_large(declared: u64, max: usize) -> Response {
     let mut r = ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,15 +126,9 @@ pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Nex
     }
     let expected = declared.map_or(max, |n| n as usize);
     let wait = Duration::from_millis(REQUEST_MEMORY_WAIT_MS);
-    let Some(permit) = state.memory().reserve(expected.saturating_mul(REQUEST_MEMORY_FACTOR), wait).await else {
-        state.metrics().memory_refused();
-        tracing::warn!(bytes = expected, "request refused: the memory budget of requests in flight is spent");
-        let mut r = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::UNAVAILABLE,
-            "the broker's memory budget for requests in flight is spent: retry later",
-        )
-        .into_response();
+    let reserve = expected.saturating_mul(REQUEST_MEMORY_FACTOR);
+    let Some(permit) = state.memory().reserve(reserve, wait).await else {
+        let mut r = spent(&state, reserve).into_response();
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         return r;
     };

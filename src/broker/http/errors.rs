@@ -176,6 +176,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error_code": self.error_code, "message": self.message });
         let mut resp = (self.status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Retriable: the memory budget was spent, or the store is closing.
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(super::budget::RETRY_AFTER_SECONDS));
+        }
         resp.extensions_mut().insert(ConfluentBody);
         resp
     }

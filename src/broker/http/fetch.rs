@@ -105,6 +105,8 @@ pub async fn stateless(
     let part = t.partition(p)?;
     let mut records = read_waiting(&state, &part, offset, max_bytes, FETCH_RECORDS_MAX, timeout).await?;
     renderable_prefix(&mut records, format)?;
+    // The records share the log's memory; rendering them is what takes memory.
+    let _reserved = super::budget::reserve_response(&state, records.iter().map(record_bytes).sum()).await?;
     let bytes: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum();
     state.metrics().fetched(records.len() as u64, bytes);
     let out = records.iter().map(|r| render_record(t.name(), p, r, format, include)).collect::<Result<Vec<_>, _>>()?;

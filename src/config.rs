@@ -192,6 +192,21 @@ impl TopicConfig {
         if let Durability::Interval { ms: 0 } = self.durability {
             return bad("durability", "interval must be positive".into());
         }
+        // Durations are compared with i64 millisecond clocks: larger values would wrap negative.
+        let interval_ms = match self.durability {
+            Durability::Interval { ms } => ms,
+            _ => 0,
+        };
+        for (field, ms) in [
+            ("segment_ms", self.segment_ms),
+            ("durability", interval_ms),
+            ("delete_retention_ms", self.delete_retention_ms),
+            ("min_compaction_lag_ms", self.min_compaction_lag_ms),
+        ] {
+            if ms > i64::MAX as u64 {
+                return bad(field, format!("{ms} is over {} (2^63 - 1)", i64::MAX));
+            }
+        }
         if self.max_message_bytes == 0 || self.max_message_bytes > BATCH_BYTES_MAX - 64 {
             return bad(
                 "max_message_bytes",
@@ -265,6 +280,22 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_that_would_wrap_an_i64_clock_are_refused_by_name() {
+        let over = 1u64 << 63;
+        let cases = [
+            ("segment_ms", TopicConfig { segment_ms: over, ..TopicConfig::default() }),
+            ("durability", TopicConfig { durability: Durability::Interval { ms: over }, ..TopicConfig::default() }),
+            ("delete_retention_ms", TopicConfig { delete_retention_ms: over, ..TopicConfig::default() }),
+            ("min_compaction_lag_ms", TopicConfig { min_compaction_lag_ms: over, ..TopicConfig::default() }),
+        ];
+        for (name, cfg) in cases {
+            let e = cfg.validate().unwrap_err();
+            assert!(matches!(e, Error::InvalidConfig { field, .. } if field == name), "{name}: {e}");
+        }
+        TopicConfig { segment_ms: i64::MAX as u64, ..TopicConfig::default() }.validate().unwrap();
+    }
 
     #[test]
     fn topic_names() {

@@ -121,6 +121,8 @@ mod partitioner;
 mod store;
 pub mod stream;
 mod topic;
+#[cfg(feature = "broker")]
+mod topic_append;
 
 pub use cleaner::{CleanerStats, CompactionReport, RetentionReport, TopicCompactionReport, TopicRetentionReport};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -29,6 +29,8 @@ const TRASH_DIR: &str = "trash";
 const TOPIC_META_FILE: &str = "topic.json";
 /// Topics whose names start with this belong to kappalog itself (e.g. `__consumer_offsets`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
+/// Why a user may not create or reconfigure a topic of that name.
+const INTERNAL_NAME: &str = "names starting with \"__\" are kappalog's internal topics";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoreMeta {
@@ -151,6 +153,14 @@ impl Store {
 
     /// Creates a topic of `partitions` partitions.
     pub fn create_topic(&self, name: &str, partitions: u32, config: TopicConfig) -> Result<Topic> {
+        if name.starts_with(INTERNAL_TOPIC_PREFIX) {
+            return Err(Error::InvalidTopicName { name: name.to_string(), reason: INTERNAL_NAME });
+        }
+        self.create_internal_topic(name, partitions, config)
+    }
+
+    /// [`create_topic`](Self::create_topic) for names of internal topics too (the offsets topic).
+    pub(crate) fn create_internal_topic(&self, name: &str, partitions: u32, config: TopicConfig) -> Result<Topic> {
         validate_topic_name(name)?;
         check_partitions(partitions)?;
         config.validate()?;
@@ -202,11 +212,20 @@ impl Store {
         sync_dir(&trash)?;
         std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
+        drop(_admin);
+        // As in Kafka, its committed offsets go with it (opening the coordinator takes no admin lock
+        // when the offsets topic exists).
+        if self.topic(crate::groups::OFFSETS_TOPIC).is_ok() {
+            crate::groups::GroupCoordinator::open(self)?.forget_topic(name)?;
+        }
         Ok(())
     }
 
     /// Replaces a topic's config (persisted atomically). New segment sizes apply from the next roll.
     pub fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        if name.starts_with(INTERNAL_TOPIC_PREFIX) {
+            return Err(Error::InvalidTopicName { name: name.to_string(), reason: INTERNAL_NAME });
+        }
         config.validate()?;
         let _admin = self.inner.admin.lock();
         let topic = self.topic(name)?;

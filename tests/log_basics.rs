@@ -114,12 +114,14 @@ fn topic_admin() {
     let cfg = TopicConfig { retention_ms: 1000, ..TopicConfig::default() };
     store.set_topic_config("b", cfg.clone()).unwrap();
     store.delete_topic("a").unwrap();
-    store.create_topic("__internal", 1, TopicConfig::default()).unwrap();
+    // Internal topics are kappalog's: not created, reconfigured or deleted through the API.
+    assert!(matches!(store.create_topic("__internal", 1, TopicConfig::default()), Err(Error::InvalidTopicName { .. })));
+    assert!(matches!(store.set_topic_config("__internal", cfg.clone()), Err(Error::InvalidTopicName { .. })));
     assert!(matches!(store.delete_topic("__internal"), Err(Error::InternalTopic(_))));
     assert!(matches!(store.topic("a"), Err(Error::TopicNotFound(_))));
     drop(store);
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    assert_eq!(store.topic_names(), ["__internal", "b"]);
+    assert_eq!(store.topic_names(), ["b"]);
     let b = store.topic("b").unwrap();
     assert_eq!(b.partition_count(), 4);
     assert_eq!(b.config(), cfg);

@@ -6,13 +6,16 @@
 //! Properties: no panic; no 5xx; every 4xx body is JSON `{"error_code": <status × 100 + detail>,
 //! "message": <string>}`; every 2xx body is empty or JSON; and, when the harness is dropped, the
 //! data directory opens again (store, group coordinator, views): no request can leave the broker
-//! unable to restart.
+//! unable to restart. And a request's peak resident memory (Linux: `VmHWM`, reset before each
+//! request through `/proc/self/clear_refs`) grows by at most `REQUEST_MEMORY_FACTOR` times its
+//! body plus [`MEMORY_SLACK_BYTES`].
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use kappalog::broker::http::budget::REQUEST_MEMORY_FACTOR;
 use kappalog::broker::http::{router, AppState, HttpConfig};
 use kappalog::{CleanupPolicy, Durability, GroupCoordinator, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 use tower::ServiceExt;
@@ -25,6 +28,23 @@ const SEGMENT_BYTES: u64 = 32 * 1024;
 /// A spec that `PUT /views/v` bodies replace; its source is `t`.
 const VIEW_SPEC: &str =
     r#"{"name": "v", "source": {"topics": ["t"]}, "key": "/k", "aggregates": {"n": {"op": "count"}}}"#;
+
+/// What a request's peak memory may exceed `REQUEST_MEMORY_FACTOR` x its body by: the runtime's
+/// and the background threads' allocations, page granularity.
+pub const MEMORY_SLACK_BYTES: u64 = 16 << 20;
+
+/// A field of `/proc/self/status` in bytes (`None` where there is no such file).
+fn status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Resets the peak resident memory to the current one and returns it.
+fn reset_peak() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    status_bytes("VmRSS:")
+}
 
 /// How long a view gets to catch up before the reopen check.
 const VIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -114,6 +134,20 @@ impl Harness {
     }
 
     fn call(&mut self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
+        let (status, text, _) = self.call_measured(method, path, content_type, body);
+        (status, text)
+    }
+
+    /// [`call`](Self::call), also giving how much the process's peak memory grew until the
+    /// response's head came back (the broker streams long bodies; the harness's copy of the
+    /// response is not the broker's memory).
+    fn call_measured(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Option<u64>) {
         let mut req = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
@@ -121,11 +155,13 @@ impl Harness {
         let req = req.body(Body::from(body)).unwrap();
         let app = self.app.clone().expect("open");
         self.requests += 1;
+        let before = reset_peak();
         self.runtime.block_on(async move {
             let resp = app.oneshot(req).await.expect("the router is infallible");
+            let grew = before.zip(status_bytes("VmHWM:")).map(|(before, peak)| peak.saturating_sub(before));
             let status = resp.status();
             let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("a response body");
-            (status, String::from_utf8(bytes.to_vec()).expect("response bodies are UTF-8"))
+            (status, String::from_utf8(bytes.to_vec()).expect("response bodies are UTF-8"), grew)
         })
     }
 
@@ -134,9 +170,14 @@ impl Harness {
     pub fn run(&mut self, data: &[u8]) -> u16 {
         let (&first, body) = data.split_first().unwrap_or((&0, &[]));
         let (method, path, content_type) = ROUTES[first as usize % ROUTES.len()];
-        let (status, text) = self.call(method, path, content_type, body.to_vec());
-        let what = || format!("{method} {path} with {:?}", String::from_utf8_lossy(body));
+        let (status, text, grew) = self.call_measured(method, path, content_type, body.to_vec());
+        let what = || format!("{method} {path} with {:?}", String::from_utf8_lossy(&body[..body.len().min(200)]));
         assert!(!status.is_server_error(), "{}: {status} {text}", what());
+        if let Some(grew) = grew {
+            // The harness's copy of the body is the request's too.
+            let bound = (REQUEST_MEMORY_FACTOR as u64 + 1) * body.len() as u64 + MEMORY_SLACK_BYTES;
+            assert!(grew <= bound, "{}: peak memory grew {grew} B for a body of {} B", what(), body.len());
+        }
         if status.is_client_error() {
             let v: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {status}: not JSON: {text:?}: {e}", what()));

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::broker::http::{self, AppState, HttpConfig};
+use crate::broker::listener;
+pub use crate::broker::listener::ConnectionConfig;
 use crate::{Store, StoreConfig};
 
 /// Where `kappalog serve` keeps its data with no flag or config.
@@ -34,6 +36,11 @@ pub struct FileConfig {
     pub consumer_instance_timeout_ms: Option<u64>,
     pub advertised_uri: Option<String>,
     pub cleaner_interval_ms: Option<u64>,
+    pub requests_memory_bytes_max: Option<usize>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub keep_alive_idle_ms: Option<u64>,
+    pub connections_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -54,6 +61,7 @@ pub struct ServeConfig {
     /// How often the background cleaner runs retention and compaction; 0 disables it.
     pub cleaner_interval_ms: u64,
     pub http: HttpConfig,
+    pub connections: ConnectionConfig,
 }
 
 impl Default for ServeConfig {
@@ -64,6 +72,7 @@ impl Default for ServeConfig {
             advertised_uri: None,
             cleaner_interval_ms: crate::CLEANER_INTERVAL_MS_DEFAULT,
             http: HttpConfig::default(),
+            connections: ConnectionConfig::default(),
         }
     }
 }
@@ -95,7 +104,55 @@ impl ServeConfig {
         if let Some(v) = f.cleaner_interval_ms {
             self.cleaner_interval_ms = v;
         }
+        if let Some(v) = f.requests_memory_bytes_max {
+            self.http.requests_memory_bytes_max = v;
+        }
+        if let Some(v) = f.body_read_timeout_ms {
+            self.http.body_read_timeout_ms = v;
+        }
+        if let Some(v) = f.header_read_timeout_ms {
+            self.connections.header_read_timeout_ms = v;
+        }
+        if let Some(v) = f.keep_alive_idle_ms {
+            self.connections.keep_alive_idle_ms = v;
+        }
+        if f.connections_max.is_some() {
+            self.connections.connections_max = f.connections_max;
+        }
         self
+    }
+}
+
+impl ServeConfig {
+    /// Refuses settings the broker cannot run with, naming the key.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        let bad = |key: &str, why: String| Err(ServeError::Config(format!("{key}: {why}")));
+        let h = &self.http;
+        if h.body_bytes_max == 0 {
+            return bad("body_bytes_max", "must be positive".into());
+        }
+        if h.requests_memory_bytes_max < h.body_bytes_max {
+            let why = format!("{} is below body_bytes_max ({})", h.requests_memory_bytes_max, h.body_bytes_max);
+            return bad("requests_memory_bytes_max", why);
+        }
+        let min = http::CONSUMER_INSTANCE_TIMEOUT_MS_MIN;
+        if h.consumer_timeout_ms_default < min {
+            let why = format!("{} is below the minimum, {min}", h.consumer_timeout_ms_default);
+            return bad("consumer_instance_timeout_ms", why);
+        }
+        for (key, ms) in [
+            ("body_read_timeout_ms", h.body_read_timeout_ms),
+            ("header_read_timeout_ms", self.connections.header_read_timeout_ms),
+            ("keep_alive_idle_ms", self.connections.keep_alive_idle_ms),
+        ] {
+            if ms == 0 {
+                return bad(key, "must be positive".into());
+            }
+        }
+        if self.connections.connections_max == Some(0) {
+            return bad("connections_max", "must be positive".into());
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +173,7 @@ pub enum ServeError {
 /// Runs the broker until SIGINT or SIGTERM. Prints `kappalog listening on http://ADDR` on stdout
 /// once it accepts connections (tests start it on port 0 and read the line).
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    config.validate()?;
     let listen: SocketAddr =
         config.listen.parse().map_err(|e| ServeError::Config(format!("listen address {:?}: {e}", config.listen)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -157,13 +215,14 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         let _ = out.flush();
     }
     let (signaled_tx, mut signaled_rx) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
+    let draining = state.clone();
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        state.drain();
+        draining.drain();
         let _ = signaled_tx.send(true);
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    });
+    let server = listener::serve(listener, app, config.connections.clone(), state.clone(), signaled_rx.clone());
     let served = tokio::select! {
         r = server => r.map_err(|e| ServeError::Io { what: "serving".into(), source: e }),
         _ = async {

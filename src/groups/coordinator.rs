@@ -423,6 +423,29 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Deletes every group's committed offsets of `topic` (durably), as Kafka does when a topic is
+    /// deleted: a topic created again under the name starts with none. A commit racing the
+    /// deletion either fails (the topic is gone) or holds the group's lock first and is deleted too.
+    pub fn forget_topic(&self, topic: &str) -> Result<()> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> =
+            self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
+        let now = self.now_ms();
+        for (name, g) in groups {
+            let mut g = g.lock();
+            let changes: Vec<_> =
+                g.offsets.keys().filter(|tp| tp.topic == topic).map(|tp| (tp.clone(), None)).collect();
+            if g.removed || changes.is_empty() {
+                continue;
+            }
+            self.inner.offsets.write(&name, &changes, now)?;
+            for (tp, _) in &changes {
+                g.offsets.remove(tp);
+            }
+            tracing::info!(group = %name, topic, "committed offsets of a deleted topic deleted");
+        }
+        Ok(())
+    }
+
     /// Evicts every member past its session timeout, in every group (each call also does it for
     /// the group it touches). Returns (group, member id) of the evicted.
     pub fn expire_sessions(&self) -> Vec<(String, String)> {

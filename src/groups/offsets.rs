@@ -55,7 +55,7 @@ impl OffsetStore {
                     retention_ms: -1,
                     ..TopicConfig::default()
                 };
-                match store.create_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, config) {
+                match store.create_internal_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, config) {
                     Ok(t) => t,
                     Err(Error::TopicExists(_)) => store.topic(OFFSETS_TOPIC)?,
                     Err(e) => return Err(e),

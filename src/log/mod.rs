@@ -3,6 +3,8 @@
 
 pub(crate) mod batch;
 pub(crate) mod buffers;
+#[cfg(feature = "broker")]
+pub(crate) mod builder;
 mod commit;
 pub(crate) mod index;
 mod inspect;

@@ -38,6 +38,14 @@ pub(crate) struct PreparedBatch {
     now: i64,
 }
 
+impl PreparedBatch {
+    /// A batch encoded by [`BatchBuilder`](super::builder::BatchBuilder) under `cfg` at `now`.
+    #[cfg(feature = "broker")]
+    pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
+        PreparedBatch { buf, body_crc, cfg, now }
+    }
+}
+
 #[cfg(test)]
 impl PreparedBatch {
     /// A batch that is only queued, never written (the commit queue's tests).
@@ -1078,6 +1086,9 @@ fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>
     for (i, r) in records.iter().enumerate() {
         if cfg.cleanup_policy.compacts() && r.key.is_none() {
             return Err(Error::InvalidRecord(format!("record {i} has no key, and the topic is compacted")));
+        }
+        if let Some(ts) = r.timestamp.filter(|ts| *ts < 0) {
+            return Err(Error::InvalidRecord(format!("record {i}: timestamp {ts} is negative")));
         }
         let f = fields_of(i, r);
         let body = record::body_len(&f);

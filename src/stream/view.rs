@@ -504,6 +504,12 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             super::manager::promote(slot, v)?;
         }
         // Pick up partitions added since.
+        // A source deleted (and maybe created again) under the view: its offsets mean nothing in a
+        // new topic, so the view fails rather than mix the two.
+        if let Some(p) = sources.iter().find(|p| p.is_deleted()) {
+            tracing::error!(view = %slot.name, topic = p.topic(), "a source topic was deleted: the view fails");
+            return Err(Error::TopicNotFound(p.topic().to_string()));
+        }
         sources = v.sources(&slot.store);
         wait_for_data(&rt, v, &sources, cfg.idle_wait_ms);
     }

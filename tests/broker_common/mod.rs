@@ -25,7 +25,21 @@ impl Broker {
 
     /// Like [`start`](Self::start), with the broker's stderr (its logs, any panic message) going to `stderr`.
     pub fn start_with_stderr(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
+        Broker::start_under(&[], data_dir, extra, stderr)
+    }
+
+    /// Like [`start_with_stderr`](Self::start_with_stderr), run by `wrapper` (a command and its
+    /// arguments, such as `prlimit --nofile=256`) when it is not empty.
+    pub fn start_under(wrapper: &[&str], data_dir: &Path, extra: &[&str], stderr: Stdio) -> Broker {
+        let mut command = match wrapper.split_first() {
+            None => Command::new(env!("CARGO_BIN_EXE_kappalog")),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_kappalog"));
+                c
+            }
+        };
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

@@ -307,14 +307,37 @@ pub fn parse_datetime_ms(s: &str) -> Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let bad = || CliError::from(format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[Z] (UTC)"));
-    let s2 = s.trim_end_matches('Z');
+    let bad = || CliError::from(format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[.fff][Z] (UTC)"));
+    let out_of_range = |what: &str, v: i64| CliError::from(format!("--to-datetime {s:?}: {what} {v} is out of range"));
+    let digits = |x: &str| -> Result<i64> {
+        if x.is_empty() || x.len() > 4 || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        x.parse().map_err(|_| bad())
+    };
+    let s2 = s.strip_suffix('Z').unwrap_or(s);
     let (date, time) = s2.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let d: Vec<i64> = date.split('-').map(digits).collect::<Result<_>>()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+    let t: Vec<i64> = hms.split(':').map(digits).collect::<Result<_>>()?;
+    if d.len() != 3 || t.len() != 3 || d[0] < 1 || frac.is_empty() || frac.len() > 9 {
         return Err(bad());
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let leap = (d[0] % 4 == 0 && d[0] % 100 != 0) || d[0] % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&d[1]) {
+        return Err(out_of_range("month", d[1]));
+    }
+    if !(1..=month_days[d[1] as usize - 1]).contains(&d[2]) {
+        return Err(out_of_range("day", d[2]));
+    }
+    for (what, v, max) in [("hour", t[0], 23), ("minute", t[1], 59), ("second", t[2], 59)] {
+        if !(0..=max).contains(&v) {
+            return Err(out_of_range(what, v));
+        }
     }
     let ms_frac: i64 = format!("{frac:0<3}")[..3].parse().map_err(|_| bad())?;
     // Days from the civil date (Howard Hinnant's algorithm).

@@ -208,6 +208,7 @@ impl ServeArgs {
             consumer_instance_timeout_ms: self.consumer_instance_timeout_ms,
             advertised_uri: None,
             cleaner_interval_ms: self.cleaner_interval_ms,
+            ..FileConfig::default()
         });
         Ok(cfg)
     }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::content::PathParams;
-use super::errors::ApiError;
+use super::errors::{unless_deleted, ApiError};
 use super::topics::{blocking, ok};
 use super::AppState;
 
@@ -15,7 +15,11 @@ pub async fn retention(
     PathParams(topic): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let store = state.store().clone();
-    let report = blocking(move || Ok(store.enforce_retention(&topic)?)).await?;
+    let report = blocking(move || {
+        let before = store.topic(&topic)?;
+        store.enforce_retention(&topic).map_err(|e| unless_deleted(e, &topic, deleted(&before)).into())
+    })
+    .await?;
     Ok(ok(&report))
 }
 
@@ -25,6 +29,15 @@ pub async fn compaction(
     PathParams(topic): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let store = state.store().clone();
-    let report = blocking(move || Ok(store.compact(&topic)?)).await?;
+    let report = blocking(move || {
+        let before = store.topic(&topic)?;
+        store.compact(&topic).map_err(|e| unless_deleted(e, &topic, deleted(&before)).into())
+    })
+    .await?;
     Ok(ok(&report))
+}
+
+/// The topic of this handle was deleted (maybe created again since).
+fn deleted(topic: &crate::Topic) -> bool {
+    topic.partitions().iter().any(|p| p.is_deleted())
 }

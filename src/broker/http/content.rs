@@ -53,16 +53,32 @@ pub fn request_format(headers: &HeaderMap) -> Result<Format, ApiError> {
     }
 }
 
-/// The embedded format an `Accept` header asks for, if it names one.
+/// The embedded format an `Accept` header asks for, if it names one: of the media types it lists
+/// that name a format, the one of highest quality (`q`, default 1; `q=0` refuses it), the first
+/// listed on a tie.
 pub fn accept_format(headers: &HeaderMap) -> Option<Format> {
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?.to_ascii_lowercase();
-    if accept.contains("vnd.kafka.binary.") {
-        Some(Format::Binary)
-    } else if accept.contains("vnd.kafka.json.") || accept.contains("application/json") {
-        Some(Format::Json)
-    } else {
-        None
+    let mut best: Option<(f32, Format)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let format = if media.contains("vnd.kafka.binary.") {
+            Format::Binary
+        } else if media.contains("vnd.kafka.json.") || media == "application/json" {
+            Format::Json
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .next()
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)))
+            .unwrap_or(0.0);
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
+        }
     }
+    best.map(|(_, f)| f)
 }
 
 /// Parses a JSON body into `T`; the error names the field that was wrong (`records[3].partition`).
@@ -137,9 +153,10 @@ fn share(body: &Bytes, raw: &str) -> Bytes {
     }
 }
 
-fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: &str) -> Result<Bytes, ApiError> {
-    let bad =
-        |e: serde_json::Error| ApiError::payload(format!("field {field}: binary data must be a base64 string: {e}"));
+fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: impl Fn() -> String) -> Result<Bytes, ApiError> {
+    let bad = |e: serde_json::Error| {
+        ApiError::payload(format!("field {}: binary data must be a base64 string: {e}", field()))
+    };
     match format {
         Format::Json => Ok(share(body, raw.get())),
         Format::Binary => match serde_json::from_str::<&str>(raw.get()) {
@@ -150,11 +167,11 @@ fn embedded(body: &Bytes, raw: &RawValue, format: Format, field: &str) -> Result
     }
 }
 
-fn decode_base64(s: &str, field: &str) -> Result<Bytes, ApiError> {
+fn decode_base64(s: &str, field: impl Fn() -> String) -> Result<Bytes, ApiError> {
     BASE64
         .decode(s.as_bytes())
         .map(Bytes::from)
-        .map_err(|e| ApiError::payload(format!("field {field}: invalid base64: {e}")))
+        .map_err(|e| ApiError::payload(format!("field {}: invalid base64: {e}", field())))
 }
 
 impl ProduceRequest<'_> {
@@ -168,25 +185,33 @@ impl ProduceRequest<'_> {
     ) -> Result<Vec<NewRecord>, ApiError> {
         let mut out = Vec::with_capacity(self.records.len());
         for (i, r) in self.records.into_iter().enumerate() {
-            let key = r.key.map(|k| embedded(body, k, format, &format!("records[{i}].key"))).transpose()?;
-            let value = r.value.map(|v| embedded(body, v, format, &format!("records[{i}].value"))).transpose()?;
-            let mut headers = Vec::with_capacity(r.headers.len());
-            for (j, h) in r.headers.into_iter().enumerate() {
-                let value = match h.value {
-                    Some(v) => decode_base64(&v, &format!("records[{i}].headers[{j}].value"))?,
-                    None => Bytes::new(),
-                };
-                headers.push(Header { key: h.name, value });
-            }
-            if let Some(ts) = r.timestamp {
-                if ts < 0 {
-                    return Err(ApiError::payload(format!("field records[{i}].timestamp: {ts} is negative")));
-                }
-            }
-            out.push(NewRecord { key, value, headers, timestamp: r.timestamp, partition: partition.or(r.partition) });
+            let mut r = convert(body, i, r, format)?;
+            r.partition = partition.or(r.partition);
+            out.push(r);
         }
         Ok(out)
     }
+}
+
+/// Record `i` of a produce body as a record to append (`body` is the bytes it was parsed from:
+/// JSON keys and values share it).
+pub fn convert(body: &Bytes, i: usize, r: ProduceRecord<'_>, format: Format) -> Result<NewRecord, ApiError> {
+    let key = r.key.map(|k| embedded(body, k, format, || format!("records[{i}].key"))).transpose()?;
+    let value = r.value.map(|v| embedded(body, v, format, || format!("records[{i}].value"))).transpose()?;
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (j, h) in r.headers.into_iter().enumerate() {
+        let value = match h.value {
+            Some(v) => decode_base64(&v, || format!("records[{i}].headers[{j}].value"))?,
+            None => Bytes::new(),
+        };
+        headers.push(Header { key: h.name, value });
+    }
+    if let Some(ts) = r.timestamp {
+        if ts < 0 {
+            return Err(ApiError::payload(format!("field records[{i}].timestamp: {ts} is negative")));
+        }
+    }
+    Ok(NewRecord { key, value, headers, timestamp: r.timestamp, partition: r.partition })
 }
 
 /// A key or value rendered in a response.
@@ -211,9 +236,11 @@ fn render<'a>(bytes: &'a Bytes, format: Format, what: &str, offset: u64) -> Resu
         Format::Json => {
             let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| {
                 ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    code::STORAGE,
-                    format!("the {what} at offset {offset} is not JSON ({e}); fetch it with the binary format"),
+                    axum::http::StatusCode::NOT_ACCEPTABLE,
+                    code::RECORD_FORMAT_MISMATCH,
+                    format!(
+                        "the {what} at offset {offset} is not JSON ({e}): fetch it with the binary format, or seek past it"
+                    ),
                 )
             })?;
             Ok(Embedded::Json(raw))
@@ -344,6 +371,26 @@ pub fn partition_id(s: &str) -> Result<u32, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_follows_quality() {
+        let format = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            accept_format(&h)
+        };
+        let (json, binary) = (Some(Format::Json), Some(Format::Binary));
+        assert_eq!(format(CONTENT_TYPE_BINARY), binary);
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0.2, application/vnd.kafka.json.v2+json"), json);
+        assert_eq!(
+            format("application/vnd.kafka.json.v2+json; q=0.5, application/vnd.kafka.binary.v2+json; q=0.9"),
+            binary
+        );
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0, application/json"), json);
+        assert_eq!(format("application/vnd.kafka.binary.v2+json;q=0"), None);
+        assert_eq!(format("application/json, application/vnd.kafka.binary.v2+json"), json);
+        assert_eq!(format("text/html, */*"), None);
+    }
 
     #[test]
     fn bad_field_is_named() {

@@ -24,11 +24,16 @@ pub mod code {
     /// with an empty `windows` list).
     pub const VIEW_KEY_NOT_FOUND: i32 = 40411;
     pub const CONSUMER_FORMAT_MISMATCH: i32 = 40601;
+    /// kappalog's: a record fetched as JSON is not JSON (written in the binary format); the
+    /// message names its offset. The records before it are returned by the fetch before.
+    pub const RECORD_FORMAT_MISMATCH: i32 = 40610;
     pub const TOPIC_EXISTS: i32 = 40901;
     pub const CONSUMER_EXISTS: i32 = 40902;
     pub const ILLEGAL_STATE: i32 = 40903;
     /// kappalog's: a view of that name exists.
     pub const VIEW_EXISTS: i32 = 40910;
+    /// A request body stopped arriving (see `body_read_timeout_ms`).
+    pub const REQUEST_TIMEOUT: i32 = 40800;
     pub const PAYLOAD_TOO_LARGE: i32 = 41300;
     pub const UNSUPPORTED_MEDIA_TYPE: i32 = 41500;
     /// A record breaks a limit (its size, its key on a compacted topic).
@@ -88,9 +93,43 @@ impl ApiError {
     }
 }
 
+/// What an HTTP client is told of an error: never a file system path of the broker (the log line
+/// of a 5xx has the whole error).
+fn public_message(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => format!("I/O error: {source}"),
+        Error::Corrupted { position, detail, .. } => format!("corrupted data at byte {position}: {detail}"),
+        Error::UnsupportedFormat { found, supported, .. } => {
+            format!("data written by format version {found}; this build reads up to version {supported}")
+        }
+        Error::Locked { .. } => "the data directory is locked by another store".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// An error of work on a topic that was deleted meanwhile (its files went from under it) is
+/// that the topic is not found, not a server fault.
+pub(crate) fn unless_deleted(e: Error, topic: &str, deleted: bool) -> Error {
+    let server_side = matches!(
+        e,
+        Error::Io { .. } | Error::Poisoned { .. } | Error::Corrupted { .. } | Error::CleanerSwapPending { .. }
+    );
+    if server_side && deleted {
+        Error::TopicNotFound(topic.to_string())
+    } else {
+        e
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
-        let message = e.to_string();
+        let message = public_message(&e);
+        if matches!(
+            e,
+            Error::Io { .. } | Error::Corrupted { .. } | Error::UnsupportedFormat { .. } | Error::Locked { .. }
+        ) {
+            tracing::error!(error = %e, "storage error");
+        }
         if e.is_disk_full() {
             return ApiError::new(StatusCode::INSUFFICIENT_STORAGE, code::INSUFFICIENT_STORAGE, message);
         }
@@ -137,6 +176,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error_code": self.error_code, "message": self.message });
         let mut resp = (self.status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Retriable: the memory budget was spent, or the store is closing.
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(super::budget::RETRY_AFTER_SECONDS));
+        }
         resp.extensions_mut().insert(ConfluentBody);
         resp
     }

@@ -72,6 +72,12 @@ pub async fn reset_offsets(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ResetBody = parse_body(&body)?;
+    if req.partitions.as_ref().is_some_and(|p| p.is_empty()) {
+        return Err(ApiError::invalid(
+            code::INVALID_REQUEST,
+            "field partitions: an empty list resets nothing; leave it out to reset every partition",
+        ));
+    }
     let value =
         || req.value.ok_or_else(|| ApiError::invalid(code::INVALID_REQUEST, "field value: required by this strategy"));
     let non_negative = |v: i64| {

@@ -44,6 +44,12 @@ pub struct Metrics {
     fetch_bytes: AtomicU64,
     /// Requests being handled now.
     in_flight: AtomicU64,
+    /// Requests refused with a 503 because the memory budget of requests in flight was spent.
+    memory_refused: AtomicU64,
+    /// Connections closed at once because the broker held its maximum.
+    connections_refused: AtomicU64,
+    /// Connections open now.
+    connections_open: AtomicU64,
     /// One produce's append: encode, write, and the fsync under `sync` durability.
     append: Mutex<Histogram>,
     /// (method, route) → latency; (method, route, status class) → count.
@@ -63,6 +69,20 @@ impl Metrics {
     pub fn fetched(&self, records: u64, bytes: u64) {
         self.fetch_records.fetch_add(records, Ordering::Relaxed);
         self.fetch_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn memory_refused(&self) {
+        self.memory_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection opened (`true`) or closed.
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
     fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.latency.lock().entry((method.to_string(), route.to_string())).or_default().observe(seconds);
@@ -92,6 +112,7 @@ pub fn text(state: &AppState) -> String {
     traffic_text(state.metrics(), &mut o);
     durations_text(state.metrics(), &mut o);
     requests_text(state.metrics(), &mut o);
+    limits_text(state, &mut o);
     partitions_text(state, &mut o);
     group_lag_text(state, &mut o);
     views_text(state, &mut o);
@@ -105,6 +126,16 @@ fn traffic_text(m: &Metrics, o: &mut String) {
         ("kappalog_produce_bytes_total", "Value bytes acknowledged to producers.", &m.produce_bytes),
         ("kappalog_fetch_records_total", "Records returned to consumers.", &m.fetch_records),
         ("kappalog_fetch_bytes_total", "Value bytes returned to consumers.", &m.fetch_bytes),
+        (
+            "kappalog_http_requests_memory_refused_total",
+            "Requests answered 503 because the memory budget of requests in flight was spent.",
+            &m.memory_refused,
+        ),
+        (
+            "kappalog_http_connections_refused_total",
+            "Connections closed at once because the broker held its maximum number of connections.",
+            &m.connections_refused,
+        ),
     ];
     for (name, help, v) in counters {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
@@ -113,6 +144,16 @@ fn traffic_text(m: &Metrics, o: &mut String) {
         o,
         "# HELP kappalog_http_requests_in_flight Requests being handled (this one included).\n# TYPE kappalog_http_requests_in_flight gauge\nkappalog_http_requests_in_flight {}",
         m.in_flight.load(Ordering::Relaxed)
+    );
+}
+
+/// Connections open and the memory reserved by requests in flight (the broker's limits).
+fn limits_text(state: &AppState, o: &mut String) {
+    let _ = writeln!(
+        o,
+        "# HELP kappalog_http_connections_open Connections open now.\n# TYPE kappalog_http_connections_open gauge\nkappalog_http_connections_open {}\n# HELP kappalog_http_requests_memory_reserved_bytes Memory reserved by requests in flight.\n# TYPE kappalog_http_requests_memory_reserved_bytes gauge\nkappalog_http_requests_memory_reserved_bytes {}",
+        state.metrics().connections_open.load(Ordering::Relaxed),
+        state.memory().reserved_bytes()
     );
 }
 

@@ -18,6 +18,7 @@ use axum::Router;
 use crate::Store;
 
 mod admin;
+pub mod budget;
 pub mod consumers;
 pub mod content;
 pub mod errors;
@@ -26,6 +27,7 @@ mod groups;
 pub mod metrics;
 pub mod openapi;
 mod produce;
+pub mod produce_body;
 pub mod topic_config;
 mod topics;
 mod views;
@@ -43,6 +45,10 @@ pub const FETCH_RECORDS_MAX: usize = 100_000;
 pub const FETCH_TIMEOUT_MS_DEFAULT: u64 = 1000;
 pub const FETCH_TIMEOUT_MS_MAX: u64 = 60_000;
 
+/// Shortest `consumer.instance.timeout.ms` (and `consumer_instance_timeout_ms` of `serve`): an
+/// instance must outlive the time between its requests.
+pub const CONSUMER_INSTANCE_TIMEOUT_MS_MIN: u64 = 100;
+
 /// Broker settings that the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -55,6 +61,10 @@ pub struct HttpConfig {
     pub advertised_uri: String,
     /// A consumer instance idle longer than this (unless it sets its own) is removed.
     pub consumer_timeout_ms_default: u64,
+    /// The memory budget of all requests in flight (see [`budget`]).
+    pub requests_memory_bytes_max: usize,
+    /// A request body that stops arriving for this long gets a 408.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +75,8 @@ impl Default for HttpConfig {
             auto_create_partitions: 1,
             advertised_uri: "http://127.0.0.1:8082".into(),
             consumer_timeout_ms_default: consumers::CONSUMER_TIMEOUT_MS_DEFAULT,
+            requests_memory_bytes_max: budget::REQUESTS_MEMORY_BYTES_DEFAULT,
+            body_read_timeout_ms: budget::BODY_READ_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -82,6 +94,7 @@ struct StateInner {
     consumers: consumers::Registry,
     views: crate::stream::Views,
     metrics: metrics::Metrics,
+    memory: budget::MemoryBudget,
     /// Set when the server begins shutting down: long-polls return at once.
     draining: tokio::sync::watch::Sender<bool>,
 }
@@ -93,6 +106,7 @@ impl AppState {
     pub fn new(store: Store, config: HttpConfig) -> crate::Result<AppState> {
         let coordinator = crate::groups::GroupCoordinator::open(&store)?;
         let views = crate::stream::Views::open(&store, crate::stream::ViewsConfig::default())?;
+        let memory = budget::MemoryBudget::new(config.requests_memory_bytes_max);
         Ok(AppState {
             inner: Arc::new(StateInner {
                 consumers: consumers::Registry::new(store.clone(), coordinator),
@@ -100,6 +114,7 @@ impl AppState {
                 store,
                 config,
                 metrics: metrics::Metrics::default(),
+                memory,
                 draining: tokio::sync::watch::channel(false).0,
             }),
         })
@@ -118,6 +133,9 @@ impl AppState {
     }
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+    pub fn memory(&self) -> &budget::MemoryBudget {
+        &self.inner.memory
     }
 
     /// Starts draining: long-polls in flight return now (with what they have), so that a graceful
@@ -232,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .route("/views/{name}/rebuild", post(views::rebuild))
         .fallback(|| async { ApiError::not_found(errors::code::NOT_FOUND, "no such route: see GET /openapi.json") })
         .layer(axum::middleware::map_response(errors::confluent_fallback))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), budget::bounded_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -5,28 +5,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::Serialize;
 
-use super::content::{parse_body_borrowed, partition_id, request_format, PathParams, ProduceRequest};
-use super::errors::ApiError;
-use super::topics::ok;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+
+use super::content::{convert, partition_id, request_format, PathParams};
+use super::errors::{unless_deleted, ApiError, CONTENT_TYPE_V2};
+use super::produce_body::{for_each_record, OffsetsBody};
+use super::topics::blocking;
 use super::AppState;
+use crate::topic_append::TopicAppend;
 use crate::{Error, Topic, TopicConfig};
-
-#[derive(Debug, Serialize)]
-struct OffsetOut {
-    partition: u32,
-    offset: u64,
-    error_code: Option<i32>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ProduceResponse {
-    key_schema_id: Option<u32>,
-    value_schema_id: Option<u32>,
-    offsets: Vec<OffsetOut>,
-}
 
 pub async fn to_topic(
     State(state): State<AppState>,
@@ -75,24 +64,40 @@ async fn produce(
 ) -> Result<Response, ApiError> {
     super::topics::refuse_internal(&topic)?;
     let format = request_format(&headers)?;
-    let req: ProduceRequest = parse_body_borrowed(&body)?;
-    if req.records.is_empty() {
-        return Err(ApiError::payload("field records: at least one record is needed"));
+    if state.store().topic(&topic).is_err() {
+        // Check the body before a missing topic is reported or created: a bad body is a 422.
+        let body = body.clone();
+        blocking(move || {
+            for_each_record(&body, |i, r| convert(&body, i, r, format).map(drop))?;
+            Ok(())
+        })
+        .await?;
     }
-    let records = req.into_records(&body, format, partition)?;
     let t = topic_for_produce(&state, &topic).await?;
     if let Some(p) = partition {
         t.partition(p)?;
     }
-    let bytes: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum();
-    let count = records.len() as u64;
     let started = std::time::Instant::now();
-    let placed = t.append_async(records).await?;
+    let (placed, bytes) = blocking(move || {
+        let mut append = TopicAppend::new(&t);
+        let mut bytes = 0u64;
+        for_each_record(&body, |i, r| {
+            let r = convert(&body, i, r, format)?;
+            bytes += r.value.as_ref().map_or(0, |v| v.len()) as u64;
+            append.push(r.key.as_deref(), r.value.as_deref(), &r.headers, r.timestamp, partition.or(r.partition))?;
+            Ok(())
+        })?;
+        debug_assert!(append.count() > 0);
+        let placed = append.commit().map_err(|e| {
+            let deleted = t.partitions().iter().any(|p| p.is_deleted());
+            unless_deleted(e, t.name(), deleted)
+        })?;
+        Ok((placed, bytes))
+    })
+    .await?;
     state.metrics().appended(started.elapsed().as_secs_f64());
-    state.metrics().produced(count, bytes);
-    let offsets = placed
-        .iter()
-        .map(|m| OffsetOut { partition: m.partition, offset: m.offset, error_code: None, error: None })
-        .collect();
-    Ok(ok(&ProduceResponse { key_schema_id: None, value_schema_id: None, offsets }))
+    state.metrics().produced(placed.count() as u64, bytes);
+    let mut response = axum::body::Body::from_stream(OffsetsBody::new(placed.into_iter())).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
+    Ok(response)
 }

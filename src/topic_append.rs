@@ -1,0 +1,165 @@
+//! An append to a topic built record by record (the HTTP produce path): each record is placed and
+//! encoded into its partition's batch as it is parsed, so that the request's memory stays about
+//! its body plus the encoded batches, whatever the number of records. Same semantics as
+//! [`Topic::append`]: one batch per partition, every batch checked before any is written,
+//! acknowledged once durable.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::config::PARTITIONS_MAX;
+use crate::error::{Error, Result};
+use crate::log::builder::BatchBuilder;
+use crate::log::{Header, Partition};
+use crate::partitioner::partition_for_key;
+use crate::{Durability, Topic};
+
+// A record's partition is kept in two bytes.
+const _: () = assert!(PARTITIONS_MAX <= u16::MAX as u32 + 1);
+
+/// An append being built; [`commit`](Self::commit) writes it.
+#[derive(Debug)]
+pub(crate) struct TopicAppend {
+    parts: Arc<Vec<Partition>>,
+    sticky: u32,
+    /// One per partition, made when a record first goes there.
+    builders: Vec<Option<BatchBuilder>>,
+    /// The partition of every record, in order (only for topics of more than one partition).
+    placement: Vec<u16>,
+    count: usize,
+}
+
+/// Where the records of a committed append went.
+#[derive(Debug)]
+pub(crate) struct Placed {
+    /// The base offset of each partition's batch (`u64::MAX`: no batch).
+    bases: Vec<u64>,
+    placement: Vec<u16>,
+    count: usize,
+}
+
+impl TopicAppend {
+    pub(crate) fn new(topic: &Topic) -> TopicAppend {
+        let parts = topic.partitions();
+        let count = parts.len() as u32;
+        let sticky = topic.inner.sticky.fetch_add(1, Ordering::Relaxed) % count.max(1);
+        let builders = (0..parts.len()).map(|_| None).collect();
+        TopicAppend { parts, sticky, builders, placement: Vec::new(), count: 0 }
+    }
+
+    /// Records pushed so far.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Places and encodes one record: an explicit `partition`, else by key (murmur2, as Kafka),
+    /// else the sticky partition of this append.
+    pub(crate) fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        timestamp: Option<i64>,
+        partition: Option<u32>,
+    ) -> Result<()> {
+        let count = self.parts.len() as u32;
+        let p = match (partition, key) {
+            (Some(p), _) if p < count => p,
+            (Some(p), _) => {
+                let topic = self.parts.first().map_or_else(String::new, |p| p.topic().to_string());
+                return Err(Error::PartitionNotFound { topic, partition: p, count });
+            }
+            (None, Some(k)) => partition_for_key(k, count),
+            (None, None) => self.sticky,
+        };
+        let builder = self.builders[p as usize].get_or_insert_with(|| BatchBuilder::new(&self.parts[p as usize]));
+        builder.push(self.count, key, value, headers, timestamp)?;
+        if count > 1 {
+            self.placement.push(p as u16);
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes every partition's batch and waits until all are durable under the topic's
+    /// durability. Blocking.
+    pub(crate) fn commit(self) -> Result<Placed> {
+        if self.count == 0 {
+            return Err(Error::InvalidRecord("an append needs at least one record".into()));
+        }
+        let mut prepared = Vec::new();
+        for (p, b) in self.builders.into_iter().enumerate() {
+            if let Some(b) = b {
+                prepared.push((p, b.finish()?));
+            }
+        }
+        let mut bases = vec![u64::MAX; self.parts.len()];
+        let (mut pending, mut failed) = (Vec::with_capacity(prepared.len()), None);
+        for (p, batch) in prepared {
+            let part = &self.parts[p];
+            match part.write_prepared(batch) {
+                Ok((appended, end, durability)) => {
+                    bases[p] = appended.base_offset;
+                    pending.push((part, end, durability));
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // As in `Topic::append`: batches written to other partitions are synced even when a later
+        // one failed, so that they do not wait, unacknowledged, for that partition's next append.
+        for (part, end, durability) in pending {
+            if durability == Durability::Sync {
+                let synced = part.sync_through(end);
+                if failed.is_none() {
+                    synced?;
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Placed { bases, placement: self.placement, count: self.count }),
+        }
+    }
+}
+
+impl Placed {
+    /// Records appended.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// (partition, offset) of every record of a [`Placed`], in the order pushed.
+#[derive(Debug)]
+pub(crate) struct PlacedOffsets {
+    next: Vec<u64>,
+    placement: Vec<u16>,
+    at: usize,
+    count: usize,
+}
+
+impl IntoIterator for Placed {
+    type Item = (u32, u64);
+    type IntoIter = PlacedOffsets;
+    fn into_iter(self) -> PlacedOffsets {
+        PlacedOffsets { next: self.bases, placement: self.placement, at: 0, count: self.count }
+    }
+}
+
+impl Iterator for PlacedOffsets {
+    type Item = (u32, u64);
+    fn next(&mut self) -> Option<(u32, u64)> {
+        if self.at == self.count {
+            return None;
+        }
+        // One partition: no placement kept.
+        let p = self.placement.get(self.at).copied().unwrap_or(0) as u32;
+        self.at += 1;
+        let offset = self.next[p as usize];
+        self.next[p as usize] += 1;
+        Some((p, offset))
+    }
+}

@@ -3,7 +3,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod buffers;
-mod commit;
+pub(crate) mod commit;
 pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;

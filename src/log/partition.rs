@@ -1,14 +1,13 @@
 //! A partition: an ordered list of segments, one writer, many readers, group-committed fsyncs.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
-use super::commit::{finish_all, After, CommitQueue, Done, ThreadWaiter, Waiter};
+use super::commit::CommitHandle;
 use super::io;
 use super::record::{self, NewRecord, Record, RecordFields};
 use super::segment::{self, Flow, IndexCursor, ReadBatch, Segment, SegmentFiles, TIMESTAMP_NONE};
@@ -38,11 +37,15 @@ pub(crate) struct PreparedBatch {
     now: i64,
 }
 
-#[cfg(test)]
 impl PreparedBatch {
-    /// A batch that is only queued, never written (the commit queue's tests).
-    pub(crate) fn empty_for_tests() -> PreparedBatch {
-        PreparedBatch { buf: Vec::new(), body_crc: crc32fast::Hasher::new(), cfg: TopicConfig::default(), now: 0 }
+    /// Its encoded size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether it must be durable before its append returns.
+    pub(crate) fn is_sync(&self) -> bool {
+        self.cfg.durability == Durability::Sync
     }
 }
 
@@ -104,8 +107,10 @@ struct Inner {
     high_watermark_tx: tokio::sync::watch::Sender<u64>,
     sync: Mutex<SyncState>,
     synced: Condvar,
-    /// `sync` appends waiting for a group commit (see `commit.rs`).
-    commits: CommitQueue,
+    /// The store's group commit, which every `sync` append goes through (see `commit.rs`).
+    committer: CommitHandle,
+    /// `sync` appends of this partition queued there and not yet taken.
+    queued: AtomicUsize,
     poisoned: AtomicBool,
     deleted: AtomicBool,
     closed: AtomicBool,
@@ -170,6 +175,13 @@ struct SyncState {
     syncing: bool,
 }
 
+/// What a partition shares with the rest of its store.
+pub(crate) struct StoreContext {
+    pub clock: Arc<dyn Clock>,
+    pub faults: Option<Arc<FaultInjector>>,
+    pub committer: CommitHandle,
+}
+
 /// What a partition is, seen from outside (for describe, metrics and maintenance).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionStats {
@@ -197,10 +209,10 @@ impl Partition {
         id: u32,
         dir: PathBuf,
         config: Arc<RwLock<TopicConfig>>,
-        clock: Arc<dyn Clock>,
-        faults: Option<Arc<FaultInjector>>,
+        store: StoreContext,
         clean: bool,
     ) -> Result<Partition> {
+        let StoreContext { clock, faults, committer } = store;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // Finish or discard a compaction swap that a crash interrupted, before listing segments.
         crate::cleaner::recover_swap(&dir)?;
@@ -285,7 +297,8 @@ impl Partition {
                 high_watermark_tx,
                 sync: Mutex::new(SyncState { durable: next_offset, syncing: false }),
                 synced: Condvar::new(),
-                commits: CommitQueue::default(),
+                committer,
+                queued: AtomicUsize::new(0),
                 poisoned: AtomicBool::new(false),
                 deleted: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -406,11 +419,12 @@ impl Partition {
         Ok(())
     }
 
-    fn poisoned_error(&self) -> Error {
+    pub(crate) fn poisoned_error(&self) -> Error {
         Error::Poisoned { topic: self.inner.topic.to_string(), partition: self.inner.id }
     }
 
-    fn poison(&self, why: &Error) {
+    /// Poisons the partition (logging `why` once) and wakes every thread waiting for an fsync.
+    pub(crate) fn poison(&self, why: &dyn std::fmt::Display) {
         if !self.inner.poisoned.swap(true, Ordering::AcqRel) {
             tracing::error!(topic = %self.inner.topic, partition = self.inner.id, error = %why, "partition poisoned");
         }
@@ -431,33 +445,36 @@ impl Partition {
     /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
     pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
         let prepared = self.prepare(records)?;
-        if prepared.cfg.durability != Durability::Sync {
+        if !prepared.is_sync() {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
-        let waiter = ThreadWaiter::new();
-        if self.inner.commits.enqueue(prepared, Waiter::Thread(Arc::clone(&waiter))) {
-            self.lead();
-        }
-        waiter.wait()
+        self.inner.committer.enqueue_blocking(self, prepared)?.wait()
     }
 
     /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
-    /// `sync` it joins the group commit queue and the task awaits its result (a leader runs on
-    /// tokio's blocking pool); otherwise it is written on the blocking pool.
+    /// `sync` it joins the group commit and the task awaits its result; otherwise it is written on
+    /// tokio's blocking pool.
     pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
         let prepared = self.prepare(&records)?;
         drop(records);
+        if !prepared.is_sync() {
+            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue(self, prepared).await?.wait().await
+    }
+
+    /// Writes a batch that is not `sync` on tokio's blocking pool. A panic there poisons the
+    /// partition; a pool that shuts down before running it gives `Error::Closed`.
+    pub(crate) async fn write_prepared_async(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
         let p = self.clone();
-        if prepared.cfg.durability != Durability::Sync {
-            let written = tokio::task::spawn_blocking(move || p.write_prepared(prepared));
-            return written.await.expect("append does not panic").map(|(appended, _, _)| appended);
+        match tokio::task::spawn_blocking(move || p.write_prepared(prepared)).await {
+            Ok(written) => written,
+            Err(e) if e.is_panic() => {
+                self.poison(&format_args!("a write panicked: {e}"));
+                Err(self.poisoned_error())
+            }
+            Err(_) => Err(Error::Closed),
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Handle::current();
-        if self.inner.commits.enqueue(prepared, Waiter::Task { tx, runtime: runtime.clone() }) {
-            runtime.spawn_blocking(move || p.lead_pool());
-        }
-        rx.await.expect("the group commit leader does not panic")
     }
 
     /// The offset after the last record written (Kafka's log end offset): ahead of the high
@@ -468,110 +485,25 @@ impl Partition {
 
     /// `sync` appends queued for the next group commit: prepared, not yet written (a gauge).
     pub fn queued_appends(&self) -> usize {
-        self.inner.commits.len()
+        self.inner.queued.load(Ordering::Acquire)
     }
 
-    /// An appending thread leads one group, then hands the lead to a committer thread or a pool
-    /// leader if appenders queued meanwhile, and wakes its group (see `commit.rs`).
-    fn lead(&self) {
-        let done = self.commit_group(true);
-        let lead_here = match self.inner.commits.after_group() {
-            After::Stop => false,
-            After::StartCommitter => {
-                let p = self.clone();
-                let spawned = self.spawn("kappalog-commit", move || p.lead_threads());
-                // Still correct, only slower: this thread keeps the lead while appenders come.
-                spawned
-                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start a group commit thread; the appending thread leads"))
-                    .is_err()
-            }
-            After::StartPoolLeader(runtime) => {
-                let p = self.clone();
-                runtime.spawn_blocking(move || p.lead_pool());
-                false
-            }
+    /// The group commit queued (`1`) or took (`-1`) one of this partition's batches.
+    pub(crate) fn queued_changed(&self, delta: isize) {
+        match delta >= 0 {
+            true => self.inner.queued.fetch_add(delta as usize, Ordering::AcqRel),
+            false => self.inner.queued.fetch_sub(delta.unsigned_abs(), Ordering::AcqRel),
         };
-        finish_all(done);
-        if lead_here {
-            self.lead_pool();
-        }
     }
 
-    /// A blocking-pool thread leads groups for tasks until no appender comes back in time.
-    fn lead_pool(&self) {
-        loop {
-            finish_all(self.commit_group(true));
-            if !self.inner.commits.keep_leading() {
-                return;
-            }
-        }
+    /// Whether `other` is a handle to the same partition.
+    pub(crate) fn same(&self, other: &Partition) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// A committer thread leads groups until no appender comes back in time, like
-    /// [`lead_pool`](Self::lead_pool), but hands each group's wake-ups to a waker thread and goes
-    /// straight on to the next group (see `commit.rs`). Without a waker thread it wakes them itself.
-    fn lead_threads(&self) {
-        let (tx, rx) = std::sync::mpsc::channel::<Done>();
-        let waker = self.spawn("kappalog-wake", move || rx.into_iter().for_each(finish_all));
-        if let Err(e) = &waker {
-            tracing::debug!(error = %e, "cannot start a waker thread; the committer wakes appenders itself");
-        }
-        loop {
-            let done = self.commit_group(false);
-            // The waker drains the channel before it exits (when `tx` drops), so a send fails only
-            // if it never started: then the group is woken here.
-            if let Err(back) = tx.send(done) {
-                finish_all(back.0);
-            }
-            if !self.inner.commits.keep_leading() {
-                return;
-            }
-        }
-    }
-
-    /// Starts a thread of the group commit (the fault injector may make it fail, for tests).
-    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
-        self.faults().map_or(Ok(()), |faults| faults.before_spawn(name))?;
-        std::thread::Builder::new().name(name.into()).spawn(f)
-    }
-
-    /// Writes every queued `sync` batch (after gathering, if `gather`: see `CommitQueue::take`) and
-    /// fsyncs once; the result of each.
-    fn commit_group(&self, gather: bool) -> Done {
-        let (batches, waiters): (Vec<_>, Vec<_>) =
-            self.inner.commits.take(gather).into_iter().map(|q| (q.batch, q.waiter)).unzip();
-        let mut end = None;
-        let written: Vec<Result<Appended>> = self
-            .write_group(batches)
-            .into_iter()
-            .map(|r| {
-                r.map(|(appended, e, _)| {
-                    end = Some(e);
-                    appended
-                })
-            })
-            .collect();
-        // A failed fsync poisons the partition: no append of the group is durable.
-        let mut sync_error = end
-            .map_or(Ok(()), |e| {
-                let started = Instant::now();
-                let synced = self.sync_through(e);
-                self.inner.commits.record_sync_time(started.elapsed());
-                synced
-            })
-            .err();
-        let synced = sync_error.is_none();
-        waiters
-            .into_iter()
-            .zip(written)
-            .map(|(waiter, written)| {
-                let result = written.and_then(|a| match synced {
-                    true => Ok(a),
-                    false => Err(sync_error.take().unwrap_or_else(|| self.poisoned_error())),
-                });
-                (waiter, result)
-            })
-            .collect()
+    /// The store's group commit.
+    pub(crate) fn committer(&self) -> &CommitHandle {
+        &self.inner.committer
     }
 
     /// Validates `records` against the topic's limits and encodes them as one batch, writing
@@ -879,11 +811,14 @@ impl Partition {
             }
             st.syncing = true;
             drop(st);
+            // A panic in the fsync must not leave `syncing` set: every later flush would wait forever.
+            let guard = SyncingGuard(self);
             let (file, path, target) = {
                 let w = self.inner.writer.lock();
                 (Arc::clone(&w.files.log), w.segment.log_path.clone(), w.next_offset)
             };
             let result = io::sync_data(&file, &path, self.inner.faults.as_deref());
+            std::mem::forget(guard);
             if let Err(e) = &result {
                 self.poison(e);
             }
@@ -1028,6 +963,21 @@ impl Partition {
     pub async fn wait_for_data(&self, offset: u64) {
         let mut rx = self.inner.high_watermark_tx.subscribe();
         let _ = rx.wait_for(|hw| *hw > offset).await;
+    }
+}
+
+/// Set while a thread fsyncs in [`Partition::sync_through`]; dropped there only by a panic, when it
+/// poisons the partition and lets the threads waiting for that fsync go (with `Error::Poisoned`).
+struct SyncingGuard<'a>(&'a Partition);
+
+impl Drop for SyncingGuard<'_> {
+    fn drop(&mut self) {
+        let p = self.0;
+        if !p.inner.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(topic = %p.inner.topic, partition = p.inner.id, "an fsync panicked: partition poisoned");
+        }
+        p.inner.sync.lock().syncing = false;
+        p.inner.synced.notify_all();
     }
 }
 

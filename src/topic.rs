@@ -1,13 +1,12 @@
 //! A topic: N partitions under one config, and the partitioner that spreads appends over them.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::config::TopicConfig;
+use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
 use crate::log::commit::{CommitHandle, Pending, PendingAsync};
 use crate::log::partition::PreparedBatch;
@@ -44,8 +43,8 @@ pub(crate) struct TopicInner {
     pub dir: PathBuf,
     pub config: Arc<RwLock<TopicConfig>>,
     pub partitions: RwLock<Arc<Vec<Partition>>>,
-    /// Keyless records of one append stick to one partition; the next append takes the next one.
-    pub sticky: AtomicU32,
+    /// Where keyless records go (see [`Topic::sticky_partition`]).
+    pub sticky: Mutex<Sticky>,
     /// The store's group commit.
     pub committer: CommitHandle,
 }
@@ -174,10 +173,33 @@ impl Topic {
         Ok(Some(plan))
     }
 
-    /// The partition for keyless records of the next append: the next one for each append.
+    /// The partition for the keyless records of an append. Under `sync` durability every append
+    /// that queues for the same group-commit round takes the same partition, and the next round
+    /// the next one (as Kafka's sticky partitioner keeps keyless records on one partition until
+    /// its batch is sent): concurrent appenders then share one partition's fsync per round instead
+    /// of each partition fsyncing. One appender alone, whose every append is a round of its own,
+    /// goes round-robin, as every appender does under the other durabilities.
     fn sticky_partition(&self, count: u32) -> u32 {
-        self.inner.sticky.fetch_add(1, Ordering::Relaxed) % count
+        let round = match self.inner.config.read().durability {
+            Durability::Sync => Some(self.inner.committer.rounds()),
+            _ => None,
+        };
+        let mut sticky = self.inner.sticky.lock();
+        if round.is_none() || sticky.round != round {
+            sticky.round = round;
+            sticky.partition = sticky.next;
+            sticky.next = sticky.next.wrapping_add(1);
+        }
+        sticky.partition % count
     }
+}
+
+/// Where keyless records go: `partition` for appends of group-commit round `round`.
+#[derive(Debug, Default)]
+pub(crate) struct Sticky {
+    round: Option<u64>,
+    partition: u32,
+    next: u32,
 }
 
 /// An append's batches, one per partition, and where each record is in them.

@@ -20,7 +20,7 @@
 //! thread died) gets `Error::Poisoned` too, and its partition is poisoned: nobody waits forever.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
 
@@ -62,6 +62,8 @@ struct Shared {
     room: Condvar,
     /// Tasks wait here for room in the queue.
     room_async: tokio::sync::Notify,
+    /// Rounds taken so far.
+    rounds: AtomicU64,
     batches_max: usize,
     bytes_max: usize,
     faults: Option<Arc<FaultInjector>>,
@@ -71,8 +73,6 @@ struct Shared {
 struct State {
     queued: Vec<Queued>,
     bytes: usize,
-    /// Rounds taken so far.
-    rounds: u64,
     /// The store is closing: the committer finishes the queue and exits; nothing more is queued.
     stopping: bool,
 }
@@ -178,6 +178,7 @@ impl Committer {
             work: Condvar::new(),
             room: Condvar::new(),
             room_async: tokio::sync::Notify::new(),
+            rounds: AtomicU64::new(0),
             batches_max,
             bytes_max,
             faults,
@@ -215,6 +216,12 @@ impl Drop for Committer {
 }
 
 impl CommitHandle {
+    /// Rounds the committer has taken so far: appends queued while this number stays the same go
+    /// into the same round (see `Topic`'s sticky partition).
+    pub fn rounds(&self) -> u64 {
+        self.shared.rounds.load(Ordering::Acquire)
+    }
+
     /// Queues `batch` for `partition`, waiting for room while the queue is full.
     pub fn enqueue_blocking(&self, partition: &Partition, batch: PreparedBatch) -> Result<Pending> {
         let waiter = Arc::new(ThreadWaiter {
@@ -285,7 +292,7 @@ impl Shared {
                 if st.queued.is_empty() {
                     return;
                 }
-                st.rounds += 1;
+                self.rounds.fetch_add(1, Ordering::AcqRel);
                 st.bytes = 0;
                 std::mem::take(&mut st.queued)
             };

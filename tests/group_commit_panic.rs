@@ -24,7 +24,7 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
     let other = store.create_topic("u", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("before")]).unwrap();
 
-    // A round holds its fsync while every other appender queues behind it; the next round panics.
+    // A round holds its fsync; the next one to write this partition panics.
     faults.pause_syncs();
     let resume = ResumeSyncs(Arc::clone(&faults));
     let syncs0 = faults.syncs();
@@ -33,6 +33,7 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
         std::thread::spawn(move || p.append(&[NewRecord::new("first")]))
     };
     wait_until("the first round's fsync in flight", || faults.syncs() == syncs0 + 1);
+    faults.panic_in_commit_after(1);
     let threads: Vec<_> = (0..THREADS)
         .map(|i| {
             let p = p.clone();
@@ -45,11 +46,7 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
             runtime.spawn(async move { p.append_async(vec![NewRecord::new(format!("task {i}"))]).await })
         })
         .collect();
-    wait_until("every other append queued", || p.queued_appends() == THREADS + TASKS);
-    faults.panic_in_commit_after(1);
-    drop(resume);
-
-    assert_eq!(first.join().unwrap().unwrap().base_offset, 1, "the round before the panic is acknowledged");
+    // Answered while the first round's fsync is still held: a failure waits for no fsync.
     wait_until("every queued thread answered", || threads.iter().all(|t| t.is_finished()));
     for t in threads {
         let got = t.join().unwrap();
@@ -59,6 +56,8 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
         let got = runtime.block_on(async { tokio::time::timeout(WAIT_MAX, t).await }).expect("answered").unwrap();
         assert!(matches!(got, Err(Error::Poisoned { .. })), "{got:?}");
     }
+    drop(resume);
+    assert_eq!(first.join().unwrap().unwrap().base_offset, 1, "the round before the panic is durable: acknowledged");
     assert!(p.is_poisoned());
     assert_eq!(p.high_watermark(), 2, "nothing of the panicked round is visible");
     assert!(matches!(p.append(&[NewRecord::new("later")]), Err(Error::Poisoned { .. })));
@@ -84,46 +83,20 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
     assert_eq!(p.append(&[NewRecord::new("after reopen")]).unwrap().base_offset, 2, "a reopen clears the poison");
 }
 
-/// Topic appends, blocking and async (the broker's produce), go through the same group commit:
-/// while a round holds its fsync they queue, and one more round commits them.
+/// Topic appends, blocking and async (the broker's produce), go through the same group commit: a
+/// panic there fails them too.
 #[test]
-fn topic_appends_queue_for_the_group_commit() {
+fn topic_appends_go_through_the_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = store_with_faults(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
     let topic = store.create_topic("t", 2, config).unwrap();
-    let p0 = topic.partition(0).unwrap();
-    faults.pause_syncs();
-    let resume = ResumeSyncs(Arc::clone(&faults));
-    let syncs0 = faults.syncs();
-    let first = {
-        let p0 = p0.clone();
-        std::thread::spawn(move || p0.append(&[NewRecord::new("first")]).unwrap())
-    };
-    wait_until("the first round's fsync in flight", || faults.syncs() == syncs0 + 1);
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|i| {
-            let topic = topic.clone();
-            runtime
-                .spawn(async move { topic.append_async(vec![NewRecord::new(format!("{i}")).with_partition(0)]).await })
-        })
-        .collect();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let topic = topic.clone();
-            std::thread::spawn(move || topic.append(vec![NewRecord::new(format!("{i}")).with_partition(0)]))
-        })
-        .collect();
-    wait_until("every topic append queued", || p0.queued_appends() == TASKS + THREADS);
-    assert_eq!(p0.log_end_offset(), 1, "queued, not written");
-    drop(resume);
-    first.join().unwrap();
-    let mut offsets: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap().unwrap()[0].offset).collect();
-    for t in tasks {
-        offsets.push(runtime.block_on(t).unwrap().unwrap()[0].offset);
-    }
-    offsets.sort_unstable();
-    assert_eq!(offsets, (1..=(TASKS + THREADS) as u64).collect::<Vec<_>>());
-    assert_eq!(faults.syncs(), syncs0 + 2, "the queued appends shared one fsync");
+    faults.panic_in_commit_after(1);
+    let got = topic.append(vec![NewRecord::new("a").with_partition(0)]);
+    assert!(matches!(got, Err(Error::Poisoned { partition: 0, .. })), "{got:?}");
+    faults.panic_in_commit_after(1);
+    let got = runtime.block_on(topic.append_async(vec![NewRecord::new("b").with_partition(1)]));
+    assert!(matches!(got, Err(Error::Poisoned { partition: 1, .. })), "{got:?}");
+    assert!(topic.partitions().iter().all(|p| p.is_poisoned() && p.high_watermark() == 0));
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{store_with_faults, wait_until, ResumeSyncs};
+use common::{store_with_faults, wait_until, Committers, ResumeSyncs};
 use kappalog::{Durability, NewRecord, TopicConfig};
 
 const PARTITIONS: u32 = 4;
@@ -32,14 +32,11 @@ fn appends_of_one_round_share_a_partition() {
     let (store, faults) = store_with_faults(dir.path());
     let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
     let topic = store.create_topic("t", PARTITIONS, config).unwrap();
-    let held = store.create_topic("held", 1, TopicConfig { durability: Durability::Sync, ..TopicConfig::default() });
-    let held = held.unwrap().partition(0).unwrap();
-    // A round holds its fsync: every append meanwhile queues for the next round.
+    // Every committer thread holds a round in its fsync: every append meanwhile queues.
     faults.pause_syncs();
     let resume = ResumeSyncs(Arc::clone(&faults));
+    let held = Committers::occupy(&store, &faults);
     let syncs0 = faults.syncs();
-    let first = std::thread::spawn(move || held.append(&[NewRecord::new("held")]).unwrap());
-    wait_until("a round in its fsync", || faults.syncs() == syncs0 + 1);
     let appenders: Vec<_> = (0..12)
         .map(|i| {
             let topic = topic.clone();
@@ -49,10 +46,10 @@ fn appends_of_one_round_share_a_partition() {
     let queued = || topic.partitions().iter().map(|p| p.queued_appends()).sum::<usize>();
     wait_until("every append queued", || queued() == 12);
     drop(resume);
-    first.join().unwrap();
+    held.join();
     let went: BTreeSet<u32> = appenders.into_iter().map(|a| a.join().unwrap()).collect();
     assert_eq!(went.len(), 1, "one partition for the round: {went:?}");
-    assert_eq!(faults.syncs(), syncs0 + 2, "one fsync for the twelve");
+    assert_eq!(faults.syncs(), syncs0 + 1, "one fsync for the twelve");
     let next = topic.append(vec![NewRecord::new("next")]).unwrap()[0].partition;
     assert!(!went.contains(&next), "the next round takes the next partition");
 }

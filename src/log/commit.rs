@@ -1,14 +1,20 @@
-//! Group commit of `sync` appends: one committer thread per store writes and fsyncs for everyone.
+//! Group commit of `sync` appends: the store's committer threads write and fsync for everyone.
 //!
 //! Every `sync` append (a thread's [`Partition::append`](super::Partition::append), a task's
 //! [`Partition::append_async`](super::Partition::append_async), a topic's appends and the broker's
 //! produce requests) validates and encodes its batch on the caller's thread or task, then queues it
-//! on the store's [`Committer`] and waits: a thread parks, a task awaits a oneshot channel. The
+//! on the store's [`Committer`] and waits: a thread parks, a task awaits a oneshot channel. A
 //! committer thread repeats one **round**: it takes everything queued, writes each partition's
 //! batches with one `write()`, fsyncs every partition it wrote once, and hands each appender its
-//! result. Appends that queue while a round runs go together into the next one, so concurrent
+//! result. Appends that queue while a round runs go together into a later one, so concurrent
 //! appenders share fsyncs, also across partitions and topics, and no caller ever leads: a tokio
 //! worker never blocks on a write or an fsync.
+//!
+//! The [`COMMIT_THREADS`] threads take turns at taking and writing a round (one at a time, so that
+//! batches are written in the order they queued) and fsync it after their turn: while one round's
+//! fsync runs, the next round is written and fsynced. Rounds on different partitions' files
+//! overlap their fsyncs; on one file, `Partition::sync_through` has them take turns (the later
+//! one's fsync covers what both wrote when it can).
 //!
 //! The queue is bounded ([`COMMIT_QUEUE_BATCHES_MAX`], [`COMMIT_QUEUE_BYTES_MAX`]): when it is full,
 //! appenders wait for room (a thread on a condition variable, a task on a notification) until the
@@ -37,14 +43,18 @@ pub const COMMIT_QUEUE_BATCHES_MAX: usize = 4096;
 /// let into an empty queue, whatever its size, up to `BATCH_BYTES_MAX`).
 pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Committer threads per store: while one fsyncs its round, the next writes and fsyncs the next
+/// (rounds on other partitions' files overlap their fsyncs; on one file they take turns).
+pub const COMMIT_THREADS: usize = 4;
+
 const _: () = assert!(COMMIT_QUEUE_BYTES_MAX >= crate::config::BATCH_BYTES_MAX as usize);
 
-/// The store's group committer: owns the committer thread; stopping it (or dropping it) lets the
-/// thread finish what is queued and exit.
+/// The store's group committer: owns the committer threads; stopping it (or dropping it) lets the
+/// threads finish what is queued and exit.
 #[derive(Debug)]
 pub(crate) struct Committer {
     handle: CommitHandle,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What partitions and topics hold of the committer: a way to queue batches. Cheap to clone.
@@ -58,6 +68,8 @@ struct Shared {
     state: Mutex<State>,
     /// The committer waits here for batches.
     work: Condvar,
+    /// Held by the committer thread whose turn it is to take and write a round.
+    writing: Mutex<()>,
     /// Threads wait here for room in the queue.
     room: Condvar,
     /// Tasks wait here for room in the queue.
@@ -165,17 +177,19 @@ impl PendingAsync {
 impl Committer {
     /// Starts the committer thread of a store.
     pub fn start(faults: Option<Arc<FaultInjector>>) -> Result<Committer> {
-        Self::start_with_limits(faults, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
+        Self::start_with_limits(faults, COMMIT_THREADS, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
     }
 
     fn start_with_limits(
         faults: Option<Arc<FaultInjector>>,
+        threads: usize,
         batches_max: usize,
         bytes_max: usize,
     ) -> Result<Committer> {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             work: Condvar::new(),
+            writing: Mutex::new(()),
             room: Condvar::new(),
             room_async: tokio::sync::Notify::new(),
             rounds: AtomicU64::new(0),
@@ -183,12 +197,16 @@ impl Committer {
             bytes_max,
             faults,
         });
-        let run = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("kappalog-commit".into())
-            .spawn(move || run.run())
-            .map_err(|e| Error::io("kappalog-commit", e))?;
-        Ok(Committer { handle: CommitHandle { shared }, thread: Mutex::new(Some(thread)) })
+        let committer = Committer { handle: CommitHandle { shared }, threads: Mutex::new(Vec::new()) };
+        for _ in 0..threads {
+            let run = Arc::clone(&committer.handle.shared);
+            let thread = std::thread::Builder::new()
+                .name("kappalog-commit".into())
+                .spawn(move || run.run())
+                .map_err(|e| Error::io("kappalog-commit", e))?;
+            committer.threads.lock().push(thread);
+        }
+        Ok(committer)
     }
 
     pub fn handle(&self) -> CommitHandle {
@@ -202,7 +220,7 @@ impl Committer {
         shared.work.notify_all();
         shared.room.notify_all();
         shared.room_async.notify_waiters();
-        if let Some(thread) = self.thread.lock().take() {
+        for thread in std::mem::take(&mut *self.threads.lock()) {
             // A panic there already failed its appenders (see `Waiter`'s drop).
             let _ = thread.join();
         }
@@ -281,30 +299,42 @@ impl Shared {
         }
     }
 
-    /// The committer thread: rounds until the store stops and the queue is empty.
+    /// A committer thread: rounds until the store stops and the queue is empty. The threads take
+    /// turns at writing (one at a time, so that batches are written in the order they queued);
+    /// each fsyncs its round after giving up the turn, so that the next round is written, and
+    /// fsynced, while this one's fsync runs.
     fn run(&self) {
         loop {
-            let round = {
-                let mut st = self.state.lock();
-                while st.queued.is_empty() && !st.stopping {
-                    self.work.wait(&mut st);
-                }
-                if st.queued.is_empty() {
-                    return;
-                }
-                self.rounds.fetch_add(1, Ordering::AcqRel);
-                st.bytes = 0;
-                std::mem::take(&mut st.queued)
+            let written = {
+                let _turn = self.writing.lock();
+                let Some(round) = self.take() else { return };
+                self.write(round)
             };
-            self.room.notify_all();
-            self.room_async.notify_waiters();
-            self.commit(round);
+            self.sync(written);
         }
     }
 
-    /// One round: writes each partition's batches, fsyncs each partition written, then gives every
-    /// appender its result.
-    fn commit(&self, round: Vec<Queued>) {
+    /// Waits for batches and takes every one queued; `None` once the store stops with none left.
+    fn take(&self) -> Option<Vec<Queued>> {
+        let round = {
+            let mut st = self.state.lock();
+            while st.queued.is_empty() && !st.stopping {
+                self.work.wait(&mut st);
+            }
+            if st.queued.is_empty() {
+                return None;
+            }
+            self.rounds.fetch_add(1, Ordering::AcqRel);
+            st.bytes = 0;
+            std::mem::take(&mut st.queued)
+        };
+        self.room.notify_all();
+        self.room_async.notify_waiters();
+        Some(round)
+    }
+
+    /// Writes each partition's batches of a round (one `write()` per partition).
+    fn write(&self, round: Vec<Queued>) -> Vec<Written> {
         let mut groups: Vec<(Partition, Vec<PreparedBatch>, Vec<Waiter>)> = Vec::new();
         for Queued { batch, waiter } in round {
             waiter.partition.queued_changed(-1);
@@ -316,21 +346,24 @@ impl Shared {
                 None => groups.push((waiter.partition.clone(), vec![batch], vec![waiter])),
             }
         }
-        // Write every partition's group first, so that the fsyncs come one after another.
-        let written: Vec<_> = groups
+        let faults = self.faults.as_deref();
+        groups
             .into_iter()
             .map(|(p, batches, waiters)| {
-                let faults = self.faults.as_deref();
                 let results = guarded(&p, || {
                     if let Some(f) = faults {
                         f.before_commit();
                     }
                     Ok(p.write_group(batches))
                 });
-                (p, results, waiters)
+                Written { partition: p, results, waiters }
             })
-            .collect();
-        for (p, results, waiters) in written {
+            .collect()
+    }
+
+    /// Fsyncs each partition a round wrote, then gives every appender its result.
+    fn sync(&self, written: Vec<Written>) {
+        for Written { partition: p, results, waiters } in written {
             let results = match results {
                 Ok(results) => results,
                 Err(e) => {
@@ -339,20 +372,28 @@ impl Shared {
                 }
             };
             let end = results.iter().filter_map(|r| r.as_ref().ok().map(|(_, end, _)| *end)).max();
-            let mut synced = match end {
-                Some(end) => guarded(&p, || p.sync_through(end)).err(),
-                None => None,
+            // Durable once `sync_through` returns: acknowledged, even if the partition is poisoned
+            // meanwhile. A failed fsync's error goes to the first appender, `Poisoned` to the others.
+            let (synced, mut error) = match end.map(|end| guarded(&p, || p.sync_through(end))) {
+                Some(Err(e)) => (false, Some(e)),
+                _ => (true, None),
             };
             for (waiter, result) in waiters.into_iter().zip(results) {
-                let result = result.and_then(|(appended, _, _)| match synced.take() {
-                    None if !p.is_poisoned() => Ok(appended),
-                    Some(e) => Err(e),
-                    None => Err(p.poisoned_error()),
+                let result = result.and_then(|(appended, _, _)| match synced {
+                    true => Ok(appended),
+                    false => Err(error.take().unwrap_or_else(|| p.poisoned_error())),
                 });
                 waiter.finish(result);
             }
         }
     }
+}
+
+/// One partition's part of a round, written (or not), its appenders waiting for the fsync.
+struct Written {
+    partition: Partition,
+    results: Result<Vec<Result<(Appended, u64, crate::config::Durability)>>>,
+    waiters: Vec<Waiter>,
 }
 
 /// Runs `f`; a panic in it poisons `p` and becomes its `Error::Poisoned`.
@@ -403,8 +444,8 @@ mod tests {
             Store::open(dir.path(), StoreConfig { faults: Some(faults.clone()), ..StoreConfig::default() }).unwrap();
         let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
-        // A committer of its own, with room for 3 batches.
-        let committer = Committer::start_with_limits(Some(faults.clone()), 3, usize::MAX).unwrap();
+        // A committer of its own, one thread, with room for 3 batches.
+        let committer = Committer::start_with_limits(Some(faults.clone()), 1, 3, usize::MAX).unwrap();
         let handle = committer.handle();
         faults.pause_syncs();
         let syncs0 = faults.syncs();

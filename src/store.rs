@@ -397,6 +397,10 @@ fn build_topic(
 fn open_partition(dir: &Path, topic: &Topic, id: u32, config: &StoreConfig, clean: bool) -> Result<Partition> {
     let pdir = dir.join(id.to_string());
     let fresh = !pdir.exists();
+    if !fresh {
+        // Finish or discard a compaction swap that a crash interrupted, before the log lists segments.
+        crate::cleaner::recover_swap(&pdir)?;
+    }
     let p = Partition::open(
         Arc::clone(&topic.inner.name),
         id,
@@ -435,4 +439,11 @@ fn start_flusher(topics: Registry, tick_ms: u64) -> (mpsc::Sender<()>, JoinHandl
         })
         .expect("spawn the flusher thread");
     (tx, handle)
+}
+
+impl Partition {
+    /// The cleaner's state of this partition; its lock serializes retention and compaction.
+    pub(crate) fn maintenance(&self) -> &Mutex<crate::cleaner::CleanerState> {
+        self.maintenance_state()
+    }
 }

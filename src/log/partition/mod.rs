@@ -211,8 +211,6 @@ impl Partition {
         Arc::clone(&self.inner.segments.read())
     }
 
-    // ---- for the cleaner (src/cleaner): retention and compaction ----
-
     // ---- for the maintenance above the log (retention and compaction) ----
 
     /// State that the maintenance above the log (retention, compaction) keeps for this partition,

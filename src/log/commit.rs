@@ -85,6 +85,8 @@ struct Shared {
 struct State {
     queued: Vec<Queued>,
     bytes: usize,
+    /// Committer threads running.
+    threads: usize,
     /// The store is closing: the committer finishes the queue and exits; nothing more is queued.
     stopping: bool,
 }
@@ -198,6 +200,7 @@ impl Committer {
             faults,
         });
         let committer = Committer { handle: CommitHandle { shared }, threads: Mutex::new(Vec::new()) };
+        committer.handle.shared.state.lock().threads = threads;
         for _ in 0..threads {
             let run = Arc::clone(&committer.handle.shared);
             let thread = std::thread::Builder::new()
@@ -304,6 +307,7 @@ impl Shared {
     /// each fsyncs its round after giving up the turn, so that the next round is written, and
     /// fsynced, while this one's fsync runs.
     fn run(&self) {
+        let _exit = ExitGuard(self);
         loop {
             let written = {
                 let _turn = self.writing.lock();
@@ -385,6 +389,32 @@ impl Shared {
                 });
                 waiter.finish(result);
             }
+        }
+    }
+}
+
+/// Counts a committer thread out when it exits. The last one to die of a panic (outside the
+/// guarded writes and fsyncs, where panics are caught) stops the committer and fails whatever is
+/// queued, so that no appender waits for a round that will never come.
+struct ExitGuard<'a>(&'a Shared);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.threads -= 1;
+        if !std::thread::panicking() {
+            return;
+        }
+        tracing::error!(threads_left = st.threads, "a group commit thread panicked");
+        if st.threads == 0 {
+            st.stopping = true;
+            // Each dropped waiter fails its appender (see `Waiter`'s drop).
+            let queued = std::mem::take(&mut st.queued);
+            drop(st);
+            queued.iter().for_each(|q| q.waiter.partition.queued_changed(-1));
+            drop(queued);
+            self.0.room.notify_all();
+            self.0.room_async.notify_waiters();
         }
     }
 }

@@ -1,13 +1,19 @@
 //! Load benchmark of the broker as a real process (`cargo bench --bench broker`):
 //! 1. produce, 1000 records of 100 B per request, 16 concurrent connections: records/s;
-//! 2. produce, one record per request, 16 concurrent connections: records/s;
+//! 2. produce, one record per request, 16 concurrent connections: records/s, and records per fsync;
 //! 3. produce→consume latency (p50/p99) with a long-polling consumer, one record per request.
 //!
 //! Each throughput figure comes with a same-run baseline: the same appends through the library
-//! (`Topic::append`, no HTTP) on the same machine, and the ratio broker / library.
-//! Sizes scale with KAPPALOG_BENCH_SECONDS (default 5 per scenario).
+//! (`Topic::append`, no HTTP) on the same machine, and the ratio broker / library. Scenario 2 is
+//! also compared with Redis: `XADD` of one 100 B entry per command over 16 connections to a
+//! `redis-server` with `appendfsync always` (fsync before the reply, as `sync` durability), started
+//! on 127.0.0.1 when `redis-server` is on the PATH (skipped with a message otherwise). Broker and
+//! Redis runs alternate, [`PAIRS`] of each; the medians are compared.
+//! Sizes scale with KAPPALOG_BENCH_SECONDS (default 5 per scenario); KAPPALOG_BENCH_ONLY=single
+//! runs scenario 2 alone.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +28,8 @@ const BATCH_RECORDS: usize = 1000;
 const RECORD_BYTES: usize = 100;
 const PARTITIONS: u32 = 4;
 const LATENCY_SAMPLES: usize = 2000;
+/// Alternated broker / Redis runs of the single-record scenario.
+const PAIRS: usize = 3;
 
 struct Broker(Child, String);
 
@@ -47,30 +55,94 @@ fn start(dir: &std::path::Path) -> Broker {
     Broker(child, url)
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+/// A `redis-server` with an append-only file fsynced before every reply, on a free port.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
 }
 
-/// Runs `CONNECTIONS` threads posting `body` to `url` for `seconds`; returns records/s.
-fn produce_load(url: &str, body: String, records_per_request: usize, seconds: f64) -> f64 {
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Redis {
+    /// `None` (with a message) when `redis-server` cannot be started.
+    fn start() -> Option<Redis> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let spawned = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                println!("redis-server not started ({e}): no Redis comparison (apt-get install redis-server)");
+                return None;
+            }
+        };
+        let redis = Redis { child, port, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                if c.write_all(b"PING\r\n").is_ok() {
+                    let mut line = String::new();
+                    if BufReader::new(&mut c).read_line(&mut line).is_ok() && line.starts_with("+PONG") {
+                        return Some(redis);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                println!("redis-server did not answer on port {port}: no Redis comparison");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `CONNECTIONS` threads each sending `XADD bench * v <100 B>` and reading the reply, for
+    /// `seconds`: entries/s.
+    fn xadd_load(&self, seconds: f64) -> f64 {
+        let value = "x".repeat(RECORD_BYTES);
+        let command =
+            format!("*5\r\n$4\r\nXADD\r\n$5\r\nbench\r\n$1\r\n*\r\n$1\r\nv\r\n${RECORD_BYTES}\r\n{value}\r\n");
+        closed_loop(seconds, 1, || {
+            let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+            stream.set_nodelay(true).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut stream, command) = (stream, command.clone());
+            move || {
+                stream.write_all(command.as_bytes()).expect("XADD");
+                // The reply is a bulk string: `$<len>\r\n<id>\r\n`.
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("XADD reply");
+                let len: usize = line.trim().strip_prefix('$').and_then(|n| n.parse().ok()).expect("a bulk reply");
+                let mut id = vec![0; len + 2];
+                reader.read_exact(&mut id).expect("the entry id");
+            }
+        })
+    }
+}
+
+/// Runs `CONNECTIONS` threads, each calling the closure `connect` made for it in a loop, for
+/// `seconds`: calls/s times `per_call`.
+fn closed_loop<F: FnMut() + Send + 'static>(seconds: f64, per_call: usize, connect: impl Fn() -> F) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let body = Arc::new(body);
     let started = Instant::now();
     let threads: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
-            let (stop, done, body, url) = (stop.clone(), done.clone(), body.clone(), url.to_string());
+            let (stop, done, mut call) = (stop.clone(), done.clone(), connect());
             std::thread::spawn(move || {
-                let c = client();
                 while !stop.load(Ordering::Relaxed) {
-                    let r = c
-                        .post(&url)
-                        .header("Content-Type", "application/vnd.kafka.binary.v2+json")
-                        .body(body.as_str().to_string())
-                        .send()
-                        .expect("produce");
-                    assert_eq!(r.status(), 200, "{:?}", r.text());
-                    done.fetch_add(records_per_request as u64, Ordering::Relaxed);
+                    call();
+                    done.fetch_add(per_call as u64, Ordering::Relaxed);
                 }
             })
         })
@@ -81,6 +153,79 @@ fn produce_load(url: &str, body: String, records_per_request: usize, seconds: f6
         t.join().unwrap();
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `CONNECTIONS` keep-alive HTTP/1.1 connections, each posting `body` to `path` and reading the
+/// response in a loop, for `seconds`: requests/s times `per_request`. A minimal client (a written
+/// request, a parsed status line and `Content-Length`), as light as the Redis client beside it, so
+/// that on a small machine the client's CPU does not decide the figure.
+fn produce_load_raw(addr: &str, path: &str, body: &str, per_request: usize, seconds: f64) -> f64 {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/vnd.kafka.binary.v2+json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    closed_loop(seconds, per_request, || {
+        let stream = TcpStream::connect(addr).expect("connect to the broker");
+        stream.set_nodelay(true).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let (mut stream, request) = (stream, request.clone());
+        move || {
+            stream.write_all(request.as_bytes()).expect("produce");
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("status line");
+            assert!(line.starts_with("HTTP/1.1 200"), "produce answered {line:?}");
+            let mut length = 0;
+            loop {
+                line.clear();
+                reader.read_line(&mut line).expect("a header");
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().expect("Content-Length");
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("the response body");
+        }
+    })
+}
+
+/// The broker's fsync count, from `/metrics`.
+fn fsyncs(base: &str) -> u64 {
+    let text = client().get(format!("{base}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("kappalog_fsync_duration_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("kappalog_fsync_duration_seconds_count in /metrics")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Runs `CONNECTIONS` threads posting `body` to `url` for `seconds`; returns records/s.
+fn produce_load(url: &str, body: String, records_per_request: usize, seconds: f64) -> f64 {
+    closed_loop(seconds, records_per_request, || {
+        let (c, url, body) = (client(), url.to_string(), body.clone());
+        move || {
+            let r = c
+                .post(&url)
+                .header("Content-Type", "application/vnd.kafka.binary.v2+json")
+                .body(body.clone())
+                .send()
+                .expect("produce");
+            assert_eq!(r.status(), 200, "{:?}", r.text());
+        }
+    })
 }
 
 /// The same appends through the library, `CONNECTIONS` threads: records/s.
@@ -130,26 +275,67 @@ fn main() {
     let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; RECORD_BYTES]);
     let url = format!("{}/topics/bench", broker.1);
 
-    let batch_body = json!({"records": vec![json!({"value": value}); BATCH_RECORDS]}).to_string();
-    let batch = produce_load(&url, batch_body, BATCH_RECORDS, seconds);
+    let only_single = std::env::var("KAPPALOG_BENCH_ONLY").is_ok_and(|s| s == "single");
+    if !only_single {
+        let batch_body = json!({"records": vec![json!({"value": value}); BATCH_RECORDS]}).to_string();
+        batch_scenario(&url, batch_body, seconds);
+    }
+    single_record_scenario(&broker.1, &value, seconds);
+    if !only_single {
+        latency_scenario(&broker.1);
+    }
+}
+
+fn batch_scenario(url: &str, batch_body: String, seconds: f64) {
+    let batch = produce_load(url, batch_body, BATCH_RECORDS, seconds);
     let batch_lib = library_load(BATCH_RECORDS, seconds);
     println!(
         "produce {BATCH_RECORDS}x{RECORD_BYTES} B per request, {CONNECTIONS} connections: {batch:.0} records/s \
          (library baseline {batch_lib:.0} records/s, ratio {:.2})",
         batch / batch_lib
     );
+}
 
+/// One record per request: the broker (with its records per fsync) and Redis `XADD` with
+/// `appendfsync always`, alternated, then the library baseline.
+fn single_record_scenario(base: &str, value: &str, seconds: f64) {
+    let addr = base.strip_prefix("http://").expect("an http:// address");
+    let path = "/topics/bench";
     let single_body = json!({"records": [{"value": value}]}).to_string();
-    let single = produce_load(&url, single_body, 1, seconds);
+    let redis = Redis::start();
+    let (mut broker_runs, mut redis_runs, mut per_fsync) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        let fsyncs0 = fsyncs(base);
+        let rate = produce_load_raw(addr, path, &single_body, 1, seconds);
+        let synced = fsyncs(base) - fsyncs0;
+        broker_runs.push(rate);
+        per_fsync.push(rate * seconds / synced.max(1) as f64);
+        if let Some(redis) = &redis {
+            redis_runs.push(redis.xadd_load(seconds));
+        }
+    }
+    let single = median(broker_runs.clone());
     let single_lib = library_load(1, seconds);
     println!(
-        "produce 1 record per request, {CONNECTIONS} connections: {single:.0} records/s \
-         (library baseline {single_lib:.0} records/s, ratio {:.2})",
+        "produce 1 record per request, {CONNECTIONS} connections: {single:.0} records/s, {:.1} records per fsync \
+         (runs {broker_runs:.0?}; library baseline {single_lib:.0} records/s, ratio {:.2})",
+        median(per_fsync),
         single / single_lib
     );
+    if redis.is_some() {
+        let xadd = median(redis_runs.clone());
+        println!(
+            "redis-server XADD 1 entry per command, appendfsync always, {CONNECTIONS} connections: {xadd:.0} \
+             entries/s (runs {redis_runs:.0?}); broker / Redis ratio {:.2}",
+            single / xadd
+        );
+    }
+}
 
-    // Latency: one producer, one long-polling consumer on a one-partition topic.
-    let base = broker.1.clone();
+/// Latency: one producer, one long-polling consumer on a one-partition topic.
+fn latency_scenario(base: &str) {
+    let broker_url = base.to_string();
+    let base = base.to_string();
     let consumer = std::thread::spawn(move || {
         let c = client();
         let mut offset = 0u64;
@@ -174,7 +360,7 @@ fn main() {
     for _ in 0..LATENCY_SAMPLES {
         let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
         let r = c
-            .post(format!("{}/topics/latency", broker.1))
+            .post(format!("{broker_url}/topics/latency"))
             .header("Content-Type", "application/vnd.kafka.json.v2+json")
             .body(json!({"records": [{"value": sent}]}).to_string())
             .send()

@@ -1,4 +1,4 @@
-//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC (or a thread's start).
+//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC, or make the group commit panic.
 //!
 //! Every write and fsync of a log or index file goes through [`FaultInjector::before_write`] /
 //! [`FaultInjector::before_sync`] when a `FaultInjector` is set in [`StoreConfig`](crate::StoreConfig).
@@ -47,8 +47,8 @@ pub struct FaultInjector {
     /// test hold an fsync in flight without timing assumptions. [`NEVER`]: none waits.
     syncs_paused_from: parking_lot::Mutex<u64>,
     syncs_resumed: parking_lot::Condvar,
-    /// Names of threads that the log must fail to start, as if the system were out of threads.
-    failing_spawns: parking_lot::Mutex<Vec<String>>,
+    /// Group commits (of one partition's batches) that must still pass before one panics.
+    commit_panics_in: AtomicU64,
 }
 
 impl std::fmt::Debug for FaultInjector {
@@ -74,7 +74,7 @@ impl Default for FaultInjector {
             swap_hook: parking_lot::RwLock::new(None),
             syncs_paused_from: parking_lot::Mutex::new(NEVER),
             syncs_resumed: parking_lot::Condvar::new(),
-            failing_spawns: parking_lot::Mutex::new(Vec::new()),
+            commit_panics_in: AtomicU64::new(NEVER),
         }
     }
 }
@@ -122,11 +122,11 @@ impl FaultInjector {
         self.syncs_resumed.notify_all();
     }
 
-    /// From now on the log fails to start a thread named `name` (`kappalog-commit`,
-    /// `kappalog-wake`), as a spawn fails when the system is out of threads or memory: for tests of
-    /// what it does without the thread.
-    pub fn fail_thread_spawns(&self, name: &str) {
-        self.failing_spawns.lock().push(name.to_owned());
+    /// The group commit panics when it is about to write the `n`th partition group from now
+    /// (1 = the next one; a round writes one group per partition it has batches for), once: for
+    /// tests that a panic there fails the group's appenders instead of leaving them waiting.
+    pub fn panic_in_commit_after(&self, n: u64) {
+        self.commit_panics_in.store(n.max(1), Ordering::SeqCst);
     }
 
     /// Writes seen so far (failed ones included).
@@ -166,11 +166,15 @@ impl FaultInjector {
         Ok(())
     }
 
-    /// `Err` when the thread named `name` must fail to start.
-    pub(crate) fn before_spawn(&self, name: &str) -> io::Result<()> {
-        match self.failing_spawns.lock().iter().any(|n| n == name) {
-            true => Err(io::Error::new(io::ErrorKind::OutOfMemory, format!("injected: cannot start thread {name}"))),
-            false => Ok(()),
+    /// Panics when told to ([`panic_in_commit_after`](Self::panic_in_commit_after)).
+    pub(crate) fn before_commit(&self) {
+        let left = self.commit_panics_in.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+            NEVER => None,
+            1 => Some(NEVER),
+            n => Some(n - 1),
+        });
+        if left == Ok(1) {
+            panic!("injected panic in the group commit");
         }
     }
 

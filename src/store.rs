@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::cleaner::{self, TopicCompactionReport, TopicRetentionReport};
 use crate::config::{validate_topic_name, StoreConfig, TopicConfig, PARTITIONS_MAX};
 use crate::error::{Corruption, Error, Result};
+use crate::log::commit::{CommitHandle, Committer};
 use crate::log::io::{sync_dir, write_atomic};
+use crate::log::partition::StoreContext;
 use crate::log::Partition;
 use crate::topic::{Topic, TopicInner, TopicMeta};
 
@@ -56,6 +58,8 @@ struct StoreInner {
     flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     /// The background cleaner (retention and compaction); `None` when `cleaner_interval_ms` is 0.
     cleaner: Mutex<Option<crate::cleaner::Cleaner>>,
+    /// The group commit every `sync` append of the store goes through.
+    committer: Committer,
     /// Held for the life of the store: the exclusive lock.
     _lock: File,
 }
@@ -100,6 +104,7 @@ impl Store {
             std::fs::create_dir_all(&topics_dir).map_err(|e| Error::io(&topics_dir, e))?;
             sync_dir(&dir)?;
         }
+        let committer = Committer::start(config.faults.clone())?;
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(|e| Error::io(&topics_dir, e))? {
             let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;
@@ -115,7 +120,7 @@ impl Store {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
-            let topic = open_topic(&path, &name, &config, clean)?;
+            let topic = open_topic(&path, &name, &config, &committer.handle(), clean)?;
             topics.insert(name, topic);
         }
         let topics: Registry = Arc::new(RwLock::new(topics));
@@ -138,6 +143,7 @@ impl Store {
                 admin: Mutex::new(()),
                 flusher: Mutex::new(Some(flusher)),
                 cleaner: Mutex::new(cleaner),
+                committer,
                 _lock: lock,
             }),
         })
@@ -176,7 +182,7 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         sync_dir(&topics_dir)?;
         let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config };
-        let topic = build_topic(&dir, &meta, &self.inner.config, true)?;
+        let topic = build_topic(&dir, &meta, &self.inner.config, &self.inner.committer.handle(), true)?;
         write_meta(&dir, &meta)?;
         self.inner.topics.write().insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "topic created");
@@ -302,6 +308,8 @@ impl Drop for StoreInner {
             drop(stop);
             let _ = handle.join();
         }
+        // What is queued is committed; later appends fail with `Closed`.
+        self.committer.stop();
         let mut clean = true;
         for t in self.topics.read().values() {
             for p in t.partitions().iter() {
@@ -375,7 +383,7 @@ fn write_meta(dir: &Path, meta: &TopicMeta) -> Result<()> {
     write_atomic(&dir.join(TOPIC_META_FILE), &bytes)
 }
 
-fn open_topic(dir: &Path, name: &str, config: &StoreConfig, clean: bool) -> Result<Topic> {
+fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHandle, clean: bool) -> Result<Topic> {
     let path = dir.join(TOPIC_META_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let bad = |why: String| Error::Corrupted { path: path.clone(), position: 0, detail: Corruption::Malformed(why) };
@@ -390,10 +398,16 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, clean: bool) -> Resu
         return Err(bad(format!("partition count {}", meta.partitions)));
     }
     meta.config.validate().map_err(|e| bad(e.to_string()))?;
-    build_topic(dir, &meta, config, clean)
+    build_topic(dir, &meta, config, committer, clean)
 }
 
-fn build_topic(dir: &Path, meta: &TopicMeta, config: &StoreConfig, clean: bool) -> Result<Topic> {
+fn build_topic(
+    dir: &Path,
+    meta: &TopicMeta,
+    config: &StoreConfig,
+    committer: &CommitHandle,
+    clean: bool,
+) -> Result<Topic> {
     let topic = Topic {
         inner: Arc::new(TopicInner {
             name: meta.name.as_str().into(),
@@ -401,6 +415,7 @@ fn build_topic(dir: &Path, meta: &TopicMeta, config: &StoreConfig, clean: bool) 
             config: Arc::new(RwLock::new(meta.config.clone())),
             partitions: RwLock::new(Arc::new(Vec::new())),
             sticky: Default::default(),
+            committer: committer.clone(),
         }),
     };
     let mut list = Vec::with_capacity(meta.partitions as usize);
@@ -414,13 +429,20 @@ fn build_topic(dir: &Path, meta: &TopicMeta, config: &StoreConfig, clean: bool) 
 fn open_partition(dir: &Path, topic: &Topic, id: u32, config: &StoreConfig, clean: bool) -> Result<Partition> {
     let pdir = dir.join(id.to_string());
     let fresh = !pdir.exists();
+    if !fresh {
+        // Finish or discard a compaction swap that a crash interrupted, before the log lists segments.
+        crate::cleaner::recover_swap(&pdir)?;
+    }
     let p = Partition::open(
         Arc::clone(&topic.inner.name),
         id,
         pdir,
         Arc::clone(&topic.inner.config),
-        Arc::clone(&config.clock),
-        config.faults.clone(),
+        StoreContext {
+            clock: Arc::clone(&config.clock),
+            faults: config.faults.clone(),
+            committer: topic.inner.committer.clone(),
+        },
         clean && !fresh,
     )?;
     if fresh {
@@ -449,4 +471,11 @@ fn start_flusher(topics: Registry, tick_ms: u64) -> (mpsc::Sender<()>, JoinHandl
         })
         .expect("spawn the flusher thread");
     (tx, handle)
+}
+
+impl Partition {
+    /// The cleaner's state of this partition; its lock serializes retention and compaction.
+    pub(crate) fn maintenance(&self) -> &Mutex<crate::cleaner::CleanerState> {
+        self.maintenance_state()
+    }
 }

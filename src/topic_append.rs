@@ -4,15 +4,16 @@
 //! [`Topic::append`]: one batch per partition, every batch checked before any is written,
 //! acknowledged once durable.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config::PARTITIONS_MAX;
 use crate::error::{Error, Result};
 use crate::log::builder::BatchBuilder;
-use crate::log::{Header, Partition};
+use crate::log::commit::PendingAsync;
+use crate::log::partition::PreparedBatch;
+use crate::log::{Appended, Header, Partition};
 use crate::partitioner::partition_for_key;
-use crate::{Durability, Topic};
+use crate::Topic;
 
 // A record's partition is kept in two bytes.
 const _: () = assert!(PARTITIONS_MAX <= u16::MAX as u32 + 1);
@@ -42,7 +43,7 @@ impl TopicAppend {
     pub(crate) fn new(topic: &Topic) -> TopicAppend {
         let parts = topic.partitions();
         let count = parts.len() as u32;
-        let sticky = topic.inner.sticky.fetch_add(1, Ordering::Relaxed) % count.max(1);
+        let sticky = topic.sticky_partition(count.max(1));
         let builders = (0..parts.len()).map(|_| None).collect();
         TopicAppend { parts, sticky, builders, placement: Vec::new(), count: 0 }
     }
@@ -81,9 +82,8 @@ impl TopicAppend {
         Ok(())
     }
 
-    /// Writes every partition's batch and waits until all are durable under the topic's
-    /// durability. Blocking.
-    pub(crate) fn commit(self) -> Result<Placed> {
+    /// Finishes every partition's batch (checked and checksummed, nothing written yet).
+    pub(crate) fn finish(self) -> Result<Ready> {
         if self.count == 0 {
             return Err(Error::InvalidRecord("an append needs at least one record".into()));
         }
@@ -93,28 +93,53 @@ impl TopicAppend {
                 prepared.push((p, b.finish()?));
             }
         }
-        let mut bases = vec![u64::MAX; self.parts.len()];
-        let (mut pending, mut failed) = (Vec::with_capacity(prepared.len()), None);
-        for (p, batch) in prepared {
-            let part = &self.parts[p];
-            match part.write_prepared(batch) {
-                Ok((appended, end, durability)) => {
-                    bases[p] = appended.base_offset;
-                    pending.push((part, end, durability));
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
+        Ok(Ready { parts: self.parts, prepared, placement: self.placement, count: self.count })
+    }
+}
+
+/// An append whose batches are finished: [`commit`](Self::commit) writes them.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    parts: Arc<Vec<Partition>>,
+    prepared: Vec<(usize, PreparedBatch)>,
+    placement: Vec<u16>,
+    count: usize,
+}
+
+impl Ready {
+    /// Writes every partition's batch through the store's group commit (as
+    /// [`Topic::append_async`] does) and waits until all are durable under the topic's durability.
+    /// If one partition fails, the others' batches are still written and completed; the first
+    /// error is returned.
+    pub(crate) async fn commit(self) -> Result<Placed> {
+        enum Wait {
+            Done(Result<Appended>),
+            Pending(PendingAsync),
         }
-        // As in `Topic::append`: batches written to other partitions are synced even when a later
-        // one failed, so that they do not wait, unacknowledged, for that partition's next append.
-        for (part, end, durability) in pending {
-            if durability == Durability::Sync {
-                let synced = part.sync_through(end);
-                if failed.is_none() {
-                    synced?;
+        let mut waits = Vec::with_capacity(self.prepared.len());
+        for (p, batch) in self.prepared {
+            let part = &self.parts[p];
+            let wait = if batch.is_sync() {
+                match part.committer().enqueue(part, batch).await {
+                    Ok(pending) => Wait::Pending(pending),
+                    Err(e) => Wait::Done(Err(e)),
+                }
+            } else {
+                Wait::Done(part.write_prepared_async(batch).await.map(|(appended, _, _)| appended))
+            };
+            waits.push((p, wait));
+        }
+        let mut bases = vec![u64::MAX; self.parts.len()];
+        let mut failed = None;
+        for (p, wait) in waits {
+            let done = match wait {
+                Wait::Done(done) => done,
+                Wait::Pending(pending) => pending.wait().await,
+            };
+            match done {
+                Ok(appended) => bases[p] = appended.base_offset,
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
         }

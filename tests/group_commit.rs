@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{store_with_faults, wait_until, ResumeSyncs, WAIT_MAX};
+use common::{store_with_faults, wait_until, Committers, ResumeSyncs, WAIT_MAX};
 use kappalog::{Durability, NewRecord, Store, StoreConfig, TopicConfig};
 
 const THREADS: u64 = 64;
@@ -21,13 +21,12 @@ fn concurrent_appends_share_fsyncs() {
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("warm-up")]).unwrap();
 
-    // Why the fsync count is deterministic: the first appender to queue its batch leads. It writes
-    // the batches queued so far (one write(): the log end offset moves past them) and blocks inside
-    // their fsync (paused below), after the injector counted it. Every other appender queues its
-    // batch and sleeps. Once all 64 are written or queued, the paused fsync returns and the leader hands the lead to a committer thread, which
-    // writes every queued batch and fsyncs once: 2 fsyncs for 64 appends.
+    // Why the counts are deterministic: every committer thread holds a round of another topic in a
+    // paused fsync, so every appender queues its batch and sleeps. Once all 64 are queued and the
+    // fsyncs resume, a committer takes the whole queue: one write() and one fsync for 64 appends.
     faults.pause_syncs();
     let _resume = ResumeSyncs(Arc::clone(&faults));
+    let held = Committers::occupy(&store, &faults);
     let (writes0, syncs0) = (faults.writes(), faults.syncs());
     let barrier = Arc::new(Barrier::new(THREADS as usize));
     let handles: Vec<_> = (0..THREADS)
@@ -41,12 +40,11 @@ fn concurrent_appends_share_fsyncs() {
             })
         })
         .collect();
-    wait_until("every batch written or queued, and one fsync in flight", || {
-        faults.syncs() == syncs0 + 1 && p.log_end_offset() - 1 + p.queued_appends() as u64 == THREADS
-    });
-    assert_eq!(faults.writes(), writes0 + 1, "the first group went out in one write()");
+    wait_until("every batch queued", || p.queued_appends() as u64 == THREADS);
+    assert_eq!((faults.writes(), faults.syncs()), (writes0, syncs0), "nothing written while queued");
     assert_eq!(p.high_watermark(), 1, "nothing is visible before its fsync");
     faults.resume_syncs();
+    held.join();
     let results: Vec<(u64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
 
     let offsets: BTreeSet<u64> = results.iter().map(|&(_, o)| o).collect();
@@ -56,10 +54,9 @@ fn concurrent_appends_share_fsyncs() {
         let r = p.read(o, 1, 1).unwrap();
         assert_eq!(r[0].value.as_deref(), Some(format!("thread {i}").as_bytes()));
     }
-    let fsyncs = faults.syncs() - syncs0;
-    assert!((1..=2).contains(&fsyncs), "{fsyncs} fsyncs for {THREADS} appends");
+    assert_eq!(faults.writes(), writes0 + 1, "the 64 went out in one write()");
+    assert_eq!(faults.syncs(), syncs0 + 1, "and one fsync");
     assert_eq!(p.queued_appends(), 0);
-    assert!(fsyncs < THREADS / 2);
 }
 
 #[test]
@@ -91,9 +88,9 @@ fn concurrent_appends_without_pausing_stay_correct() {
     assert!(p.stats().segments > 1, "appends raced with rolls");
 }
 
-/// Tasks (`append_async`) and threads (`append`) share one queue: while a fsync is paused, every
-/// appender of both kinds queues; when it returns, one more group commits them all, whoever leads
-/// (or none is left: the first group took them all).
+/// Tasks (`append_async`) and threads (`append`) share one queue: while every committer thread
+/// holds a paused fsync, every appender of both kinds queues; when they resume, one round commits
+/// them all.
 /// Every append gets its own offset and reads back; rolls happen in between.
 #[test]
 fn tasks_and_threads_share_group_commits() {
@@ -101,13 +98,14 @@ fn tasks_and_threads_share_group_commits() {
     let (store, faults) = store_with_faults(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
-    // Round 1, deterministic: whoever leads first blocks in its paused fsync. One `write()` per group
-    // and no index entries or rolls, so the injector's count of writes is the count of groups written.
+    // Round 1, deterministic: the committers are held in paused fsyncs. One `write()` per round and
+    // no index entries or rolls, so the injector's count of writes is the count of rounds written.
     let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
     let p = store.create_topic("t1", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("warm-up")]).unwrap();
     faults.pause_syncs();
     let resume = ResumeSyncs(Arc::clone(&faults));
+    let held = Committers::occupy(&store, &faults);
     let (writes0, syncs0) = (faults.writes(), faults.syncs());
     let tasks: Vec<_> = (0..THREADS)
         .map(|i| {
@@ -127,24 +125,17 @@ fn tasks_and_threads_share_group_commits() {
             })
         })
         .collect();
-    // Once the first group is written (one write(): the log end offset moves past it) and in its
-    // paused fsync, every other appender can only queue; after the fsync the queue goes out as one
-    // more group, whoever leads it.
-    wait_until("one group in its fsync and every other append queued", || {
-        faults.syncs() == syncs0 + 1 && p.log_end_offset() - 1 + p.queued_appends() as u64 == 2 * THREADS
-    });
+    wait_until("every append queued", || p.queued_appends() as u64 == 2 * THREADS);
     assert_eq!(p.high_watermark(), 1, "nothing is visible before its fsync");
-    assert_eq!(faults.writes(), writes0 + 1, "one write for the first group; the rest wait in the queue");
+    assert_eq!(faults.writes(), writes0, "nothing written while queued");
     drop(resume);
+    held.join();
     let mut results: Vec<(String, kappalog::Appended)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
     for t in tasks {
         results.push(runtime.block_on(t).unwrap());
     }
-    // Two groups, unless the first leader was descheduled between queueing and taking the queue
-    // while every other appender queued (seen on a loaded CI machine): then one group took all.
-    let fsyncs = faults.syncs() - syncs0;
-    assert!(fsyncs == 1 || fsyncs == 2, "{fsyncs} fsyncs for {} appends", 2 * THREADS);
-    assert_eq!(fsyncs, faults.writes() - writes0, "one fsync per group written");
+    assert_eq!(faults.syncs() - syncs0, 1, "one fsync for {} appends", 2 * THREADS);
+    assert_eq!(faults.writes() - writes0, 1, "in one write()");
     let round1 = results.len() as u64;
     assert_eq!(p.high_watermark(), 1 + round1);
     let all = p.read(0, usize::MAX, usize::MAX).unwrap();

@@ -1,151 +1,147 @@
-//! Group commit of `sync` appends: one thread writes and fsyncs for many.
+//! Group commit of `sync` appends: the store's committer threads write and fsync for everyone.
 //!
-//! An appender validates and encodes its batch on its own thread (or task), then queues it. If no
-//! one leads, it becomes the leader: the leader takes the whole queue, writes the batches with one
-//! `write()`, fsyncs once, and hands every appender its result. Appenders wait in one of two ways:
+//! Every `sync` append (a thread's [`Partition::append`](super::Partition::append), a task's
+//! [`Partition::append_async`](super::Partition::append_async), a topic's appends and the broker's
+//! produce requests) validates and encodes its batch on the caller's thread or task, then queues it
+//! on the store's [`Committer`] and waits: a thread parks, a task awaits a oneshot channel. A
+//! committer thread repeats one **round**: it takes everything queued, writes each partition's
+//! batches with one `write()`, fsyncs every partition it wrote once, and hands each appender its
+//! result. Appends that queue while a round runs go together into a later one, so concurrent
+//! appenders share fsyncs, also across partitions and topics, and no caller ever leads: a tokio
+//! worker never blocks on a write or an fsync.
 //!
-//! - A **thread** ([`Partition::append`](super::Partition::append)) that finds no leader leads one
-//!   group itself: a lone appender pays no thread switch. If appenders queued meanwhile, it hands
-//!   the lead to a **committer thread** it starts, wakes its own group's appenders (while the
-//!   committer writes the next group) and returns. The committer keeps leading while appenders come
-//!   back, like the pool leader below, and hands each group's wake-ups to a second thread, the
-//!   **waker**, so that its next `write()` and fsync start at once: waking a thread costs a futex
-//!   wake-up (and a cross-CPU interrupt, expensive in a VM), and with dozens of threads per group
-//!   the wake-ups can take as long as the fsync.
-//! - A **task** ([`Partition::append_async`](super::Partition::append_async)) awaits a oneshot
-//!   channel and never leads itself (that would block a runtime worker): when a task would lead, a
-//!   leader is started on tokio's blocking pool instead. It keeps leading while appenders come: after
-//!   each group it wakes the group's tasks and waits (at most half an fsync) for the next batch
-//!   before it gives the lead up, since tasks that append in a loop are back within microseconds
-//!   and a new leader costs a thread wake-up (see [`CommitQueue::keep_leading`]).
+//! The [`COMMIT_THREADS`] threads take turns at taking and writing a round (one at a time, so that
+//! batches are written in the order they queued) and fsync it after their turn: while one round's
+//! fsync runs, the next round is written and fsynced. Rounds on different partitions' files
+//! overlap their fsyncs; on one file, `Partition::sync_through` has them take turns (the later
+//! one's fsync covers what both wrote when it can).
 //!
-//! Before it takes the queue, a leader may **gather**: when fewer batches are queued than its last
-//! group had, it waits (at most half an fsync) for the appenders that group released to queue
-//! again, so that concurrent appenders share one fsync instead of splitting into two alternating
-//! cohorts (see [`CommitQueue::take`]).
+//! The queue is bounded ([`COMMIT_QUEUE_BATCHES_MAX`], [`COMMIT_QUEUE_BYTES_MAX`]): when it is full,
+//! appenders wait for room (a thread on a condition variable, a task on a notification) until the
+//! committer takes the queue.
 //!
-//! Compared with each appender writing under the writer lock and then waiting for a shared fsync,
-//! the writer lock is taken once per group instead of once per append, and each appender is woken
-//! exactly once. With many concurrent appenders and a fast fsync, that per-append cost is what
-//! bounds the rate; tasks pay least (no thread switch per append).
+//! A round is panic-safe: a panic while writing or fsyncing a partition's batches (or a failed
+//! write or fsync) poisons that partition and fails its appenders with the error; the round goes
+//! on for the other partitions. An appender whose batch is dropped without a result (the committer
+//! thread died) gets `Error::Poisoned` too, and its partition is poisoned: nobody waits forever.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
-use std::time::{Duration, Instant};
+use std::thread::{JoinHandle, Thread};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::partition::{Appended, PreparedBatch};
-use crate::error::Result;
+use super::partition::{Appended, Partition, PreparedBatch};
+use crate::error::{Error, Result};
+use crate::fault::FaultInjector;
 
-/// How long a waiting thread yields its CPU before it sleeps. A sleeping thread costs a futex
-/// wake-up (and, across CPUs, an inter-processor interrupt: expensive in a VM) to wake; one that
-/// yields is simply run again. A group commit usually completes within an fsync, so a short yield
-/// often catches it (RocksDB's `AwaitState` does the same).
-const YIELD_BEFORE_SLEEP: Duration = Duration::from_micros(200);
+/// At most this many batches wait in a store's commit queue; more appenders wait for room.
+pub const COMMIT_QUEUE_BATCHES_MAX: usize = 4096;
 
-/// A leader waits for the appenders of the previous group to queue again for at most this fraction
-/// of the recent fsync time (see [`CommitQueue::take`]).
-const GATHER_WAIT_FRACTION: u32 = 2;
+/// At most this many bytes of encoded batches wait in a store's commit queue (a batch is always
+/// let into an empty queue, whatever its size, up to `BATCH_BYTES_MAX`).
+pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// And never longer than this, whatever the fsync time.
-const GATHER_WAIT_MAX: Duration = Duration::from_millis(2);
+/// Committer threads per store: while one fsyncs its round, the next writes and fsyncs the next
+/// (rounds on other partitions' files overlap their fsyncs; on one file they take turns).
+pub const COMMIT_THREADS: usize = 4;
 
-/// The queue of batches waiting for a leader.
+const _: () = assert!(COMMIT_QUEUE_BYTES_MAX >= crate::config::BATCH_BYTES_MAX as usize);
+
+/// The store's group committer: owns the committer threads; stopping it (or dropping it) lets the
+/// threads finish what is queued and exit.
 #[derive(Debug)]
-pub(crate) struct CommitQueue {
-    state: Mutex<QueueState>,
-    /// Signalled when a gathering leader's wait is over (enough batches queued).
-    gathered: Condvar,
-    /// The longest gathering wait ([`GATHER_WAIT_MAX`]; tests raise it).
-    gather_wait_max: Duration,
+pub(crate) struct Committer {
+    handle: CommitHandle,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Default for CommitQueue {
-    fn default() -> CommitQueue {
-        CommitQueue { state: Mutex::default(), gathered: Condvar::new(), gather_wait_max: GATHER_WAIT_MAX }
-    }
+/// What partitions and topics hold of the committer: a way to queue batches. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct CommitHandle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// The committer waits here for batches.
+    work: Condvar,
+    /// Held by the committer thread whose turn it is to take and write a round.
+    writing: Mutex<()>,
+    /// Threads wait here for room in the queue.
+    room: Condvar,
+    /// Tasks wait here for room in the queue.
+    room_async: tokio::sync::Notify,
+    /// Rounds taken so far.
+    rounds: AtomicU64,
+    batches_max: usize,
+    bytes_max: usize,
+    faults: Option<Arc<FaultInjector>>,
 }
 
 #[derive(Debug, Default)]
-struct QueueState {
+struct State {
     queued: Vec<Queued>,
-    /// Someone leads (or a leader it handed the lead to is starting).
-    leading: bool,
-    /// Batches in the last group taken.
-    last_group: usize,
-    /// A leader waits in [`CommitQueue::take`] until this many batches are queued (0: none waits).
-    gather_target: usize,
-    /// A moving average of recent fsync times.
-    sync_time: Duration,
+    bytes: usize,
+    /// Committer threads running.
+    threads: usize,
+    /// The store is closing: the committer finishes the queue and exits; nothing more is queued.
+    stopping: bool,
 }
 
 #[derive(Debug)]
-pub(crate) struct Queued {
-    pub batch: PreparedBatch,
-    pub waiter: Waiter,
+struct Queued {
+    batch: PreparedBatch,
+    waiter: Waiter,
 }
 
-/// How a queued appender gets its result.
+/// How a queued appender gets its result. Dropped without one, it fails the appender with
+/// `Error::Poisoned` and poisons its partition.
 #[derive(Debug)]
-pub(crate) enum Waiter {
+struct Waiter {
+    partition: Partition,
+    to: Option<Notify>,
+}
+
+#[derive(Debug)]
+enum Notify {
     Thread(Arc<ThreadWaiter>),
-    Task { tx: tokio::sync::oneshot::Sender<Result<Appended>>, runtime: tokio::runtime::Handle },
+    Task(tokio::sync::oneshot::Sender<Result<Appended>>),
 }
 
 impl Waiter {
-    /// Hands the appender its result (and wakes it).
-    pub fn finish(self, result: Result<Appended>) {
-        match self {
-            Waiter::Thread(t) => t.finish(result),
+    fn finish(mut self, result: Result<Appended>) {
+        match self.to.take() {
+            Some(Notify::Thread(t)) => t.finish(result),
             // The task may have been dropped (its caller gave up): the append stands regardless.
-            Waiter::Task { tx, .. } => drop(tx.send(result)),
+            Some(Notify::Task(tx)) => drop(tx.send(result)),
+            None => {}
         }
     }
 }
 
-/// A group's appenders with their results.
-pub(crate) type Done = Vec<(Waiter, Result<Appended>)>;
-
-/// Hands every appender of a group its result (and wakes it).
-pub(crate) fn finish_all(done: Done) {
-    done.into_iter().for_each(|(waiter, result)| waiter.finish(result));
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if self.to.is_some() {
+            self.partition.poison(&"a queued append was dropped by the group commit");
+            let poisoned = self.partition.poisoned_error();
+            Waiter { partition: self.partition.clone(), to: self.to.take() }.finish(Err(poisoned));
+        }
+    }
 }
 
 /// A thread waiting for its result.
 #[derive(Debug)]
-pub(crate) struct ThreadWaiter {
+struct ThreadWaiter {
     thread: Thread,
     result: Mutex<Option<Result<Appended>>>,
     done: AtomicBool,
 }
 
-/// What a thread that led one group does next.
-pub(crate) enum After {
-    /// Nothing more: no one is queued; the lead was given up.
-    Stop,
-    /// Start a committer thread and hand it the lead (the next appender is a thread).
-    StartCommitter,
-    /// Start a pool leader on this runtime and hand it the lead (the next appender is a task).
-    StartPoolLeader(tokio::runtime::Handle),
-}
-
 impl ThreadWaiter {
-    pub fn new() -> Arc<ThreadWaiter> {
-        Arc::new(ThreadWaiter {
-            thread: std::thread::current(),
-            result: Mutex::new(None),
-            done: AtomicBool::new(false),
-        })
-    }
-
-    /// Waits until this thread has its result. Only its own thread calls it.
-    pub fn wait(&self) -> Result<Appended> {
-        let yield_until = Instant::now() + YIELD_BEFORE_SLEEP;
-        while !self.done.load(Ordering::Acquire) && Instant::now() < yield_until {
-            std::thread::yield_now();
-        }
+    fn wait(&self) -> Result<Appended> {
         // `park` returns at once if `unpark` came first; it may also return spuriously: hence the loop.
         while !self.done.load(Ordering::Acquire) {
             std::thread::park();
@@ -160,219 +156,357 @@ impl ThreadWaiter {
     }
 }
 
-impl CommitQueue {
-    /// Queues a batch. `true`: the caller must now lead (a thread), or start a pool leader (a task).
-    pub fn enqueue(&self, batch: PreparedBatch, waiter: Waiter) -> bool {
-        let mut st = self.state.lock();
-        st.queued.push(Queued { batch, waiter });
-        if st.gather_target != 0 && st.queued.len() >= st.gather_target {
-            self.gathered.notify_one();
+/// A queued append a thread waits for.
+pub(crate) struct Pending(Arc<ThreadWaiter>);
+
+impl Pending {
+    /// Blocks until the append is durable (or failed).
+    pub fn wait(self) -> Result<Appended> {
+        self.0.wait()
+    }
+}
+
+/// A queued append a task awaits.
+pub(crate) struct PendingAsync(tokio::sync::oneshot::Receiver<Result<Appended>>);
+
+impl PendingAsync {
+    pub async fn wait(self) -> Result<Appended> {
+        // The sender goes only with a result, even when the committer dies (see `Waiter`'s drop).
+        self.0.await.unwrap_or(Err(Error::Closed))
+    }
+}
+
+impl Committer {
+    /// Starts the committer thread of a store.
+    pub fn start(faults: Option<Arc<FaultInjector>>) -> Result<Committer> {
+        Self::start_with_limits(faults, COMMIT_THREADS, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
+    }
+
+    fn start_with_limits(
+        faults: Option<Arc<FaultInjector>>,
+        threads: usize,
+        batches_max: usize,
+        bytes_max: usize,
+    ) -> Result<Committer> {
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            work: Condvar::new(),
+            writing: Mutex::new(()),
+            room: Condvar::new(),
+            room_async: tokio::sync::Notify::new(),
+            rounds: AtomicU64::new(0),
+            batches_max,
+            bytes_max,
+            faults,
+        });
+        let committer = Committer { handle: CommitHandle { shared }, threads: Mutex::new(Vec::new()) };
+        committer.handle.shared.state.lock().threads = threads;
+        for _ in 0..threads {
+            let run = Arc::clone(&committer.handle.shared);
+            let thread = std::thread::Builder::new()
+                .name("kappalog-commit".into())
+                .spawn(move || run.run())
+                .map_err(|e| Error::io("kappalog-commit", e))?;
+            committer.threads.lock().push(thread);
         }
-        !std::mem::replace(&mut st.leading, true)
+        Ok(committer)
     }
 
-    /// Batches queued and not yet taken by a leader.
-    pub fn len(&self) -> usize {
-        self.state.lock().queued.len()
+    pub fn handle(&self) -> CommitHandle {
+        self.handle.clone()
     }
 
-    /// The leader takes every queued batch, after gathering: when fewer batches are queued than
-    /// the last group had, it first waits for them, for at most half the recent fsync time.
-    ///
-    /// Without the wait, concurrent appenders split into cohorts that alternate: while one group's
-    /// fsync runs, the appenders of the group before it are still being woken, and the leader takes
-    /// only those that queued in time. The rest form a second, small group that costs a whole
-    /// fsync. Waiting a fraction of an fsync for them puts everyone in one group; an appender
-    /// already queued is delayed by that wait at most, and each returning one saves most of an
-    /// fsync. A single appender never waits: its last group had one batch, its own, now queued.
-    ///
-    /// A committer thread does not gather (`gather` false): its waker wakes a group's appenders
-    /// while the next group is written and fsynced, so they come back spread over that fsync, and
-    /// the cohorts that form overlap their returns with each other's fsyncs. Waiting for them to
-    /// form one group would put the whole return time between two fsyncs, lowering the rate of
-    /// many appending threads.
-    pub fn take(&self, gather: bool) -> Vec<Queued> {
-        let mut st = self.state.lock();
-        debug_assert!(st.leading);
-        if gather && st.queued.len() < st.last_group {
-            let deadline = Instant::now() + self.gather_wait(&st);
-            st.gather_target = st.last_group;
-            while st.queued.len() < st.gather_target && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
-            st.gather_target = 0;
+    /// Commits what is queued, refuses later appends (`Error::Closed`) and waits for the thread.
+    pub fn stop(&self) {
+        let shared = &self.handle.shared;
+        shared.state.lock().stopping = true;
+        shared.work.notify_all();
+        shared.room.notify_all();
+        shared.room_async.notify_waiters();
+        for thread in std::mem::take(&mut *self.threads.lock()) {
+            // A panic there already failed its appenders (see `Waiter`'s drop).
+            let _ = thread.join();
         }
-        st.last_group = st.queued.len();
-        std::mem::take(&mut st.queued)
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl CommitHandle {
+    /// Rounds the committer has taken so far: appends queued while this number stays the same go
+    /// into the same round (see `Topic`'s sticky partition).
+    pub fn rounds(&self) -> u64 {
+        self.shared.rounds.load(Ordering::Acquire)
     }
 
-    /// Records how long a group's fsync took (it bounds the next gathering wait).
-    pub fn record_sync_time(&self, took: Duration) {
-        let mut st = self.state.lock();
-        // An exponential moving average over about 8 fsyncs: one slow fsync does not set the wait.
-        st.sync_time = match st.sync_time.is_zero() {
-            true => took,
-            false => (st.sync_time * 7 + took) / 8,
-        };
-    }
-
-    /// A thread that led one group gives up the lead if nothing is queued; otherwise the lead stays
-    /// taken, for the leader it must start: a committer thread, or a pool leader if the first
-    /// appender queued is a task.
-    pub fn after_group(&self) -> After {
-        let mut st = self.state.lock();
-        match st.queued.first() {
-            None => {
-                st.leading = false;
-                After::Stop
+    /// Queues `batch` for `partition`, waiting for room while the queue is full.
+    pub fn enqueue_blocking(&self, partition: &Partition, batch: PreparedBatch) -> Result<Pending> {
+        let waiter = Arc::new(ThreadWaiter {
+            thread: std::thread::current(),
+            result: Mutex::new(None),
+            done: AtomicBool::new(false),
+        });
+        let mut st = self.shared.state.lock();
+        loop {
+            if st.stopping {
+                return Err(Error::Closed);
             }
-            Some(Queued { waiter: Waiter::Thread(_), .. }) => After::StartCommitter,
-            Some(Queued { waiter: Waiter::Task { runtime, .. }, .. }) => After::StartPoolLeader(runtime.clone()),
+            if self.shared.has_room(&st, batch.len()) {
+                break;
+            }
+            self.shared.room.wait(&mut st);
+        }
+        let to = Some(Notify::Thread(Arc::clone(&waiter)));
+        self.shared.push(&mut st, partition, batch, to);
+        Ok(Pending(waiter))
+    }
+
+    /// Queues `batch` for `partition`, awaiting room while the queue is full.
+    pub async fn enqueue(&self, partition: &Partition, batch: PreparedBatch) -> Result<PendingAsync> {
+        loop {
+            let room = self.shared.room_async.notified();
+            tokio::pin!(room);
+            // Registered before the check: a notification between the check and the await is kept.
+            room.as_mut().enable();
+            {
+                let mut st = self.shared.state.lock();
+                if st.stopping {
+                    return Err(Error::Closed);
+                }
+                if self.shared.has_room(&st, batch.len()) {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    self.shared.push(&mut st, partition, batch, Some(Notify::Task(tx)));
+                    return Ok(PendingAsync(rx));
+                }
+            }
+            room.await;
+        }
+    }
+}
+
+impl Shared {
+    fn has_room(&self, st: &State, bytes: usize) -> bool {
+        st.queued.is_empty() || (st.queued.len() < self.batches_max && st.bytes + bytes <= self.bytes_max)
+    }
+
+    fn push(&self, st: &mut State, partition: &Partition, batch: PreparedBatch, to: Option<Notify>) {
+        st.bytes += batch.len();
+        partition.queued_changed(1);
+        st.queued.push(Queued { batch, waiter: Waiter { partition: partition.clone(), to } });
+        if st.queued.len() == 1 {
+            self.work.notify_one();
         }
     }
 
-    /// A pool leader or committer thread, its group done and its appenders woken (or handed to the
-    /// waker), keeps the lead if an appender queues within half the recent fsync time (the wait
-    /// [`take`](Self::take) would allow); otherwise it gives the lead up and returns `false`. Tasks that append in a loop come back within
-    /// microseconds, while a new leader costs a wake-up of a blocking-pool thread per group.
-    pub fn keep_leading(&self) -> bool {
-        let mut st = self.state.lock();
-        debug_assert!(st.leading);
-        if st.queued.is_empty() {
-            let deadline = Instant::now() + self.gather_wait(&st);
-            st.gather_target = 1;
-            while st.queued.is_empty() && !self.gathered.wait_until(&mut st, deadline).timed_out() {}
-            st.gather_target = 0;
+    /// A committer thread: rounds until the store stops and the queue is empty. The threads take
+    /// turns at writing (one at a time, so that batches are written in the order they queued);
+    /// each fsyncs its round after giving up the turn, so that the next round is written, and
+    /// fsynced, while this one's fsync runs.
+    fn run(&self) {
+        let _exit = ExitGuard(self);
+        loop {
+            let written = {
+                let _turn = self.writing.lock();
+                let Some(round) = self.take() else { return };
+                self.write(round)
+            };
+            self.sync(written);
         }
-        if st.queued.is_empty() {
-            st.leading = false;
-            return false;
-        }
-        true
     }
 
-    /// How long a leader waits for appenders: half the recent fsync time, capped.
-    fn gather_wait(&self, st: &QueueState) -> Duration {
-        (st.sync_time / GATHER_WAIT_FRACTION).min(self.gather_wait_max)
+    /// Waits for batches and takes every one queued; `None` once the store stops with none left.
+    fn take(&self) -> Option<Vec<Queued>> {
+        let round = {
+            let mut st = self.state.lock();
+            while st.queued.is_empty() && !st.stopping {
+                self.work.wait(&mut st);
+            }
+            if st.queued.is_empty() {
+                return None;
+            }
+            self.rounds.fetch_add(1, Ordering::AcqRel);
+            st.bytes = 0;
+            std::mem::take(&mut st.queued)
+        };
+        self.room.notify_all();
+        self.room_async.notify_waiters();
+        Some(round)
+    }
+
+    /// Writes each partition's batches of a round (one `write()` per partition).
+    fn write(&self, round: Vec<Queued>) -> Vec<Written> {
+        let mut groups: Vec<(Partition, Vec<PreparedBatch>, Vec<Waiter>)> = Vec::new();
+        for Queued { batch, waiter } in round {
+            waiter.partition.queued_changed(-1);
+            match groups.iter_mut().find(|(p, _, _)| p.same(&waiter.partition)) {
+                Some((_, batches, waiters)) => {
+                    batches.push(batch);
+                    waiters.push(waiter);
+                }
+                None => groups.push((waiter.partition.clone(), vec![batch], vec![waiter])),
+            }
+        }
+        let faults = self.faults.as_deref();
+        groups
+            .into_iter()
+            .map(|(p, batches, waiters)| {
+                let results = guarded(&p, || {
+                    if let Some(f) = faults {
+                        f.before_commit();
+                    }
+                    Ok(p.write_group(batches))
+                });
+                Written { partition: p, results, waiters }
+            })
+            .collect()
+    }
+
+    /// Fsyncs each partition a round wrote, then gives every appender its result.
+    fn sync(&self, written: Vec<Written>) {
+        for Written { partition: p, results, waiters } in written {
+            let results = match results {
+                Ok(results) => results,
+                Err(e) => {
+                    fail_all(waiters, e, &p);
+                    continue;
+                }
+            };
+            let end = results.iter().filter_map(|r| r.as_ref().ok().map(|(_, end, _)| *end)).max();
+            // Durable once `sync_through` returns: acknowledged, even if the partition is poisoned
+            // meanwhile. A failed fsync's error goes to the first appender, `Poisoned` to the others.
+            let (synced, mut error) = match end.map(|end| guarded(&p, || p.sync_through(end))) {
+                Some(Err(e)) => (false, Some(e)),
+                _ => (true, None),
+            };
+            for (waiter, result) in waiters.into_iter().zip(results) {
+                let result = result.and_then(|(appended, _, _)| match synced {
+                    true => Ok(appended),
+                    false => Err(error.take().unwrap_or_else(|| p.poisoned_error())),
+                });
+                waiter.finish(result);
+            }
+        }
+    }
+}
+
+/// Counts a committer thread out when it exits. The last one to die of a panic (outside the
+/// guarded writes and fsyncs, where panics are caught) stops the committer and fails whatever is
+/// queued, so that no appender waits for a round that will never come.
+struct ExitGuard<'a>(&'a Shared);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.threads -= 1;
+        if !std::thread::panicking() {
+            return;
+        }
+        tracing::error!(threads_left = st.threads, "a group commit thread panicked");
+        if st.threads == 0 {
+            st.stopping = true;
+            // Each dropped waiter fails its appender (see `Waiter`'s drop).
+            let queued = std::mem::take(&mut st.queued);
+            drop(st);
+            queued.iter().for_each(|q| q.waiter.partition.queued_changed(-1));
+            drop(queued);
+            self.0.room.notify_all();
+            self.0.room_async.notify_waiters();
+        }
+    }
+}
+
+/// One partition's part of a round, written (or not), its appenders waiting for the fsync.
+struct Written {
+    partition: Partition,
+    results: Result<Vec<Result<(Appended, u64, crate::config::Durability)>>>,
+    waiters: Vec<Waiter>,
+}
+
+/// Runs `f`; a panic in it poisons `p` and becomes its `Error::Poisoned`.
+fn guarded<T>(p: &Partition, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            p.poison(&format_args!("the group commit panicked: {what}"));
+            Err(p.poisoned_error())
+        }
+    }
+}
+
+/// Fails every waiter: the first with `first`, the others with `Error::Poisoned`.
+fn fail_all(waiters: Vec<Waiter>, first: Error, p: &Partition) {
+    let mut first = Some(first);
+    for w in waiters {
+        w.finish(Err(first.take().unwrap_or_else(|| p.poisoned_error())));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::partition::PreparedBatch;
+    use crate::{Durability, NewRecord, Store, StoreConfig, TopicConfig};
+    use std::time::{Duration, Instant};
 
-    fn queue(gather_wait_max: Duration) -> CommitQueue {
-        CommitQueue { gather_wait_max, ..CommitQueue::default() }
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
-    /// Queues an empty batch; its waiter is never finished (the tests only take the queue).
-    fn enqueue(q: &CommitQueue) -> bool {
-        q.enqueue(PreparedBatch::empty_for_tests(), Waiter::Thread(ThreadWaiter::new()))
-    }
-
-    fn gathering(q: &CommitQueue) -> bool {
-        q.state.lock().gather_target != 0
-    }
-
+    /// A full queue makes appenders wait; it never holds more than its bound; every append
+    /// completes once the committer takes the queue.
     #[test]
-    fn a_leader_waits_for_as_many_batches_as_its_last_group_had() {
-        let q = queue(Duration::from_secs(600));
-        assert!(enqueue(&q), "the first appender leads");
-        assert!(!enqueue(&q) && !enqueue(&q), "the others wait");
-        assert_eq!(q.take(true).len(), 3, "no fsync time known yet: no wait");
-        q.record_sync_time(Duration::from_secs(600));
-        enqueue(&q);
+    fn a_full_queue_makes_appenders_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::new();
+        let store =
+            Store::open(dir.path(), StoreConfig { faults: Some(faults.clone()), ..StoreConfig::default() }).unwrap();
+        let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+        let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+        // A committer of its own, one thread, with room for 3 batches.
+        let committer = Committer::start_with_limits(Some(faults.clone()), 1, 3, usize::MAX).unwrap();
+        let handle = committer.handle();
+        faults.pause_syncs();
+        let syncs0 = faults.syncs();
         std::thread::scope(|s| {
-            let leader = s.spawn(|| q.take(true).len());
-            // Bounded: the leader must start gathering (it has 1 batch of the 3 it expects).
-            let started = Instant::now();
-            while !gathering(&q) {
-                assert!(started.elapsed() < Duration::from_secs(60), "the leader never waited");
+            let appenders: Vec<_> = (0..8)
+                .map(|i| {
+                    let (p, handle) = (p.clone(), handle.clone());
+                    s.spawn(move || {
+                        let batch = p.prepare(&[NewRecord::new(format!("{i}"))]).unwrap();
+                        handle.enqueue_blocking(&p, batch).unwrap().wait().unwrap()
+                    })
+                })
+                .collect();
+            wait_until("a round in its fsync", || faults.syncs() == syncs0 + 1);
+            wait_until("the queue full", || p.queued_appends() == 3);
+            // One round in its fsync, 3 queued, the other appenders waiting for room (bounded, so
+            // this does not depend on how long they are given).
+            for _ in 0..50 {
+                assert_eq!(p.queued_appends(), 3, "the bound holds");
                 std::thread::yield_now();
             }
-            enqueue(&q);
-            assert!(gathering(&q), "2 of 3: still waiting");
-            enqueue(&q);
-            assert_eq!(leader.join().expect("the leader"), 3, "one group of all three");
+            assert!(p.log_end_offset() < 8, "not everything was written: some waited for room");
+            faults.resume_syncs();
+            let mut offsets: Vec<u64> = appenders.into_iter().map(|a| a.join().unwrap().base_offset).collect();
+            offsets.sort_unstable();
+            assert_eq!(offsets, (0..8).collect::<Vec<_>>());
         });
-    }
-
-    #[test]
-    fn a_leader_with_its_last_group_queued_takes_at_once() {
-        let q = queue(Duration::from_secs(600));
-        enqueue(&q);
-        assert_eq!(q.take(true).len(), 1);
-        q.record_sync_time(Duration::from_secs(600));
-        enqueue(&q);
-        enqueue(&q);
-        let started = Instant::now();
-        assert_eq!(q.take(true).len(), 2);
-        assert!(started.elapsed() < Duration::from_secs(60), "it waited for nothing");
-    }
-
-    #[test]
-    fn a_committer_takes_what_is_queued_without_gathering() {
-        let q = queue(Duration::from_secs(600));
-        enqueue(&q);
-        enqueue(&q);
-        assert_eq!(q.take(false).len(), 2);
-        q.record_sync_time(Duration::from_secs(600));
-        enqueue(&q);
-        let started = Instant::now();
-        assert_eq!(q.take(false).len(), 1, "1 of the last group's 2, taken at once");
-        assert!(started.elapsed() < Duration::from_secs(60), "it waited for the other");
-        assert!(!gathering(&q));
-    }
-
-    #[test]
-    fn gathering_ends_at_half_the_fsync_time() {
-        let q = queue(GATHER_WAIT_MAX);
-        enqueue(&q);
-        enqueue(&q);
-        assert_eq!(q.take(true).len(), 2);
-        q.record_sync_time(Duration::from_millis(1));
-        enqueue(&q);
-        let started = Instant::now();
-        assert_eq!(q.take(true).len(), 1, "the second appender never came back");
-        assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
-        assert!(!gathering(&q));
-    }
-
-    #[test]
-    fn a_pool_leader_keeps_the_lead_for_an_appender_that_comes_back() {
-        let q = queue(Duration::from_secs(600));
-        assert!(enqueue(&q));
-        assert_eq!(q.take(true).len(), 1);
-        q.record_sync_time(Duration::from_secs(600));
-        std::thread::scope(|s| {
-            let leader = s.spawn(|| q.keep_leading());
-            let started = Instant::now();
-            while !gathering(&q) {
-                assert!(started.elapsed() < Duration::from_secs(60), "the leader never waited");
-                std::thread::yield_now();
-            }
-            assert!(!enqueue(&q), "the lead is still held: the appender does not lead");
-            assert!(leader.join().expect("the leader"), "it keeps the lead");
-        });
-        assert_eq!(q.take(true).len(), 1);
-    }
-
-    #[test]
-    fn a_pool_leader_gives_up_the_lead_when_no_appender_comes() {
-        let q = queue(GATHER_WAIT_MAX);
-        assert!(enqueue(&q));
-        assert_eq!(q.take(true).len(), 1);
-        q.record_sync_time(Duration::from_millis(1));
-        let started = Instant::now();
-        assert!(!q.keep_leading());
-        assert!(started.elapsed() >= Duration::from_micros(500), "it waited half an fsync");
-        assert!(enqueue(&q), "the next appender leads");
-    }
-
-    #[test]
-    fn the_fsync_time_is_a_moving_average() {
-        let q = CommitQueue::default();
-        q.record_sync_time(Duration::from_millis(8));
-        q.record_sync_time(Duration::from_millis(16));
-        assert_eq!(q.state.lock().sync_time, Duration::from_millis(9));
+        committer.stop();
+        assert!(matches!(
+            handle.enqueue_blocking(&p, p.prepare(&[NewRecord::new("late")]).unwrap()),
+            Err(Error::Closed)
+        ));
     }
 }

@@ -5,7 +5,7 @@ pub(crate) mod batch;
 pub(crate) mod buffers;
 #[cfg(feature = "broker")]
 pub(crate) mod builder;
-mod commit;
+pub(crate) mod commit;
 pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;
@@ -16,6 +16,7 @@ pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 
+pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};

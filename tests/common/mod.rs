@@ -152,3 +152,32 @@ pub fn threads_named(name: &str) -> usize {
         .filter(|comm| comm.trim_end() == name)
         .count()
 }
+
+/// Every committer thread of a store holding a round in a paused fsync (of its own one-partition
+/// `sync` topic, `held-N`): while they are held, every other `sync` append of the store queues.
+/// Fsyncs must be paused ([`kappalog::FaultInjector::pause_syncs`]); resuming them lets these go.
+pub struct Committers(pub Vec<std::thread::JoinHandle<()>>);
+
+impl Committers {
+    pub fn occupy(store: &kappalog::Store, faults: &kappalog::FaultInjector) -> Committers {
+        let config = kappalog::TopicConfig { durability: kappalog::Durability::Sync, ..Default::default() };
+        let syncs0 = faults.syncs();
+        let held = (0..kappalog::log::COMMIT_THREADS)
+            .map(|i| {
+                let p = store.create_topic(&format!("held-{i}"), 1, config.clone()).unwrap().partition(0).unwrap();
+                let t = std::thread::spawn(move || {
+                    p.append(&[kappalog::NewRecord::new("held")]).unwrap();
+                });
+                // One at a time: each is a round of its own, on a committer thread of its own.
+                wait_until("a committer thread in its fsync", || faults.syncs() == syncs0 + i as u64 + 1);
+                t
+            })
+            .collect();
+        Committers(held)
+    }
+
+    /// Waits for the held appends (after fsyncs are resumed).
+    pub fn join(self) {
+        self.0.into_iter().for_each(|t| t.join().unwrap());
+    }
+}

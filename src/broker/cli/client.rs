@@ -307,7 +307,8 @@ pub fn parse_datetime_ms(s: &str) -> Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let bad = || CliError::from(format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[.fff][Z] (UTC)"));
+    let bad =
+        || CliError::from(format!("--to-datetime {s:?}: expected milliseconds or YYYY-MM-DDTHH:MM:SS[.fff][Z] (UTC)"));
     let out_of_range = |what: &str, v: i64| CliError::from(format!("--to-datetime {s:?}: {what} {v} is out of range"));
     let digits = |x: &str| -> Result<i64> {
         if x.is_empty() || x.len() > 4 || !x.bytes().all(|b| b.is_ascii_digit()) {

@@ -78,7 +78,7 @@ async fn produce(
         t.partition(p)?;
     }
     let started = std::time::Instant::now();
-    let (placed, bytes) = blocking(move || {
+    let (ready, bytes, t) = blocking(move || {
         let mut append = TopicAppend::new(&t);
         let mut bytes = 0u64;
         for_each_record(&body, |i, r| {
@@ -88,13 +88,13 @@ async fn produce(
             Ok(())
         })?;
         debug_assert!(append.count() > 0);
-        let placed = append.commit().map_err(|e| {
-            let deleted = t.partitions().iter().any(|p| p.is_deleted());
-            unless_deleted(e, t.name(), deleted)
-        })?;
-        Ok((placed, bytes))
+        Ok((append.finish()?, bytes, t))
     })
     .await?;
+    let placed = ready.commit().await.map_err(|e| {
+        let deleted = t.partitions().iter().any(|p| p.is_deleted());
+        unless_deleted(e, t.name(), deleted)
+    })?;
     state.metrics().appended(started.elapsed().as_secs_f64());
     state.metrics().produced(placed.count() as u64, bytes);
     let mut response = axum::body::Body::from_stream(OffsetsBody::new(placed.into_iter())).into_response();

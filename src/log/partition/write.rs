@@ -1,0 +1,323 @@
+//! Appends: batches validated and encoded off the writer lock, written in groups, segments rolled.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::encode::encode;
+use super::preallocate::ZERO_TAIL_GROUP_BYTES_MAX;
+use super::{capacity_for, Appended, Partition, Writer};
+use crate::config::{Durability, TopicConfig};
+use crate::error::{Error, Result};
+use crate::log::batch;
+use crate::log::io;
+use crate::log::record::NewRecord;
+use crate::log::segment::{self, IndexCursor, Segment};
+
+/// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    buf: Vec<u8>,
+    body_crc: crc32fast::Hasher,
+    cfg: TopicConfig,
+    now: i64,
+}
+
+impl PreparedBatch {
+    /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
+    #[cfg(feature = "broker")]
+    pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
+        PreparedBatch { buf, body_crc, cfg, now }
+    }
+
+    /// Its encoded size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether it must be durable before its append returns.
+    pub(crate) fn is_sync(&self) -> bool {
+        self.cfg.durability == Durability::Sync
+    }
+}
+
+/// What writing one batch gave: its offsets, the end offset to wait for, and its durability.
+type Written = Result<(Appended, u64, Durability)>;
+
+/// Batches of a group laid out for one `write()`, and the writer's state as it will be once they are
+/// written (the writer itself changes only after the write succeeds).
+struct Staged {
+    bytes: Vec<u8>,
+    cursor: IndexCursor,
+    next_offset: u64,
+    created_ms: i64,
+    batches: Vec<StagedBatch>,
+}
+
+struct StagedBatch {
+    /// Its place in the group.
+    index: usize,
+    header: batch::BatchHeader,
+    position_end: u64,
+    entries: (Option<crate::log::index::OffsetEntry>, Option<crate::log::index::TimeEntry>),
+    appended: Appended,
+    durability: Durability,
+}
+
+impl Staged {
+    fn new(w: &Writer) -> Staged {
+        Staged {
+            bytes: Vec::new(),
+            cursor: w.cursor.clone(),
+            next_offset: w.next_offset,
+            created_ms: w.created_ms,
+            batches: Vec::new(),
+        }
+    }
+}
+
+impl Partition {
+    /// Appends `records` as one batch and returns once they are durable under the topic's durability.
+    /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
+    pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
+        let prepared = self.prepare(records)?;
+        if !prepared.is_sync() {
+            return self.write_prepared(prepared).map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue_blocking(self, prepared)?.wait()
+    }
+
+    /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
+    /// `sync` it joins the group commit and the task awaits its result; otherwise it is written on
+    /// tokio's blocking pool.
+    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
+        let prepared = self.prepare(&records)?;
+        drop(records);
+        if !prepared.is_sync() {
+            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue(self, prepared).await?.wait().await
+    }
+
+    /// Writes a batch that is not `sync` on tokio's blocking pool. A panic there poisons the
+    /// partition; a pool that shuts down before running it gives `Error::Closed`.
+    pub(crate) async fn write_prepared_async(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
+        let p = self.clone();
+        match tokio::task::spawn_blocking(move || p.write_prepared(prepared)).await {
+            Ok(written) => written,
+            Err(e) if e.is_panic() => {
+                self.poison(&format_args!("a write panicked: {e}"));
+                Err(self.poisoned_error())
+            }
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// The offset after the last record written (Kafka's log end offset): ahead of the high
+    /// watermark by the batches written and not yet fsynced under `sync`.
+    pub fn log_end_offset(&self) -> u64 {
+        self.inner.writer.lock().next_offset
+    }
+
+    /// Validates `records` against the topic's limits and encodes them as one batch, writing
+    /// nothing: a multi-partition append prepares every batch before it writes any.
+    pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
+        let cfg = self.inner.config.read().clone();
+        let now = self.inner.clock.now_ms();
+        let (buf, body_crc) = encode(records, &cfg, now)?;
+        Ok(PreparedBatch { buf, body_crc, cfg, now })
+    }
+
+    /// Writes a prepared batch under the partition's lock.
+    pub(crate) fn write_prepared(&self, prepared: PreparedBatch) -> Result<(Appended, u64, Durability)> {
+        self.write_group(vec![prepared]).pop().expect("one result per batch")
+    }
+
+    /// Why nothing can be written now, if so. Called under the writer lock.
+    fn unwritable(&self) -> Option<Error> {
+        if self.inner.deleted.load(Ordering::Acquire) {
+            Some(Error::TopicNotFound(self.inner.topic.to_string()))
+        } else if self.inner.closed.load(Ordering::Acquire) {
+            Some(Error::Closed)
+        } else if self.is_poisoned() {
+            Some(self.poisoned_error())
+        } else {
+            None
+        }
+    }
+
+    /// Writes prepared batches in order, under one hold of the writer lock, with one `write()` for
+    /// each run of batches that go to the same segment. One result per batch, in order, each with
+    /// the end offset to wait for. A failed write or roll poisons the partition; the batches it
+    /// carried and every later one fail.
+    pub(crate) fn write_group(&self, batches: Vec<PreparedBatch>) -> Vec<Result<(Appended, u64, Durability)>> {
+        let mut results: Vec<Option<Written>> = Vec::with_capacity(batches.len());
+        let mut w = self.inner.writer.lock();
+        let mut staged = Staged::new(&w);
+        for (i, prepared) in batches.into_iter().enumerate() {
+            results.push(None);
+            if let Some(e) = self.unwritable() {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
+            let batch_len = buf.len() as u64;
+            let c = &staged.cursor;
+            if c.position > 0
+                && (c.position + batch_len > w.segment_bytes || now - staged.created_ms >= cfg.segment_ms as i64)
+            {
+                let rolled = match self.write_staged(&mut w, &mut staged, &mut results) {
+                    true => self.roll_locked(&mut w, &cfg),
+                    false => Err(self.poisoned_error()),
+                };
+                if let Err(e) = rolled {
+                    self.poison(&e);
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+                staged = Staged::new(&w);
+            }
+            let base_offset = staged.next_offset;
+            let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+            let entries = staged.cursor.entries_for(w.segment.base_offset, &header, cfg.index_interval_bytes);
+            if staged.cursor.position == batch_len {
+                staged.created_ms = now;
+            }
+            staged.next_offset = header.next_offset();
+            if staged.bytes.is_empty() {
+                // Most groups are one batch: write its buffer as it is, no copy.
+                crate::log::buffers::give(std::mem::replace(&mut staged.bytes, buf));
+            } else {
+                staged.bytes.extend_from_slice(&buf);
+                crate::log::buffers::give(buf);
+            }
+            let appended = Appended {
+                base_offset,
+                last_offset: header.last_offset(),
+                timestamp: header.first_timestamp,
+                log_append_time_ms: now,
+            };
+            staged.batches.push(StagedBatch {
+                index: i,
+                header,
+                position_end: staged.cursor.position,
+                entries,
+                appended,
+                durability: cfg.durability,
+            });
+        }
+        self.write_staged(&mut w, &mut staged, &mut results);
+        drop(w);
+        results.into_iter().map(|r| r.expect("every batch has a result")).collect()
+    }
+
+    /// Writes the staged batches (log bytes, then their index entries), publishes them and records
+    /// their results. On a failure it poisons the partition, gives the error to the first batch and
+    /// `Poisoned` to the others, and returns `false`.
+    fn write_staged(&self, w: &mut Writer, staged: &mut Staged, results: &mut [Option<Written>]) -> bool {
+        if staged.batches.is_empty() {
+            return true;
+        }
+        let faults = self.inner.faults.as_deref();
+        if staged.batches.iter().all(|b| b.durability != Durability::Sync) {
+            Self::reserve_ahead(w, staged.bytes.len() as u64);
+        }
+        // The group's index entries, one `write()` per index file.
+        let index_entries = || -> Result<()> {
+            let (mut offsets, mut times) = (Vec::new(), Vec::new());
+            for b in &staged.batches {
+                if let Some(e) = b.entries.0 {
+                    offsets.extend_from_slice(&e.encode());
+                }
+                if let Some(e) = b.entries.1 {
+                    times.extend_from_slice(&e.encode());
+                }
+            }
+            if !offsets.is_empty() {
+                segment::append_entry(&w.files.index, &w.segment.index_path, &offsets, faults)?;
+            }
+            if !times.is_empty() {
+                segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &times, faults)?;
+            }
+            Ok(())
+        };
+        let position = w.cursor.position;
+        let written = io::write_at(&w.files.log, &w.segment.log_path, &staged.bytes, position, faults)
+            .and_then(|()| index_entries());
+        let batches = std::mem::take(&mut staged.batches);
+        let group_bytes = staged.bytes.len() as u64;
+        crate::log::buffers::give(std::mem::take(&mut staged.bytes));
+        if let Err(e) = written {
+            self.poison(&e);
+            let mut first = Some(e);
+            for b in &batches {
+                results[b.index] = Some(Err(first.take().unwrap_or_else(|| self.poisoned_error())));
+            }
+            return false;
+        }
+        w.cursor = staged.cursor.clone();
+        w.next_offset = staged.next_offset;
+        w.created_ms = staged.created_ms;
+        w.file_len = w.file_len.max(w.cursor.position);
+        if group_bytes < ZERO_TAIL_GROUP_BYTES_MAX && batches.iter().any(|b| b.durability == Durability::Sync) {
+            Self::top_up_zero_tail(w);
+        }
+        for b in batches {
+            w.segment.publish(&b.header, b.position_end, b.entries);
+            let end = b.header.next_offset();
+            if b.durability != Durability::Sync {
+                self.advance_high_watermark(end);
+            }
+            results[b.index] = Some(Ok((b.appended, end, b.durability)));
+        }
+        true
+    }
+
+    /// Seals the active segment (fsyncs it and its indexes) and starts a new one at the next offset.
+    fn roll_locked(&self, w: &mut Writer, cfg: &TopicConfig) -> Result<()> {
+        let faults = self.inner.faults.as_deref();
+        // A sealed segment's file ends where its log does (its map is the file's length).
+        Self::cut_tail(w)?;
+        let last_rel = (w.next_offset - 1 - w.segment.base_offset) as u32;
+        if let Some(e) = w.cursor.final_time_entry(last_rel) {
+            segment::append_entry(&w.files.time_index, &w.segment.time_index_path, &e.encode(), faults)?;
+            w.segment.push_time_entry(e);
+        }
+        io::sync_data(&w.files.log, &w.segment.log_path, faults)?;
+        io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
+        io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
+        self.mark_durable(w.next_offset);
+        let (segment, files) =
+            Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
+        {
+            let mut list = self.inner.segments.write();
+            let mut next = Vec::with_capacity(list.len() + 1);
+            next.extend(list.iter().cloned());
+            next.push(Arc::clone(&segment));
+            *list = Arc::new(next);
+        }
+        *w = Writer {
+            segment,
+            files,
+            cursor: IndexCursor::new(),
+            next_offset: w.next_offset,
+            created_ms: self.inner.clock.now_ms(),
+            segment_bytes: cfg.segment_bytes,
+            file_len: 0,
+            reserved_to: 0,
+        };
+        Ok(())
+    }
+
+    /// Seals the active segment now if it holds anything (a new one starts). For tests and tools.
+    pub fn roll(&self) -> Result<()> {
+        let cfg = self.inner.config.read().clone();
+        let mut w = self.inner.writer.lock();
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        if w.cursor.position == 0 {
+            return Ok(());
+        }
+        self.roll_locked(&mut w, &cfg).inspect_err(|e| self.poison(e))
+    }
+}

@@ -54,7 +54,9 @@
 
 mod aggregate;
 mod checkpoint;
+mod definition;
 mod expr;
+mod loop_check;
 mod manager;
 mod operator;
 mod project;

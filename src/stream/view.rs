@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::checkpoint;
-use super::manager::{Definition, ViewsConfig};
+use super::definition::Definition;
+use super::manager::ViewsConfig;
 use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
 use super::state::{State, ViewCounters};

@@ -6,6 +6,7 @@ use serde_json::{Map, Number, Value};
 
 use super::expr::lookup;
 use super::spec::{AggregateOp, AggregateSpec};
+use super::time::Stamp;
 
 /// One accumulator. Sums stay integers until a non-integer is added, so integer sums are exact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,8 +20,9 @@ pub(crate) enum Accumulator {
         sum: f64,
         count: u64,
     },
-    /// The value, and the sequence number of the record it came from (the later one wins a merge).
-    Latest(Option<(Value, u64)>),
+    /// The value, and the stamp of the record it came from: the greatest stamp wins (the
+    /// latest event time, then topic, partition, offset), whatever the order records came in.
+    Latest(Option<(Value, Stamp)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -93,7 +95,7 @@ impl Accumulator {
         }
     }
 
-    pub(crate) fn add(&mut self, input: &Input<'_>, seq: u64) {
+    pub(crate) fn add(&mut self, input: &Input<'_>, stamp: Stamp) {
         let num = |i: &Input<'_>| match i {
             Input::Number(n) => n.as_f64().unwrap_or(0.0),
             _ => 0.0,
@@ -113,7 +115,9 @@ impl Accumulator {
             }
             Accumulator::Latest(l) => {
                 if let Input::Value(v) = input {
-                    *l = Some(((*v).clone(), seq));
+                    if l.as_ref().is_none_or(|(_, held)| stamp > *held) {
+                        *l = Some(((*v).clone(), stamp));
+                    }
                 }
             }
         }
@@ -178,9 +182,9 @@ impl Aggregates {
         Aggregates(specs.iter().map(|(_, s)| Accumulator::new(s.op)).collect())
     }
 
-    pub(crate) fn add(&mut self, inputs: &[Input<'_>], seq: u64) {
+    pub(crate) fn add(&mut self, inputs: &[Input<'_>], stamp: Stamp) {
         for (acc, input) in self.0.iter_mut().zip(inputs) {
-            acc.add(input, seq);
+            acc.add(input, stamp);
         }
     }
 
@@ -205,6 +209,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn at(offset: u64) -> Stamp {
+        Stamp { time: 0, topic: 0, partition: 0, offset }
+    }
+
+    #[test]
+    fn latest_is_decided_by_stamp_not_by_arrival() {
+        let specs = vec![("last".to_string(), AggregateSpec { op: AggregateOp::Latest, field: Some("/v".into()) })];
+        let stamp = |time, partition| Stamp { time, topic: 0, partition, offset: 0 };
+        let (new, old) = (json!({"v": "new"}), json!({"v": "old"}));
+        let mut a = Aggregates::new(&specs);
+        a.add(&inputs(&specs, &new).unwrap(), stamp(5, 0));
+        a.add(&inputs(&specs, &old).unwrap(), stamp(4, 1));
+        assert_eq!(a.to_json(&specs), json!({"last": "new"}), "an older event arriving later loses");
+        a.add(&inputs(&specs, &old).unwrap(), stamp(5, 1));
+        assert_eq!(a.to_json(&specs), json!({"last": "old"}), "a tie goes to the higher partition");
+    }
+
     fn specs() -> Vec<(String, AggregateSpec)> {
         let s = |op, field: Option<&str>| AggregateSpec { op, field: field.map(String::from) };
         vec![
@@ -225,11 +246,11 @@ mod tests {
             .iter()
             .enumerate()
         {
-            a.add(&inputs(&specs, doc).unwrap(), seq as u64);
+            a.add(&inputs(&specs, doc).unwrap(), at(seq as u64));
         }
         assert_eq!(a.to_json(&specs), json!({"n": 3, "total": 6, "lo": -2, "hi": 5, "mean": 2.0, "last": "c"}));
         let doc = json!({"x": 1.5, "name": "d"});
-        a.add(&inputs(&specs, &doc).unwrap(), 9);
+        a.add(&inputs(&specs, &doc).unwrap(), at(9));
         assert_eq!(a.to_json(&specs)["total"], json!(7.5));
     }
 
@@ -249,8 +270,8 @@ mod tests {
         let (mut left, mut right) = (Aggregates::new(&specs), Aggregates::new(&specs));
         for (i, d) in docs.iter().enumerate() {
             let inp = inputs(&specs, d).unwrap();
-            whole.add(&inp, i as u64);
-            if i % 3 == 0 { &mut left } else { &mut right }.add(&inp, i as u64);
+            whole.add(&inp, at(i as u64));
+            if i % 3 == 0 { &mut left } else { &mut right }.add(&inp, at(i as u64));
         }
         right.merge(&left);
         assert_eq!(right.to_json(&specs), whole.to_json(&specs));

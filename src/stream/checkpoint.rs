@@ -118,7 +118,13 @@ mod tests {
 
     fn sample() -> Snapshot {
         let mut s = Snapshot { watermark: Some(42), ..Snapshot::default() };
-        s.offsets.push(SourceOffset { topic: "t".into(), partition: 3, next_offset: 17 });
+        s.offsets.push(SourceOffset {
+            topic: "t".into(),
+            partition: 3,
+            next_offset: 17,
+            event_time_max: Some(40),
+            idle: false,
+        });
         s.entries.insert("k".into(), Entry::Value(serde_json::json!({"a": 1})));
         s.counters.records_read = 17;
         s

@@ -15,9 +15,10 @@ use super::definition::{
 };
 use super::loop_check::{self, Edge};
 use super::operator::{Declarative, Operator, ViewLogic};
+use super::runner;
 use super::spec::ViewSpec;
 use super::state::State;
-use super::view::{self, PartitionTarget, Slot, Version, View};
+use super::view::{PartitionTarget, Slot, Version, View};
 use super::ViewError;
 use crate::error::{Corruption, Error, Result};
 use crate::log::io::sync_dir;
@@ -164,9 +165,9 @@ impl Views {
             threads: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
         });
-        view::spawn(&slot, current);
+        runner::spawn(&slot, current);
         if let Some(p) = pending {
-            view::spawn(&slot, p);
+            runner::spawn(&slot, p);
         }
         self.inner.views.write().insert(name.to_string(), Arc::clone(&slot));
         Ok(View { slot })
@@ -391,7 +392,7 @@ impl Views {
             remove_checkpoint(&slot.dir, old.number)?;
         }
         *slot.pending.lock() = Some(Arc::clone(&version));
-        view::spawn(slot, version);
+        runner::spawn(slot, version);
         tracing::info!(view = %slot.name, version = number, "rebuild started");
         Ok(())
     }

@@ -60,8 +60,10 @@ mod loop_check;
 mod manager;
 mod operator;
 mod project;
+mod runner;
 mod spec;
 mod state;
+mod time;
 mod view;
 mod window;
 

@@ -1,6 +1,6 @@
-//! A running view: one std thread per version reads its source partitions, applies records to
-//! the state, appends emitted records, and checkpoints state + offsets together. A rebuilding
-//! version runs beside the current one and takes over when it has caught up (lag 0).
+//! A view and its versions: queries, status, lag and rebuild progress. Each version has a runner
+//! thread (`runner.rs`); a rebuilding version runs beside the current one and takes over when it
+//! has caught up (lag 0).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +18,8 @@ use super::manager::ViewsConfig;
 use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
 use super::state::{State, ViewCounters};
-use crate::error::{Error, Result};
-use crate::log::{NewRecord, Partition};
+use crate::error::Result;
+use crate::log::Partition;
 use crate::store::Store;
 
 /// The most keys one [`View::scan`] returns.
@@ -33,10 +33,10 @@ pub(crate) struct Version {
     pub state: RwLock<State>,
     pub checkpoint_path: PathBuf,
     /// Set when the version must stop (shutdown, delete, superseded).
-    stop: AtomicBool,
+    pub(crate) stop: AtomicBool,
     /// Set (under this lock) when the version was superseded: it must not write its checkpoint any more.
     retired: Mutex<bool>,
-    wake: Arc<tokio::sync::Notify>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
     /// Why the runner stopped on its own, if it did.
     pub failure: Mutex<Option<String>>,
     /// The last pass over the sources read nothing.
@@ -353,133 +353,5 @@ impl View {
     }
 }
 
-/// Starts the runner thread of `v`.
-pub(crate) fn spawn(slot: &Arc<Slot>, v: Arc<Version>) {
-    let s = Arc::clone(slot);
-    let handle = std::thread::Builder::new()
-        .name(format!("view-{}-v{}", slot.name, v.number))
-        .spawn(move || {
-            if let Err(e) = run(&s, &v) {
-                tracing::error!(view = %s.name, version = v.number, error = %e, "view stopped");
-                *v.failure.lock() = Some(e.to_string());
-            }
-        })
-        .expect("spawn a view thread");
-    let mut threads = slot.threads.lock();
-    threads.retain(|t| !t.is_finished());
-    threads.push(handle);
-}
-
-fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::io("tokio runtime", e))?;
-    let cfg = &slot.config;
-    let emit_topic = match v.definition.emit_topic() {
-        Some(t) => Some(slot.store.topic(t)?),
-        None => None,
-    };
-    let mut sources = v.sources(&slot.store);
-    let mut last_checkpoint = Instant::now();
-    let mut since_checkpoint = 0u64;
-    let mut emits: Vec<NewRecord> = Vec::new();
-    while !v.stop.load(Ordering::Acquire) {
-        let mut read_any = false;
-        for p in &sources {
-            let next = v.state.read().offset_of(p.topic(), p.id());
-            let next = next.unwrap_or_else(|| p.log_start_offset());
-            let batches = match p.read_batches(next, cfg.read_bytes_max, cfg.read_records_max) {
-                Ok(b) => b,
-                Err(Error::OffsetOutOfRange { log_start_offset, .. }) if next < log_start_offset => {
-                    // Retention deleted what the view had not read yet: those records are lost to it.
-                    tracing::warn!(view = %slot.name, topic = p.topic(), partition = p.id(), next, log_start_offset,
-                        "source records were deleted before the view read them");
-                    v.state.write().set_offset(p.topic(), p.id(), log_start_offset);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if batches.is_empty() {
-                if v.state.read().offset_of(p.topic(), p.id()).is_none() {
-                    v.state.write().set_offset(p.topic(), p.id(), next);
-                }
-                continue;
-            }
-            read_any = true;
-            // Before the offsets move: `wait_caught_up` must not see lag 0 with a stale flag while
-            // this batch's emits are not appended yet.
-            v.caught_up.store(false, Ordering::Release);
-            let mut st = v.state.write();
-            let before = st.snap.counters.records_read;
-            let mut after = next;
-            for b in &batches {
-                let applied = b.for_each(|r| {
-                    v.operator.apply(r, || b.to_record(r), &mut st, &mut emits);
-                    after = r.offset + 1;
-                });
-                match applied {
-                    Ok(next_after_batch) => after = next_after_batch,
-                    Err(e) => {
-                        // A malformed record inside a checked batch: the state keeps what was
-                        // applied before it, and the offsets say so (never counted twice).
-                        st.set_offset(p.topic(), p.id(), after);
-                        return Err(e);
-                    }
-                }
-            }
-            st.set_offset(p.topic(), p.id(), after);
-            since_checkpoint += st.snap.counters.records_read - before;
-        }
-        // Emitted records are appended before the checkpoint that covers their inputs (at least once).
-        if !emits.is_empty() {
-            let topic = emit_topic.as_ref().expect("only views with an emit topic emit");
-            let n = emits.len() as u64;
-            for chunk in std::mem::take(&mut emits).chunks(EMIT_BATCH_RECORDS_MAX) {
-                topic.append(chunk.to_vec())?;
-            }
-            v.state.write().snap.counters.records_emitted += n;
-        }
-        let due = last_checkpoint.elapsed() >= Duration::from_millis(cfg.checkpoint_interval_ms)
-            || since_checkpoint >= cfg.checkpoint_interval_records;
-        if since_checkpoint > 0 && (due || !read_any) {
-            v.checkpoint()?;
-            last_checkpoint = Instant::now();
-            since_checkpoint = 0;
-        }
-        if read_any {
-            continue;
-        }
-        v.caught_up.store(true, Ordering::Release);
-        if slot.pending.lock().as_ref().is_some_and(|p| Arc::ptr_eq(p, v)) {
-            super::manager::promote(slot, v)?;
-        }
-        // Pick up partitions added since.
-        sources = v.sources(&slot.store);
-        wait_for_data(&rt, v, &sources, cfg.idle_wait_ms);
-    }
-    if since_checkpoint > 0 {
-        v.checkpoint()?;
-    }
-    Ok(())
-}
-
 /// The most emitted records appended in one batch.
 pub const EMIT_BATCH_RECORDS_MAX: usize = 10_000;
-
-/// Blocks until a source has data past what the view read, the version is woken, or `idle_wait_ms`.
-fn wait_for_data(rt: &tokio::runtime::Runtime, v: &Version, sources: &[Partition], idle_wait_ms: u64) {
-    let waits: Vec<(Partition, u64)> = {
-        let st = v.state.read();
-        sources.iter().map(|p| (p.clone(), st.offset_of(p.topic(), p.id()).unwrap_or(0))).collect()
-    };
-    let wake = Arc::clone(&v.wake);
-    rt.block_on(async move {
-        let mut set = tokio::task::JoinSet::new();
-        for (p, next) in waits {
-            set.spawn(async move { p.wait_for_data(next).await });
-        }
-        set.spawn(async move { wake.notified().await });
-        let _ = tokio::time::timeout(Duration::from_millis(idle_wait_ms), set.join_next()).await;
-    });
-}

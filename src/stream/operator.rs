@@ -292,6 +292,7 @@ impl Declarative {
             st.snap.counters.late_records += 1;
         }
         self.emit_closed(&closed, st, out);
+        st.evict_expired(w);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -436,6 +437,7 @@ impl Operator {
                 let mut closed = Vec::new();
                 st.refresh_watermark(w, &mut closed);
                 d.emit_closed(&closed, st, out);
+                st.evict_expired(w);
             }
         }
     }

@@ -246,7 +246,7 @@ impl State {
     }
 
     /// Moves the view's watermark to `t` if later. Returns the windows that closed, `(key, start, end)`,
-    /// oldest end first, and evicts closed windows past their retention.
+    /// oldest end first (they stay until [`evict_expired`](Self::evict_expired)).
     fn advance(&mut self, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
         if self.snap.watermark.is_some_and(|wm| wm >= t) {
             return;
@@ -260,6 +260,11 @@ impl State {
             closed_out.push((item.1.clone(), item.2, item.0));
             self.closed.insert(item);
         }
+    }
+
+    /// Evicts closed windows past their retention. Called after the windows that closed were
+    /// emitted: a window may close and expire at the same watermark.
+    pub(crate) fn evict_expired(&mut self, w: &Windowing) {
         while let Some(first) = self.closed.first() {
             if !w.is_expired(first.0, self.snap.watermark) {
                 break;
@@ -351,9 +356,12 @@ mod tests {
         closed.clear();
         st.advance(30, &w, &mut closed);
         assert_eq!(closed, vec![("a".to_string(), 10, 20)]);
+        assert!(st.snap.entries.contains_key("b"), "kept until evicted");
+        st.evict_expired(&w);
         assert!(!st.snap.entries.contains_key("b"), "b's only window expired");
         assert_eq!(st.window_count(), 1);
         st.advance(40, &w, &mut closed);
+        st.evict_expired(&w);
         assert!(st.snap.entries.is_empty());
         assert_eq!(st.window_count(), 0);
     }

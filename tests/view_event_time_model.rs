@@ -19,9 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kappalog::{
-    ManualClock, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, View, Views, ViewsConfig,
-};
+use kappalog::{ManualClock, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, View, Views, ViewsConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{json, Value};
@@ -130,8 +128,13 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         (5i64..60, 1i64..5).prop_map(|(size, k)| Win::Hopping { size, advance: (size / k).max(1) }),
         (1i64..30).prop_map(|gap| Win::Session { gap }),
     ];
-    let raw = (0u8..4, 0i64..15, 0i64..=1000, -1000i64..1000, 0u8..10)
-        .prop_map(|(key, step, back, x, s)| Raw { key, step, back, x, s });
+    let raw = (0u8..4, 0i64..15, 0i64..=1000, -1000i64..1000, 0u8..10).prop_map(|(key, step, back, x, s)| Raw {
+        key,
+        step,
+        back,
+        x,
+        s,
+    });
     let partition = (0i64..400, prop::collection::vec(raw, 0..40));
     (
         window,
@@ -257,7 +260,8 @@ fn batch(case: &Case, parts: &[Vec<Rec>]) -> Expected {
             }
         }
     }
-    let retention = case.retention_ms.unwrap_or(kappalog::stream::WINDOW_RETENTION_MS_DEFAULT as i64).max(case.grace_ms);
+    let retention =
+        case.retention_ms.unwrap_or(kappalog::stream::WINDOW_RETENTION_MS_DEFAULT as i64).max(case.grace_ms);
     let reached = |limit: i64| watermark.is_some_and(|w| w >= limit);
     let mut state: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut closed = BTreeSet::new();

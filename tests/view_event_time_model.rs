@@ -19,7 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kappalog::{ManualClock, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, View, Views, ViewsConfig};
+use kappalog::{
+    Durability, ManualClock, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, View, Views, ViewsConfig,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{json, Value};
@@ -335,7 +337,7 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
     let parts = case.records();
     let expected = batch(case, &parts);
     let clock = ManualClock::new(NOW_MS);
-    let topic_config = TopicConfig::default();
+    let topic_config = TopicConfig { durability: Durability::None, ..TopicConfig::default() };
     let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (store1, views1) = open(dir1.path(), &clock);
     let (mut store2, mut views2) = open(dir2.path(), &clock);

@@ -115,11 +115,11 @@ pub use spec::{
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;
+pub use time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 pub use view::{
     KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, EMIT_BATCH_RECORDS_MAX,
     SCAN_LIMIT_MAX,
 };
-pub use time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 pub use window::{parse_rfc3339_ms, WINDOWS_PER_RECORD_MAX, WINDOW_RETENTION_MS_DEFAULT};
 
 /// Errors of views, converging into [`Error::View`](crate::Error::View).

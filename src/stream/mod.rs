@@ -64,13 +64,17 @@
 //!   sessions merge and `window_close` results are emitted in the same order on a replay as live. A
 //!   partition with nothing left to read does not hold the others' records back (it holds the
 //!   watermark back until it is idle).
-//! - **Idleness.** A partition is idle once it has had nothing to read (no record below its high
-//!   watermark) for `window.idle_timeout_ms` on the store's clock ([`StoreConfig::clock`](crate::StoreConfig::clock)); default
-//!   [`IDLE_TIMEOUT_MS_DEFAULT`] (30 s). An idle partition does not hold the watermark back; it
-//!   counts again as soon as it has a record to read, and records of it that are then behind the
-//!   watermark by more than `grace_ms` are late. During catch-up, a rebuild or a replay a
-//!   partition with records to read is never idle, so when all the data is there the result does
-//!   not depend on timing. `0` makes a partition idle as soon as it has been read to its end.
+//! - **Idleness.** A partition becomes idle once it has had nothing to read (no record below its
+//!   high watermark) for `window.idle_timeout_ms` on the store's clock
+//!   ([`StoreConfig::clock`](crate::StoreConfig::clock)), default [`IDLE_TIMEOUT_MS_DEFAULT`]
+//!   (30 s), at a moment when the view has read everything; it stays idle until it has a record
+//!   to read. An idle partition does not hold the watermark back; records it gets later that are
+//!   behind the watermark by more than `grace_ms` are late. A partition with records to read is
+//!   never idle, and while any partition of the view has records to read (a catch-up, a rebuild,
+//!   a replay) none becomes idle: when all the data is there, the result does not depend on how
+//!   long reading takes. Once the view has read everything and every partition has been idle,
+//!   the watermark is the greatest partition watermark, whenever that happened. `0` makes a
+//!   partition idle as soon as the view has read everything.
 //! - **Late records.** A record whose windows are all closed is dropped and counted
 //!   (`late_records`); within the bound above none is.
 //! - **Far-future times.** A record whose event time (`window.time`) is more than

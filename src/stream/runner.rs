@@ -173,21 +173,30 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
     Ok(())
 }
 
-/// Decides which sources are idle: nothing to read for `timeout_ms` on the store clock. A source
-/// with anything to read is never idle. When that changed, the watermark moves as the sources now
-/// allow (closing windows). Returns whether it changed.
+/// Decides which sources are idle. A source with anything to read is not idle. A source becomes
+/// idle when it has had nothing to read for `timeout_ms` on the store clock, and only while no
+/// source of the view has anything to read: during a catch-up, a rebuild or a replay no source
+/// becomes idle, so that the result does not depend on how long reading takes. When that changed,
+/// the watermark moves as the sources now allow (closing windows). Returns whether it changed.
 fn mark_idle(v: &Version, sources: &mut [Source], now_ms: i64, timeout_ms: i64, emits: &mut Vec<NewRecord>) -> bool {
+    let pending: Vec<bool> = sources.iter().map(Source::pending).collect();
+    let caught_up = !pending.contains(&true);
     let mut st = v.state.write();
     let mut changed = false;
-    for s in sources.iter_mut() {
-        let pending = s.pending();
-        if pending {
+    for (s, pending) in sources.iter_mut().zip(pending) {
+        let was = st.snap.offsets[s.origin.slot].idle;
+        let idle = if pending {
             s.active_ms = now_ms;
-        }
-        let idle = !pending && now_ms.saturating_sub(s.active_ms) >= timeout_ms;
+            false
+        } else {
+            was || (caught_up && now_ms.saturating_sub(s.active_ms) >= timeout_ms)
+        };
         changed |= st.set_idle(s.origin.slot, idle);
     }
     if changed {
+        // Before the watermark moves: `wait_caught_up` must not return before the emits of the
+        // windows it closes are appended.
+        v.caught_up.store(false, Ordering::Release);
         v.operator.refresh_watermark(&mut st, emits);
     }
     changed

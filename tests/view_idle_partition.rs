@@ -39,7 +39,10 @@ fn an_idle_partition_stops_holding_the_watermark_after_idle_timeout_ms() {
         assert!(Instant::now() < deadline, "partition 1 never went idle: {:?}", view.status());
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(view.status().watermark, Some(NOW - 600));
+    let s = view.status();
+    assert_eq!(s.watermark, Some(NOW - 600));
+    let partitions: Vec<(Option<i64>, bool)> = s.lag.iter().map(|l| (l.watermark, l.idle)).collect();
+    assert_eq!(partitions, vec![(Some(NOW - 600), true), (None, true)], "the status shows each partition");
     wait(&view);
     let emitted: Vec<i64> = all_records(&store, "out")
         .iter()

@@ -166,7 +166,9 @@ mod tests {
         let Some(Entry::Windows(ws)) = snap.entries.get("w") else { panic!("{snap:?}") };
         let latest = &ws[&0].aggregates.0[0];
         let older = crate::stream::time::Stamp { time: 0, topic: 0, partition: 0, offset: 0 };
-        assert!(matches!(latest, crate::stream::aggregate::Accumulator::Latest(Some((_, s))) if *s < older && s.offset == 7));
+        assert!(
+            matches!(latest, crate::stream::aggregate::Accumulator::Latest(Some((_, s))) if *s < older && s.offset == 7)
+        );
     }
 
     #[test]

@@ -91,7 +91,8 @@
 //!
 //! Queries ([`View`]): `get(key)` → `{key, value}` or `{key, windows: [{start, end, value}]}`,
 //! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /
-//! rebuilding / failed, lag per partition, watermark, late and error counts, rebuild progress).
+//! rebuilding / failed, per partition its lag, watermark and whether it is idle, the view's
+//! watermark, late and error counts, rebuild progress).
 //!
 //! Emitted records (`emit`) are at least once: they are appended before the checkpoint that
 //! covers their inputs, so a crash in between emits them again on restart.

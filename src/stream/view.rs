@@ -120,7 +120,8 @@ impl Version {
         self.sources(store)
             .iter()
             .map(|p| {
-                let next_offset = st.offset_of(p.topic(), p.id()).unwrap_or_else(|| p.log_start_offset());
+                let source = st.snap.offsets.iter().find(|o| o.topic == p.topic() && o.partition == p.id());
+                let next_offset = source.map_or_else(|| p.log_start_offset(), |o| o.next_offset);
                 let high_watermark = p.high_watermark();
                 PartitionLag {
                     topic: p.topic().to_string(),
@@ -128,6 +129,8 @@ impl Version {
                     next_offset,
                     high_watermark,
                     lag: high_watermark.saturating_sub(next_offset),
+                    watermark: source.and_then(|o| o.event_time_max),
+                    idle: source.is_some_and(|o| o.idle),
                 }
             })
             .collect()
@@ -163,7 +166,7 @@ impl Version {
     }
 }
 
-/// Lag of one source partition.
+/// Lag and event time of one source partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionLag {
     pub topic: String,
@@ -171,6 +174,10 @@ pub struct PartitionLag {
     pub next_offset: u64,
     pub high_watermark: u64,
     pub lag: u64,
+    /// The highest event time applied from the partition (windowed views).
+    pub watermark: Option<i64>,
+    /// The partition is idle: it does not hold the view's watermark back.
+    pub idle: bool,
 }
 
 /// Where a rebuild started in one partition and the offset it must reach.

@@ -94,6 +94,8 @@
 //! | view predicate nesting | [`stream::PREDICATE_DEPTH_MAX`] (32) |
 //! | windows per record (hopping) | [`stream::WINDOWS_PER_RECORD_MAX`] (1000) |
 //! | closed-window retention | `window.retention_ms`, default [`stream::WINDOW_RETENTION_MS_DEFAULT`] (1 day of event time) |
+//! | idle source partition | `window.idle_timeout_ms`, default [`stream::IDLE_TIMEOUT_MS_DEFAULT`] (30 s on the store clock) |
+//! | event time ahead of the record timestamp | `window.max_future_ms`, default [`stream::MAX_FUTURE_MS_DEFAULT`] (1 day) |
 //! | keys per scan | [`stream::SCAN_LIMIT_MAX`] (10 000) |
 //! | segment size | `segment_bytes`, [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`] (default 1 GiB) |
 //! | HTTP request body | `body_bytes_max` (default `broker::http::BODY_BYTES_MAX_DEFAULT`, 64 MiB) |

@@ -65,10 +65,12 @@ fn session_alerts_match_a_batch_sessionization() {
     }
     wait(&view);
     assert_eq!(view.status().late_records, 0);
-    // One record far in the future moves the watermark past every session's end + grace.
-    topic
-        .append(vec![NewRecord::keyed("flush", r#"{"user": "flush", "amount": 0}"#).with_timestamp(t0 + 86_400_000)])
-        .unwrap();
+    // One record far in the future in every partition moves the watermark (the least of the
+    // partitions' watermarks) past every session's end + grace.
+    for p in topic.partitions().iter() {
+        p.append(&[NewRecord::keyed("flush", r#"{"user": "flush", "amount": 0}"#).with_timestamp(t0 + 86_400_000)])
+            .unwrap();
+    }
     wait(&view);
 
     // Batch: per user in time order, a new session starts when the gap from the last event is

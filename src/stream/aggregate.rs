@@ -6,6 +6,7 @@ use serde_json::{Map, Number, Value};
 
 use super::expr::lookup;
 use super::spec::{AggregateOp, AggregateSpec};
+use super::time::Stamp;
 
 /// One accumulator. Integer sums, minimums and maximums stay exact (see [`Num`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,8 +21,9 @@ pub(crate) enum Accumulator {
         sum: f64,
         count: u64,
     },
-    /// The value, and the sequence number of the record it came from (the later one wins a merge).
-    Latest(Option<(Value, u64)>),
+    /// The value, and the stamp of the record it came from: the greatest stamp wins (the
+    /// latest event time, then topic, partition, offset), whatever the order records came in.
+    Latest(Option<(Value, Stamp)>),
 }
 
 /// A sum: an `i128` while every input is an integer (so a total that fits `i64`/`u64` is exact
@@ -236,7 +238,7 @@ impl Accumulator {
         }
     }
 
-    pub(crate) fn add(&mut self, input: &Input<'_>, seq: u64) {
+    pub(crate) fn add(&mut self, input: &Input<'_>, stamp: Stamp) {
         let num = |i: &Input<'_>| match i {
             Input::Number(n) => Num::of(n),
             _ => Num::Int(0),
@@ -256,7 +258,9 @@ impl Accumulator {
             }
             Accumulator::Latest(l) => {
                 if let Input::Value(v) = input {
-                    *l = Some(((*v).clone(), seq));
+                    if l.as_ref().is_none_or(|(_, held)| stamp > *held) {
+                        *l = Some(((*v).clone(), stamp));
+                    }
                 }
             }
         }
@@ -314,9 +318,9 @@ impl Aggregates {
         Aggregates(specs.iter().map(|(_, s)| Accumulator::new(s.op)).collect())
     }
 
-    pub(crate) fn add(&mut self, inputs: &[Input<'_>], seq: u64) {
+    pub(crate) fn add(&mut self, inputs: &[Input<'_>], stamp: Stamp) {
         for (acc, input) in self.0.iter_mut().zip(inputs) {
-            acc.add(input, seq);
+            acc.add(input, stamp);
         }
     }
 
@@ -341,6 +345,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn at(offset: u64) -> Stamp {
+        Stamp { time: 0, topic: 0, partition: 0, offset }
+    }
+
+    #[test]
+    fn latest_is_decided_by_stamp_not_by_arrival() {
+        let specs = vec![("last".to_string(), AggregateSpec { op: AggregateOp::Latest, field: Some("/v".into()) })];
+        let stamp = |time, partition| Stamp { time, topic: 0, partition, offset: 0 };
+        let (new, old) = (json!({"v": "new"}), json!({"v": "old"}));
+        let mut a = Aggregates::new(&specs);
+        a.add(&inputs(&specs, &new).unwrap(), stamp(5, 0));
+        a.add(&inputs(&specs, &old).unwrap(), stamp(4, 1));
+        assert_eq!(a.to_json(&specs), json!({"last": "new"}), "an older event arriving later loses");
+        a.add(&inputs(&specs, &old).unwrap(), stamp(5, 1));
+        assert_eq!(a.to_json(&specs), json!({"last": "old"}), "a tie goes to the higher partition");
+    }
+
     fn specs() -> Vec<(String, AggregateSpec)> {
         let s = |op, field: Option<&str>| AggregateSpec { op, field: field.map(String::from) };
         vec![
@@ -361,11 +382,11 @@ mod tests {
             .iter()
             .enumerate()
         {
-            a.add(&inputs(&specs, doc).unwrap(), seq as u64);
+            a.add(&inputs(&specs, doc).unwrap(), at(seq as u64));
         }
         assert_eq!(a.to_json(&specs), json!({"n": 3, "total": 6, "lo": -2, "hi": 5, "mean": 2.0, "last": "c"}));
         let doc = json!({"x": 1.5, "name": "d"});
-        a.add(&inputs(&specs, &doc).unwrap(), 9);
+        a.add(&inputs(&specs, &doc).unwrap(), at(9));
         assert_eq!(a.to_json(&specs)["total"], json!(7.5));
     }
 
@@ -385,8 +406,8 @@ mod tests {
         let (mut left, mut right) = (Aggregates::new(&specs), Aggregates::new(&specs));
         for (i, d) in docs.iter().enumerate() {
             let inp = inputs(&specs, d).unwrap();
-            whole.add(&inp, i as u64);
-            if i % 3 == 0 { &mut left } else { &mut right }.add(&inp, i as u64);
+            whole.add(&inp, at(i as u64));
+            if i % 3 == 0 { &mut left } else { &mut right }.add(&inp, at(i as u64));
         }
         right.merge(&left);
         assert_eq!(right.to_json(&specs), whole.to_json(&specs));
@@ -399,7 +420,7 @@ mod tests {
         // Partial sums past i64::MAX, a total that fits; min and max beyond f64's 2^53.
         let xs = [i64::MAX, 1_700_000_000_000_000_001, i64::MAX, -i64::MAX, -i64::MAX];
         for (seq, x) in xs.iter().enumerate() {
-            a.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+            a.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), at(seq as u64));
         }
         let shown = a.to_json(&specs);
         assert_eq!(shown["total"], json!(1_700_000_000_000_000_001_i64), "{shown}");
@@ -410,7 +431,7 @@ mod tests {
         // u64 above i64::MAX, and a sum whose partial value is past u64.
         let mut b = Aggregates::new(&specs);
         for (seq, x) in [u64::MAX, u64::MAX, 3].iter().enumerate() {
-            b.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+            b.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), at(seq as u64));
         }
         let big = serde_json::to_string(&b).unwrap();
         assert!(big.contains(&format!("{}", 2 * u64::MAX as i128 + 3)), "{big}");
@@ -420,7 +441,7 @@ mod tests {
         // A float against an integer compares exactly: 2^53 + 1 > 2^53 as a float.
         let mut c = Aggregates::new(&specs);
         for (seq, x) in [json!(9_007_199_254_740_992.0_f64), json!(9_007_199_254_740_993_i64)].iter().enumerate() {
-            c.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), seq as u64);
+            c.add(&inputs(&specs, &json!({"x": x, "name": "n"})).unwrap(), at(seq as u64));
         }
         assert_eq!(c.to_json(&specs)["hi"], json!(9_007_199_254_740_993_i64));
         assert_eq!(c.to_json(&specs)["lo"], json!(9_007_199_254_740_992.0_f64));

@@ -18,8 +18,9 @@ use crate::error::{Corruption, Error, Result};
 use crate::log::io::sync_dir;
 
 pub(crate) const CHECKPOINT_MAGIC: [u8; 4] = *b"KLVC";
-/// The checkpoint format this build writes and the newest it reads.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+/// The checkpoint format this build writes and the newest it reads (it reads every older one:
+/// version 2 added partition watermarks and stamps, absent from version 1 bodies).
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
 const MAGIC_OFFSET: usize = 0;
 const VERSION_OFFSET: usize = MAGIC_OFFSET + 4;
 const LENGTH_OFFSET: usize = VERSION_OFFSET + 4;
@@ -118,7 +119,13 @@ mod tests {
 
     fn sample() -> Snapshot {
         let mut s = Snapshot { watermark: Some(42), ..Snapshot::default() };
-        s.offsets.push(SourceOffset { topic: "t".into(), partition: 3, next_offset: 17 });
+        s.offsets.push(SourceOffset {
+            topic: "t".into(),
+            partition: 3,
+            next_offset: 17,
+            event_time_max: Some(40),
+            idle: false,
+        });
         s.entries.insert("k".into(), Entry::Value(serde_json::json!({"a": 1})));
         s.counters.records_read = 17;
         s
@@ -138,6 +145,30 @@ mod tests {
         assert_eq!(read(&path).unwrap(), Some(next));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("v7.checkpoint")], "no temp file left");
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_still_reads() {
+        let body = br#"{"offsets": [{"topic": "t", "partition": 0, "next_offset": 3}], "watermark": 5,
+            "counters": {"records_read": 3, "records_applied": 3, "records_filtered": 0, "late_records": 0,
+                         "error_records": 0, "records_emitted": 0},
+            "entries": {"k": {"value": {"a": 1}},
+                        "w": {"windows": {"0": {"end": 10, "aggregates": [{"latest": [{"v": 1}, 7]}]}}}}}"#;
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&CHECKPOINT_MAGIC);
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        buf.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        buf.extend_from_slice(body);
+        let snap = decode(Path::new("/x/v1.checkpoint"), &buf).unwrap();
+        assert_eq!((snap.offsets[0].next_offset, snap.offsets[0].event_time_max, snap.watermark), (3, None, Some(5)));
+        assert!(matches!(snap.entries.get("k"), Some(Entry::Value(_))));
+        let Some(Entry::Windows(ws)) = snap.entries.get("w") else { panic!("{snap:?}") };
+        let latest = &ws[&0].aggregates.0[0];
+        let older = crate::stream::time::Stamp { time: 0, topic: 0, partition: 0, offset: 0 };
+        assert!(
+            matches!(latest, crate::stream::aggregate::Accumulator::Latest(Some((_, s))) if *s < older && s.offset == 7)
+        );
     }
 
     #[test]

@@ -8,25 +8,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
+use super::definition::{
+    read_view_file, write_view_file, Definition, VersionDef, ViewFile, VIEW_FILE, VIEW_FILE_VERSION,
+};
+use super::loop_check::{self, Edge};
 use super::operator::{Declarative, Operator, ViewLogic};
+use super::runner;
 use super::spec::ViewSpec;
 use super::state::State;
-use super::view::{self, PartitionTarget, Slot, Version, View};
+use super::view::{PartitionTarget, Slot, Version, View};
 use super::ViewError;
 use crate::error::{Corruption, Error, Result};
-use crate::log::io::{sync_dir, write_atomic};
+use crate::log::io::sync_dir;
 use crate::store::Store;
 
 const VIEWS_DIR: &str = "views";
 
 /// The live `Views` of each data directory in this process.
 static OPEN: Mutex<BTreeMap<PathBuf, Weak<ViewsInner>>> = Mutex::new(BTreeMap::new());
-const VIEW_FILE: &str = "view.json";
-/// The `view.json` format this build writes and the newest it reads.
-pub(crate) const VIEW_FILE_VERSION: u32 = 1;
 
 /// Tuning of view runners.
 #[derive(Debug, Clone)]
@@ -53,59 +54,6 @@ impl Default for ViewsConfig {
             idle_wait_ms: 100,
         }
     }
-}
-
-/// What a version computes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Definition {
-    Spec(Box<ViewSpec>),
-    /// A Rust view: the logic is given again by [`Views::create_custom`] after a restart.
-    Custom {
-        topics: Vec<String>,
-        emit_topic: Option<String>,
-    },
-}
-
-impl Definition {
-    pub(crate) fn topics(&self) -> &[String] {
-        match self {
-            Definition::Spec(s) => &s.source.topics,
-            Definition::Custom { topics, .. } => topics,
-        }
-    }
-    pub(crate) fn emit_topic(&self) -> Option<&str> {
-        match self {
-            Definition::Spec(s) => s.emit.as_ref().map(|e| e.topic.as_str()),
-            Definition::Custom { emit_topic, .. } => emit_topic.as_deref(),
-        }
-    }
-    pub(crate) fn spec(&self) -> Option<&ViewSpec> {
-        match self {
-            Definition::Spec(s) => Some(s.as_ref()),
-            Definition::Custom { .. } => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VersionDef {
-    version: u64,
-    definition: Definition,
-    /// A rebuild from a timestamp starts each partition at `offset_for_timestamp`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    from_timestamp_ms: Option<i64>,
-}
-
-/// `view.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ViewFile {
-    format_version: u32,
-    current: VersionDef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pending: Option<VersionDef>,
 }
 
 /// Where a rebuild starts reading.
@@ -217,9 +165,9 @@ impl Views {
             threads: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
         });
-        view::spawn(&slot, current);
+        runner::spawn(&slot, current);
         if let Some(p) = pending {
-            view::spawn(&slot, p);
+            runner::spawn(&slot, p);
         }
         self.inner.views.write().insert(name.to_string(), Arc::clone(&slot));
         Ok(View { slot })
@@ -444,58 +392,25 @@ impl Views {
             remove_checkpoint(&slot.dir, old.number)?;
         }
         *slot.pending.lock() = Some(Arc::clone(&version));
-        view::spawn(slot, version);
+        runner::spawn(slot, version);
         tracing::info!(view = %slot.name, version = number, "rebuild started");
         Ok(())
     }
 
-    /// Refuses `definition` for view `name` when its emit topic feeds, through other views, one of
-    /// its own sources: every result would be read again and emit again, for ever. (A view whose
-    /// emit topic is its own source is refused by [`ViewSpec::check`].) The caller holds the admin
-    /// lock, so no other view is created or changed meanwhile.
+    /// Refuses `definition` for view `name` when it would loop through other views (see
+    /// `loop_check.rs`). The caller holds the admin lock, so no other view changes meanwhile.
     fn check_no_loop(&self, name: &str, definition: &Definition) -> Result<()> {
-        let Some(emit) = definition.emit_topic() else { return Ok(()) };
-        // Every other view's definitions (a rebuilding view has two) as (view, sources, emit topic).
-        let mut others: Vec<(String, Vec<String>, String)> = Vec::new();
-        let mut add = |view: &str, d: &Definition| {
-            if let Some(e) = d.emit_topic() {
-                others.push((view.to_string(), d.topics().to_vec(), e.to_string()));
-            }
-        };
+        let mut others = Vec::new();
         for (view, slot) in self.inner.views.read().iter().filter(|(v, _)| v.as_str() != name) {
-            add(view, &slot.current.read().definition);
+            others.extend(Edge::of(view, &slot.current.read().definition));
             if let Some(p) = slot.pending.lock().as_ref() {
-                add(view, &p.definition);
+                others.extend(Edge::of(view, &p.definition));
             }
         }
         for (view, d) in self.inner.detached.lock().iter().filter(|(v, _)| v.as_str() != name) {
-            add(view, d);
+            others.extend(Edge::of(view, d));
         }
-        // A walk from the emit topic; `via[t]`: the view that feeds topic t, and that view's source.
-        let mut via: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut next = vec![emit.to_string()];
-        while let Some(topic) = next.pop() {
-            if definition.topics().contains(&topic) {
-                let mut path = vec![format!("{topic:?}")];
-                let mut t = &topic;
-                while let Some((view, from)) = via.get(t) {
-                    path.extend([format!("view {view:?}"), format!("{from:?}")]);
-                    t = from;
-                }
-                path.reverse();
-                return Err(invalid(
-                    "emit.topic",
-                    format!("the views would loop: this view emits to {}, one of its sources", path.join(" -> ")),
-                ));
-            }
-            for (view, sources, e) in &others {
-                if sources.contains(&topic) && e.as_str() != emit && !via.contains_key(e) {
-                    via.insert(e.clone(), (view.clone(), topic.clone()));
-                    next.push(e.clone());
-                }
-            }
-        }
-        Ok(())
+        loop_check::check_no_loop(definition, &others)
     }
 
     /// Deletes a view: its runners stop and its files go.
@@ -597,28 +512,6 @@ fn check_emit_not_internal(topic: &str) -> Result<()> {
         return Err(invalid("emit.topic", format!("topic {topic:?} is internal: a view cannot write to it")));
     }
     Ok(())
-}
-
-fn read_view_file(dir: &Path) -> Result<Option<ViewFile>> {
-    let path = dir.join(VIEW_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    let file: ViewFile = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupted {
-        path: path.clone(),
-        position: 0,
-        detail: Corruption::Malformed(e.to_string()),
-    })?;
-    if file.format_version > VIEW_FILE_VERSION {
-        return Err(Error::UnsupportedFormat { path, found: file.format_version, supported: VIEW_FILE_VERSION });
-    }
-    Ok(Some(file))
-}
-
-fn write_view_file(dir: &Path, file: &ViewFile) -> Result<()> {
-    write_atomic(&dir.join(VIEW_FILE), &serde_json::to_vec_pretty(file).expect("serializable"))
 }
 
 fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {

@@ -7,9 +7,13 @@
 //! - `aggregate.rs` — count, sum, min, max, avg, latest; `window.rs` — tumbling, hopping, session
 //!   windows, watermark, grace, retention, RFC 3339.
 //! - `state.rs` — the keyed state; `checkpoint.rs` — state + offsets in one atomically replaced file.
+//! - `time.rs` — event time across partitions: partition watermarks, the view's watermark,
+//!   idleness, and the stamp that orders records (`latest`).
 //! - `operator.rs` — applying a record (declarative operators, or a custom [`ViewLogic`]).
-//! - `view.rs` — the runner thread per version, queries and status; `manager.rs` — [`Views`]:
-//!   durable definitions, create / update / rebuild / delete, the atomic switch after a rebuild.
+//! - `runner.rs` — the thread per version: reads the sources, aligns them by event time, emits,
+//!   checkpoints. `view.rs` — [`View`]: queries, status, lag, rebuild progress.
+//! - `manager.rs` — [`Views`]: the registry; create / update / rebuild / delete, the atomic switch
+//!   after a rebuild. `definition.rs` — `view.json`; `loop_check.rs` — refusing emit loops.
 //!
 //! ## The spec
 //! ```json
@@ -32,11 +36,10 @@
 //! - `window`: `tumbling` (`size_ms`), `hopping` (`size_ms`, `advance_ms`), `session` (`gap_ms`: a
 //!   session is `[first event, last event + gap_ms)`, merged when a record bridges two), with
 //!   `grace_ms` and an optional `retention_ms`. `time` is a JSON pointer to epoch ms or an RFC 3339
-//!   string; absent means the record timestamp. The watermark is the highest event time the view
-//!   has seen (over all its partitions, read round-robin in bounded batches: give `grace_ms` room
-//!   for the skew between partitions). A window is closed once the watermark reaches its end plus
-//!   `grace_ms`; a record only for closed windows is late: dropped and counted (`late_records`).
-//!   Closed windows are evicted once the watermark reaches their end plus `retention_ms`.
+//!   string; absent means the record timestamp. Event time is described below. A window is closed
+//!   once the view's watermark reaches its end plus `grace_ms`; a record only for closed windows is
+//!   late: dropped and counted (`late_records`). Closed windows are evicted once the watermark
+//!   reaches their end plus `retention_ms`. `idle_timeout_ms` and `max_future_ms`: see below.
 //! - `aggregates`: named `count`, `sum`, `min`, `max`, `avg`, `latest`. Integers stay exact: `min`
 //!   and `max` of integers are integers (any `i64` or `u64`), and an integer `sum` adds in 128 bits
 //!   (a total that fits `i64`/`u64` is exact even when a partial sum does not; a larger one shows
@@ -57,9 +60,51 @@
 //!   logic, caught at the runner's boundary) leaves the view `failed` with the `error` in its
 //!   status; queries still answer from its last state. Opening the views again retries.
 //!
+//! ## Event time
+//! A view's results do not depend on how its partitions are read: live, after a restart, in a
+//! rebuild, or in a view created over existing data, they are the same, provided that within each
+//! partition no record's event time is more than `grace_ms` behind the highest event time before
+//! it in that partition (the skew between partitions does not matter).
+//! - **Partition watermarks.** Each source partition's watermark is the highest event time applied
+//!   from it. The view's watermark is the least of them over the partitions that are not idle (a
+//!   partition that is not idle and has had no record yet holds it where it is); when every
+//!   partition is idle, the greatest. It never goes back. It is checkpointed with the partition
+//!   watermarks.
+//! - **Order.** Before applying anything, the runner has records buffered from every partition
+//!   that has records to read, and applies the buffered record with the least event time first
+//!   (ties: the source topic's place in `source.topics`, then the partition). So windows close,
+//!   sessions merge and `window_close` results are emitted in the same order on a replay as live. A
+//!   partition with nothing left to read does not hold the others' records back (it holds the
+//!   watermark back until it is idle).
+//! - **Idleness.** A partition becomes idle once it has had nothing to read (no record below its
+//!   high watermark) for `window.idle_timeout_ms` on the store's clock
+//!   ([`StoreConfig::clock`](crate::StoreConfig::clock)), default [`IDLE_TIMEOUT_MS_DEFAULT`]
+//!   (30 s), at a moment when the view has read everything; it stays idle until it has a record
+//!   to read. An idle partition does not hold the watermark back; records it gets later that are
+//!   behind the watermark by more than `grace_ms` are late. A partition with records to read is
+//!   never idle, and while any partition of the view has records to read (a catch-up, a rebuild,
+//!   a replay) none becomes idle: when all the data is there, the result does not depend on how
+//!   long reading takes. Once the view has read everything and every partition has been idle,
+//!   the watermark is the greatest partition watermark, whenever that happened. `0` makes a
+//!   partition idle as soon as the view has read everything.
+//! - **Late records.** A record whose windows are all closed is dropped and counted
+//!   (`late_records`); within the bound above none is.
+//! - **Far-future times.** A record whose event time (`window.time`) is more than
+//!   `window.max_future_ms` (default [`MAX_FUTURE_MS_DEFAULT`], one day) after its record
+//!   timestamp (the log-append time unless the producer set one) is an error record: changed
+//!   nothing, counted in `error_records`, and moved no watermark. Views that use the record
+//!   timestamp as event time have nothing to check.
+//! - **Latest.** `latest`, and the table of latest values (no aggregates), keep the record with
+//!   the greatest event time (the window time, else the record timestamp); ties go to the source
+//!   topic's place, then the higher partition, then the higher offset. Checkpoints keep each
+//!   value's stamp. A tombstone deletes a table's key unless the value held is from a later
+//!   record; a record older than a tombstone that deleted its key comes back (a key of one topic
+//!   lives in one partition, so this needs the same key in several partitions).
+//!
 //! Queries ([`View`]): `get(key)` → `{key, value}` or `{key, windows: [{start, end, value}]}`,
 //! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /
-//! rebuilding / failed, lag per partition, watermark, late and error counts, rebuild progress).
+//! rebuilding / failed, per partition its lag, watermark and whether it is idle, the view's
+//! watermark, late and error counts, rebuild progress).
 //!
 //! ## Emit guarantees
 //! Emitted records (`emit`) are exactly once per view version, across crashes (`kill -9`
@@ -78,13 +123,17 @@
 
 mod aggregate;
 mod checkpoint;
+mod definition;
 mod emit;
 mod expr;
+mod loop_check;
 mod manager;
 mod operator;
 mod project;
+mod runner;
 mod spec;
 mod state;
+mod time;
 mod view;
 mod window;
 
@@ -100,6 +149,7 @@ pub use spec::{
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;
+pub use time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 pub use view::{
     KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, SCAN_LIMIT_MAX,
 };

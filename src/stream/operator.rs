@@ -11,6 +11,7 @@ use super::expr::{lookup, Predicate};
 use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
 use super::state::{Entry, RecordKeys, Snapshot, State, Window};
+use super::time::Stamp;
 use super::window::{self, Windowing};
 use crate::log::record::RecordRef;
 use crate::log::{NewRecord, Record};
@@ -50,6 +51,36 @@ pub trait ViewLogic: Send + Sync + 'static {
     }
 }
 
+/// Where a record comes from: its source's slot in the state, the source topic's place in the
+/// view's topics, and the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub slot: usize,
+    pub topic: u32,
+    pub partition: u32,
+}
+
+/// A record to apply, borrowed from a batch or from an owned [`Record`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming<'a> {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> From<RecordRef<'a>> for Incoming<'a> {
+    fn from(r: RecordRef<'a>) -> Incoming<'a> {
+        Incoming { offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value }
+    }
+}
+
+impl<'a> From<&'a Record> for Incoming<'a> {
+    fn from(r: &'a Record) -> Incoming<'a> {
+        Incoming { offset: r.offset, timestamp: r.timestamp, key: r.key.as_deref(), value: r.value.as_deref() }
+    }
+}
+
 /// What turns records into state.
 pub(crate) enum Operator {
     Declarative(Box<Declarative>),
@@ -75,6 +106,8 @@ pub(crate) struct Declarative {
     emit_on: Option<EmitOn>,
     /// What to parse of each value, when the view never needs a whole value.
     plan: Option<project::Plan>,
+    /// What to parse of a value for its event time alone (ordering records across partitions).
+    time_plan: Option<project::Plan>,
 }
 
 impl Declarative {
@@ -90,8 +123,11 @@ impl Declarative {
             .map(String::as_str)
             .chain(spec.filter.iter().flat_map(Predicate::fields));
         let plan = if whole_value_needed { None } else { project::Plan::new(spec.key.as_deref(), pointers) };
+        let time_plan =
+            spec.window.as_ref().and_then(|w| w.time.as_deref()).and_then(|t| project::Plan::new(None, [t]));
         Declarative {
             plan,
+            time_plan,
             aggregates: spec.aggregates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             windowing: spec.window.as_ref().map(Windowing::new),
             time: spec.window.as_ref().and_then(|w| w.time.clone()),
@@ -115,14 +151,35 @@ impl Declarative {
         json!({"start": start, "end": w.end, "value": w.aggregates.to_json(&self.aggregates)})
     }
 
-    fn apply(&self, rec: RecordRef<'_>, st: &mut State, out: &mut Vec<NewRecord>) {
-        let seq = st.snap.counters.records_read;
+    /// The event time that orders a record among the records of other partitions: its window
+    /// time (`i64::MIN` when unreadable or too far in the future: such a record is an error
+    /// record, applied at once), else its timestamp.
+    fn order_time(&self, rec: &Record) -> i64 {
+        let (Some(w), Some(pointer)) = (&self.windowing, &self.time) else { return rec.timestamp };
+        let Some(bytes) = rec.value.as_deref() else { return i64::MIN };
+        let doc = match &self.time_plan {
+            Some(plan) => project::parse(bytes, plan).map(|p| p.doc),
+            None => serde_json::from_slice::<Value>(bytes),
+        };
+        match doc.ok().and_then(|d| window::event_time(&d, pointer)) {
+            Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
+            _ => i64::MIN,
+        }
+    }
+
+    fn apply(&self, rec: Incoming<'_>, origin: Origin, st: &mut State, out: &mut Vec<NewRecord>) {
+        let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
         let Some(bytes) = rec.value else {
-            // A tombstone deletes the key of a plain table keyed by the record key.
+            // A tombstone deletes the key of a plain table keyed by the record key, unless the
+            // value held came from a later record.
             if self.aggregates.is_empty() && self.spec.key.is_none() {
                 if let Some(key) = rec.key.and_then(project::record_key) {
-                    st.snap.entries.remove(key.as_ref());
                     st.snap.counters.records_applied += 1;
+                    if matches!(st.snap.entries.get(key.as_ref()), Some(Entry::Latest { stamp, .. }) if *stamp > stamp_at(rec.timestamp))
+                    {
+                        return;
+                    }
+                    st.snap.entries.remove(key.as_ref());
                     if self.emit_on == Some(EmitOn::Update) {
                         out.push(NewRecord::tombstone(project::emitted_key(&key)));
                     }
@@ -179,11 +236,16 @@ impl Declarative {
         let Some(w) = &self.windowing else {
             if self.aggregates.is_empty() {
                 st.snap.counters.records_applied += 1;
+                let stamp = stamp_at(rec.timestamp);
+                // The record with the greatest stamp holds the key, whatever the read order.
+                if matches!(st.snap.entries.get(&key), Some(Entry::Latest { stamp: held, .. }) if *held > stamp) {
+                    return;
+                }
                 if self.emit_on.is_some() {
                     self.emit_update(&key, doc.clone(), out);
                 }
                 let key = key.into_owned();
-                st.snap.entries.insert(key, Entry::Value(doc));
+                st.snap.entries.insert(key, Entry::Latest { value: doc, stamp });
                 return;
             }
             let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
@@ -199,7 +261,7 @@ impl Declarative {
                 }
             };
             if let Entry::Aggregates(a) = entry {
-                a.add(&inputs, seq);
+                a.add(&inputs, stamp_at(rec.timestamp));
                 if self.emit_on.is_some() {
                     let v = a.to_json(&self.aggregates);
                     self.emit_update(&key, v, out);
@@ -215,12 +277,19 @@ impl Declarative {
             st.snap.counters.error_records += 1;
             return;
         };
+        // An event time far after the record's timestamp (microseconds by mistake) would move the
+        // watermark past every window: an error record.
+        if self.time.is_some() && t > rec.timestamp.saturating_add(w.max_future_ms) {
+            st.snap.counters.error_records += 1;
+            return;
+        }
         let mut closed = Vec::new();
         // The watermark moves first: a record is never late for the windows its own time opens.
-        st.advance(t, w, &mut closed);
+        st.observe(origin.slot, t, w, &mut closed);
+        let stamp = stamp_at(t);
         let applied = match w.kind {
-            WindowType::Session => self.apply_session(&key, t, &inputs, seq, w, st, out),
-            _ => self.apply_fixed(&key, t, &inputs, seq, w, st, out),
+            WindowType::Session => self.apply_session(&key, t, &inputs, stamp, w, st, out),
+            _ => self.apply_fixed(&key, t, &inputs, stamp, w, st, out),
         };
         if applied {
             st.snap.counters.records_applied += 1;
@@ -228,6 +297,7 @@ impl Declarative {
             st.snap.counters.late_records += 1;
         }
         self.emit_closed(&closed, st, out);
+        st.evict_expired(w);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -236,7 +306,7 @@ impl Declarative {
         key: &str,
         t: i64,
         inputs: &[aggregate::Input<'_>],
-        seq: u64,
+        stamp: Stamp,
         w: &Windowing,
         st: &mut State,
         out: &mut Vec<NewRecord>,
@@ -253,7 +323,7 @@ impl Declarative {
             let ws = st.windows_mut(key);
             let fresh = !ws.contains_key(&start);
             let win = ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
-            win.aggregates.add(inputs, seq);
+            win.aggregates.add(inputs, stamp);
             let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, win));
             if fresh {
                 st.track_open(key, start, end);
@@ -273,7 +343,7 @@ impl Declarative {
         key: &str,
         t: i64,
         inputs: &[aggregate::Input<'_>],
-        seq: u64,
+        stamp: Stamp,
         w: &Windowing,
         st: &mut State,
         out: &mut Vec<NewRecord>,
@@ -300,7 +370,7 @@ impl Declarative {
                 aggs.merge(&old.aggregates);
             }
         }
-        aggs.add(inputs, seq);
+        aggs.add(inputs, stamp);
         let win = Window { end, aggregates: aggs };
         let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, &win));
         st.windows_mut(key).insert(start, win);
@@ -353,20 +423,42 @@ impl Operator {
         }
     }
 
-    /// Applies one record, borrowed from its batch; custom logic gets it as a [`Record`] from
-    /// `owned`. Emitted records (for the emit topic) go to `out`.
+    /// Applies one record from the source at `origin`, borrowed; custom logic gets it as a
+    /// [`Record`] from `owned`. Emitted records (for the emit topic) go to `out`.
     pub(crate) fn apply(
         &self,
-        rec: RecordRef<'_>,
+        rec: Incoming<'_>,
+        origin: Origin,
         owned: impl FnOnce() -> Record,
         st: &mut State,
         out: &mut Vec<NewRecord>,
     ) {
         match self {
-            Operator::Declarative(d) => d.apply(rec, st, out),
+            Operator::Declarative(d) => d.apply(rec, origin, st, out),
             Operator::Custom(logic) => apply_custom(logic.as_ref(), &owned(), st, out),
         }
         st.snap.counters.records_read += 1;
+    }
+
+    /// The event time that orders `rec` among the buffered records of other partitions.
+    pub(crate) fn order_time(&self, rec: &Record) -> i64 {
+        match self {
+            Operator::Declarative(d) => d.order_time(rec),
+            Operator::Custom(_) => rec.timestamp,
+        }
+    }
+
+    /// After sources became idle or active: moves the watermark as they now allow, and emits the
+    /// windows that closed.
+    pub(crate) fn refresh_watermark(&self, st: &mut State, out: &mut Vec<NewRecord>) {
+        if let Operator::Declarative(d) = self {
+            if let Some(w) = &d.windowing {
+                let mut closed = Vec::new();
+                st.refresh_watermark(w, &mut closed);
+                d.emit_closed(&closed, st, out);
+                st.evict_expired(w);
+            }
+        }
     }
 
     /// How a key's entry looks in query results: a value, or windows starting in `from_ms..to_ms`.
@@ -377,7 +469,7 @@ impl Operator {
         to_ms: Option<i64>,
     ) -> (Option<Value>, Option<Vec<WindowResult>>) {
         match (self, entry) {
-            (_, Entry::Value(v)) => (Some(v.clone()), None),
+            (_, Entry::Value(v)) | (_, Entry::Latest { value: v, .. }) => (Some(v.clone()), None),
             (Operator::Declarative(d), Entry::Aggregates(a)) => (Some(a.to_json(&d.aggregates)), None),
             (Operator::Declarative(d), Entry::Windows(ws)) => {
                 let lo = from_ms.unwrap_or(i64::MIN);
@@ -431,11 +523,13 @@ mod tests {
         let d = Declarative::new(ViewSpec::from_json(spec.as_bytes()).unwrap());
         let op = Operator::Declarative(Box::new(d));
         let mut st = State::default();
+        let slot = st.set_offset("t", 0, 0);
+        let origin = Origin { slot, topic: 0, partition: 0 };
         let mut out = Vec::new();
         for (i, (ts, key, value)) in records.iter().enumerate() {
             let rec =
                 RecordRef::plain(i as u64, *ts, Some(key.as_bytes()), (!value.is_empty()).then_some(value.as_bytes()));
-            op.apply(rec, || unreachable!("declarative views borrow records"), &mut st, &mut out);
+            op.apply(rec.into(), origin, || unreachable!("declarative views borrow records"), &mut st, &mut out);
         }
         let Operator::Declarative(d) = op else { unreachable!() };
         (st, out, *d)
@@ -490,7 +584,7 @@ mod tests {
         let spec = r#"{"name": "t", "source": {"topics": ["t"]}, "emit": {"topic": "out"}}"#;
         let (st, out, _) = run(spec, &[(0, "a", r#"{"v":1}"#), (0, "a", r#"{"v":2}"#), (0, "b", "{}"), (0, "b", "")]);
         assert_eq!(st.snap.entries.len(), 1);
-        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Value(v)) if v["v"] == 2));
+        assert!(matches!(st.snap.entries.get("a"), Some(Entry::Latest { value, .. }) if value["v"] == 2));
         assert_eq!(out.len(), 4);
         assert!(out[3].value.is_none(), "the tombstone is emitted too");
     }

@@ -52,9 +52,9 @@ pub enum WindowType {
     Session,
 }
 
-/// An event-time window. A window closes when the watermark (the highest event time seen) passes
-/// its end plus `grace_ms`; closed windows are dropped once the watermark passes their end plus
-/// `retention_ms`.
+/// An event-time window. A window closes when the view's watermark (the least of its source
+/// partitions' highest event times, see the module docs) passes its end plus `grace_ms`; closed
+/// windows are dropped once the watermark passes their end plus `retention_ms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
@@ -75,6 +75,14 @@ pub struct WindowSpec {
     /// [`WINDOW_RETENTION_MS_DEFAULT`](super::window::WINDOW_RETENTION_MS_DEFAULT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_ms: Option<u64>,
+    /// How long (on the store's clock) a source partition with nothing left to read may hold the
+    /// watermark back; default [`IDLE_TIMEOUT_MS_DEFAULT`](super::time::IDLE_TIMEOUT_MS_DEFAULT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// A record whose event time is more than this after its record timestamp counts as an error
+    /// record; default [`MAX_FUTURE_MS_DEFAULT`](super::time::MAX_FUTURE_MS_DEFAULT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_future_ms: Option<u64>,
 }
 
 /// Aggregate operator.
@@ -209,20 +217,26 @@ pub(crate) fn check_pointer(pointer: &str, field: &str) -> Result<(), SpecError>
 impl ViewSpec {
     /// Parses a spec from JSON. Errors name the field.
     pub fn from_json(json: &[u8]) -> Result<ViewSpec, ViewError> {
-        serde_json::from_slice(json).map_err(|e| {
-            let msg = e.to_string();
-            // Our own errors read "field: reason at line …"; serde's name the field in backticks.
-            let field = match msg.split_once(": ") {
-                Some((f, _)) if !f.contains(' ') => f.to_string(),
-                _ => match msg.split('`').nth(1) {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let raw: RawViewSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            // A wrong type or value names its path (`window.grace_ms`); a missing or unknown
+            // field is named by serde in backticks.
+            let field = if path != "." && !path.is_empty() && !path.contains('?') {
+                path
+            } else {
+                match msg.split('`').nth(1) {
                     // An unknown field named by the empty string.
                     Some("") => "\"\"".to_string(),
                     Some(f) => f.to_string(),
                     None => "(document)".to_string(),
-                },
+                }
             };
             ViewError::InvalidSpec { field, reason: msg }
-        })
+        })?;
+        de.end().map_err(|e| ViewError::InvalidSpec { field: "(document)".into(), reason: e.to_string() })?;
+        Ok(ViewSpec::try_from(raw)?)
     }
 
     /// True when the view has windows.
@@ -346,10 +360,20 @@ impl WindowSpec {
         if self.grace_ms > i64::MAX as u64 / 4 {
             return Err(SpecError::new("window.grace_ms", "is too large"));
         }
-        if let Some(r) = self.retention_ms {
-            if r > i64::MAX as u64 / 4 {
-                return Err(SpecError::new("window.retention_ms", "is too large"));
+        for (field, v) in [
+            ("retention_ms", self.retention_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_future_ms", self.max_future_ms),
+        ] {
+            if v.is_some_and(|v| v > i64::MAX as u64 / 4) {
+                return Err(SpecError::new(
+                    format!("window.{field}"),
+                    format!("is too large (at most {})", i64::MAX / 4),
+                ));
             }
+        }
+        if self.max_future_ms == Some(0) {
+            return Err(SpecError::new("window.max_future_ms", "must be more than 0"));
         }
         if let Some(t) = &self.time {
             check_pointer(t, "window.time")?;
@@ -410,5 +434,18 @@ mod tests {
         assert_eq!(field_of(r#"{"source": {"topics": ["a"]}}"#), "name");
         assert_eq!(field_of(r#"{"name": "x", "source": {"topics": ["a"]}, "sauce": 1}"#), "sauce");
         assert_eq!(field_of("{"), "(document)");
+        assert_eq!(field_of(&with("/window/grace_ms", (-1).into())), "window.grace_ms");
+        let window = |extra: &str| {
+            format!(
+                r#"{{"name": "w", "source": {{"topics": ["t"]}}, "aggregates": {{"n": {{"op": "count"}}}},
+                "window": {{"type": "tumbling", "size_ms": 10{extra}}}}}"#
+            )
+        };
+        assert_eq!(field_of(&window(r#", "idle_timeout_ms": -5"#)), "window.idle_timeout_ms");
+        assert_eq!(field_of(&window(r#", "idle_timeout_ms": "1s""#)), "window.idle_timeout_ms");
+        assert_eq!(field_of(&window(r#", "idle_timeout_ms": 9223372036854775807"#)), "window.idle_timeout_ms");
+        assert_eq!(field_of(&window(r#", "max_future_ms": 0"#)), "window.max_future_ms");
+        let spec = ViewSpec::from_json(window(r#", "idle_timeout_ms": 0, "max_future_ms": 5"#).as_bytes()).unwrap();
+        assert_eq!(spec.window.as_ref().map(|w| (w.idle_timeout_ms, w.max_future_ms)), Some((Some(0), Some(5))));
     }
 }

@@ -9,14 +9,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::aggregate::Aggregates;
+use super::time::{self, Stamp};
 use super::window::Windowing;
 
 /// What one key holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Entry {
-    /// A table of latest values, or a custom view's state.
+    /// A custom view's state (and a table's value in checkpoints of earlier builds).
     Value(Value),
+    /// A table's value and the stamp of the record it came from (a record wins over it only
+    /// with a greater stamp).
+    Latest {
+        value: Value,
+        stamp: Stamp,
+    },
     Aggregates(Aggregates),
     /// Windows by start.
     Windows(BTreeMap<i64, Window>),
@@ -45,12 +52,19 @@ pub struct ViewCounters {
     pub records_emitted: u64,
 }
 
-/// The next offset to read from one source partition.
+/// One source partition: the next offset to apply, and its watermark.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SourceOffset {
     pub topic: String,
     pub partition: u32,
     pub next_offset: u64,
+    /// The highest event time applied from this partition (its watermark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time_max: Option<i64>,
+    /// Not holding the view's watermark back (nothing to read for a while, or no longer a
+    /// source). Decided by the runner, never stored: a resumed view starts with none idle.
+    #[serde(skip)]
+    pub idle: bool,
 }
 
 /// The durable part of a view: what a checkpoint holds.
@@ -263,9 +277,38 @@ impl State {
         Some(w)
     }
 
-    /// Moves the watermark to `t` if later. Returns the windows that closed, `(key, start, end)`,
-    /// oldest end first, and evicts closed windows past their retention.
-    pub(crate) fn advance(&mut self, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+    /// Raises the watermark of source `slot` to `t` if later, and the view's watermark with it as
+    /// the other partitions allow. Windows that closed go to `closed_out` (see [`advance`](Self::advance)).
+    pub(crate) fn observe(&mut self, slot: usize, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+        let Some(source) = self.snap.offsets.get_mut(slot) else { return };
+        if source.event_time_max.is_some_and(|m| m >= t) {
+            return;
+        }
+        source.event_time_max = Some(t);
+        self.refresh_watermark(w, closed_out);
+    }
+
+    /// Sets the view's watermark to what the partitions allow (never lower than it was).
+    pub(crate) fn refresh_watermark(&mut self, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+        if let Some(t) = time::allowed_watermark(&self.snap.offsets) {
+            self.advance(t, w, closed_out);
+        }
+    }
+
+    /// Marks source `slot` idle or not; true when that changed.
+    pub(crate) fn set_idle(&mut self, slot: usize, idle: bool) -> bool {
+        match self.snap.offsets.get_mut(slot) {
+            Some(s) if s.idle != idle => {
+                s.idle = idle;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the view's watermark to `t` if later. Returns the windows that closed, `(key, start, end)`,
+    /// oldest end first (they stay until [`evict_expired`](Self::evict_expired)).
+    fn advance(&mut self, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
         if self.snap.watermark.is_some_and(|wm| wm >= t) {
             return;
         }
@@ -278,6 +321,11 @@ impl State {
             closed_out.push((item.1.clone(), item.2, item.0));
             self.closed.insert(item);
         }
+    }
+
+    /// Evicts closed windows past their retention. Called after the windows that closed were
+    /// emitted: a window may close and expire at the same watermark.
+    pub(crate) fn evict_expired(&mut self, w: &Windowing) {
         while let Some(first) = self.closed.first() {
             if !w.is_expired(first.0, self.snap.watermark) {
                 break;
@@ -301,13 +349,38 @@ impl State {
         self.snap.offsets.iter().find(|o| o.topic == topic && o.partition == partition).map(|o| o.next_offset)
     }
 
-    pub(crate) fn set_offset(&mut self, topic: &str, partition: u32, next_offset: u64) {
-        match self.snap.offsets.iter_mut().find(|o| o.topic == topic && o.partition == partition) {
-            Some(o) => o.next_offset = next_offset,
+    /// Sets the next offset of a source partition; returns its slot (its index in the offsets,
+    /// which never changes).
+    pub(crate) fn set_offset(&mut self, topic: &str, partition: u32, next_offset: u64) -> usize {
+        match self.snap.offsets.iter().position(|o| o.topic == topic && o.partition == partition) {
+            Some(i) => {
+                self.snap.offsets[i].next_offset = next_offset;
+                i
+            }
             None => {
-                self.snap.offsets.push(SourceOffset { topic: topic.to_string(), partition, next_offset });
+                self.snap.offsets.push(SourceOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    next_offset,
+                    event_time_max: None,
+                    idle: false,
+                });
+                self.snap.offsets.len() - 1
             }
         }
+    }
+
+    /// The slot of a source partition, added when new at `start`.
+    pub(crate) fn slot_of(&mut self, topic: &str, partition: u32, start: u64) -> usize {
+        match self.snap.offsets.iter().position(|o| o.topic == topic && o.partition == partition) {
+            Some(i) => i,
+            None => self.set_offset(topic, partition, start),
+        }
+    }
+
+    /// Sets the next offset of the source at `slot`.
+    pub(crate) fn set_offset_at(&mut self, slot: usize, next_offset: u64) {
+        self.snap.offsets[slot].next_offset = next_offset;
     }
 }
 
@@ -326,6 +399,8 @@ mod tests {
             grace_ms: 2,
             time: None,
             retention_ms: Some(20),
+            idle_timeout_ms: None,
+            max_future_ms: None,
         });
         let mut st = State::default();
         for (key, start) in [("a", 0), ("b", 0), ("a", 10)] {
@@ -342,9 +417,12 @@ mod tests {
         closed.clear();
         st.advance(30, &w, &mut closed);
         assert_eq!(closed, vec![("a".to_string(), 10, 20)]);
+        assert!(st.snap.entries.contains_key("b"), "kept until evicted");
+        st.evict_expired(&w);
         assert!(!st.snap.entries.contains_key("b"), "b's only window expired");
         assert_eq!(st.window_count(), 1);
         st.advance(40, &w, &mut closed);
+        st.evict_expired(&w);
         assert!(st.snap.entries.is_empty());
         assert_eq!(st.window_count(), 0);
     }

@@ -1,6 +1,6 @@
-//! A running view: one std thread per version reads its source partitions, applies records to
-//! the state, appends emitted records, and checkpoints state + offsets together. A rebuilding
-//! version runs beside the current one and takes over when it has caught up (lag 0).
+//! A view and its versions: queries, status, lag and rebuild progress. Each version has a runner
+//! thread (`runner.rs`); a rebuilding version runs beside the current one and takes over when it
+//! has caught up (lag 0).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,13 +13,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::checkpoint;
-use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
-use super::manager::{Definition, ViewsConfig};
+use super::definition::Definition;
+use super::emit;
+use super::manager::ViewsConfig;
 use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
 use super::state::{State, ViewCounters};
-use crate::error::{Error, Result};
-use crate::log::{NewRecord, Partition};
+use crate::error::Result;
+use crate::log::Partition;
 use crate::store::Store;
 use crate::topic::Topic;
 
@@ -34,10 +35,10 @@ pub(crate) struct Version {
     pub state: RwLock<State>,
     pub checkpoint_path: PathBuf,
     /// Set when the version must stop (shutdown, delete, superseded).
-    stop: AtomicBool,
+    pub(crate) stop: AtomicBool,
     /// Set (under this lock) when the version was superseded: it must not write its checkpoint any more.
     retired: Mutex<bool>,
-    wake: Arc<tokio::sync::Notify>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
     /// Why the runner stopped on its own, if it did.
     pub failure: Mutex<Option<String>>,
     /// The last pass over the sources read nothing.
@@ -94,6 +95,12 @@ impl Version {
         self.stop();
     }
 
+    /// After a panic in the runner: the state may hold half of a record, so no checkpoint is
+    /// written any more.
+    pub(crate) fn retire_after_panic(&self) {
+        *self.retired.lock() = true;
+    }
+
     /// Writes the checkpoint (state, offsets and staged emits together) unless retired.
     pub(crate) fn checkpoint(&self) -> Result<()> {
         self.checkpoint_and_emit("", None)
@@ -134,7 +141,8 @@ impl Version {
         self.sources(store)
             .iter()
             .map(|p| {
-                let next_offset = st.offset_of(p.topic(), p.id()).unwrap_or_else(|| p.log_start_offset());
+                let source = st.snap.offsets.iter().find(|o| o.topic == p.topic() && o.partition == p.id());
+                let next_offset = source.map_or_else(|| p.log_start_offset(), |o| o.next_offset);
                 let high_watermark = p.high_watermark();
                 PartitionLag {
                     topic: p.topic().to_string(),
@@ -142,6 +150,8 @@ impl Version {
                     next_offset,
                     high_watermark,
                     lag: high_watermark.saturating_sub(next_offset),
+                    watermark: source.and_then(|o| o.event_time_max),
+                    idle: source.is_some_and(|o| o.idle),
                 }
             })
             .collect()
@@ -177,7 +187,7 @@ impl Version {
     }
 }
 
-/// Lag of one source partition.
+/// Lag and event time of one source partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionLag {
     pub topic: String,
@@ -185,6 +195,10 @@ pub struct PartitionLag {
     pub next_offset: u64,
     pub high_watermark: u64,
     pub lag: u64,
+    /// The highest event time applied from the partition (windowed views).
+    pub watermark: Option<i64>,
+    /// The partition is idle: it does not hold the view's watermark back.
+    pub idle: bool,
 }
 
 /// Where a rebuild started in one partition and the offset it must reach.
@@ -372,177 +386,4 @@ impl View {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-}
-
-/// Starts the runner thread of `v`.
-pub(crate) fn spawn(slot: &Arc<Slot>, v: Arc<Version>) {
-    let s = Arc::clone(slot);
-    let handle = std::thread::Builder::new()
-        .name(format!("view-{}-v{}", slot.name, v.number))
-        .spawn(move || {
-            // Whatever stops the runner shows in the status (`failed`, with the error), in
-            // `/metrics` and in `/health`; a panic (a bug) is caught here, at the runner's
-            // boundary. A reopen of the views retries.
-            let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&s, &v))) {
-                Ok(Ok(())) => return,
-                Ok(Err(Error::TopicNotFound(t))) if v.definition.topics().contains(&t) => {
-                    format!("source topic {t:?} was deleted")
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(panic) => {
-                    // The state may hold half of a record: it is never checkpointed.
-                    *v.retired.lock() = true;
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".to_string());
-                    format!("the view's runner panicked: {what}")
-                }
-            };
-            tracing::error!(view = %s.name, version = v.number, error = %failure, "view stopped");
-            *v.failure.lock() = Some(failure);
-        })
-        .expect("spawn a view thread");
-    let mut threads = slot.threads.lock();
-    threads.retain(|t| !t.is_finished());
-    threads.push(handle);
-}
-
-fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::io("tokio runtime", e))?;
-    let cfg = &slot.config;
-    let emit_topic = match v.definition.emit_topic() {
-        Some(t) => Some(slot.store.topic(t)?),
-        None => None,
-    };
-    if let Some(topic) = &emit_topic {
-        // Emits staged by the last checkpoint may or may not have reached the topic before a crash.
-        let mut log = std::mem::take(&mut v.state.write().snap.emit);
-        emit::forget_published(topic, &slot.name, v.number, &mut log)?;
-        let staged = log.take();
-        v.state.write().snap.emit = log;
-        emit::publish(topic, &slot.name, v.number, staged)?;
-    }
-    let mut sources = v.sources(&slot.store);
-    let mut last_checkpoint = Instant::now();
-    let mut since_checkpoint = 0u64;
-    let mut emits: Vec<NewRecord> = Vec::new();
-    while !v.stop.load(Ordering::Acquire) {
-        check_sources(slot, v, &sources)?;
-        let mut read_any = false;
-        for p in &sources {
-            let next = v.state.read().offset_of(p.topic(), p.id());
-            let next = next.unwrap_or_else(|| p.log_start_offset());
-            let batches = match p.read_batches(next, cfg.read_bytes_max, cfg.read_records_max) {
-                Ok(b) => b,
-                Err(Error::OffsetOutOfRange { log_start_offset, .. }) if next < log_start_offset => {
-                    // Retention deleted what the view had not read yet: those records are lost to it.
-                    tracing::warn!(view = %slot.name, topic = p.topic(), partition = p.id(), next, log_start_offset,
-                        "source records were deleted before the view read them");
-                    v.state.write().set_offset(p.topic(), p.id(), log_start_offset);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if batches.is_empty() {
-                if v.state.read().offset_of(p.topic(), p.id()).is_none() {
-                    v.state.write().set_offset(p.topic(), p.id(), next);
-                }
-                continue;
-            }
-            read_any = true;
-            // Before the offsets move: `wait_caught_up` must not see lag 0 with a stale flag while
-            // this batch's emits are not appended yet.
-            v.caught_up.store(false, Ordering::Release);
-            let mut st = v.state.write();
-            let before = st.snap.counters.records_read;
-            let mut after = next;
-            for b in &batches {
-                let applied = b.for_each(|r| {
-                    v.operator.apply(r, || b.to_record(r), &mut st, &mut emits);
-                    after = r.offset + 1;
-                });
-                match applied {
-                    Ok(next_after_batch) => after = next_after_batch,
-                    Err(e) => {
-                        // A malformed record inside a checked batch: the state keeps what was
-                        // applied before it, and the offsets say so (never counted twice).
-                        st.set_offset(p.topic(), p.id(), after);
-                        return Err(e);
-                    }
-                }
-            }
-            st.set_offset(p.topic(), p.id(), after);
-            since_checkpoint += st.snap.counters.records_read - before;
-        }
-        // Emitted records are staged in the state; the checkpoint that covers their inputs
-        // appends them once it is durable (exactly once: see `emit.rs`).
-        if !emits.is_empty() {
-            let topic = emit_topic.as_ref().expect("only views with an emit topic emit");
-            let mut st = v.state.write();
-            st.snap.counters.records_emitted += emits.len() as u64;
-            st.snap.emit.stage(topic, std::mem::take(&mut emits))?;
-        }
-        let staged = v.state.read().snap.emit.pending.len();
-        let due = last_checkpoint.elapsed() >= Duration::from_millis(cfg.checkpoint_interval_ms)
-            || since_checkpoint >= cfg.checkpoint_interval_records
-            || staged >= EMIT_PENDING_RECORDS_MAX;
-        if (since_checkpoint > 0 || staged > 0) && (due || !read_any) {
-            v.checkpoint_and_emit(&slot.name, emit_topic.as_ref())?;
-            last_checkpoint = Instant::now();
-            since_checkpoint = 0;
-        }
-        if read_any {
-            continue;
-        }
-        v.caught_up.store(true, Ordering::Release);
-        if slot.pending.lock().as_ref().is_some_and(|p| Arc::ptr_eq(p, v)) {
-            super::manager::promote(slot, v)?;
-        }
-        // Pick up partitions added since.
-        // A source deleted (and maybe created again) under the view: its offsets mean nothing in a
-        // new topic, so the view fails rather than mix the two.
-        if let Some(p) = sources.iter().find(|p| p.is_deleted()) {
-            tracing::error!(view = %slot.name, topic = p.topic(), "a source topic was deleted: the view fails");
-            return Err(Error::TopicNotFound(p.topic().to_string()));
-        }
-        sources = v.sources(&slot.store);
-        wait_for_data(&rt, v, &sources, cfg.idle_wait_ms);
-    }
-    if since_checkpoint > 0 || !v.state.read().snap.emit.pending.is_empty() {
-        v.checkpoint_and_emit(&slot.name, emit_topic.as_ref())?;
-    }
-    Ok(())
-}
-
-/// Fails when a source topic is gone (deleted, maybe created again: the offsets are not its).
-fn check_sources(slot: &Slot, v: &Version, sources: &[Partition]) -> Result<()> {
-    if let Some(p) = sources.iter().find(|p| p.is_deleted()) {
-        return Err(Error::TopicNotFound(p.topic().to_string()));
-    }
-    for name in v.definition.topics() {
-        slot.store.topic(name)?;
-    }
-    Ok(())
-}
-
-/// Blocks until a source has data past what the view read, the version is woken, or `idle_wait_ms`.
-fn wait_for_data(rt: &tokio::runtime::Runtime, v: &Version, sources: &[Partition], idle_wait_ms: u64) {
-    let waits: Vec<(Partition, u64)> = {
-        let st = v.state.read();
-        sources.iter().map(|p| (p.clone(), st.offset_of(p.topic(), p.id()).unwrap_or(0))).collect()
-    };
-    let wake = Arc::clone(&v.wake);
-    rt.block_on(async move {
-        let mut set = tokio::task::JoinSet::new();
-        for (p, next) in waits {
-            set.spawn(async move { p.wait_for_data(next).await });
-        }
-        set.spawn(async move { wake.notified().await });
-        let _ = tokio::time::timeout(Duration::from_millis(idle_wait_ms), set.join_next()).await;
-    });
 }

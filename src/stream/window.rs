@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::spec::{WindowSpec, WindowType};
+use super::time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 
 /// How long a closed window stays queryable, in event time after its end, unless the spec says.
 pub const WINDOW_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
@@ -21,6 +22,8 @@ pub(crate) struct Windowing {
     pub grace_ms: i64,
     /// Never less than `grace_ms`: a window is not evicted before it closes.
     pub retention_ms: i64,
+    pub idle_timeout_ms: i64,
+    pub max_future_ms: i64,
 }
 
 impl Windowing {
@@ -35,6 +38,8 @@ impl Windowing {
             gap_ms: spec.gap_ms.unwrap_or(0) as i64,
             grace_ms,
             retention_ms: (spec.retention_ms.unwrap_or(WINDOW_RETENTION_MS_DEFAULT) as i64).max(grace_ms),
+            idle_timeout_ms: spec.idle_timeout_ms.unwrap_or(IDLE_TIMEOUT_MS_DEFAULT) as i64,
+            max_future_ms: spec.max_future_ms.unwrap_or(MAX_FUTURE_MS_DEFAULT) as i64,
         }
     }
 
@@ -169,6 +174,8 @@ mod tests {
             grace_ms: 5,
             time: None,
             retention_ms: None,
+            idle_timeout_ms: None,
+            max_future_ms: None,
         })
     }
 

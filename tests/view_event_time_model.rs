@@ -307,7 +307,9 @@ fn emitted(store: &Store, topic: &str, from: u64) -> Vec<(String, String)> {
         .filter(|(_, r)| r.offset >= from)
         .map(|(_, r)| {
             let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            (String::from_utf8(r.key.unwrap().to_vec()).unwrap(), v.to_string())
+            // Emitted keys are JSON: `"k0"` for the view key k0.
+            let key: String = serde_json::from_slice(r.key.as_deref().unwrap()).unwrap();
+            (key, v.to_string())
         })
         .collect()
 }

@@ -41,13 +41,9 @@ fn main() {
     // Baseline: read every record (and touch its value) with the runner's read sizes.
     let cfg = ViewsConfig::default();
     let started = Instant::now();
-    let (mut next, mut touched) = (0u64, 0u64);
-    while next < p.high_watermark() {
-        let batch = p.read(next, cfg.read_bytes_max, cfg.read_records_max).expect("read");
-        for r in &batch {
-            touched += r.value.as_ref().map_or(0, |v| v.len() as u64);
-        }
-        next = batch.last().expect("records below the high watermark").offset + 1;
+    let mut touched = 0u64;
+    for r in p.cursor(0).fetch_limits(cfg.read_bytes_max, cfg.read_records_max) {
+        touched += r.expect("read").value.as_ref().map_or(0, |v| v.len() as u64);
     }
     let raw = started.elapsed();
     let raw_rate = records as f64 / raw.as_secs_f64();

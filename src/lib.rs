@@ -130,7 +130,9 @@ pub use groups::{
     GroupError, GroupState, JoinRequest, MemberDescription, Membership, PartitionLag, ResetEntry, ResetPlan,
     ResetRequest, ResetStrategy, TopicPartition,
 };
-pub use log::{Appended, Header, NewRecord, Partition, PartitionStats, ReadBatch, Record, RecordRef, SegmentInfo};
+pub use log::{
+    Appended, Cursor, Header, NewRecord, Partition, PartitionStats, ReadBatch, Record, RecordRef, SegmentInfo,
+};
 pub use partitioner::{murmur2, partition_for_key};
 pub use store::{Store, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
 pub use stream::{

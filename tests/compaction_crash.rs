@@ -63,15 +63,7 @@ fn partition(store: &Store) -> Partition {
 }
 
 fn read_all(p: &Partition) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.high_watermark() {
-        let recs = p.read(next, 1024, 10).unwrap();
-        assert!(!recs.is_empty(), "no progress at {next}");
-        next = recs.last().unwrap().offset + 1;
-        out.extend(recs);
-    }
-    out
+    p.cursor_from_start().fetch_limits(1024, 10).collect::<kappalog::Result<_>>().unwrap()
 }
 
 /// The old log, the new log, and how many swap steps a compaction takes.

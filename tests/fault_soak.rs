@@ -607,19 +607,15 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
     let latest = shared.profiles_latest.lock().unwrap().clone();
     let mut got: BTreeMap<String, (u64, Option<String>)> = BTreeMap::new();
     for p in profiles.partitions().iter() {
-        let mut next = p.log_start_offset();
-        while next < p.high_watermark() {
-            let batch = p.read(next, 1 << 20, 10_000).unwrap();
-            for r in &batch {
-                let key = String::from_utf8(r.key.as_deref().unwrap().to_vec()).unwrap();
-                let value = r.value.as_deref().map(|v| String::from_utf8(v.to_vec()).unwrap());
-                let seq = check_profile(seed, key.as_bytes(), r.value.as_deref(), "final read");
-                // Tombstones carry no sequence number: take the model's, the only one it can be.
-                let seq = seq.unwrap_or_else(|| latest.get(&key).map_or(0, |l| l.0));
-                let dup = got.insert(key.clone(), (seq, value));
-                assert!(dup.is_none(), "seed {seed}: key {key} twice after a full compaction");
-            }
-            next = batch.last().unwrap().offset + 1;
+        for r in p.cursor_from_start() {
+            let r = r.unwrap();
+            let key = String::from_utf8(r.key.as_deref().unwrap().to_vec()).unwrap();
+            let value = r.value.as_deref().map(|v| String::from_utf8(v.to_vec()).unwrap());
+            let seq = check_profile(seed, key.as_bytes(), r.value.as_deref(), "final read");
+            // Tombstones carry no sequence number: take the model's, the only one it can be.
+            let seq = seq.unwrap_or_else(|| latest.get(&key).map_or(0, |l| l.0));
+            let dup = got.insert(key.clone(), (seq, value));
+            assert!(dup.is_none(), "seed {seed}: key {key} twice after a full compaction");
         }
     }
     assert_eq!(got.len(), latest.len(), "seed {seed}: keys after compaction");

@@ -4,6 +4,7 @@
 pub(crate) mod batch;
 pub(crate) mod buffers;
 mod commit;
+mod cursor;
 pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;
@@ -14,6 +15,7 @@ pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 
+pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};

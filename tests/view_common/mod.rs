@@ -27,12 +27,7 @@ pub fn all_records(store: &Store, topic: &str) -> Vec<(u32, Record)> {
     let t = store.topic(topic).unwrap();
     let mut out = Vec::new();
     for p in t.partitions().iter() {
-        let mut next = p.log_start_offset();
-        while next < p.high_watermark() {
-            let batch = p.read(next, 1 << 20, 10_000).unwrap();
-            next = batch.last().unwrap().offset + 1;
-            out.extend(batch.into_iter().map(|r| (p.id(), r)));
-        }
+        out.extend(p.cursor_from_start().map(|r| (p.id(), r.unwrap())));
     }
     out
 }

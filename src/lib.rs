@@ -134,7 +134,7 @@ pub use log::{
     Appended, Cursor, Header, NewRecord, Partition, PartitionStats, ReadBatch, Record, RecordRef, SegmentInfo,
 };
 pub use partitioner::{murmur2, partition_for_key};
-pub use store::{Store, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
+pub use store::{Store, StoreBuilder, FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
 pub use stream::{
     KeyResult, RebuildFrom, View, ViewError, ViewLogic, ViewRunState, ViewSpec, ViewStatus, Views, ViewsConfig,
     WindowResult,

@@ -25,6 +25,13 @@ pub struct ConsumerConfig {
     pub fetch_bytes_max: usize,
 }
 
+crate::config::setters!(ConsumerConfig {
+    session_timeout_ms: u64,
+    auto_offset_reset: AutoOffsetReset,
+    strategy: AssignmentStrategy,
+    fetch_bytes_max: usize,
+});
+
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {

@@ -146,6 +146,8 @@ impl CleanupPolicy {
 }
 
 /// Per-topic configuration, persisted in `topic.json`. Field names are Kafka's, in snake case.
+/// Built from [`Default`] with the setters: `TopicConfig::default().segment_bytes(1 << 20)`.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicConfig {
@@ -248,10 +250,11 @@ impl TopicConfig {
     }
 }
 
-/// Store-wide configuration.
+/// Store-wide configuration, from [`Default`] with the setters, or through [`Store::builder`](crate::Store::builder).
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The time source (tests use [`ManualClock`](crate::ManualClock)).
+    /// The time source (tests use [`ManualClock`](crate::clock::ManualClock)).
     pub clock: Arc<dyn Clock>,
     /// Fault injection for tests; `None` in production.
     #[doc(hidden)]

@@ -55,8 +55,12 @@ pub struct Store {
 /// alive while a handle from [`Store::open`] is. Kept by type so that the store names none of them.
 #[derive(Default)]
 struct Extensions {
-    slots: Mutex<Vec<(TypeId, Arc<Mutex<Option<Box<dyn Any + Send + Sync>>>>)>>,
+    slots: Mutex<Vec<(TypeId, Slot)>>,
 }
+
+type Extension = Box<dyn Any + Send + Sync>;
+/// One type's extension, locked on its own while it opens.
+type Slot = Arc<Mutex<Option<Extension>>>;
 
 impl std::fmt::Debug for Extensions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

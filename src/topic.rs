@@ -1,5 +1,6 @@
 //! A topic: N partitions under one config, and the partitioner that spreads appends over them.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -9,16 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
-use crate::log::{NewRecord, Partition};
+use crate::log::{Appended, NewRecord, Partition};
 use crate::partitioner::partition_for_key;
-
-/// Where one appended record went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordMetadata {
-    pub partition: u32,
-    pub offset: u64,
-    pub timestamp: i64,
-}
 
 /// `topic.json`: what a topic is, replaced atomically on every change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,9 +77,9 @@ impl Topic {
     }
 
     /// Appends `records`, one batch per partition they go to (atomic per partition), and returns
-    /// where each went, in the order given, once all are durable under the topic's durability.
-    /// Blocking: async callers use [`append_async`](Self::append_async).
-    pub fn append(&self, records: Vec<NewRecord>) -> Result<Vec<RecordMetadata>> {
+    /// where each went (one [`Appended`] per record, in the order given), once all are durable
+    /// under the topic's durability. Blocking: async callers use [`append_async`](Self::append_async).
+    pub fn append(&self, records: &[NewRecord]) -> Result<Vec<Appended>> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -94,7 +87,7 @@ impl Topic {
         let count = parts.len() as u32;
         let sticky = self.inner.sticky.fetch_add(1, Ordering::Relaxed) % count;
         let mut chosen = Vec::with_capacity(records.len());
-        for r in &records {
+        for r in records {
             chosen.push(self.choose(r, count, sticky)?);
         }
         let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
@@ -104,15 +97,19 @@ impl Topic {
                 None => groups.push((p, vec![i])),
             }
         }
-        let mut records: Vec<Option<NewRecord>> = records.into_iter().map(Some).collect();
-        let mut out = vec![RecordMetadata { partition: 0, offset: 0, timestamp: 0 }; chosen.len()];
-        let log_append_time = self.config().timestamp_type == crate::TimestampType::LogAppendTime;
+        let none = Appended { partition: 0, base_offset: 0, last_offset: 0, timestamp: 0, log_append_time_ms: 0 };
+        let mut out = vec![none; chosen.len()];
+        let log_append_time = self.config().timestamp_type == crate::config::TimestampType::LogAppendTime;
         let mut pending = Vec::with_capacity(groups.len());
         // Validate and encode every partition's batch before writing any: a rejected record
         // writes nothing anywhere.
         let mut prepared = Vec::with_capacity(groups.len());
         for (p, idx) in &groups {
-            let batch: Vec<NewRecord> = idx.iter().map(|&i| records[i].take().expect("each record once")).collect();
+            // All to one partition (the usual case): the batch is `records` as given, no copy.
+            let batch: Cow<[NewRecord]> = match groups.len() {
+                1 => Cow::Borrowed(records),
+                _ => Cow::Owned(idx.iter().map(|&i| records[i].clone()).collect()),
+            };
             prepared.push((parts[*p as usize].prepare(&batch)?, batch));
         }
         // Write every partition's batch, then wait for all fsyncs: they overlap.
@@ -132,14 +129,16 @@ impl Topic {
                     Some(ts) if !log_append_time => ts,
                     _ => appended.log_append_time_ms,
                 };
-                out[i] = RecordMetadata { partition: *p, offset: appended.base_offset + j as u64, timestamp: ts };
+                let offset = appended.base_offset + j as u64;
+                out[i] =
+                    Appended { partition: *p, base_offset: offset, last_offset: offset, timestamp: ts, ..appended };
             }
             pending.push((part, end, durability));
         }
         // Batches already written to other partitions are synced even when a later one failed, so
         // that they do not wait, unacknowledged and invisible, for that partition's next append.
         for (part, end, durability) in pending {
-            if durability == crate::Durability::Sync {
+            if durability == crate::config::Durability::Sync {
                 let synced = part.sync_through(end);
                 if failed.is_none() {
                     synced?;
@@ -152,9 +151,10 @@ impl Topic {
         }
     }
 
-    /// Runs [`append`](Self::append) on tokio's blocking pool, for async callers.
-    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Vec<RecordMetadata>> {
+    /// Runs [`append`](Self::append) on tokio's blocking pool, for async callers (who give the
+    /// records away: they outlive the call).
+    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Vec<Appended>> {
         let t = self.clone();
-        tokio::task::spawn_blocking(move || t.append(records)).await.expect("append does not panic")
+        tokio::task::spawn_blocking(move || t.append(&records)).await.expect("append does not panic")
     }
 }

@@ -18,7 +18,7 @@ const QUEUED: usize = 8;
 fn a_committer_thread_leads_after_a_contended_group_and_exits_when_appends_stop() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = store_with_faults(dir.path());
-    let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync);
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     for i in 0..3 {
         p.append(&[NewRecord::new(format!("alone {i}"))]).unwrap();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use common::{store_with_faults, threads_named, wait_until, ResumeSyncs};
-use kappalog::{Appended, Durability, FaultInjector, NewRecord, Partition, Store, TopicConfig};
+use kappalog::{fault::FaultInjector, Appended, Durability, NewRecord, Partition, Store, TopicConfig};
 use tempfile::TempDir;
 
 const QUEUED: usize = 8;
@@ -37,7 +37,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let (store, faults) = store_with_faults(dir.path());
         faults.fail_thread_spawns(thread);
-        let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+        let config = TopicConfig::default().durability(Durability::Sync);
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         Fixture { _resume: ResumeSyncs(Arc::clone(&faults)), p, faults, _store: store, _dir: dir, _one: one }
     }

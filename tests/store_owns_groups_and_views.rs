@@ -12,7 +12,7 @@ fn store_owns_its_groups_and_views() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        store.create_topic("t", 1, TopicConfig::default()).unwrap().append(vec![NewRecord::new("v"); 3]).unwrap();
+        store.create_topic("t", 1, TopicConfig::default()).unwrap().append(&vec![NewRecord::new("v"); 3]).unwrap();
         let join = kappalog::groups::JoinRequest { topics: vec!["t".into()], ..Default::default() };
         let member = store.groups().unwrap().join("g", join).unwrap().member_id;
         // No coordinator handle is left: the store's own keeps the member.
@@ -47,7 +47,7 @@ fn store_owns_its_groups_and_views() {
 fn closed_views_stop_and_open_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    store.create_topic("t", 1, TopicConfig::default()).unwrap().append(vec![NewRecord::keyed("k", "{}"); 2]).unwrap();
+    store.create_topic("t", 1, TopicConfig::default()).unwrap().append(&vec![NewRecord::keyed("k", "{}"); 2]).unwrap();
     let views = store.views().unwrap();
     let spec = br#"{"name": "n", "source": {"topics": ["t"]}, "aggregates": {"c": {"op": "count"}}}"#;
     assert!(views.create_json(spec).unwrap().wait_caught_up(Duration::from_secs(30)));

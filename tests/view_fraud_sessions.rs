@@ -60,14 +60,14 @@ fn session_alerts_match_a_batch_sessionization() {
             .map(|(t, user, amount)| {
                 NewRecord::keyed(user.clone(), json!({"user": user, "amount": amount}).to_string()).with_timestamp(*t)
             })
-            .collect();
-        topic.append(batch).unwrap();
+            .collect::<Vec<_>>();
+        topic.append(&batch).unwrap();
     }
     wait(&view);
     assert_eq!(view.status().late_records, 0);
     // One record far in the future moves the watermark past every session's end + grace.
     topic
-        .append(vec![NewRecord::keyed("flush", r#"{"user": "flush", "amount": 0}"#).with_timestamp(t0 + 86_400_000)])
+        .append(&[NewRecord::keyed("flush", r#"{"user": "flush", "amount": 0}"#).with_timestamp(t0 + 86_400_000)])
         .unwrap();
     wait(&view);
 

@@ -16,6 +16,7 @@ use super::{
 pub const CONSUMER_FETCH_BYTES_MAX: usize = 1024 * 1024;
 
 /// How a [`Consumer`] behaves.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub session_timeout_ms: u64,

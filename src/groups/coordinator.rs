@@ -28,8 +28,7 @@ use super::{
 
 /// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
 ///
-/// The store owns it: [`Store::groups`] (or [`open`](Self::open)) returns the same coordinator for
-/// the same store. Membership is in memory
+/// The store owns it: [`Store::groups`] returns the same coordinator for the same store. Membership is in memory
 /// (members rejoin after a restart, as Kafka's do after a coordinator moves); committed offsets are
 /// durable.
 ///
@@ -57,7 +56,7 @@ impl GroupCoordinator {
     /// The store's coordinator ([`Store::groups`]): the first call creates the offsets topic if
     /// needed and replays it; later ones return the same coordinator, so that every user of a
     /// store (the broker, views) sees the same members and offsets.
-    pub fn open(store: &Store) -> Result<GroupCoordinator> {
+    pub(crate) fn open(store: &Store) -> Result<GroupCoordinator> {
         store.extension(|store| Self::open_new(&store))
     }
 

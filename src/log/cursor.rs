@@ -22,10 +22,10 @@ pub const CURSOR_FETCH_RECORDS_DEFAULT: usize = 1000;
 /// the log start after retention, corruption) is yielded once; [`seek`](Self::seek) moves on.
 ///
 /// ```
-/// use kappalog::{NewRecord, Store, StoreConfig};
+/// use kappalog::{NewRecord, Store};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let store = Store::open(dir.path(), StoreConfig::default())?;
+/// let store = Store::builder(dir.path()).open()?;
 /// let p = store.create_topic("clicks", 1, Default::default())?.partition(0)?;
 /// p.append(&[NewRecord::new("a"), NewRecord::new("b"), NewRecord::new("c")])?;
 ///

@@ -17,12 +17,16 @@ use crate::config::{Durability, TimestampType, TopicConfig, BATCH_BYTES_MAX, BAT
 use crate::error::{Corruption, Error, Result};
 use crate::fault::FaultInjector;
 
-/// What an append assigned: offsets `base_offset..=last_offset`, in the order given.
+/// Where appended records went: offsets `base_offset..=last_offset` of partition `partition`, in
+/// the order given. [`Partition::append`] gives one for its batch; [`Topic::append`](crate::Topic::append)
+/// one per record (`base_offset == last_offset`), as records of one append may go to several
+/// partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    pub partition: u32,
     pub base_offset: u64,
     pub last_offset: u64,
-    /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
+    /// The stored timestamp of the first record (the append time under `LogAppendTime`).
     pub timestamp: i64,
     /// The log's clock when the batch was written: the stored timestamp of every record that came
     /// without one (and of all records under `LogAppendTime`).
@@ -647,6 +651,7 @@ impl Partition {
                 super::buffers::give(buf);
             }
             let appended = Appended {
+                partition: self.inner.id,
                 base_offset,
                 last_offset: header.last_offset(),
                 timestamp: header.first_timestamp,

@@ -27,6 +27,7 @@ const VIEW_FILE: &str = "view.json";
 pub(crate) const VIEW_FILE_VERSION: u32 = 1;
 
 /// Tuning of view runners.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct ViewsConfig {
     /// Checkpoint at least this often while records arrive (and always when caught up, and at shutdown).
@@ -607,7 +608,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
 /// Internal topics (`__consumer_offsets`) hold records only their owner can read back: results
 /// written there would stop the group coordinator from opening the store again.
 fn check_emit_not_internal(topic: &str) -> Result<()> {
-    if topic.starts_with(crate::INTERNAL_TOPIC_PREFIX) {
+    if topic.starts_with(crate::limits::INTERNAL_TOPIC_PREFIX) {
         return Err(invalid("emit.topic", format!("topic {topic:?} is internal: a view cannot write to it")));
     }
     Ok(())

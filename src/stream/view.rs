@@ -435,7 +435,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             let topic = emit_topic.as_ref().expect("only views with an emit topic emit");
             let n = emits.len() as u64;
             for chunk in std::mem::take(&mut emits).chunks(EMIT_BATCH_RECORDS_MAX) {
-                topic.append(chunk.to_vec())?;
+                topic.append(chunk)?;
             }
             v.state.write().snap.counters.records_emitted += n;
         }

@@ -127,7 +127,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
 /// store's close) waiting for an fsync forever.
-pub struct ResumeSyncs(pub std::sync::Arc<kappalog::FaultInjector>);
+pub struct ResumeSyncs(pub std::sync::Arc<kappalog::fault::FaultInjector>);
 
 impl Drop for ResumeSyncs {
     fn drop(&mut self) {
@@ -136,10 +136,9 @@ impl Drop for ResumeSyncs {
 }
 
 /// A store whose fault injector never fails; it counts writes and fsyncs, and can pause fsyncs.
-pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalog::FaultInjector>) {
-    let faults = kappalog::FaultInjector::new();
-    let config =
-        kappalog::StoreConfig { faults: Some(std::sync::Arc::clone(&faults)), ..kappalog::StoreConfig::default() };
+pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalog::fault::FaultInjector>) {
+    let faults = kappalog::fault::FaultInjector::new();
+    let config = kappalog::StoreConfig::default().faults(Some(std::sync::Arc::clone(&faults)));
     (kappalog::Store::open(dir, config).unwrap(), faults)
 }
 

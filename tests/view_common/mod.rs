@@ -8,12 +8,7 @@ use kappalog::{Record, Store, StoreConfig, Views, ViewsConfig};
 
 /// Views that checkpoint often, so tests exercise checkpoints.
 pub fn fast_views() -> ViewsConfig {
-    ViewsConfig {
-        checkpoint_interval_ms: 20,
-        checkpoint_interval_records: 2000,
-        idle_wait_ms: 20,
-        ..ViewsConfig::default()
-    }
+    ViewsConfig::default().checkpoint_interval_ms(20).checkpoint_interval_records(2000).idle_wait_ms(20)
 }
 
 pub fn open(dir: &std::path::Path) -> (Store, Views) {

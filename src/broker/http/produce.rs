@@ -92,7 +92,7 @@ async fn produce(
     state.metrics().produced(count, bytes);
     let offsets = placed
         .iter()
-        .map(|m| OffsetOut { partition: m.partition, offset: m.offset, error_code: None, error: None })
+        .map(|m| OffsetOut { partition: m.partition, offset: m.base_offset, error_code: None, error: None })
         .collect();
     Ok(ok(&ProduceResponse { key_schema_id: None, value_schema_id: None, offsets }))
 }

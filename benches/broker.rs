@@ -243,7 +243,7 @@ fn library_load(records_per_append: usize, seconds: f64) -> f64 {
                 let value = vec![b'x'; RECORD_BYTES];
                 while !stop.load(Ordering::Relaxed) {
                     let recs: Vec<NewRecord> = (0..records_per_append).map(|_| NewRecord::new(value.clone())).collect();
-                    topic.append(recs).unwrap();
+                    topic.append(&recs).unwrap();
                     done.fetch_add(records_per_append as u64, Ordering::Relaxed);
                 }
             })

@@ -11,7 +11,9 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use kappalog::{CleanupPolicy, Durability, NewRecord, Store, StoreConfig, TopicConfig, OFFSET_MAP_BYTES_DEFAULT};
+use kappalog::{
+    limits::OFFSET_MAP_BYTES_DEFAULT, CleanupPolicy, Durability, NewRecord, Store, StoreConfig, TopicConfig,
+};
 
 const RECORDS_PER_APPEND: usize = 500;
 const VALUE_BYTES: usize = 100;
@@ -24,13 +26,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 64 << 20 } else { 1 << 30 });
     let dir = tempfile::tempdir_in(std::env::var("KAPPALOG_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
-    let store = Store::open(dir.path(), StoreConfig { cleaner_interval_ms: 0, ..StoreConfig::default() }).unwrap();
-    let cfg = TopicConfig {
-        segment_bytes: 256 << 20,
-        durability: Durability::None,
-        cleanup_policy: CleanupPolicy::Compact,
-        ..TopicConfig::default()
-    };
+    let store = Store::open(dir.path(), StoreConfig::default().cleaner_interval_ms(0)).unwrap();
+    let cfg = TopicConfig::default()
+        .segment_bytes(256 << 20)
+        .durability(Durability::None)
+        .cleanup_policy(CleanupPolicy::Compact);
     let p = store.create_topic("bench", 1, cfg).unwrap().partition(0).unwrap();
 
     // Fill: estimate the record count from the size of one record, keys are 10% of it.

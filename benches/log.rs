@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use kappalog::{Durability, FaultInjector, NewRecord, Partition, Store, StoreConfig, TopicConfig};
+use kappalog::{fault::FaultInjector, Durability, NewRecord, Partition, Store, StoreConfig, TopicConfig};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -371,7 +371,7 @@ fn bench_append(s: &Settings, rows: &mut Vec<Row>) {
                 // One run. `batch_bytes`: the size of a batch on disk, which the baseline writes
                 // (none: the subject runs alone, to learn it).
                 let run = |batch_bytes: Option<usize>, runs: &mut AppendRuns| -> usize {
-                    let (store, p) = open_partition(&store_dir, TopicConfig { durability, ..TopicConfig::default() });
+                    let (store, p) = open_partition(&store_dir, TopicConfig::default().durability(durability));
                     let baseline = batch_bytes.map(|n| (baseline_file(&baseline_path), vec![0x5au8; n]));
                     let floor = (batch_bytes.is_some() && targeted).then(|| baseline_file(&floor_path));
                     let mut floor_buf = Vec::new();
@@ -495,9 +495,9 @@ fn bench_group_commit(s: &Settings, rows: &mut Vec<Row>, appenders: Appenders) {
     let subject = || {
         // A fault injector that never fails: it counts the fsyncs.
         let faults = FaultInjector::new();
-        let config = StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() };
+        let config = StoreConfig::default().faults(Some(Arc::clone(&faults)));
         let store = Store::open(&store_dir, config).expect("open the store");
-        let cfg = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+        let cfg = TopicConfig::default().durability(Durability::Sync);
         let p = store.create_topic("bench", 1, cfg).expect("create the topic").partition(0).expect("partition 0");
         let syncs_before = faults.syncs();
         let latency_before = kappalog::log::fsync_latency();
@@ -640,8 +640,7 @@ fn bench_read(s: &Settings, rows: &mut Vec<Row>) {
     let count = s.read_bytes / (READ_RECORD_BYTES + 8); // ~8 bytes of record framing each
     let count = count.div_ceil(READ_FILL_BATCH) * READ_FILL_BATCH;
     {
-        let (store, p) =
-            open_partition(&store_dir, TopicConfig { durability: Durability::None, ..TopicConfig::default() });
+        let (store, p) = open_partition(&store_dir, TopicConfig::default().durability(Durability::None));
         let batch = records(READ_FILL_BATCH, READ_RECORD_BYTES);
         let start = Instant::now();
         for _ in 0..count / READ_FILL_BATCH {
@@ -707,11 +706,7 @@ fn bench_open(s: &Settings, rows: &mut Vec<Row>) {
     let dir = s.workdir("open");
     let big = dir.join("big");
     let empty = dir.join("empty");
-    let config = TopicConfig {
-        durability: Durability::None,
-        segment_bytes: s.open_segment_bytes as u64,
-        ..TopicConfig::default()
-    };
+    let config = TopicConfig::default().durability(Durability::None).segment_bytes(s.open_segment_bytes as u64);
     let total = {
         let (store, p) = open_partition(&big, config.clone());
         let rec = records(1, OPEN_RECORD_BYTES);
@@ -776,7 +771,7 @@ fn criterion_groups(s: &Settings) {
         g.throughput(Throughput::Bytes((batch * value_bytes) as u64));
         let (store, p) = open_partition(
             &dir.join(format!("a{value_bytes}-{batch}")),
-            TopicConfig { durability: Durability::None, ..TopicConfig::default() },
+            TopicConfig::default().durability(Durability::None),
         );
         g.bench_with_input(BenchmarkId::new(format!("{value_bytes}B"), batch), &recs, |b, recs| {
             b.iter(|| p.append(recs).expect("append"))
@@ -785,8 +780,7 @@ fn criterion_groups(s: &Settings) {
     }
     g.finish();
     let mut g = c.benchmark_group("read");
-    let (store, p) =
-        open_partition(&dir.join("r"), TopicConfig { durability: Durability::None, ..TopicConfig::default() });
+    let (store, p) = open_partition(&dir.join("r"), TopicConfig::default().durability(Durability::None));
     let batch = records(READ_FILL_BATCH, READ_RECORD_BYTES);
     for _ in 0..(16 * MIB / (READ_FILL_BATCH * READ_RECORD_BYTES)) {
         p.append(&batch).expect("append");

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use kappalog::{Durability, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
+use kappalog::{stream::RebuildFrom, Durability, NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 
 const RECORDS_DEFAULT: u64 = 10_000_000;
 const KEYS: u64 = 10_000;
@@ -21,7 +21,7 @@ fn main() {
         std::env::var("KAPPALOG_BENCH_VIEWS_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(RECORDS_DEFAULT);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
-    let config = TopicConfig { durability: Durability::None, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::None);
     let topic = store.create_topic("clicks", 1, config).expect("topic");
     let started = Instant::now();
     let mut i = 0u64;
@@ -29,8 +29,8 @@ fn main() {
         let n = APPEND_BATCH.min(records - i);
         let batch = (i..i + n)
             .map(|j| NewRecord::new(format!(r#"{{"page":"/p{}","user":{}}}"#, j * 7919 % KEYS, j % 1000)))
-            .collect();
-        topic.append(batch).expect("append");
+            .collect::<Vec<_>>();
+        topic.append(&batch).expect("append");
         i += n;
     }
     let p = topic.partition(0).expect("partition");
@@ -41,13 +41,9 @@ fn main() {
     // Baseline: read every record (and touch its value) with the runner's read sizes.
     let cfg = ViewsConfig::default();
     let started = Instant::now();
-    let (mut next, mut touched) = (0u64, 0u64);
-    while next < p.high_watermark() {
-        let batch = p.read(next, cfg.read_bytes_max, cfg.read_records_max).expect("read");
-        for r in &batch {
-            touched += r.value.as_ref().map_or(0, |v| v.len() as u64);
-        }
-        next = batch.last().expect("records below the high watermark").offset + 1;
+    let mut touched = 0u64;
+    for r in p.cursor(0).fetch_limits(cfg.read_bytes_max, cfg.read_records_max) {
+        touched += r.expect("read").value.as_ref().map_or(0, |v| v.len() as u64);
     }
     let raw = started.elapsed();
     let raw_rate = records as f64 / raw.as_secs_f64();

@@ -49,6 +49,25 @@ const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) < SEGMENT_BYTES_MIN 
 const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT < BATCH_BYTES_MAX);
 const _: () = assert!(OFFSET_MAP_BYTES_MIN <= OFFSET_MAP_BYTES_DEFAULT);
 
+/// `with`-style setters named after the fields, so that `#[non_exhaustive]` configs are built as
+/// `TopicConfig::default().segment_bytes(4096).durability(Durability::None)`.
+macro_rules! setters {
+    ($ty:ident { $($(#[$meta:meta])* $field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (see the field).")]
+                $(#[$meta])*
+                #[must_use]
+                pub fn $field(mut self, $field: $t) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+pub(crate) use setters;
+
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +146,8 @@ impl CleanupPolicy {
 }
 
 /// Per-topic configuration, persisted in `topic.json`. Field names are Kafka's, in snake case.
+/// Built from [`Default`] with the setters: `TopicConfig::default().segment_bytes(1 << 20)`.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicConfig {
@@ -173,6 +194,21 @@ impl Default for TopicConfig {
         }
     }
 }
+
+setters!(TopicConfig {
+    segment_bytes: u64,
+    segment_ms: u64,
+    durability: Durability,
+    timestamp_type: TimestampType,
+    max_message_bytes: u32,
+    index_interval_bytes: u32,
+    cleanup_policy: CleanupPolicy,
+    retention_ms: i64,
+    retention_bytes: i64,
+    delete_retention_ms: u64,
+    min_compaction_lag_ms: u64,
+    min_cleanable_dirty_ratio: f64,
+});
 
 impl TopicConfig {
     /// Checks every field against its limits; the error names the field.
@@ -229,12 +265,14 @@ impl TopicConfig {
     }
 }
 
-/// Store-wide configuration.
+/// Store-wide configuration, from [`Default`] with the setters, or through [`Store::builder`](crate::Store::builder).
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The time source (tests use [`ManualClock`](crate::ManualClock)).
+    /// The time source (tests use [`ManualClock`](crate::clock::ManualClock)).
     pub clock: Arc<dyn Clock>,
     /// Fault injection for tests; `None` in production.
+    #[doc(hidden)]
     pub faults: Option<Arc<FaultInjector>>,
     /// How often the background flusher looks for `interval` topics to fsync.
     pub flush_tick_ms: u64,
@@ -258,6 +296,15 @@ impl Default for StoreConfig {
         }
     }
 }
+
+setters!(StoreConfig {
+    clock: Arc<dyn Clock>,
+    #[doc(hidden)]
+    faults: Option<Arc<FaultInjector>>,
+    flush_tick_ms: u64,
+    cleaner_interval_ms: u64,
+    offset_map_bytes: usize,
+});
 
 /// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {

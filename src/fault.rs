@@ -1,7 +1,8 @@
-//! A fault-injection seam: fail the Nth write or fsync with EIO or ENOSPC, or make the group commit panic.
+//! A fault-injection seam for tests, not part of the documented API: fail the Nth write or fsync
+//! with EIO or ENOSPC, or make the group commit panic.
 //!
-//! Every write and fsync of a log or index file goes through [`FaultInjector::before_write`] /
-//! [`FaultInjector::before_sync`] when a `FaultInjector` is set in [`StoreConfig`](crate::StoreConfig).
+//! Every write and fsync of a log or index file asks the [`FaultInjector`] first when one is set in
+//! `StoreConfig::faults` (or `StoreBuilder::faults`).
 //! A failing write first writes half of its bytes, as a real ENOSPC in the middle of a write would.
 
 use std::io;

@@ -1,9 +1,10 @@
 //! The store: a data directory under an exclusive lock, and its registry of topics.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Weak};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
@@ -41,11 +42,35 @@ struct StoreMeta {
 
 type Registry = Arc<RwLock<BTreeMap<String, Topic>>>;
 
-/// An open data directory. Cheap to clone; `Send + Sync`. Dropping the last handle flushes every
-/// partition and marks a clean shutdown, so the next open does not scan the logs.
+/// An open data directory. Cheap to clone; `Send + Sync`. Dropping the last handle stops its views
+/// (after a final checkpoint), flushes every partition and marks a clean shutdown, so the next open
+/// does not scan the logs.
+///
+/// The store owns one group coordinator ([`Store::groups`]) and one views registry
+/// ([`Store::views`]): every user of a store sees the same members, offsets and view runners.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<StoreInner>,
+    /// `None` in the handles the extensions themselves hold (so that they do not keep themselves
+    /// alive); `Some` in every handle `open` gave and its clones.
+    extensions: Option<Arc<Extensions>>,
+}
+
+/// What the layers above keep per store, one value per type (its group coordinator, its views),
+/// alive while a handle from [`Store::open`] is. Kept by type so that the store names none of them.
+#[derive(Default)]
+struct Extensions {
+    slots: Mutex<Vec<(TypeId, Slot)>>,
+}
+
+type Extension = Box<dyn Any + Send + Sync>;
+/// One type's extension, locked on its own while it opens.
+type Slot = Arc<Mutex<Option<Extension>>>;
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extensions").field("slots", &self.slots.lock().len()).finish()
+    }
 }
 
 #[derive(Debug)]
@@ -60,11 +85,70 @@ struct StoreInner {
     cleaner: Mutex<Option<crate::cleaner::Cleaner>>,
     /// The group commit every `sync` append of the store goes through.
     committer: Committer,
+    /// The extensions of the handles `open` gave, for the handles without them.
+    extensions: Weak<Extensions>,
     /// Held for the life of the store: the exclusive lock.
     _lock: File,
 }
 
+/// Builds a [`Store`]'s configuration and opens it: `Store::builder(dir).cleaner_interval_ms(0).open()`.
+#[derive(Debug)]
+#[must_use]
+pub struct StoreBuilder {
+    dir: PathBuf,
+    config: StoreConfig,
+}
+
+impl StoreBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: StoreConfig) -> StoreBuilder {
+        self.config = config;
+        self
+    }
+
+    /// The time source (see [`StoreConfig::clock`](StoreConfig#structfield.clock)).
+    pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> StoreBuilder {
+        self.config.clock = clock;
+        self
+    }
+
+    /// See [`StoreConfig::flush_tick_ms`](StoreConfig#structfield.flush_tick_ms).
+    pub fn flush_tick_ms(mut self, ms: u64) -> StoreBuilder {
+        self.config.flush_tick_ms = ms;
+        self
+    }
+
+    /// See [`StoreConfig::cleaner_interval_ms`](StoreConfig#structfield.cleaner_interval_ms); 0 disables
+    /// the background cleaner.
+    pub fn cleaner_interval_ms(mut self, ms: u64) -> StoreBuilder {
+        self.config.cleaner_interval_ms = ms;
+        self
+    }
+
+    /// See [`StoreConfig::offset_map_bytes`](StoreConfig#structfield.offset_map_bytes).
+    pub fn offset_map_bytes(mut self, bytes: usize) -> StoreBuilder {
+        self.config.offset_map_bytes = bytes;
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn faults(mut self, faults: Option<Arc<crate::fault::FaultInjector>>) -> StoreBuilder {
+        self.config.faults = faults;
+        self
+    }
+
+    /// Opens the store ([`Store::open`]).
+    pub fn open(self) -> Result<Store> {
+        Store::open(self.dir, self.config)
+    }
+}
+
 impl Store {
+    /// A builder for the store in `dir`, starting from [`StoreConfig::default`].
+    pub fn builder(dir: impl AsRef<Path>) -> StoreBuilder {
+        StoreBuilder { dir: dir.as_ref().to_path_buf(), config: StoreConfig::default() }
+    }
+
     /// Opens (creating if needed) the data directory `dir`. Fails with [`Error::Locked`] when another
     /// `Store`, in this process or another, has it open.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
@@ -135,6 +219,7 @@ impl Store {
             )
         });
         tracing::info!(dir = %dir.display(), clean, "store opened");
+        let extensions = Arc::new(Extensions::default());
         Ok(Store {
             inner: Arc::new(StoreInner {
                 dir,
@@ -144,9 +229,56 @@ impl Store {
                 flusher: Mutex::new(Some(flusher)),
                 cleaner: Mutex::new(cleaner),
                 committer,
+                extensions: Arc::downgrade(&extensions),
                 _lock: lock,
             }),
+            extensions: Some(extensions),
         })
+    }
+
+    /// The store's one `T` (its group coordinator, its views), made by `open` the first time, with
+    /// a handle that does not keep the extensions alive. [`Error::Closed`] once every handle from
+    /// [`Store::open`] is gone.
+    pub(crate) fn extension<T: Any + Clone + Send + Sync>(&self, open: impl FnOnce(Store) -> Result<T>) -> Result<T> {
+        let extensions = match &self.extensions {
+            Some(e) => Arc::clone(e),
+            None => self.inner.extensions.upgrade().ok_or(Error::Closed)?,
+        };
+        let slot = {
+            let mut slots = extensions.slots.lock();
+            match slots.iter().find(|(id, _)| *id == TypeId::of::<T>()) {
+                Some((_, slot)) => Arc::clone(slot),
+                None => {
+                    let slot = Arc::new(Mutex::new(None));
+                    slots.push((TypeId::of::<T>(), Arc::clone(&slot)));
+                    slot
+                }
+            }
+        };
+        // Only this type's slot is locked while it opens: another type's open may run meanwhile.
+        let mut slot = slot.lock();
+        if let Some(t) = slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+            return Ok(t.clone());
+        }
+        let t = open(Store { inner: Arc::clone(&self.inner), extensions: None })?;
+        *slot = Some(Box::new(t.clone()));
+        Ok(t)
+    }
+
+    /// Forgets the store's `T` when `is_it` says it is the one given (its `close`): the next
+    /// [`extension`](Self::extension) opens a new one.
+    pub(crate) fn remove_extension<T: Any>(
+        &self,
+        is_it: impl FnOnce(&T) -> bool,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
+        let extensions = self.extensions.clone().or_else(|| self.inner.extensions.upgrade())?;
+        let slot =
+            extensions.slots.lock().iter().find(|(id, _)| *id == TypeId::of::<T>()).map(|(_, s)| Arc::clone(s))?;
+        let mut slot = slot.lock();
+        match slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+            Some(t) if is_it(t) => slot.take(),
+            _ => None,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -13,14 +13,6 @@ use crate::log::partition::PreparedBatch;
 use crate::log::{Appended, NewRecord, Partition};
 use crate::partitioner::partition_for_key;
 
-/// Where one appended record went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordMetadata {
-    pub partition: u32,
-    pub offset: u64,
-    pub timestamp: i64,
-}
-
 /// `topic.json`: what a topic is, replaced atomically on every change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,13 +79,14 @@ impl Topic {
     }
 
     /// Appends `records`, one batch per partition they go to (atomic per partition), and returns
-    /// where each went, in the order given, once all are durable under the topic's durability.
+    /// where each went (one [`Appended`] per record, in the order given), once all are durable
+    /// under the topic's durability.
     /// Every partition's batch is validated before any is written: a rejected record writes nothing
     /// anywhere. When one partition fails, its error is returned; the batches of the others still
     /// complete (durable and readable), as their group commit does not depend on it.
     /// Blocking: async callers use [`append_async`](Self::append_async).
-    pub fn append(&self, records: Vec<NewRecord>) -> Result<Vec<RecordMetadata>> {
-        let Some(mut plan) = self.plan(records)? else { return Ok(Vec::new()) };
+    pub fn append(&self, records: &[NewRecord]) -> Result<Vec<Appended>> {
+        let Some(mut plan) = self.plan(records.to_vec())? else { return Ok(Vec::new()) };
         let mut waits = Vec::with_capacity(plan.batches.len());
         for (part, prepared) in plan.batches.iter().zip(std::mem::take(&mut plan.prepared)) {
             waits.push(match prepared {
@@ -117,7 +110,7 @@ impl Topic {
     /// [`append`](Self::append) for async callers: batches are encoded on the calling task; `sync`
     /// ones join the group commit and the task awaits their results; others are written on tokio's
     /// blocking pool.
-    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Vec<RecordMetadata>> {
+    pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Vec<Appended>> {
         let Some(mut plan) = self.plan(records)? else { return Ok(Vec::new()) };
         let mut waits = Vec::with_capacity(plan.batches.len());
         for (part, prepared) in plan.batches.iter().zip(std::mem::take(&mut plan.prepared)) {
@@ -213,7 +206,7 @@ struct Plan {
 
 impl Plan {
     /// Where each record went, given each batch's outcome; the first batch's error if one failed.
-    fn place(self, appended: Vec<Result<Appended>>) -> Result<Vec<RecordMetadata>> {
+    fn place(self, appended: Vec<Result<Appended>>) -> Result<Vec<Appended>> {
         let mut done = Vec::with_capacity(appended.len());
         for a in appended {
             done.push(a?);
@@ -221,11 +214,16 @@ impl Plan {
         Ok(self
             .placed
             .iter()
-            .map(|&(b, j, producer_timestamp)| RecordMetadata {
-                partition: self.batches[b].id(),
-                offset: done[b].base_offset + j,
-                // As stored: the producer's timestamp, else (or always, under LogAppendTime) the append time.
-                timestamp: producer_timestamp.unwrap_or(done[b].log_append_time_ms),
+            .map(|&(b, j, producer_timestamp)| {
+                let offset = done[b].base_offset + j;
+                Appended {
+                    partition: self.batches[b].id(),
+                    base_offset: offset,
+                    last_offset: offset,
+                    // As stored: the producer's timestamp, else (or always, under LogAppendTime) the append time.
+                    timestamp: producer_timestamp.unwrap_or(done[b].log_append_time_ms),
+                    ..done[b]
+                }
             })
             .collect())
     }

@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use kappalog::broker::http::{router, AppState, HttpConfig};
-use kappalog::{GroupCoordinator, ManualClock, NewRecord, Store, StoreConfig, TopicConfig, TopicPartition};
+use kappalog::{clock::ManualClock, groups::TopicPartition, NewRecord, Store, StoreConfig, TopicConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -48,12 +48,12 @@ impl Api {
 async fn both_expiry_paths_commit_what_was_fetched() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
-    t.append(vec![NewRecord::new("a"), NewRecord::new("b"), NewRecord::new("c")]).unwrap();
+    t.append(&[NewRecord::new("a"), NewRecord::new("b"), NewRecord::new("c")]).unwrap();
     let state = AppState::new(store.clone(), HttpConfig::default()).unwrap();
     let api = Api { state: state.clone() };
-    let groups = GroupCoordinator::open(&store).unwrap();
+    let groups = store.groups().unwrap();
     let tp = TopicPartition::new("t", 0);
 
     // Found expired by a request: not found, committed, gone from the group.
@@ -71,10 +71,10 @@ async fn both_expiry_paths_commit_what_was_fetched() {
     groups
         .reset_offsets(
             "g",
-            kappalog::ResetRequest {
+            kappalog::groups::ResetRequest {
                 topic: Some("t".into()),
                 partitions: None,
-                strategy: kappalog::ResetStrategy::ToEarliest,
+                strategy: kappalog::groups::ResetStrategy::ToEarliest,
                 execute: true,
                 force: false,
             },

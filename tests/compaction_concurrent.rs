@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kappalog::{
-    CleanupPolicy, Clock, Durability, ManualClock, NewRecord, Store, StoreConfig, TopicConfig, OFFSET_MAP_BYTES_MIN,
+    clock::{Clock, ManualClock},
+    limits::OFFSET_MAP_BYTES_MIN,
+    CleanupPolicy, Durability, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 const RECORDS: u64 = 3_000;
@@ -21,14 +23,10 @@ fn value(i: u64) -> String {
 fn appends_and_reads_during_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
-    let cfg = StoreConfig { clock: clock.clone(), cleaner_interval_ms: 0, ..StoreConfig::default() };
+    let cfg = StoreConfig::default().clock(clock.clone()).cleaner_interval_ms(0);
     let store = Store::open(dir.path(), cfg).unwrap();
-    let tc = TopicConfig {
-        segment_bytes: 8192,
-        durability: Durability::None,
-        cleanup_policy: CleanupPolicy::Compact,
-        ..TopicConfig::default()
-    };
+    let tc =
+        TopicConfig::default().segment_bytes(8192).durability(Durability::None).cleanup_policy(CleanupPolicy::Compact);
     let p = store.create_topic("t", 1, tc).unwrap().partition(0).unwrap();
     let done = Arc::new(AtomicBool::new(false));
 

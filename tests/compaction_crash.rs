@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kappalog::{
-    CleanupPolicy, Durability, FaultInjector, ManualClock, NewRecord, Partition, Record, Store, StoreConfig,
-    TopicConfig,
+    clock::ManualClock, fault::FaultInjector, CleanupPolicy, Durability, NewRecord, Partition, Record, Store,
+    StoreConfig, TopicConfig,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -23,26 +23,19 @@ const CHILD_REPORT_TIMEOUT_S: u64 = 120;
 const AT_STEP: &str = "kappalog-crash-test: at the step";
 
 fn open(dir: &Path, faults: Option<Arc<FaultInjector>>) -> Store {
-    let cfg = StoreConfig {
-        clock: ManualClock::new(T0 + 1_000_000),
-        faults,
-        cleaner_interval_ms: 0,
-        ..StoreConfig::default()
-    };
+    let cfg = StoreConfig::default().clock(ManualClock::new(T0 + 1_000_000)).faults(faults).cleaner_interval_ms(0);
     Store::open(dir, cfg).unwrap()
 }
 
 /// The same log every time: several small segments, 20 keys, some tombstones, one dirty section.
 fn prepare(dir: &Path) {
     let store = open(dir, None);
-    let tc = TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        durability: Durability::None,
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: 1_000_000_000,
-        ..TopicConfig::default()
-    };
+    let tc = TopicConfig::default()
+        .segment_bytes(4096)
+        .index_interval_bytes(256)
+        .durability(Durability::None)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(1_000_000_000);
     let p = store.create_topic("t", 1, tc).unwrap().partition(0).unwrap();
     for i in 0..400u32 {
         let key = format!("key-{}", i % 20);
@@ -63,15 +56,7 @@ fn partition(store: &Store) -> Partition {
 }
 
 fn read_all(p: &Partition) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.high_watermark() {
-        let recs = p.read(next, 1024, 10).unwrap();
-        assert!(!recs.is_empty(), "no progress at {next}");
-        next = recs.last().unwrap().offset + 1;
-        out.extend(recs);
-    }
-    out
+    p.cursor_from_start().fetch_limits(1024, 10).collect::<kappalog::Result<_>>().unwrap()
 }
 
 /// The old log, the new log, and how many swap steps a compaction takes.

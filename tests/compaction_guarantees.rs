@@ -3,46 +3,31 @@
 
 use std::collections::BTreeMap;
 
-use kappalog::Clock;
+use kappalog::clock::Clock;
 use kappalog::{
-    CleanupPolicy, Durability, Error, ManualClock, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig,
-    OFFSET_MAP_BYTES_MIN,
+    clock::ManualClock, limits::OFFSET_MAP_BYTES_MIN, CleanupPolicy, Durability, Error, NewRecord, Partition, Record,
+    Store, StoreConfig, TopicConfig,
 };
 
 const T0: i64 = 1_700_000_000_000;
 const DELETE_RETENTION_MS: u64 = 10_000;
 
 fn store(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>, interval_ms: u64, map: usize) -> Store {
-    let cfg = StoreConfig {
-        clock: clock.clone(),
-        cleaner_interval_ms: interval_ms,
-        offset_map_bytes: map,
-        ..StoreConfig::default()
-    };
+    let cfg = StoreConfig::default().clock(clock.clone()).cleaner_interval_ms(interval_ms).offset_map_bytes(map);
     Store::open(dir, cfg).unwrap()
 }
 
 fn compacted() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        durability: Durability::None,
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: DELETE_RETENTION_MS,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default()
+        .segment_bytes(4096)
+        .index_interval_bytes(256)
+        .durability(Durability::None)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(DELETE_RETENTION_MS)
 }
 
 fn read_all(p: &Partition) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.high_watermark() {
-        let recs = p.read(next, 4096, 50).unwrap();
-        assert!(!recs.is_empty(), "no progress at {next}");
-        next = recs.last().unwrap().offset + 1;
-        out.extend(recs);
-    }
-    out
+    p.cursor_from_start().fetch_limits(4096, 50).collect::<kappalog::Result<_>>().unwrap()
 }
 
 /// key → (offset, value) of the latest record of each key (a tombstone's value is `None`).
@@ -151,8 +136,7 @@ fn a_dirty_section_larger_than_the_map_takes_several_passes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let s = store(dir.path(), &clock, 0, OFFSET_MAP_BYTES_MIN);
-    let p =
-        s.create_topic("t", 1, TopicConfig { segment_bytes: 64 * 1024, ..compacted() }).unwrap().partition(0).unwrap();
+    let p = s.create_topic("t", 1, compacted().segment_bytes(64 * 1024)).unwrap().partition(0).unwrap();
     // 4000 keys, each written twice: far more keys than a 64 KiB map holds.
     for round in 0..2 {
         for chunk in (0..4000).collect::<Vec<_>>().chunks(100) {
@@ -180,8 +164,7 @@ fn many_records_of_few_keys_take_several_passes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let s = store(dir.path(), &clock, 0, OFFSET_MAP_BYTES_MIN);
-    let p =
-        s.create_topic("t", 1, TopicConfig { segment_bytes: 256 * 1024, ..compacted() }).unwrap().partition(0).unwrap();
+    let p = s.create_topic("t", 1, compacted().segment_bytes(256 * 1024)).unwrap().partition(0).unwrap();
     const RECORDS: u64 = 80_000;
     for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(500) {
         let recs: Vec<NewRecord> =
@@ -204,7 +187,7 @@ fn lag_and_dirty_ratio_decide_what_is_cleaned() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let s = store(dir.path(), &clock, 0, OFFSET_MAP_BYTES_MIN);
-    let cfg = TopicConfig { min_compaction_lag_ms: 60_000, min_cleanable_dirty_ratio: 0.5, ..compacted() };
+    let cfg = compacted().min_compaction_lag_ms(60_000).min_cleanable_dirty_ratio(0.5);
     let p = s.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     for i in 0..200 {
         p.append(&[NewRecord::keyed(format!("k{}", i % 3), format!("v{i}"))]).unwrap();
@@ -237,7 +220,7 @@ fn the_background_cleaner_compacts_dirty_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let s = store(dir.path(), &clock, 5, OFFSET_MAP_BYTES_MIN);
-    let cfg = TopicConfig { min_cleanable_dirty_ratio: 0.01, ..compacted() };
+    let cfg = compacted().min_cleanable_dirty_ratio(0.01);
     let p = s.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     for i in 0..300 {
         p.append(&[NewRecord::keyed(format!("k{}", i % 10), format!("v{i}"))]).unwrap();

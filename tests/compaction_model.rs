@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use kappalog::{
-    CleanupPolicy, Clock, Durability, ManualClock, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig,
-    OFFSET_MAP_BYTES_MIN,
+    clock::{Clock, ManualClock},
+    limits::OFFSET_MAP_BYTES_MIN,
+    CleanupPolicy, Durability, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig,
 };
 use proptest::prelude::*;
 
@@ -44,24 +45,17 @@ struct Model {
 }
 
 fn open(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>) -> (Store, Partition) {
-    let cfg = StoreConfig {
-        clock: clock.clone(),
-        cleaner_interval_ms: 0,
-        offset_map_bytes: OFFSET_MAP_BYTES_MIN,
-        ..StoreConfig::default()
-    };
+    let cfg = StoreConfig::default().clock(clock.clone()).cleaner_interval_ms(0).offset_map_bytes(OFFSET_MAP_BYTES_MIN);
     let store = Store::open(dir, cfg).unwrap();
     let p = match store.topic("t") {
         Ok(t) => t.partition(0).unwrap(),
         Err(_) => {
-            let tc = TopicConfig {
-                segment_bytes: 4096,
-                index_interval_bytes: 128,
-                durability: Durability::None,
-                cleanup_policy: CleanupPolicy::Compact,
-                delete_retention_ms: DELETE_RETENTION_MS,
-                ..TopicConfig::default()
-            };
+            let tc = TopicConfig::default()
+                .segment_bytes(4096)
+                .index_interval_bytes(128)
+                .durability(Durability::None)
+                .cleanup_policy(CleanupPolicy::Compact)
+                .delete_retention_ms(DELETE_RETENTION_MS);
             store.create_topic("t", 1, tc).unwrap().partition(0).unwrap()
         }
     };
@@ -69,15 +63,7 @@ fn open(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>) -> (Store, P
 }
 
 fn read_all(p: &Partition) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.high_watermark() {
-        let recs = p.read(next, 512, 7).unwrap();
-        assert!(!recs.is_empty(), "no progress at {next}");
-        next = recs.last().unwrap().offset + 1;
-        out.extend(recs);
-    }
-    out
+    p.cursor_from_start().fetch_limits(512, 7).collect::<kappalog::Result<_>>().unwrap()
 }
 
 /// The log read back must be a sub-sequence of the model with the same offsets and contents, and

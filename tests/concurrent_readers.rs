@@ -19,8 +19,7 @@ fn readers_racing_a_writer_see_only_whole_correct_records() {
     for durability in [Durability::None, Durability::Sync] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        let config =
-            TopicConfig { segment_bytes: 4096, index_interval_bytes: 64, durability, ..TopicConfig::default() };
+        let config = TopicConfig::default().segment_bytes(4096).index_interval_bytes(64).durability(durability);
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         let batches = if durability == Durability::Sync { BATCHES / 5 } else { BATCHES };
         let total: u64 = (0..batches).map(|i| 1 + i % 3).sum();

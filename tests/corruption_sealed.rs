@@ -12,7 +12,7 @@ use kappalog::{Corruption, Durability, Error, NewRecord, Record, Store, StoreCon
 const HEADER_LEN: usize = 43;
 
 fn config(segment_bytes: u64) -> TopicConfig {
-    TopicConfig { segment_bytes, index_interval_bytes: 128, durability: Durability::None, ..TopicConfig::default() }
+    TopicConfig::default().segment_bytes(segment_bytes).index_interval_bytes(128).durability(Durability::None)
 }
 
 /// CRC-32 (IEEE), bit by bit: an independent check of the checksum the log reports.

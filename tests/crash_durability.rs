@@ -21,7 +21,7 @@ const ACKS_BEFORE_KILL: usize = 400;
 const CHILD_APPENDS_MAX: u64 = 1_000_000;
 
 fn config(durability: Durability) -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 256, durability, ..TopicConfig::default() }
+    TopicConfig::default().segment_bytes(4096).index_interval_bytes(256).durability(durability)
 }
 
 /// The child's part: append forever (until killed), printing `ack <offset> <value>` per record.

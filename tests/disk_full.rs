@@ -58,7 +58,7 @@ fn appends_fail_cleanly_when_the_disk_is_full_and_work_again_after_space_is_free
     let data = fs.path().join("data");
     // Ballast that we delete later to "free space".
     std::fs::write(fs.path().join("ballast"), vec![7u8; 1024 * 1024]).unwrap();
-    let config = TopicConfig { segment_bytes: 256 * 1024, ..TopicConfig::default() };
+    let config = TopicConfig::default().segment_bytes(256 * 1024);
     let value = vec![b'v'; 1000];
     let mut acked: Vec<(u64, Vec<u8>)> = Vec::new();
     {

@@ -315,16 +315,11 @@ fn read_logs_library(dir: &Path) -> Logs {
     for (topic, n) in [(EVENTS, EVENTS_PARTITIONS), (CLICKS, 1)] {
         for p in 0..n {
             let part = store.topic(topic).unwrap().partition(p).unwrap();
-            let mut next = part.log_start_offset();
-            let mut out = Vec::new();
-            while next < part.high_watermark() {
-                let recs = part.read(next, 1 << 20, 10_000).unwrap();
-                assert!(!recs.is_empty(), "{topic}/{p}: no progress at {next}");
-                for r in recs {
-                    next = r.offset + 1;
-                    out.push((r.offset, r.value.expect("no tombstones are produced").to_vec()));
-                }
-            }
+            let out = part
+                .cursor_from_start()
+                .map(|r| r.map(|r| (r.offset, r.value.expect("no tombstones are produced").to_vec())))
+                .collect::<kappalog::Result<_>>()
+                .unwrap();
             logs.insert((topic.into(), p), out);
         }
     }

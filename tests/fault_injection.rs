@@ -6,18 +6,16 @@ mod common;
 
 use std::sync::Arc;
 
-use kappalog::{Durability, Error, FaultInjector, FaultKind, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use kappalog::{
+    fault::{FaultInjector, FaultKind},
+    Durability, Error, NewRecord, Record, Store, StoreConfig, TopicConfig,
+};
 
 /// Appends tried after the fault is armed, at most: enough to reach the Nth write or fsync.
 const APPENDS_AFTER_ARMING_MAX: u64 = 50;
 
 fn config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        durability: Durability::Sync,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default().segment_bytes(4096).index_interval_bytes(256).durability(Durability::Sync)
 }
 
 fn batch(i: u64) -> Vec<NewRecord> {
@@ -37,9 +35,7 @@ fn run(fault: Fault, kind: FaultKind) {
     let acked: Vec<Record>;
     let mut attempted: Vec<Vec<NewRecord>> = Vec::new();
     {
-        let store =
-            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() })
-                .unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default().faults(Some(Arc::clone(&faults)))).unwrap();
         let p = store.create_topic("t", 1, config()).unwrap().partition(0).unwrap();
         for i in 0..10 {
             p.append(&batch(i)).unwrap();
@@ -135,10 +131,8 @@ fn a_half_written_batch_is_truncated_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
     let log = {
-        let store =
-            Store::open(dir.path(), StoreConfig { faults: Some(Arc::clone(&faults)), ..StoreConfig::default() })
-                .unwrap();
-        let p = store.create_topic("t", 1, TopicConfig { index_interval_bytes: u32::MAX, ..config() }).unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default().faults(Some(Arc::clone(&faults)))).unwrap();
+        let p = store.create_topic("t", 1, config().index_interval_bytes(u32::MAX)).unwrap();
         let p = p.partition(0).unwrap();
         p.append(&batch(0)).unwrap();
         let info = p.segment_infos().unwrap().pop().unwrap();
@@ -159,16 +153,15 @@ fn a_half_written_batch_is_truncated_on_reopen() {
 #[test]
 fn a_failed_index_fsync_in_flush_poisons() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = kappalog::FaultInjector::new();
-    let config = kappalog::StoreConfig { faults: Some(faults.clone()), ..kappalog::StoreConfig::default() };
+    let faults = kappalog::fault::FaultInjector::new();
+    let config = kappalog::StoreConfig::default().faults(Some(faults.clone()));
     let store = kappalog::Store::open(dir.path(), config).unwrap();
-    let t = store
-        .create_topic("t", 1, kappalog::TopicConfig { durability: kappalog::Durability::None, ..Default::default() })
-        .unwrap();
+    let t =
+        store.create_topic("t", 1, kappalog::TopicConfig::default().durability(kappalog::Durability::None)).unwrap();
     let p = t.partition(0).unwrap();
     p.append(&[kappalog::NewRecord::new("a")]).unwrap();
     // flush = the log's fsync, then the two index files': fail the second one.
-    faults.fail_sync_after(2, kappalog::FaultKind::Io);
+    faults.fail_sync_after(2, kappalog::fault::FaultKind::Io);
     assert!(p.flush().is_err());
     assert!(p.is_poisoned());
     faults.heal();

@@ -22,8 +22,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kappalog::{
-    AutoOffsetReset, CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, GroupCoordinator, GroupError,
-    NewRecord, RebuildFrom, Store, StoreConfig, Topic, TopicConfig, TopicPartition, ViewSpec, Views, ViewsConfig,
+    groups::{AutoOffsetReset, GroupCoordinator, GroupError, TopicPartition},
+    stream::RebuildFrom,
+    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, NewRecord, Store, StoreConfig, Topic, TopicConfig,
+    ViewSpec, Views, ViewsConfig,
 };
 use serde_json::{json, Value};
 
@@ -140,22 +142,18 @@ impl Shared {
 }
 
 fn events_config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: EVENT_SEGMENT_BYTES,
-        retention_bytes: EVENT_RETENTION_BYTES,
-        durability: Durability::Interval { ms: 20 },
-        ..TopicConfig::default()
-    }
+    TopicConfig::default()
+        .segment_bytes(EVENT_SEGMENT_BYTES)
+        .retention_bytes(EVENT_RETENTION_BYTES)
+        .durability(Durability::Interval { ms: 20 })
 }
 
 fn profiles_config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        cleanup_policy: CleanupPolicy::Compact,
-        min_cleanable_dirty_ratio: 0.2,
-        durability: Durability::Sync,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default()
+        .segment_bytes(4096)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .min_cleanable_dirty_ratio(0.2)
+        .durability(Durability::Sync)
 }
 
 /// Appends batches to one partition of the events topic; it is the partition's only writer, so it
@@ -222,7 +220,7 @@ type Member = (Consumer, Vec<TopicPartition>, HashMap<u32, Option<u64>>);
 fn consume(s: &Shared, group: &str, pace: Pace) -> u64 {
     let churn = pace.churn;
     let mut jumps = 0;
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let join = || Consumer::subscribe(&s.coordinator, group, vec![EVENTS.into()], config.clone()).unwrap();
     let members = if churn { 2 } else { 1 };
     let mut list: Vec<Member> = (0..members).map(|_| (join(), Vec::new(), HashMap::new())).collect();
@@ -315,7 +313,7 @@ fn produce_profiles(s: &Shared) {
             });
             writes.push((key, seq, value));
         }
-        topic.append(batch).unwrap();
+        topic.append(&batch).unwrap();
         let mut latest = s.profiles_latest.lock().unwrap();
         for (key, seq, value) in writes {
             latest.insert(key, (seq, value));
@@ -385,7 +383,7 @@ fn produce_clicks(s: &Shared) {
             })
             .collect();
         let gate = s.clicks_gate.read().unwrap();
-        topic.append(batch).unwrap();
+        topic.append(&batch).unwrap();
         drop(gate);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -474,15 +472,13 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
     });
     eprintln!("fault_soak: SEED={seed}, {seconds} s (KAPPALOG_SOAK_SECONDS)");
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig { cleaner_interval_ms: 100, ..StoreConfig::default() };
+    let config = StoreConfig::default().cleaner_interval_ms(100);
     let store = Store::open(dir.path(), config).unwrap();
     store.create_topic(EVENTS, EVENT_PARTITIONS, events_config()).unwrap();
     store.create_topic(PROFILES, 2, profiles_config()).unwrap();
-    store
-        .create_topic(CLICKS, 2, TopicConfig { durability: Durability::Interval { ms: 20 }, ..TopicConfig::default() })
-        .unwrap();
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let views_config = ViewsConfig { checkpoint_interval_ms: 100, idle_wait_ms: 20, ..ViewsConfig::default() };
+    store.create_topic(CLICKS, 2, TopicConfig::default().durability(Durability::Interval { ms: 20 })).unwrap();
+    let coordinator = store.groups().unwrap();
+    let views_config = ViewsConfig::default().checkpoint_interval_ms(100).idle_wait_ms(20);
     let views = Views::open(&store, views_config).unwrap();
     views.create_json(VIEW_COUNT.as_bytes()).unwrap();
 
@@ -607,19 +603,15 @@ fn mixed_load_keeps_every_invariant_and_bounded_resources() {
     let latest = shared.profiles_latest.lock().unwrap().clone();
     let mut got: BTreeMap<String, (u64, Option<String>)> = BTreeMap::new();
     for p in profiles.partitions().iter() {
-        let mut next = p.log_start_offset();
-        while next < p.high_watermark() {
-            let batch = p.read(next, 1 << 20, 10_000).unwrap();
-            for r in &batch {
-                let key = String::from_utf8(r.key.as_deref().unwrap().to_vec()).unwrap();
-                let value = r.value.as_deref().map(|v| String::from_utf8(v.to_vec()).unwrap());
-                let seq = check_profile(seed, key.as_bytes(), r.value.as_deref(), "final read");
-                // Tombstones carry no sequence number: take the model's, the only one it can be.
-                let seq = seq.unwrap_or_else(|| latest.get(&key).map_or(0, |l| l.0));
-                let dup = got.insert(key.clone(), (seq, value));
-                assert!(dup.is_none(), "seed {seed}: key {key} twice after a full compaction");
-            }
-            next = batch.last().unwrap().offset + 1;
+        for r in p.cursor_from_start() {
+            let r = r.unwrap();
+            let key = String::from_utf8(r.key.as_deref().unwrap().to_vec()).unwrap();
+            let value = r.value.as_deref().map(|v| String::from_utf8(v.to_vec()).unwrap());
+            let seq = check_profile(seed, key.as_bytes(), r.value.as_deref(), "final read");
+            // Tombstones carry no sequence number: take the model's, the only one it can be.
+            let seq = seq.unwrap_or_else(|| latest.get(&key).map_or(0, |l| l.0));
+            let dup = got.insert(key.clone(), (seq, value));
+            assert!(dup.is_none(), "seed {seed}: key {key} twice after a full compaction");
         }
     }
     assert_eq!(got.len(), latest.len(), "seed {seed}: keys after compaction");

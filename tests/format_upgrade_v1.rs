@@ -4,7 +4,7 @@
 
 mod common;
 
-use kappalog::{Durability, NewRecord, Store, StoreConfig, TopicConfig, FORMAT_VERSION};
+use kappalog::{limits::FORMAT_VERSION, Durability, NewRecord, Store, StoreConfig, TopicConfig};
 
 /// Rewrites a version-2 `.timeindex` as version 1 wrote it: each entry without its checksum.
 fn as_version_1(timeindex: &[u8]) -> Vec<u8> {
@@ -18,12 +18,7 @@ fn a_version_1_store_is_read_and_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let all = {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        let config = TopicConfig {
-            segment_bytes: 4096,
-            index_interval_bytes: 200,
-            durability: Durability::None,
-            ..TopicConfig::default()
-        };
+        let config = TopicConfig::default().segment_bytes(4096).index_interval_bytes(200).durability(Durability::None);
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         for i in 0..300i64 {
             // Timestamps that go back now and then, so that the time index matters.

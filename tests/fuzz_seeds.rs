@@ -15,7 +15,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 #[ignore = "writes files into fuzz/corpus; run on purpose"]
 fn write_seed_corpora() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TopicConfig { index_interval_bytes: 64, durability: Durability::None, ..TopicConfig::default() };
+    let config = TopicConfig::default().index_interval_bytes(64).durability(Durability::None);
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let t = store.create_topic("t", 1, config).unwrap();
@@ -75,7 +75,7 @@ fn write_store_files_seeds() {
         let topic = store.create_topic("t", 1, TopicConfig::default()).unwrap();
         for i in 0..20u64 {
             let value = format!(r#"{{"k":"k{}","n":{i},"ts":{}}}"#, i % 7, 1000 + i * 97);
-            topic.append(vec![NewRecord::keyed(format!("k{}", i % 7), value)]).unwrap();
+            topic.append(&[NewRecord::keyed(format!("k{}", i % 7), value)]).unwrap();
         }
         let views = Views::open(&store, ViewsConfig::default()).unwrap();
         for spec in [

@@ -17,7 +17,7 @@ fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = store_with_faults(dir.path());
     // One log write per append: no index entries after the first batch.
-    let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync).index_interval_bytes(u32::MAX);
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("warm-up")]).unwrap();
 
@@ -63,7 +63,7 @@ fn concurrent_appends_share_fsyncs() {
 fn concurrent_appends_without_pausing_stay_correct() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _faults) = store_with_faults(dir.path());
-    let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync).segment_bytes(4096);
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     let per_thread = 20;
     let handles: Vec<_> = (0..THREADS)
@@ -100,7 +100,7 @@ fn tasks_and_threads_share_group_commits() {
 
     // Round 1, deterministic: the committers are held in paused fsyncs. One `write()` per round and
     // no index entries or rolls, so the injector's count of writes is the count of rounds written.
-    let config = TopicConfig { durability: Durability::Sync, index_interval_bytes: u32::MAX, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync).index_interval_bytes(u32::MAX);
     let p = store.create_topic("t1", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("warm-up")]).unwrap();
     faults.pause_syncs();
@@ -144,7 +144,7 @@ fn tasks_and_threads_share_group_commits() {
     }
 
     // Round 2, free-running, on a topic that rolls every few appends.
-    let config = TopicConfig { durability: Durability::Sync, segment_bytes: 4096, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync).segment_bytes(4096);
     let p = store.create_topic("t2", 1, config).unwrap().partition(0).unwrap();
     let mut results = Vec::new();
 
@@ -200,7 +200,7 @@ async fn a_tailing_reader_wakes_on_append() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     for durability in [Durability::Sync, Durability::None] {
         let name = format!("t-{durability}").replace(':', "-");
-        let p = store.create_topic(&name, 1, TopicConfig { durability, ..TopicConfig::default() }).unwrap();
+        let p = store.create_topic(&name, 1, TopicConfig::default().durability(durability)).unwrap();
         let p = p.partition(0).unwrap();
         p.append_async(vec![NewRecord::new("first")]).await.unwrap();
         let hw = p.high_watermark();

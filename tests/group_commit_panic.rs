@@ -19,7 +19,7 @@ fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = store_with_faults(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync);
     let p = store.create_topic("t", 1, config.clone()).unwrap().partition(0).unwrap();
     let other = store.create_topic("u", 1, config).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("before")]).unwrap();
@@ -90,10 +90,10 @@ fn topic_appends_go_through_the_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = store_with_faults(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
+    let config = TopicConfig::default().durability(Durability::Sync);
     let topic = store.create_topic("t", 2, config).unwrap();
     faults.panic_in_commit_after(1);
-    let got = topic.append(vec![NewRecord::new("a").with_partition(0)]);
+    let got = topic.append(&[NewRecord::new("a").with_partition(0)]);
     assert!(matches!(got, Err(Error::Poisoned { partition: 0, .. })), "{got:?}");
     faults.panic_in_commit_after(1);
     let got = runtime.block_on(topic.append_async(vec![NewRecord::new("b").with_partition(1)]));

@@ -3,21 +3,22 @@
 //! commit below the log start is still accepted (Kafka allows it).
 
 use kappalog::{
-    AutoOffsetReset, Error, GroupCoordinator, GroupError, ManualClock, NewRecord, Store, StoreConfig, TopicConfig,
-    TopicPartition,
+    clock::ManualClock,
+    groups::{AutoOffsetReset, GroupError, TopicPartition},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
 fn a_committed_offset_below_the_log_start_follows_auto_offset_reset() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let config = TopicConfig { segment_bytes: 4096, retention_ms: 60_000, ..TopicConfig::default() };
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
+    let config = TopicConfig::default().segment_bytes(4096).retention_ms(60_000);
     let p = store.create_topic("events", 1, config).unwrap().partition(0).unwrap();
     for i in 0..200 {
         p.append(&[NewRecord::new(format!("event-{i}-{}", "x".repeat(100)))]).unwrap();
     }
-    let groups = GroupCoordinator::open(&store).unwrap();
+    let groups = store.groups().unwrap();
     let tp = TopicPartition { topic: "events".into(), partition: 0 };
     groups.commit("g", None, &[(tp.clone(), 5, None)]).unwrap();
     assert_eq!(groups.starting_offset("g", &tp, AutoOffsetReset::None).unwrap(), 5);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use kappalog::{GroupCoordinator, NewRecord, Store, StoreConfig, TopicConfig, TopicPartition};
+use kappalog::{groups::TopicPartition, NewRecord, Store, StoreConfig, TopicConfig};
 
 const CHILD_DIR_ENV: &str = "KAPPALOG_GROUPS_KILL9_CHILD_DIR";
 const GROUPS: [&str; 3] = ["orders-service", "billing", "audit"];
@@ -24,7 +24,7 @@ fn metadata(offset: u64) -> String {
 fn child_commits_until_killed() {
     let Ok(dir) = std::env::var(CHILD_DIR_ENV) else { return };
     let store = Store::open(&dir, StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let mut next: BTreeMap<(usize, u32), u64> = BTreeMap::new();
     for i in 0.. {
         let g = i % GROUPS.len();
@@ -55,7 +55,7 @@ fn acknowledged_commits_survive_kill_9() {
         for p in 0..PARTITIONS {
             t.partition(p).unwrap().append(&vec![NewRecord::new("v"); RECORDS as usize]).unwrap();
         }
-        GroupCoordinator::open(&store).unwrap(); // creates the offsets topic before the child runs
+        store.groups().unwrap(); // creates the offsets topic before the child runs
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["child_commits_until_killed", "--exact", "--nocapture", "--test-threads=1"])
@@ -79,7 +79,7 @@ fn acknowledged_commits_survive_kill_9() {
     assert!(!status.success(), "killed, not exited: {status:?}");
 
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(acked.len(), GROUPS.len() * PARTITIONS as usize, "every key was committed");
     for (&(g, p), &offset) in &acked {
         let got = c.committed(GROUPS[g], &TopicPartition::new("t", p)).expect("an acknowledged commit");

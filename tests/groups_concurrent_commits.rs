@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kappalog::{GroupCoordinator, NewRecord, Store, StoreConfig, TopicConfig, TopicPartition};
+use kappalog::{groups::TopicPartition, NewRecord, Store, StoreConfig, TopicConfig};
 
 const THREADS: u64 = 4;
 const COMMITS: u64 = 40;
@@ -19,7 +19,7 @@ fn concurrent_commits_agree_with_the_replayed_log() {
         for p in 0..3 {
             t.partition(p).unwrap().append(&vec![NewRecord::new("v"); 1000]).unwrap();
         }
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         std::thread::scope(|s| {
             for thread in 0..THREADS {
                 let c = c.clone();
@@ -48,7 +48,7 @@ fn concurrent_commits_agree_with_the_replayed_log() {
         all
     };
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     for ((g, tp), offset) in before {
         assert_eq!(c.committed(&g, &tp).unwrap().offset, offset, "{g} {tp}");
     }

@@ -6,22 +6,23 @@ use std::time::Duration;
 
 use kappalog::groups::Wake;
 use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, ManualClock, NewRecord, Store, StoreConfig,
-    TopicConfig, TopicPartition,
+    clock::ManualClock,
+    groups::{AutoOffsetReset, TopicPartition},
+    Consumer, ConsumerConfig, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 fn config(auto_commit: bool) -> ConsumerConfig {
-    ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, auto_commit, ..ConsumerConfig::default() }
+    ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest).auto_commit(auto_commit)
 }
 
 #[test]
 fn subscribe_fetch_advance_commit_and_close() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
-    t.append(vec![NewRecord::new("a"), NewRecord::new("b"), NewRecord::new("c")]).unwrap();
-    let groups = GroupCoordinator::open(&store).unwrap();
+    t.append(&[NewRecord::new("a"), NewRecord::new("b"), NewRecord::new("c")]).unwrap();
+    let groups = store.groups().unwrap();
     let tp = TopicPartition::new("t", 0);
 
     let mut c = Consumer::new(&groups, "g", config(false)).unwrap();
@@ -63,7 +64,7 @@ async fn a_member_without_partitions_wakes_when_they_come() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     store.create_topic("one", 1, TopicConfig::default()).unwrap();
-    let groups = GroupCoordinator::open(&store).unwrap();
+    let groups = store.groups().unwrap();
     let owner = Consumer::subscribe(&groups, "g", vec!["one".into()], config(false)).unwrap();
     let mut waiter = Consumer::subscribe(&groups, "g", vec!["one".into()], config(false)).unwrap();
     waiter.refresh().unwrap();

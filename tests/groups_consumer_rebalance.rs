@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, Error, GroupCoordinator, GroupError, NewRecord, Store, StoreConfig,
-    TopicConfig, TopicPartition,
+    groups::{AutoOffsetReset, GroupError, TopicPartition},
+    Consumer, ConsumerConfig, Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -17,8 +17,8 @@ fn consumers_share_partitions_and_commits_are_fenced() {
     for p in 0..4 {
         t.partition(p).unwrap().append(&vec![NewRecord::new(format!("p{p}")); 10]).unwrap();
     }
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+    let coordinator = store.groups().unwrap();
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let mut a = Consumer::subscribe(&coordinator, "g", vec!["t".into()], config.clone()).unwrap();
     let mut seen: BTreeSet<(u32, u64)> = BTreeSet::new();
     // a has processed half of partition 0: it commits that, and sets its positions to match.

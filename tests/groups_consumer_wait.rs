@@ -3,21 +3,19 @@
 
 use std::time::Duration;
 
-use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, NewRecord, Store, StoreConfig, TopicConfig,
-};
+use kappalog::{groups::AutoOffsetReset, Consumer, ConsumerConfig, NewRecord, Store, StoreConfig, TopicConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_data_wakes_on_append() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let t = store.create_topic("t", 2, TopicConfig::default()).unwrap();
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Latest, ..ConsumerConfig::default() };
+    let coordinator = store.groups().unwrap();
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Latest);
     let mut c = Consumer::subscribe(&coordinator, "g", vec!["t".into()], config).unwrap();
     assert!(!c.wait_for_data(Duration::from_millis(50)).await.unwrap(), "nothing to read");
 
-    let appender = tokio::task::spawn_blocking(move || t.append(vec![NewRecord::keyed("k", "v")]).unwrap());
+    let appender = tokio::task::spawn_blocking(move || t.append(&[NewRecord::keyed("k", "v")]).unwrap());
     assert!(c.wait_for_data(Duration::from_secs(30)).await.unwrap(), "woken by the append");
     appender.await.unwrap();
     let got = tokio::task::block_in_place(|| c.poll(10)).unwrap();

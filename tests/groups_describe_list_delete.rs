@@ -2,8 +2,8 @@
 //! owner), list, and delete (refused with live members; durable).
 
 use kappalog::{
-    Error, GroupCoordinator, GroupError, GroupState, JoinRequest, NewRecord, Store, StoreConfig, TopicConfig,
-    TopicPartition,
+    groups::{GroupError, GroupState, JoinRequest, TopicPartition},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -14,7 +14,7 @@ fn describe_list_and_delete() {
         let t = store.create_topic("t", 2, TopicConfig::default()).unwrap();
         t.partition(0).unwrap().append(&vec![NewRecord::new("v"); 10]).unwrap();
         t.partition(1).unwrap().append(&vec![NewRecord::new("v"); 4]).unwrap();
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         assert!(matches!(c.describe("g"), Err(Error::Group(GroupError::GroupNotFound(_)))));
 
         let m = c.join("g", JoinRequest { topics: vec!["t".into()], ..JoinRequest::default() }).unwrap();
@@ -51,7 +51,7 @@ fn describe_list_and_delete() {
     }
     // The delete is durable.
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(c.list(), ["other"]);
     assert!(c.committed("g", &TopicPartition::new("t", 0)).is_none());
     assert_eq!(c.committed("other", &TopicPartition::new("t", 1)).unwrap().offset, 1);

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy, Store,
-    StoreConfig, TopicConfig,
+    groups::{AutoOffsetReset, ResetRequest, ResetStrategy},
+    Consumer, ConsumerConfig, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 const RECORDS: usize = 120;
@@ -32,9 +32,9 @@ fn a_forced_reset_makes_a_running_consumer_replay_from_the_reset_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let t = store.create_topic("events", 2, TopicConfig::default()).unwrap();
-    t.append((0..RECORDS).map(|i| NewRecord::keyed(format!("k{i}"), format!("e{i}"))).collect()).unwrap();
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+    t.append(&(0..RECORDS).map(|i| NewRecord::keyed(format!("k{i}"), format!("e{i}"))).collect::<Vec<_>>()).unwrap();
+    let coordinator = store.groups().unwrap();
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let mut consumer = Consumer::subscribe(&coordinator, "g", vec!["events".into()], config).unwrap();
     let all = drain(&mut consumer, RECORDS);
     consumer.commit().unwrap();

@@ -2,8 +2,8 @@
 //! commits under the group name; such commits are refused while the group has live members.
 
 use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, Error, GroupCoordinator, GroupError, JoinRequest, NewRecord, Store,
-    StoreConfig, TopicConfig, TopicPartition,
+    groups::{AutoOffsetReset, GroupError, JoinRequest, TopicPartition},
+    Consumer, ConsumerConfig, Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -14,8 +14,8 @@ fn a_manually_assigned_consumer_reads_its_partitions_and_commits() {
     for p in 0..3 {
         t.partition(p).unwrap().append(&vec![NewRecord::new(format!("p{p}")); 10]).unwrap();
     }
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+    let coordinator = store.groups().unwrap();
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let tp = TopicPartition::new("t", 1);
     let mut c = Consumer::assign(&coordinator, "manual", vec![tp.clone()], config.clone()).unwrap();
     assert!(c.membership().is_none());

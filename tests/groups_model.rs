@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use kappalog::{
-    AutoOffsetReset, Error, GroupCoordinator, GroupError, ManualClock, NewRecord, ResetRequest, ResetStrategy, Store,
-    StoreConfig, TopicConfig, TopicPartition,
+    clock::ManualClock,
+    groups::{AutoOffsetReset, GroupCoordinator, GroupError, ResetRequest, ResetStrategy, TopicPartition},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 use proptest::prelude::*;
 
@@ -70,15 +71,15 @@ fn tp(p: u32) -> TopicPartition {
 }
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (Store, GroupCoordinator) {
-    let store = Store::open(dir, StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let store = Store::open(dir, StoreConfig::default().clock(clock.clone())).unwrap();
+    let c = store.groups().unwrap();
     (store, c)
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(500);
-    let config = TopicConfig { segment_bytes: 4096, index_interval_bytes: 64, ..TopicConfig::default() };
+    let config = TopicConfig::default().segment_bytes(4096).index_interval_bytes(64);
     let (mut store, mut c) = open(dir.path(), &clock);
     store.create_topic("t", PARTITIONS, config).unwrap();
     let mut m = Model {
@@ -196,7 +197,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn clock_now(clock: &ManualClock) -> i64 {
-    use kappalog::Clock;
+    use kappalog::clock::Clock;
     clock.now_ms()
 }
 

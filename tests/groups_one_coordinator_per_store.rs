@@ -3,8 +3,8 @@
 //! replays the offsets. The async variants run on the blocking pool.
 
 use kappalog::{
-    GroupCoordinator, GroupState, JoinRequest, NewRecord, ResetRequest, ResetStrategy, Store, StoreConfig, TopicConfig,
-    TopicPartition,
+    groups::{GroupState, JoinRequest, ResetRequest, ResetStrategy, TopicPartition},
+    NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -13,9 +13,9 @@ fn one_coordinator_per_store() {
     let tp = TopicPartition::new("t", 0);
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        store.create_topic("t", 1, TopicConfig::default()).unwrap().append(vec![NewRecord::new("v"); 5]).unwrap();
-        let broker = GroupCoordinator::open(&store).unwrap();
-        let views = GroupCoordinator::open(&store.clone()).unwrap();
+        store.create_topic("t", 1, TopicConfig::default()).unwrap().append(&vec![NewRecord::new("v"); 5]).unwrap();
+        let broker = store.groups().unwrap();
+        let views = store.clone().groups().unwrap();
         let m = broker.join("g", JoinRequest { topics: vec!["t".into()], ..JoinRequest::default() }).unwrap();
         assert_eq!(views.describe("g").unwrap().members[0].member_id, m.member_id);
         views.commit("g", Some((&m.member_id, m.generation)), &[(tp.clone(), 3, None)]).unwrap();
@@ -24,7 +24,7 @@ fn one_coordinator_per_store() {
         assert_eq!(views.describe("g").unwrap().state, GroupState::Empty);
     }
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(c.committed("g", &tp).unwrap().offset, 3);
     assert!(c.describe("g").unwrap().members.is_empty(), "membership is not durable");
 

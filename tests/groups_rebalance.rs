@@ -2,8 +2,9 @@
 //! partition is ever readable by two members, even while the old members have not yet rejoined.
 
 use kappalog::{
-    AssignmentStrategy, Error, GroupCoordinator, GroupError, GroupState, JoinRequest, ManualClock, Membership, Store,
-    StoreConfig, TopicConfig, TopicPartition,
+    clock::ManualClock,
+    groups::{AssignmentStrategy, GroupCoordinator, GroupError, GroupState, JoinRequest, Membership, TopicPartition},
+    Error, Store, StoreConfig, TopicConfig,
 };
 
 fn all_partitions() -> Vec<TopicPartition> {
@@ -67,10 +68,10 @@ fn rejoin(c: &GroupCoordinator, group: &str, m: &Membership, strategy: Assignmen
 fn one_two_three_members_split_the_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     store.create_topic("a", 4, TopicConfig::default()).unwrap();
     store.create_topic("b", 3, TopicConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     for strategy in [AssignmentStrategy::Sticky, AssignmentStrategy::Range, AssignmentStrategy::RoundRobin] {
         let group = format!("g-{strategy}");
         let g = group.as_str();
@@ -113,9 +114,9 @@ fn one_two_three_members_split_the_partitions() {
 fn new_partitions_rebalance() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(0);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     store.create_topic("a", 2, TopicConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let m = c.join("g", JoinRequest { topics: vec!["a".into(), "later".into()], ..JoinRequest::default() }).unwrap();
     assert_eq!(m.assignment.len(), 2);
     store.add_partitions("a", 3).unwrap();

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use kappalog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy, Store,
-    StoreConfig, TopicConfig,
+    groups::{AutoOffsetReset, ResetRequest, ResetStrategy},
+    Consumer, ConsumerConfig, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 const RECORDS: usize = 300;
@@ -30,12 +30,13 @@ fn drain(c: &mut Consumer, n: usize) -> BTreeSet<(u32, u64, Vec<u8>)> {
 fn replay_after_reset_to_earliest_returns_every_record_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let t = store.create_topic("events", 3, TopicConfig { segment_bytes: 4096, ..TopicConfig::default() }).unwrap();
+    let t = store.create_topic("events", 3, TopicConfig::default().segment_bytes(4096)).unwrap();
     for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(50) {
-        t.append(chunk.iter().map(|i| NewRecord::keyed(format!("k{i}"), format!("event-{i}"))).collect()).unwrap();
+        t.append(&chunk.iter().map(|i| NewRecord::keyed(format!("k{i}"), format!("event-{i}"))).collect::<Vec<_>>())
+            .unwrap();
     }
-    let coordinator = GroupCoordinator::open(&store).unwrap();
-    let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+    let coordinator = store.groups().unwrap();
+    let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let subscribe = || Consumer::subscribe(&coordinator, "replayer", vec!["events".into()], config.clone()).unwrap();
 
     let mut first = subscribe();

@@ -2,8 +2,9 @@
 //! it was, in memory and after a reopen; a successful one survives the reopen whole.
 
 use kappalog::{
-    FaultInjector, FaultKind, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy, Store, StoreConfig,
-    TopicConfig, TopicPartition,
+    fault::{FaultInjector, FaultKind},
+    groups::{GroupCoordinator, ResetRequest, ResetStrategy, TopicPartition},
+    NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 fn all(c: &GroupCoordinator) -> Vec<Option<u64>> {
@@ -16,7 +17,7 @@ fn all(c: &GroupCoordinator) -> Vec<Option<u64>> {
     v
 }
 
-fn execute(c: &GroupCoordinator, strategy: ResetStrategy) -> kappalog::Result<kappalog::ResetPlan> {
+fn execute(c: &GroupCoordinator, strategy: ResetStrategy) -> kappalog::Result<kappalog::groups::ResetPlan> {
     c.reset_offsets("g", ResetRequest { topic: None, partitions: None, strategy, execute: true, force: false })
 }
 
@@ -24,7 +25,7 @@ fn execute(c: &GroupCoordinator, strategy: ResetStrategy) -> kappalog::Result<ka
 fn an_executed_reset_is_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let config = || StoreConfig { faults: Some(faults.clone()), ..StoreConfig::default() };
+    let config = || StoreConfig::default().faults(Some(faults.clone()));
     let committed = {
         let store = Store::open(dir.path(), config()).unwrap();
         let mut offsets = Vec::new();
@@ -35,7 +36,7 @@ fn an_executed_reset_is_all_or_nothing() {
                 offsets.push((TopicPartition::new(t, p), 10 + p as u64, None));
             }
         }
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         c.commit("g", None, &offsets).unwrap();
         let committed = all(&c);
         assert!(committed.iter().all(Option::is_some));
@@ -50,7 +51,7 @@ fn an_executed_reset_is_all_or_nothing() {
     };
     {
         let store = Store::open(dir.path(), config()).unwrap();
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         assert_eq!(all(&c), committed, "after recovery: the torn batch is gone, nothing applied");
 
         // The batch is written but its fsync fails: the call fails; after a reopen, all or none.
@@ -61,7 +62,7 @@ fn an_executed_reset_is_all_or_nothing() {
     }
     let expected_all = vec![Some(0); 8];
     let store = Store::open(dir.path(), config()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let now = all(&c);
     assert!(now == committed || now == expected_all, "all or nothing, got {now:?}");
 
@@ -70,6 +71,6 @@ fn an_executed_reset_is_all_or_nothing() {
     assert_eq!(plan.entries.len(), 8);
     drop((c, store));
     let store = Store::open(dir.path(), config()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(all(&c), vec![Some(25); 8]);
 }

@@ -2,8 +2,8 @@
 //! offsets topic, not after a reopen.
 
 use kappalog::{
-    groups::OFFSETS_TOPIC, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy, Store, StoreConfig, TopicConfig,
-    TopicPartition,
+    groups::{ResetRequest, ResetStrategy, TopicPartition, OFFSETS_TOPIC},
+    NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 fn offsets_topic_end(store: &Store) -> u64 {
@@ -20,7 +20,7 @@ fn a_dry_run_changes_nothing() {
         for p in 0..3 {
             t.partition(p).unwrap().append(&vec![NewRecord::new("v").with_timestamp(5); 20]).unwrap();
         }
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         c.commit("g", None, &[(tps[0].clone(), 5, Some("meta".into())), (tps[1].clone(), 20, None)]).unwrap();
         let before: Vec<_> = tps.iter().map(|tp| c.committed("g", tp)).collect();
         let end = offsets_topic_end(&store);
@@ -47,7 +47,7 @@ fn a_dry_run_changes_nothing() {
         before
     };
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(tps.iter().map(|tp| c.committed("g", tp)).collect::<Vec<_>>(), before);
     assert_eq!(before[0].as_ref().unwrap().metadata.as_deref(), Some("meta"));
 }

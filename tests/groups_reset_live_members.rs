@@ -2,8 +2,8 @@
 //! without evicting on a dry run, and evicts the members when executing.
 
 use kappalog::{
-    Error, GroupCoordinator, GroupError, GroupState, JoinRequest, NewRecord, ResetRequest, ResetStrategy, Store,
-    StoreConfig, TopicConfig, TopicPartition,
+    groups::{GroupError, GroupState, JoinRequest, ResetRequest, ResetStrategy, TopicPartition},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -12,7 +12,7 @@ fn a_reset_is_refused_while_members_are_live_unless_forced() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let t = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     t.partition(0).unwrap().append(&vec![NewRecord::new("v"); 10]).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let m = c.join("g", JoinRequest { topics: vec!["t".into()], ..JoinRequest::default() }).unwrap();
     let tp = TopicPartition::new("t", 0);
     c.commit("g", Some((&m.member_id, m.generation)), &[(tp.clone(), 6, None)]).unwrap();

@@ -2,8 +2,9 @@
 //! clamping notes, the choice of partitions, and that executing stores exactly the plan.
 
 use kappalog::{
-    Error, GroupCoordinator, GroupError, ManualClock, NewRecord, ResetEntry, ResetRequest, ResetStrategy, Store,
-    StoreConfig, TopicConfig, TopicPartition,
+    clock::ManualClock,
+    groups::{GroupCoordinator, GroupError, ResetEntry, ResetRequest, ResetStrategy, TopicPartition},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 const RECORDS: u64 = 100;
@@ -12,8 +13,8 @@ const RECORDS: u64 = 100;
 fn setup() -> (tempfile::TempDir, Store, GroupCoordinator) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(2_500);
-    let store = Store::open(dir.path(), StoreConfig { clock, ..StoreConfig::default() }).unwrap();
-    let config = TopicConfig { segment_bytes: 4096, index_interval_bytes: 128, ..TopicConfig::default() };
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock)).unwrap();
+    let config = TopicConfig::default().segment_bytes(4096).index_interval_bytes(128);
     let t = store.create_topic("t", 2, config.clone()).unwrap();
     store.create_topic("u", 1, config).unwrap();
     for p in 0..2 {
@@ -24,7 +25,7 @@ fn setup() -> (tempfile::TempDir, Store, GroupCoordinator) {
         }
         assert!(part.segment_infos().unwrap().len() > 2, "several segments");
     }
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     c.commit("g", None, &[(TopicPartition::new("t", 0), 50, None), (TopicPartition::new("t", 1), 20, None)]).unwrap();
     (dir, store, c)
 }

@@ -2,17 +2,18 @@
 //! its partitions move to the others, and it is told to join again.
 
 use kappalog::{
-    Error, GroupCoordinator, GroupError, GroupState, JoinRequest, ManualClock, Store, StoreConfig, TopicConfig,
-    TopicPartition,
+    clock::ManualClock,
+    groups::{GroupError, GroupState, JoinRequest, TopicPartition},
+    Error, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
 fn a_silent_member_is_evicted_and_its_partitions_move() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     store.create_topic("t", 6, TopicConfig::default()).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let req = |id: Option<&str>| JoinRequest {
         member_id: id.map(str::to_string),
         topics: vec!["t".into()],

@@ -1,7 +1,10 @@
 //! Commits are fenced by generation: a member from an older generation is told to rejoin, and a
 //! member may commit only partitions it owns (and that their previous owner released).
 
-use kappalog::{Error, GroupCoordinator, GroupError, JoinRequest, NewRecord, Store, StoreConfig, TopicConfig};
+use kappalog::{
+    groups::{GroupError, JoinRequest},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
+};
 
 #[test]
 fn commits_from_an_old_generation_are_rejected() {
@@ -11,7 +14,7 @@ fn commits_from_an_old_generation_are_rejected() {
     for p in 0..2 {
         t.partition(p).unwrap().append(&vec![NewRecord::new("x"); 10]).unwrap();
     }
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let req = |id: Option<&str>| JoinRequest {
         member_id: id.map(str::to_string),
         topics: vec!["t".into()],

@@ -3,18 +3,19 @@
 //! refused and store nothing.
 
 use kappalog::{
-    groups::OFFSET_METADATA_BYTES_MAX, AutoOffsetReset, Error, GroupCoordinator, GroupError, ManualClock, NewRecord,
-    Store, StoreConfig, TopicConfig, TopicPartition,
+    clock::ManualClock,
+    groups::{AutoOffsetReset, GroupError, TopicPartition, OFFSET_METADATA_BYTES_MAX},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
 fn starting_offsets_and_commit_validation() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(77_000);
-    let store = Store::open(dir.path(), StoreConfig { clock, ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock)).unwrap();
     let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
     t.partition(0).unwrap().append(&vec![NewRecord::new("v"); 10]).unwrap();
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     let tp = TopicPartition::new("t", 0);
 
     assert_eq!(c.starting_offset("g", &tp, AutoOffsetReset::Earliest).unwrap(), 0);
@@ -64,11 +65,11 @@ fn an_out_of_range_committed_offset_falls_back_to_auto_offset_reset() {
     let tp = TopicPartition::new("t", 0);
     let log_path = {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        let config = TopicConfig { durability: kappalog::Durability::None, ..TopicConfig::default() };
+        let config = TopicConfig::default().durability(kappalog::Durability::None);
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         p.append(&vec![NewRecord::new("kept"); 5]).unwrap();
         p.append(&vec![NewRecord::new("lost"); 5]).unwrap();
-        let c = GroupCoordinator::open(&store).unwrap();
+        let c = store.groups().unwrap();
         c.commit("g", None, &[(tp.clone(), 10, None)]).unwrap();
         p.segment_infos().unwrap()[0].path.clone()
     };
@@ -79,7 +80,7 @@ fn an_out_of_range_committed_offset_falls_back_to_auto_offset_reset() {
 
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     assert_eq!(store.topic("t").unwrap().partition(0).unwrap().high_watermark(), 5);
-    let c = GroupCoordinator::open(&store).unwrap();
+    let c = store.groups().unwrap();
     assert_eq!(c.committed("g", &tp).unwrap().offset, 10, "the commit itself was durable");
     assert_eq!(c.starting_offset("g", &tp, AutoOffsetReset::Earliest).unwrap(), 0);
     assert_eq!(c.starting_offset("g", &tp, AutoOffsetReset::Latest).unwrap(), 5);
@@ -88,7 +89,7 @@ fn an_out_of_range_committed_offset_falls_back_to_auto_offset_reset() {
         err.to_string(),
         "group \"g\" has committed offset 10, out of range, for t-0 (valid offsets are 0..=5) and auto_offset_reset is none"
     );
-    let config = kappalog::ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..Default::default() };
+    let config = kappalog::ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
     let mut consumer = kappalog::Consumer::assign(&c, "g", vec![tp.clone()], config).unwrap();
     let got = consumer.poll(100).unwrap();
     assert_eq!(got.len(), 5);

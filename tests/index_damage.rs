@@ -9,12 +9,7 @@ use kappalog::{Durability, NewRecord, Partition, Record, Store, StoreConfig, Top
 
 fn fill(dir: &std::path::Path) -> Vec<Record> {
     let store = Store::open(dir, StoreConfig::default()).unwrap();
-    let config = TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 200,
-        durability: Durability::None,
-        ..TopicConfig::default()
-    };
+    let config = TopicConfig::default().segment_bytes(4096).index_interval_bytes(200).durability(Durability::None);
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     for i in 0..200u64 {
         let recs: Vec<NewRecord> = (0..2)

@@ -9,7 +9,7 @@ use kappalog::{Error, NewRecord, Store, StoreConfig, TopicConfig};
 fn wrapping_durations_negative_timestamps_and_internal_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let huge = TopicConfig { segment_ms: 1 << 63, ..TopicConfig::default() };
+    let huge = TopicConfig::default().segment_ms(1 << 63);
     let e = store.create_topic("t", 1, huge.clone()).unwrap_err();
     assert!(matches!(e, Error::InvalidConfig { field: "segment_ms", .. }), "{e}");
     let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
@@ -30,7 +30,7 @@ fn wrapping_durations_negative_timestamps_and_internal_names_are_refused() {
         let e = store.create_topic(name, 1, TopicConfig::default()).unwrap_err();
         assert!(matches!(e, Error::InvalidTopicName { .. }), "{name}: {e}");
     }
-    let groups = kappalog::GroupCoordinator::open(&store).unwrap();
+    let groups = store.groups().unwrap();
     let e = store.set_topic_config("__consumer_offsets", TopicConfig::default()).unwrap_err();
     assert!(matches!(e, Error::InvalidTopicName { .. }), "{e}");
     drop(groups);

@@ -3,7 +3,7 @@
 use kappalog::{Durability, Error, NewRecord, Store, StoreConfig, TopicConfig};
 
 fn small_segments(durability: Durability) -> TopicConfig {
-    TopicConfig { segment_bytes: 4096, index_interval_bytes: 256, durability, ..TopicConfig::default() }
+    TopicConfig::default().segment_bytes(4096).index_interval_bytes(256).durability(durability)
 }
 
 fn fill(store: &Store, n: u64) {
@@ -111,7 +111,7 @@ fn topic_admin() {
     assert_eq!(store.topic_names(), ["a", "b"]);
     store.add_partitions("b", 4).unwrap();
     assert_eq!(store.topic("b").unwrap().partition_count(), 4);
-    let cfg = TopicConfig { retention_ms: 1000, ..TopicConfig::default() };
+    let cfg = TopicConfig::default().retention_ms(1000);
     store.set_topic_config("b", cfg.clone()).unwrap();
     store.delete_topic("a").unwrap();
     // Internal topics are kappalog's: not created, reconfigured or deleted through the API.

@@ -1,7 +1,7 @@
 //! A data directory written by a newer format version is refused with a clear message, and the
 //! refusal changes nothing on disk.
 
-use kappalog::{Error, Store, StoreConfig, TopicConfig, FORMAT_VERSION};
+use kappalog::{limits::FORMAT_VERSION, Error, Store, StoreConfig, TopicConfig};
 
 #[test]
 fn a_newer_store_format_is_refused() {

@@ -17,11 +17,11 @@ fn offset_file(offset: u64) -> Vec<u8> {
 
 fn store_with_data(dir: &std::path::Path, compact: bool) {
     let store = Store::open(dir, StoreConfig::default()).unwrap();
-    let cfg = TopicConfig {
-        segment_bytes: 4096,
-        cleanup_policy: if compact { CleanupPolicy::Compact } else { CleanupPolicy::Delete },
-        ..TopicConfig::default()
-    };
+    let cfg = TopicConfig::default().segment_bytes(4096).cleanup_policy(if compact {
+        CleanupPolicy::Compact
+    } else {
+        CleanupPolicy::Delete
+    });
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     for i in 0..RECORDS {
         p.append(&[NewRecord::keyed(format!("k{}", i % 5), format!("value {i} {:0100}", 0))]).unwrap();

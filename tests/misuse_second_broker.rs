@@ -78,7 +78,7 @@ fn a_newer_format_version_makes_serve_exit_with_a_clear_message() {
     // briefly holds every lock descriptor open at that moment.
     let dir = tempfile::tempdir().unwrap();
     let meta = dir.path().join("kappalog.json");
-    let newer = format!("{{\"format_version\": {}}}", kappalog::FORMAT_VERSION + 1);
+    let newer = format!("{{\"format_version\": {}}}", kappalog::limits::FORMAT_VERSION + 1);
     std::fs::write(&meta, &newer).unwrap();
 
     let (status, out, err) = serve_expecting_exit(dir.path());
@@ -87,8 +87,8 @@ fn a_newer_format_version_makes_serve_exit_with_a_clear_message() {
     assert!(err.contains(&meta.display().to_string()), "stderr names the file: {err}");
     let versions = format!(
         "format version {}; this build reads up to version {}",
-        kappalog::FORMAT_VERSION + 1,
-        kappalog::FORMAT_VERSION
+        kappalog::limits::FORMAT_VERSION + 1,
+        kappalog::limits::FORMAT_VERSION
     );
     assert!(err.contains(&versions), "stderr gives both versions: {err}");
     assert_eq!(std::fs::read_to_string(&meta).unwrap(), newer, "the refusal rewrote nothing");

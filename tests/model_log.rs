@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kappalog::{
-    Clock, Durability, Error, Header, ManualClock, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig,
+    clock::{Clock, ManualClock},
+    Durability, Error, Header, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig,
 };
 use proptest::prelude::*;
 
@@ -86,7 +87,7 @@ impl Harness {
     fn new(config: TopicConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(CLOCK_START_MS);
-        let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
         let partition = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         Harness { dir, clock, store: Some(store), partition: Some(partition) }
     }
@@ -110,7 +111,7 @@ impl Harness {
                 std::fs::remove_file(f).unwrap();
             }
         }
-        let store = Store::open(root, StoreConfig { clock: self.clock.clone(), ..StoreConfig::default() }).unwrap();
+        let store = Store::open(root, StoreConfig::default().clock(self.clock.clone())).unwrap();
         self.partition = Some(store.topic("t").unwrap().partition(0).unwrap());
         self.store = Some(store);
     }
@@ -221,11 +222,8 @@ fn topic_config() -> impl Strategy<Value = TopicConfig> {
         prop_oneof![Just(64u32), Just(256), Just(1000), Just(100_000)],
         prop_oneof![4 => Just(Durability::None), 1 => Just(Durability::Sync)],
     )
-        .prop_map(|(index_interval_bytes, durability)| TopicConfig {
-            segment_bytes: 4096,
-            index_interval_bytes,
-            durability,
-            ..TopicConfig::default()
+        .prop_map(|(index_interval_bytes, durability)| {
+            TopicConfig::default().segment_bytes(4096).index_interval_bytes(index_interval_bytes).durability(durability)
         })
 }
 

@@ -3,7 +3,7 @@
 //! rolls, and with every starting offset; reading on from the offset `for_each` returns gives every
 //! record once, in order.
 
-use kappalog::{Header, NewRecord, Partition, Record, RecordRef, Store, StoreConfig, TopicConfig};
+use kappalog::{log::RecordRef, Header, NewRecord, Partition, Record, Store, StoreConfig, TopicConfig};
 
 fn record(n: u64) -> NewRecord {
     let mut r = match n % 4 {
@@ -51,7 +51,7 @@ fn read_lent_from(p: &Partition, mut offset: u64, max_bytes: usize, max_records:
 fn lent_records_are_the_records_read_returns() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let cfg = TopicConfig { segment_bytes: 4096, ..TopicConfig::default() };
+    let cfg = TopicConfig::default().segment_bytes(4096);
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     let mut n = 0;
     for batch in 0..120 {

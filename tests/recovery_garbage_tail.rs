@@ -6,23 +6,18 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use kappalog::{Durability, ManualClock, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use kappalog::{clock::ManualClock, Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
 
 const BATCHES: u64 = 20;
 
 /// A clock near the records' timestamps: appends after recovery go on in the recovered segment
 /// (an old first timestamp would roll it by `segment_ms`).
 fn store_config() -> StoreConfig {
-    StoreConfig { clock: ManualClock::new(100_000), ..StoreConfig::default() }
+    StoreConfig::default().clock(ManualClock::new(100_000))
 }
 
 fn config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 200,
-        durability: Durability::None,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default().segment_bytes(4096).index_interval_bytes(200).durability(Durability::None)
 }
 
 /// Writes the original log and returns its records and the bytes of its last batch.

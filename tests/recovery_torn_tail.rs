@@ -5,21 +5,16 @@ mod common;
 
 use std::path::Path;
 
-use kappalog::{Durability, ManualClock, NewRecord, Record, Store, StoreConfig, TopicConfig};
+use kappalog::{clock::ManualClock, Durability, NewRecord, Record, Store, StoreConfig, TopicConfig};
 
 /// A clock near the records' timestamps: appends after recovery go on in the recovered segment
 /// (an old first timestamp would roll it by `segment_ms`).
 fn store_config() -> StoreConfig {
-    StoreConfig { clock: ManualClock::new(100_000), ..StoreConfig::default() }
+    StoreConfig::default().clock(ManualClock::new(100_000))
 }
 
 fn config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 128,
-        durability: Durability::None,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default().segment_bytes(4096).index_interval_bytes(128).durability(Durability::None)
 }
 
 /// The last batch: small (every byte of it is a cut to test), with a tombstone and headers.
@@ -45,12 +40,8 @@ fn batch(i: u64) -> Vec<NewRecord> {
 
 fn read_all(store: &Store) -> Vec<Record> {
     let p = store.topic("t").unwrap().partition(0).unwrap();
-    let mut out = Vec::new();
-    while (out.len() as u64) < p.high_watermark() {
-        let got = p.read(out.len() as u64, 1000, 7).unwrap();
-        assert!(!got.is_empty());
-        out.extend(got);
-    }
+    let out: Vec<Record> = p.cursor(0).fetch_limits(1000, 7).collect::<kappalog::Result<_>>().unwrap();
+    assert_eq!(out.len() as u64, p.high_watermark(), "no gaps");
     out
 }
 

@@ -59,7 +59,7 @@ fn assert_not_reserved(path: &Path) {
 fn appends_without_sync_reserve_blocks_that_sealing_and_closing_free() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let cfg = TopicConfig { durability: Durability::None, ..TopicConfig::default() };
+    let cfg = TopicConfig::default().durability(Durability::None);
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     append_batch(&p, 0);
     append_batch(&p, 1);
@@ -89,7 +89,7 @@ fn a_reservation_never_passes_the_roll_point() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let segment_bytes = 256 * 1024;
-    let cfg = TopicConfig { durability: Durability::None, segment_bytes, ..TopicConfig::default() };
+    let cfg = TopicConfig::default().durability(Durability::None).segment_bytes(segment_bytes);
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     append_batch(&p, 0);
     let (allocated, len) = common::allocated_and_len(&active_log(dir.path()));

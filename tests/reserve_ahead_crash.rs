@@ -27,7 +27,7 @@ fn records(b: usize) -> Vec<NewRecord> {
 fn child_appends_and_waits() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let store = Store::open(&dir, StoreConfig::default()).unwrap();
-    let cfg = TopicConfig { durability: Durability::None, ..TopicConfig::default() };
+    let cfg = TopicConfig::default().durability(Durability::None);
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     p.append(&records(0)).unwrap();
     p.append(&records(1)).unwrap();

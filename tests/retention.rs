@@ -1,22 +1,20 @@
 //! Retention by time (ManualClock) and by bytes (small segments): whole sealed segments go, oldest
 //! first; the log start moves durably; reads below it are out of range; held records stay readable.
 
-use kappalog::{CleanupPolicy, Error, ManualClock, NewRecord, Store, StoreConfig, TopicConfig};
+use kappalog::{clock::ManualClock, CleanupPolicy, Error, NewRecord, Store, StoreConfig, TopicConfig};
 
 const T0: i64 = 1_700_000_000_000;
 
 fn config(clock: &std::sync::Arc<ManualClock>) -> StoreConfig {
-    StoreConfig { clock: clock.clone(), cleaner_interval_ms: 0, ..StoreConfig::default() }
+    StoreConfig::default().clock(clock.clone()).cleaner_interval_ms(0)
 }
 
 fn topic_config(retention_ms: i64, retention_bytes: i64) -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        retention_ms,
-        retention_bytes,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default()
+        .segment_bytes(4096)
+        .index_interval_bytes(256)
+        .retention_ms(retention_ms)
+        .retention_bytes(retention_bytes)
 }
 
 /// Appends `n` records of ~100 bytes at the clock's time, one per append.
@@ -117,7 +115,7 @@ fn compact_only_topics_have_no_retention() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = Store::open(dir.path(), config(&clock)).unwrap();
-    let cfg = TopicConfig { cleanup_policy: CleanupPolicy::Compact, ..topic_config(1, 1) };
+    let cfg = (topic_config(1, 1)).cleanup_policy(CleanupPolicy::Compact);
     let t = store.create_topic("t", 1, cfg).unwrap();
     fill(&t.partition(0).unwrap(), 100);
     clock.advance(1_000_000);

@@ -1,7 +1,7 @@
 //! Changing `segment_bytes` of a live topic applies from the next roll, and never lets the active
 //! segment outgrow what it was set up for (its memory map is sized from `segment_bytes` at creation).
 
-use kappalog::{Durability, NewRecord, Store, StoreConfig, TopicConfig, BATCH_BYTES_MAX};
+use kappalog::{limits::BATCH_BYTES_MAX, Durability, NewRecord, Store, StoreConfig, TopicConfig};
 
 /// Records of this size, four to a batch: big batches reach the map's slack quickly.
 const VALUE_BYTES: usize = 1_000_000;
@@ -10,11 +10,11 @@ const VALUE_BYTES: usize = 1_000_000;
 fn growing_segment_bytes_on_a_live_topic_is_safe() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let small = TopicConfig { segment_bytes: 4096, durability: Durability::None, ..TopicConfig::default() };
+    let small = TopicConfig::default().segment_bytes(4096).durability(Durability::None);
     let p = store.create_topic("t", 1, small.clone()).unwrap().partition(0).unwrap();
     p.append(&[NewRecord::new("first")]).unwrap();
     // The active segment was made for 4 KiB segments; now segments may be 1 GiB.
-    store.set_topic_config("t", TopicConfig { segment_bytes: 1 << 30, ..small }).unwrap();
+    store.set_topic_config("t", small.segment_bytes(1 << 30)).unwrap();
     let value = vec![7u8; VALUE_BYTES];
     let batch: Vec<NewRecord> = (0..4).map(|_| NewRecord::new(value.clone())).collect();
     let batches = (BATCH_BYTES_MAX as usize / (4 * VALUE_BYTES)) as u64 + 2;

@@ -1,7 +1,7 @@
 //! Time in the log: `segment_ms` rolls the active segment by age (on a `ManualClock`), and
 //! `LogAppendTime` stores the append time instead of the producer's timestamp.
 
-use kappalog::{Durability, ManualClock, NewRecord, Store, StoreConfig, TimestampType, TopicConfig};
+use kappalog::{clock::ManualClock, Durability, NewRecord, Store, StoreConfig, TimestampType, TopicConfig};
 
 const START_MS: i64 = 1_700_000_000_000;
 const SEGMENT_MS: u64 = 60_000;
@@ -10,8 +10,8 @@ const SEGMENT_MS: u64 = 60_000;
 fn segment_ms_rolls_by_age() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START_MS);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let config = TopicConfig { segment_ms: SEGMENT_MS, durability: Durability::None, ..TopicConfig::default() };
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
+    let config = TopicConfig::default().segment_ms(SEGMENT_MS).durability(Durability::None);
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
 
     // An empty segment does not age: time passing before the first append rolls nothing.
@@ -45,8 +45,8 @@ fn segment_ms_rolls_by_age() {
 fn segment_age_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START_MS);
-    let open = || Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let config = TopicConfig { segment_ms: SEGMENT_MS, durability: Durability::None, ..TopicConfig::default() };
+    let open = || Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
+    let config = TopicConfig::default().segment_ms(SEGMENT_MS).durability(Durability::None);
     let store = open();
     store.create_topic("t", 1, config).unwrap().partition(0).unwrap().append(&[NewRecord::new("a")]).unwrap();
     drop(store);
@@ -75,9 +75,9 @@ fn segment_age_survives_a_reopen() {
 fn log_append_time_overrides_producer_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START_MS);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let log_time = TopicConfig { timestamp_type: TimestampType::LogAppendTime, ..TopicConfig::default() };
-    let create_time = TopicConfig { timestamp_type: TimestampType::CreateTime, ..TopicConfig::default() };
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
+    let log_time = TopicConfig::default().timestamp_type(TimestampType::LogAppendTime);
+    let create_time = TopicConfig::default().timestamp_type(TimestampType::CreateTime);
     let lat = store.create_topic("log-time", 1, log_time).unwrap();
     let ct = store.create_topic("create-time", 1, create_time).unwrap();
 
@@ -88,7 +88,7 @@ fn log_append_time_overrides_producer_timestamps() {
             NewRecord::new("new").with_timestamp(START_MS * 2),
         ]
     };
-    let placed = lat.append(records()).unwrap();
+    let placed = lat.append(&records()).unwrap();
     assert!(placed.iter().all(|m| m.timestamp == START_MS), "{placed:?}");
     let a = lat.partition(0).unwrap().append(&records()).unwrap();
     assert_eq!(a.timestamp, START_MS);
@@ -97,7 +97,7 @@ fn log_append_time_overrides_producer_timestamps() {
     assert_eq!(stored, [START_MS; 6]);
 
     clock.advance(1000);
-    let placed = ct.append(records()).unwrap();
+    let placed = ct.append(&records()).unwrap();
     assert_eq!(placed.iter().map(|m| m.timestamp).collect::<Vec<_>>(), [5, START_MS + 1000, START_MS * 2]);
     let stored: Vec<i64> =
         ct.partition(0).unwrap().read(0, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.timestamp).collect();
@@ -106,7 +106,7 @@ fn log_append_time_overrides_producer_timestamps() {
     // The time index follows the stored timestamps, and they survive a reopen.
     drop((lat, ct));
     drop(store);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     let p = store.topic("log-time").unwrap().partition(0).unwrap();
     assert_eq!(p.offset_for_timestamp(6).unwrap(), Some(0));
     assert_eq!(p.offset_for_timestamp(START_MS + 1).unwrap(), None, "no producer timestamp was kept");

@@ -3,7 +3,10 @@
 //! partitions are synced and readable at once (rather than waiting, invisible, for those
 //! partitions' next append).
 
-use kappalog::{Error, FaultInjector, FaultKind, NewRecord, Store, StoreConfig, TopicConfig};
+use kappalog::{
+    fault::{FaultInjector, FaultKind},
+    Error, NewRecord, Store, StoreConfig, TopicConfig,
+};
 
 #[test]
 fn a_rejected_record_writes_nothing_in_any_partition() {
@@ -12,7 +15,7 @@ fn a_rejected_record_writes_nothing_in_any_partition() {
     let topic = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     let big = vec![0u8; TopicConfig::default().max_message_bytes as usize + 1];
     let err =
-        topic.append(vec![NewRecord::new("ok").with_partition(0), NewRecord::new(big).with_partition(1)]).unwrap_err();
+        topic.append(&[NewRecord::new("ok").with_partition(0), NewRecord::new(big).with_partition(1)]).unwrap_err();
     assert!(matches!(err, Error::LimitExceeded { limit: "max_message_bytes", .. }), "{err}");
     for p in topic.partitions().iter() {
         assert_eq!(p.high_watermark(), 0);
@@ -24,15 +27,14 @@ fn a_rejected_record_writes_nothing_in_any_partition() {
 fn batches_written_before_a_failed_partition_are_synced() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let config = StoreConfig { faults: Some(faults.clone()), ..StoreConfig::default() };
+    let config = StoreConfig::default().faults(Some(faults.clone()));
     let store = Store::open(dir.path(), config).unwrap();
     let topic = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     // Partition 0's first batch is three writes (log, offset index entry, time index entry);
     // the fourth write is partition 1's log write.
     faults.fail_write_after(4, FaultKind::Io);
-    let err = topic
-        .append(vec![NewRecord::new("ok").with_partition(0), NewRecord::new("fails").with_partition(1)])
-        .unwrap_err();
+    let err =
+        topic.append(&[NewRecord::new("ok").with_partition(0), NewRecord::new("fails").with_partition(1)]).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
     faults.heal();
     let p0 = topic.partition(0).unwrap();

@@ -5,7 +5,7 @@ mod view_common;
 
 use std::sync::Arc;
 
-use kappalog::{NewRecord, Record, TopicConfig, ViewLogic};
+use kappalog::{stream::ViewLogic, NewRecord, Record, TopicConfig};
 use serde_json::{json, Value};
 use view_common::{open, wait};
 
@@ -29,8 +29,8 @@ impl ViewLogic for Volume {
 }
 
 fn append(store: &kappalog::Store, n: usize) {
-    let records = (0..n).map(|i| NewRecord::keyed(format!("k{}", i % 3), "x".repeat(10 + i % 7))).collect();
-    store.topic("raw").unwrap().append(records).unwrap();
+    let records = (0..n).map(|i| NewRecord::keyed(format!("k{}", i % 3), "x".repeat(10 + i % 7))).collect::<Vec<_>>();
+    store.topic("raw").unwrap().append(&records).unwrap();
 }
 
 fn volume_of(n: usize) -> Vec<(String, Value)> {

@@ -5,7 +5,7 @@
 
 mod view_common;
 
-use kappalog::{Error, GroupCoordinator, NewRecord, TopicConfig, ViewError, ViewSpec};
+use kappalog::{stream::ViewError, Error, NewRecord, TopicConfig, ViewSpec};
 use view_common::open;
 
 const INTERNAL_EMIT: &str = r#"{"name": "v", "source": {"topics": ["orders"]}, "key": "/k",
@@ -27,9 +27,9 @@ fn a_view_cannot_emit_into_an_internal_topic() {
     {
         let (store, views) = open(dir.path());
         let orders = store.create_topic("orders", 1, TopicConfig::default()).unwrap();
-        orders.append((0..10).map(|i| NewRecord::new(format!(r#"{{"k": "a{i}"}}"#))).collect()).unwrap();
+        orders.append(&(0..10).map(|i| NewRecord::new(format!(r#"{{"k": "a{i}"}}"#))).collect::<Vec<_>>()).unwrap();
         // The coordinator creates its internal topic.
-        drop(GroupCoordinator::open(&store).unwrap());
+        drop(store.groups().unwrap());
         assert!(store.topic("__consumer_offsets").is_ok());
 
         assert_emit_refused(views.create_json(INTERNAL_EMIT.as_bytes()));
@@ -44,5 +44,5 @@ fn a_view_cannot_emit_into_an_internal_topic() {
         );
     }
     let (store, _views) = open(dir.path());
-    GroupCoordinator::open(&store).expect("the coordinator opens over its own records only");
+    store.groups().expect("the coordinator opens over its own records only");
 }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kappalog::{
-    Durability, ManualClock, NewRecord, RebuildFrom, Store, StoreConfig, TopicConfig, View, Views, ViewsConfig,
+    clock::ManualClock, stream::RebuildFrom, Durability, NewRecord, Store, StoreConfig, TopicConfig, View, Views,
+    ViewsConfig,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -283,14 +284,12 @@ fn batch(case: &Case, parts: &[Vec<Rec>]) -> Expected {
 }
 
 fn open(dir: &Path, clock: &Arc<ManualClock>) -> (Store, Views) {
-    let store = Store::open(dir, StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
-    let config = ViewsConfig {
-        checkpoint_interval_ms: 5,
-        checkpoint_interval_records: 7,
-        read_records_max: 5,
-        idle_wait_ms: 10,
-        ..ViewsConfig::default()
-    };
+    let store = Store::open(dir, StoreConfig::default().clock(clock.clone())).unwrap();
+    let config = ViewsConfig::default()
+        .checkpoint_interval_ms(5)
+        .checkpoint_interval_records(7)
+        .read_records_max(5)
+        .idle_wait_ms(10);
     let views = Views::open(&store, config).unwrap();
     (store, views)
 }
@@ -339,7 +338,7 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
     let parts = case.records();
     let expected = batch(case, &parts);
     let clock = ManualClock::new(NOW_MS);
-    let topic_config = TopicConfig { durability: Durability::None, ..TopicConfig::default() };
+    let topic_config = TopicConfig::default().durability(Durability::None);
     let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (store1, views1) = open(dir1.path(), &clock);
     let (mut store2, mut views2) = open(dir2.path(), &clock);

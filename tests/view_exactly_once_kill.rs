@@ -35,17 +35,15 @@ fn payments(seed: u64, n: usize) -> Vec<NewRecord> {
 fn child_process() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let store = Store::open(&dir, StoreConfig::default()).unwrap();
-    let config = ViewsConfig {
-        checkpoint_interval_ms: 5,
-        checkpoint_interval_records: 300,
-        read_records_max: 200,
-        idle_wait_ms: 5,
-        ..ViewsConfig::default()
-    };
+    let config = ViewsConfig::default()
+        .checkpoint_interval_ms(5)
+        .checkpoint_interval_records(300)
+        .read_records_max(200)
+        .idle_wait_ms(5);
     let _views = Views::open(&store, config).unwrap();
     let topic = store.topic("payments").unwrap();
     for i in 0u64.. {
-        topic.append(payments(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), 2_000)).unwrap();
+        topic.append(&payments(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), 2_000)).unwrap();
         println!("appended {i}");
     }
 }
@@ -71,7 +69,7 @@ fn kill_nine_mid_stream_then_resume_exactly_once() {
     {
         let (store, views) = open(dir.path());
         store.create_topic("payments", 2, TopicConfig::default()).unwrap();
-        store.topic("payments").unwrap().append(payments(rng.next(), 20_000)).unwrap();
+        store.topic("payments").unwrap().append(&payments(rng.next(), 20_000)).unwrap();
         views.create_json(SPEC.as_bytes()).unwrap();
     }
     let checkpoint = dir.path().join("views").join(VIEW).join("v1.checkpoint");

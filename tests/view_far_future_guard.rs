@@ -26,7 +26,7 @@ fn a_far_future_event_time_is_an_error_record() {
     let default = views.create_json(spec("default", "").as_bytes()).unwrap();
     let strict = views.create_json(spec("strict", r#", "max_future_ms": 10"#).as_bytes()).unwrap();
     let record = |ts: i64| NewRecord::new(json!({"k": "a", "ts": ts}).to_string()).with_timestamp(T0);
-    topic.append(vec![record(T0), record(T0 + 500), record(T0 * 1000), record(T0 + 10), record(T0 + 11)]).unwrap();
+    topic.append(&[record(T0), record(T0 + 500), record(T0 * 1000), record(T0 + 10), record(T0 + 11)]).unwrap();
     wait(&default);
     wait(&strict);
 

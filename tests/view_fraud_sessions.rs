@@ -60,8 +60,8 @@ fn session_alerts_match_a_batch_sessionization() {
             .map(|(t, user, amount)| {
                 NewRecord::keyed(user.clone(), json!({"user": user, "amount": amount}).to_string()).with_timestamp(*t)
             })
-            .collect();
-        topic.append(batch).unwrap();
+            .collect::<Vec<_>>();
+        topic.append(&batch).unwrap();
     }
     wait(&view);
     assert_eq!(view.status().late_records, 0);

@@ -31,7 +31,7 @@ fn hopping_windows_match_a_batch_computation_and_expire() {
             NewRecord::new(v.to_string()).with_timestamp(i * 97) // in order: nothing is late
         })
         .collect();
-    topic.append(records).unwrap();
+    topic.append(&records).unwrap();
     wait(&view);
 
     let mut watermark = 0;

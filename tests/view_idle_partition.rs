@@ -7,7 +7,7 @@ mod view_common;
 
 use std::time::{Duration, Instant};
 
-use kappalog::{ManualClock, NewRecord, Store, StoreConfig, TopicConfig, Views};
+use kappalog::{clock::ManualClock, NewRecord, Store, StoreConfig, TopicConfig, Views};
 use serde_json::json;
 use view_common::{all_records, fast_views, wait};
 
@@ -17,7 +17,7 @@ const NOW: i64 = 1_700_000_000_000;
 fn an_idle_partition_stops_holding_the_watermark_after_idle_timeout_ms() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     let views = Views::open(&store, fast_views()).unwrap();
     let topic = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     store.create_topic("out", 1, TopicConfig::default()).unwrap();
@@ -63,7 +63,7 @@ fn an_idle_partition_stops_holding_the_watermark_after_idle_timeout_ms() {
 fn a_partition_with_records_to_read_is_never_idle() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let store = Store::open(dir.path(), StoreConfig { clock: clock.clone(), ..StoreConfig::default() }).unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default().clock(clock.clone())).unwrap();
     let topic = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     // Partition 0 far ahead in event time, partition 1 behind; both written long ago.
     let record = |ts: i64| NewRecord::new(json!({"k": "a", "ts": ts}).to_string());
@@ -72,7 +72,7 @@ fn a_partition_with_records_to_read_is_never_idle() {
         topic.partition(1).unwrap().append(&[record(NOW - 100_000 + i * 100)]).unwrap();
     }
     clock.advance(3_600_000);
-    let config = kappalog::ViewsConfig { read_records_max: 3, ..fast_views() };
+    let config = fast_views().read_records_max(3);
     let views = Views::open(&store, config).unwrap();
     let spec = r#"{"name": "w", "source": {"topics": ["t"]}, "key": "/k",
         "window": {"type": "tumbling", "size_ms": 100, "grace_ms": 0, "time": "/ts", "idle_timeout_ms": 0},

@@ -18,7 +18,7 @@ fn record_keys_are_matched_as_produced() {
     let t = store.create_topic("t", 2, TopicConfig::default()).unwrap();
     let spec = r#"{"name": "v", "source": {"topics": ["t"]}, "aggregates": {"n": {"op": "count"}}}"#;
     let view = views.create_json(spec.as_bytes()).unwrap();
-    t.append(vec![
+    t.append(&[
         NewRecord::keyed(r#""u1""#, "{}"),
         NewRecord::keyed(r#""u1""#, "{}"),
         NewRecord::keyed("u2", "{}"),
@@ -48,7 +48,7 @@ fn emitted_keys_are_json() {
         "window": {"type": "tumbling", "size_ms": 10, "grace_ms": 0, "time": "/ts"},
         "aggregates": {"n": {"op": "count"}}, "emit": {"topic": "closed", "on": "window_close"}}"#;
     let (u, c) = (views.create_json(updates.as_bytes()).unwrap(), views.create_json(closed.as_bytes()).unwrap());
-    t.append(vec![
+    t.append(&[
         NewRecord::keyed("k", r#"{"user": "u1", "ts": 1}"#),
         NewRecord::keyed("k", r#"{"user": 42, "ts": 2}"#),
         NewRecord::keyed("k", r#"{"user": "u1", "ts": 25}"#),
@@ -82,18 +82,19 @@ fn integers_stay_exact_across_a_restart() {
         let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
         let view = views.create_json(spec.as_bytes()).unwrap();
         let xs = [big, big - 1, -5];
-        t.append(xs.iter().map(|x| NewRecord::keyed("k", format!(r#"{{"k": "a", "x": {x}}}"#))).collect()).unwrap();
+        t.append(&xs.iter().map(|x| NewRecord::keyed("k", format!(r#"{{"k": "a", "x": {x}}}"#))).collect::<Vec<_>>())
+            .unwrap();
         wait(&view);
         assert_eq!(view.get("a").unwrap().value.unwrap(), expected, "not 1.7e18");
         // Partial sums: MAX, then past i64::MAX (checkpointed so); the total will fit.
-        t.append(vec![NewRecord::keyed("k", format!(r#"{{"k": "b", "x": {max}}}"#)); 2]).unwrap();
+        t.append(&vec![NewRecord::keyed("k", format!(r#"{{"k": "b", "x": {max}}}"#)); 2]).unwrap();
         wait(&view);
     }
     let (store, views) = open(dir.path());
     let view = views.get("v").unwrap();
     wait(&view);
     assert_eq!(scan_all(&view)["a"], expected, "exact after a restart");
-    store.topic("t").unwrap().append(vec![NewRecord::keyed("k", format!(r#"{{"k": "b", "x": {}}}"#, -max))]).unwrap();
+    store.topic("t").unwrap().append(&[NewRecord::keyed("k", format!(r#"{{"k": "b", "x": {}}}"#, -max))]).unwrap();
     wait(&view);
     assert_eq!(view.get("b").unwrap().value.unwrap()["total"], json!(max), "the partial sum past i64 was kept exactly");
 }

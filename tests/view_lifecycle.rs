@@ -3,7 +3,7 @@
 
 mod view_common;
 
-use kappalog::{NewRecord, TopicConfig, ViewRunState, ViewSpec};
+use kappalog::{stream::ViewRunState, NewRecord, TopicConfig, ViewSpec};
 use view_common::{open, scan_all, wait};
 
 const V1: &str = r#"{"name": "latest", "source": {"topics": ["users"]}}"#;
@@ -19,8 +19,8 @@ fn delete_and_a_rebuild_across_restart() {
         let records: Vec<NewRecord> = (0..20_000)
             .map(|i| NewRecord::keyed(format!("u{}", i % 100), format!(r#"{{"i": {i}, "active": {}}}"#, i % 2 == 0)))
             .collect();
-        users.append(records).unwrap();
-        users.append(vec![NewRecord::tombstone("u7")]).unwrap();
+        users.append(&records).unwrap();
+        users.append(&[NewRecord::tombstone("u7")]).unwrap();
         let view = views.create_json(V1.as_bytes()).unwrap();
         wait(&view);
         assert_eq!(view.scan("", 1000).len(), 99, "u7 was deleted by its tombstone");

@@ -7,7 +7,10 @@ mod view_common;
 
 use std::time::Duration;
 
-use kappalog::{Error, NewRecord, Record, TopicConfig, ViewError, ViewLogic, ViewSpec};
+use kappalog::{
+    stream::{ViewError, ViewLogic},
+    Error, NewRecord, Record, TopicConfig, ViewSpec,
+};
 use serde_json::{json, Value};
 use view_common::open;
 
@@ -54,7 +57,7 @@ fn views_cannot_emit_in_a_loop() {
     for t in ["a", "b", "c", "d"] {
         store.create_topic(t, 1, TopicConfig::default()).unwrap();
     }
-    store.topic("a").unwrap().append(vec![NewRecord::new(r#"{"k": "x"}"#)]).unwrap();
+    store.topic("a").unwrap().append(&[NewRecord::new(r#"{"k": "x"}"#)]).unwrap();
     views.create(spec("v1", "a", Some("b"))).unwrap();
     views.create(spec("v2", "b", Some("c"))).unwrap();
 

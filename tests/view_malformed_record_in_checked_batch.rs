@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use kappalog::{NewRecord, Store, StoreConfig, TopicConfig, ViewRunState, Views, ViewsConfig};
+use kappalog::{stream::ViewRunState, NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 
 /// Kafka's zig-zag varint, as the record format uses (segment-format.md).
 fn varlong(b: &[u8], pos: &mut usize) -> i64 {

@@ -5,7 +5,7 @@ mod view_common;
 
 use std::collections::BTreeMap;
 
-use kappalog::{NewRecord, TopicConfig, ViewRunState};
+use kappalog::{stream::ViewRunState, NewRecord, TopicConfig};
 use serde_json::{json, Value};
 use view_common::{all_records, open, scan_all, wait, Rng};
 
@@ -31,7 +31,8 @@ fn produce(store: &kappalog::Store, rng: &mut Rng, n: usize) -> u64 {
         };
         batch.push(NewRecord::keyed(user, value));
         if batch.len() == 500 || i + 1 == n {
-            topic.append(std::mem::take(&mut batch)).unwrap();
+            topic.append(&batch).unwrap();
+            batch.clear();
         }
     }
     bad

@@ -4,7 +4,7 @@
 
 mod view_common;
 
-use kappalog::{NewRecord, TopicConfig, ViewRunState};
+use kappalog::{stream::ViewRunState, NewRecord, TopicConfig};
 use view_common::{open, scan_all, wait};
 
 fn poisons() -> Vec<String> {
@@ -75,7 +75,7 @@ fn unrepresentable_values_are_error_records_and_the_view_goes_on() {
         let expected = {
             let (store, views) = open(dir.path());
             let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
-            t.append(records.clone()).unwrap();
+            t.append(&records).unwrap();
             let view = views.create_json(case.spec.as_bytes()).unwrap();
             wait(&view);
             let st = view.status();
@@ -83,7 +83,7 @@ fn unrepresentable_values_are_error_records_and_the_view_goes_on() {
             assert_eq!(st.error_records, bad, "case {i}: {st:#?}");
             assert_eq!(st.counters.records_applied, bad, "case {i}: {st:#?}");
             // More records after the poison are applied: the view did not stop.
-            t.append(vec![NewRecord::keyed("k", (case.good)())]).unwrap();
+            t.append(&[NewRecord::keyed("k", (case.good)())]).unwrap();
             wait(&view);
             assert_eq!(view.status().counters.records_applied, bad + 1, "case {i}");
             scan_all(&view)
@@ -93,7 +93,7 @@ fn unrepresentable_values_are_error_records_and_the_view_goes_on() {
         let view = views.get("v").unwrap();
         wait(&view);
         assert_eq!(scan_all(&view), expected, "case {i}: the same state after a restart");
-        views.rebuild("v", kappalog::RebuildFrom::Beginning).unwrap();
+        views.rebuild("v", kappalog::stream::RebuildFrom::Beginning).unwrap();
         wait(&view);
         let st = view.status();
         assert_eq!((st.version, st.state, st.error_records), (2, ViewRunState::Running, bad), "case {i}: {st:#?}");
@@ -108,7 +108,7 @@ fn a_record_key_that_is_an_unrepresentable_json_string_is_an_error_record() {
     let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
     let spec = r#"{"name": "v", "source": {"topics": ["t"]}, "aggregates": {"n": {"op": "count"}}}"#;
     let view = views.create_json(spec.as_bytes()).unwrap();
-    t.append(vec![
+    t.append(&[
         NewRecord::keyed(r#""\ud800""#, "{}"),
         NewRecord::keyed(r#""u1""#, "{}"),
         NewRecord::tombstone(r#""\udc00""#),
@@ -130,7 +130,7 @@ fn a_float_sum_that_overflows_checkpoints_and_resumes() {
         let (store, views) = open(dir.path());
         let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
         let view = views.create_json(spec.as_bytes()).unwrap();
-        t.append(vec![NewRecord::keyed("k", r#"{"k": "a", "x": 1.5e308}"#); 3]).unwrap();
+        t.append(&vec![NewRecord::keyed("k", r#"{"k": "a", "x": 1.5e308}"#); 3]).unwrap();
         wait(&view);
         let got = scan_all(&view);
         assert_eq!(got["a"]["lo"], 1.5e308);
@@ -142,7 +142,7 @@ fn a_float_sum_that_overflows_checkpoints_and_resumes() {
     wait(&view);
     assert_eq!(view.status().state, ViewRunState::Running);
     assert_eq!(scan_all(&view), expected, "the checkpoint with an infinite sum reads back");
-    store.topic("t").unwrap().append(vec![NewRecord::keyed("k", r#"{"k": "a", "x": 1}"#)]).unwrap();
+    store.topic("t").unwrap().append(&[NewRecord::keyed("k", r#"{"k": "a", "x": 1}"#)]).unwrap();
     wait(&view);
     assert_eq!(view.status().counters.records_applied, 4);
 }

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use kappalog::{NewRecord, RebuildFrom, TopicConfig, ViewRunState, ViewSpec};
+use kappalog::{
+    stream::{RebuildFrom, ViewRunState},
+    NewRecord, TopicConfig, ViewSpec,
+};
 use serde_json::{json, Value};
 use view_common::{all_records, open, scan_all, wait};
 
@@ -43,14 +46,14 @@ fn definition_change_rebuilds_while_queries_see_old_or_new_never_partial() {
     for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(5_000) {
         topic
             .append(
-                chunk
+                &chunk
                     .iter()
                     .map(|i| {
                         let user = format!("u{}", i % 97);
                         NewRecord::keyed(user.clone(), json!({"user": user, "ms": i % 1000}).to_string())
                             .with_timestamp(T0 + i)
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
             .unwrap();
     }

@@ -7,7 +7,10 @@ mod view_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kappalog::{NewRecord, Record, TopicConfig, View, ViewLogic, ViewRunState, ViewStatus};
+use kappalog::{
+    stream::{ViewLogic, ViewRunState, ViewStatus},
+    NewRecord, Record, TopicConfig, View,
+};
 use serde_json::{json, Value};
 use view_common::{open, wait};
 
@@ -44,9 +47,9 @@ fn a_panic_in_the_runner_shows_as_failed_and_a_reopen_retries() {
         let (store, views) = open(dir.path());
         let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
         let view = views.create_custom("counts", &["t"], None, Arc::new(PanicsOnBoom)).unwrap();
-        t.append(vec![NewRecord::keyed("a", "1"), NewRecord::keyed("a", "2")]).unwrap();
+        t.append(&[NewRecord::keyed("a", "1"), NewRecord::keyed("a", "2")]).unwrap();
         wait(&view);
-        t.append(vec![NewRecord::keyed("boom", "3")]).unwrap();
+        t.append(&[NewRecord::keyed("boom", "3")]).unwrap();
         let st = wait_failed(&view);
         let error = st.error.clone().unwrap_or_default();
         assert!(error.contains("panicked") && error.contains("cannot handle this key"), "{st:#?}");
@@ -70,7 +73,7 @@ fn a_source_topic_deleted_under_a_view_shows_as_failed() {
         let t = store.create_topic("t", 2, TopicConfig::default()).unwrap();
         store.create_topic("u", 1, TopicConfig::default()).unwrap();
         let view = views.create_json(spec.as_bytes()).unwrap();
-        t.append(vec![NewRecord::keyed("a", "{}")]).unwrap();
+        t.append(&[NewRecord::keyed("a", "{}")]).unwrap();
         wait(&view);
         assert_eq!(view.status().state, ViewRunState::Running);
         store.delete_topic("u").unwrap();

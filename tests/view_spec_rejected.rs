@@ -2,7 +2,7 @@
 
 mod view_common;
 
-use kappalog::{Error, TopicConfig, ViewError};
+use kappalog::{stream::ViewError, Error, TopicConfig};
 use view_common::open;
 
 fn field_of(r: kappalog::Result<kappalog::View>) -> String {

@@ -60,7 +60,8 @@ fn windows_late_counts_and_emits_match_a_batch_computation() {
             json!({"product_id": product, "amount": amount, "price": price, "ts": ts_json}).to_string(),
         ));
         if batch.len() == 250 {
-            orders.append(std::mem::take(&mut batch)).unwrap();
+            orders.append(&batch).unwrap();
+            batch.clear();
         }
     }
     wait(&view);

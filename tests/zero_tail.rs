@@ -9,7 +9,7 @@ use std::path::Path;
 use kappalog::{Durability, NewRecord, Partition, Store, StoreConfig, TopicConfig};
 
 fn config(durability: Durability) -> TopicConfig {
-    TopicConfig { durability, ..TopicConfig::default() }
+    TopicConfig::default().durability(durability)
 }
 
 fn append(p: &Partition, from: usize, batches: usize) {
@@ -89,7 +89,7 @@ fn a_crash_leaves_the_tail_and_recovery_cuts_it() {
 fn a_sealed_segment_ends_where_its_log_does() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let cfg = TopicConfig { segment_bytes: 64 * 1024, ..config(Durability::Sync) };
+    let cfg = config(Durability::Sync).segment_bytes(64 * 1024);
     let p = store.create_topic("t", 1, cfg).unwrap().partition(0).unwrap();
     let value = vec![7u8; 3000];
     for _ in 0..60 {

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use kappalog::broker::http::budget::REQUEST_MEMORY_FACTOR;
 use kappalog::broker::http::{router, AppState, HttpConfig};
-use kappalog::{CleanupPolicy, Durability, GroupCoordinator, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
+use kappalog::{CleanupPolicy, Durability, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
 use tower::ServiceExt;
 
 /// Largest request body the harness's broker accepts (bigger ones get a 413).
@@ -77,17 +77,15 @@ pub struct Harness {
 }
 
 fn topic_config(policy: CleanupPolicy) -> TopicConfig {
-    TopicConfig {
-        segment_bytes: SEGMENT_BYTES,
-        retention_bytes: RETENTION_BYTES,
-        durability: Durability::None,
-        cleanup_policy: policy,
-        ..TopicConfig::default()
-    }
+    TopicConfig::default()
+        .segment_bytes(SEGMENT_BYTES)
+        .retention_bytes(RETENTION_BYTES)
+        .durability(Durability::None)
+        .cleanup_policy(policy)
 }
 
 fn store_config() -> StoreConfig {
-    StoreConfig { cleaner_interval_ms: 500, ..StoreConfig::default() }
+    StoreConfig::default().cleaner_interval_ms(500)
 }
 
 impl Harness {
@@ -210,7 +208,7 @@ impl Harness {
         drop(views);
         drop((self.app.take(), self.state.take()));
         let store = Store::open(self.dir.path(), store_config()).expect("the store opens again");
-        GroupCoordinator::open(&store).expect("the group coordinator opens again");
+        store.groups().expect("the group coordinator opens again");
         let views = Views::open(&store, ViewsConfig::default()).expect("the views open again");
         views.close();
     }

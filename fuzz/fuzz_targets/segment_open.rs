@@ -22,12 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let (clean, index, timeindex, log) = split(data);
     let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let dir = tempfile::tempdir_in(base).unwrap();
-    let config = TopicConfig {
-        segment_bytes: 1 << 20,
-        index_interval_bytes: 64,
-        durability: Durability::None,
-        ..TopicConfig::default()
-    };
+    let config = TopicConfig::default().segment_bytes(1 << 20).index_interval_bytes(64).durability(Durability::None);
     drop(Store::open(dir.path(), StoreConfig::default()).unwrap().create_topic("t", 1, config).unwrap());
     let pdir = dir.path().join("topics/t/0");
     std::fs::write(pdir.join("00000000000000000000.log"), log).unwrap();

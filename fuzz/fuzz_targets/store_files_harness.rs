@@ -28,12 +28,11 @@ fn template() -> &'static Path {
         .get_or_init(|| {
             let dir = tempfile::tempdir_in(scratch_base()).unwrap();
             let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-            let cfg =
-                TopicConfig { segment_bytes: 4096, cleanup_policy: CleanupPolicy::Compact, ..TopicConfig::default() };
+            let cfg = TopicConfig::default().segment_bytes(4096).cleanup_policy(CleanupPolicy::Compact);
             let topic = store.create_topic("t", 2, cfg).unwrap();
             for i in 0..400u64 {
                 let value = format!(r#"{{"k":"k{}","n":{i},"ts":{}}}"#, i % 7, 1_000 + i * 97);
-                topic.append(vec![NewRecord::keyed(format!("k{}", i % 7), value)]).unwrap();
+                topic.append(&[NewRecord::keyed(format!("k{}", i % 7), value)]).unwrap();
             }
             store.compact("t").unwrap();
             let views = Views::open(&store, ViewsConfig::default()).unwrap();
@@ -142,7 +141,7 @@ fn exercise_store(data: &Path) -> Reached {
     }
     let _ = store.compact("t");
     let _ = store.enforce_retention("t");
-    let config = ViewsConfig { idle_wait_ms: 5, ..ViewsConfig::default() };
+    let config = ViewsConfig::default().idle_wait_ms(5);
     let Ok(views) = Views::open(&store, config) else { return Reached::ViewsRefused };
     for name in views.list() {
         let Ok(view) = views.get(&name) else { continue };

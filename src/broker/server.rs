@@ -70,7 +70,7 @@ impl Default for ServeConfig {
             data_dir: DATA_DIR_DEFAULT.into(),
             listen: LISTEN_DEFAULT.into(),
             advertised_uri: None,
-            cleaner_interval_ms: crate::CLEANER_INTERVAL_MS_DEFAULT,
+            cleaner_interval_ms: crate::limits::CLEANER_INTERVAL_MS_DEFAULT,
             http: HttpConfig::default(),
             connections: ConnectionConfig::default(),
         }

@@ -21,6 +21,7 @@ use super::{
 pub const CONSUMER_FETCH_BYTES_MAX: usize = 1024 * 1024;
 
 /// How a [`Consumer`] behaves.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub session_timeout_ms: u64,
@@ -32,6 +33,14 @@ pub struct ConsumerConfig {
     /// `enable.auto.commit`, on every poll instead of by interval). Off by default.
     pub auto_commit: bool,
 }
+
+crate::config::setters!(ConsumerConfig {
+    session_timeout_ms: u64,
+    auto_offset_reset: AutoOffsetReset,
+    strategy: AssignmentStrategy,
+    fetch_bytes_max: usize,
+    auto_commit: bool,
+});
 
 impl Default for ConsumerConfig {
     fn default() -> Self {

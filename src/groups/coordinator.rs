@@ -2,9 +2,8 @@
 //! offsets topic. One per store (clone it to share); sessions expire lazily, on every call.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -12,6 +11,14 @@ use crate::error::Result;
 use crate::store::Store;
 
 use super::membership::Group;
+
+impl Store {
+    /// The store's group coordinator (one per store, opened on first use: it creates the offsets
+    /// topic if needed and replays it).
+    pub fn groups(&self) -> Result<GroupCoordinator> {
+        GroupCoordinator::open(self)
+    }
+}
 use super::offsets::OffsetStore;
 use super::reset::{plan, scope, ResetPlan, ResetRequest};
 use super::{
@@ -21,7 +28,7 @@ use super::{
 
 /// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
 ///
-/// [`open`](Self::open) returns the same coordinator for the same store. Membership is in memory
+/// The store owns it: [`Store::groups`] returns the same coordinator for the same store. Membership is in memory
 /// (members rejoin after a restart, as Kafka's do after a coordinator moves); committed offsets are
 /// durable.
 ///
@@ -32,9 +39,6 @@ use super::{
 pub struct GroupCoordinator {
     inner: Arc<Inner>,
 }
-
-/// The coordinators open in this process, by canonical data directory.
-static OPEN: Mutex<BTreeMap<PathBuf, Weak<Inner>>> = Mutex::new(BTreeMap::new());
 
 #[derive(Debug)]
 struct Inner {
@@ -49,18 +53,14 @@ struct Inner {
 }
 
 impl GroupCoordinator {
-    /// The store's coordinator: creates the offsets topic if needed and replays it, or returns the
-    /// coordinator already open on this store (in this process), so that every user of a store
-    /// (the broker, views) sees the same members and offsets.
-    pub fn open(store: &Store) -> Result<GroupCoordinator> {
-        // A live coordinator keeps its Store alive, and with it the data directory's exclusive lock:
-        // a coordinator registered for this directory is therefore one of this very store.
-        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
-        let mut open = OPEN.lock();
-        open.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
-            return Ok(GroupCoordinator { inner });
-        }
+    /// The store's coordinator ([`Store::groups`]): the first call creates the offsets topic if
+    /// needed and replays it; later ones return the same coordinator, so that every user of a
+    /// store (the broker, views) sees the same members and offsets.
+    pub(crate) fn open(store: &Store) -> Result<GroupCoordinator> {
+        store.extension(|store| Self::open_new(&store))
+    }
+
+    fn open_new(store: &Store) -> Result<GroupCoordinator> {
         let (offsets, committed) = OffsetStore::open(store)?;
         let groups = committed
             .into_iter()
@@ -80,7 +80,6 @@ impl GroupCoordinator {
             next_member: AtomicU64::new(1),
             incarnation,
         });
-        open.insert(key, Arc::downgrade(&inner));
         Ok(GroupCoordinator { inner })
     }
 

@@ -1,18 +1,16 @@
 //! Consumer groups, modelled on Kafka's classic group protocol and on `kafka-consumer-groups`.
 //!
 //! ```
-//! use kappalog::{
-//!     AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, NewRecord, ResetRequest, ResetStrategy,
-//!     Store, StoreConfig, TopicConfig,
-//! };
+//! use kappalog::groups::{AutoOffsetReset, ResetRequest, ResetStrategy};
+//! use kappalog::{Consumer, ConsumerConfig, NewRecord, Store, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path(), StoreConfig::default())?;
+//! let store = Store::builder(dir.path()).open()?;
 //! let orders = store.create_topic("orders", 2, TopicConfig::default())?;
-//! orders.append(vec![NewRecord::keyed("alice", "10"), NewRecord::keyed("bob", "25")])?;
+//! orders.append(&[NewRecord::keyed("alice", "10"), NewRecord::keyed("bob", "25")])?;
 //!
-//! let groups = GroupCoordinator::open(&store)?;
-//! let config = ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..ConsumerConfig::default() };
+//! let groups = store.groups()?; // the store's one coordinator
+//! let config = ConsumerConfig::default().auto_offset_reset(AutoOffsetReset::Earliest);
 //! let mut consumer = Consumer::subscribe(&groups, "billing", vec!["orders".into()], config)?;
 //! assert_eq!(consumer.poll(100)?.len(), 2);
 //! consumer.commit()?; // durable when it returns
@@ -29,7 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! - [`GroupCoordinator`] (`coordinator.rs`): membership, generations, session timeouts, commits,
+//! - [`GroupCoordinator`] (`coordinator.rs`, [`Store::groups`](crate::Store::groups)): membership, generations, session timeouts, commits,
 //!   describe / list / delete. Time comes from the store's clock; sessions expire lazily on every call
 //!   (and on [`GroupCoordinator::expire_sessions`]), so tests with a `ManualClock` are deterministic.
 //! - `membership.rs`: one group's state machine (members, generation, who owns what).

@@ -6,6 +6,7 @@ pub(crate) mod buffers;
 #[cfg(feature = "broker")]
 pub(crate) mod builder;
 pub(crate) mod commit;
+mod cursor;
 pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;
@@ -17,6 +18,7 @@ pub(crate) mod record;
 pub(crate) mod segment;
 
 pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS};
+pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};

@@ -209,8 +209,8 @@ fn field<'a>(body: &'a [u8], p: &mut usize, what: &str) -> Result<Option<&'a [u8
 }
 
 /// A record borrowed from its batch's bytes: no copy, no reference count, no allocation. Given by
-/// [`ReadBatch::for_each`](crate::ReadBatch::for_each); what views apply.
-/// [`ReadBatch::to_record`](crate::ReadBatch::to_record) makes the owned [`Record`] that
+/// [`ReadBatch::for_each`](crate::log::ReadBatch::for_each); what views apply.
+/// [`ReadBatch::to_record`](crate::log::ReadBatch::to_record) makes the owned [`Record`] that
 /// [`Partition::read`](crate::Partition::read) returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {

@@ -87,15 +87,9 @@ impl EmitLog {
 /// Appends `pending` to `topic` for view `view` version `version`; returns how many were appended.
 pub(crate) fn publish(topic: &Topic, view: &str, version: u64, pending: Vec<PendingEmit>) -> Result<u64> {
     let n = pending.len() as u64;
-    let mut records: Vec<NewRecord> = Vec::with_capacity(pending.len().min(EMIT_BATCH_RECORDS_MAX));
-    for p in pending {
-        records.push(to_record(view, version, p));
-        if records.len() == EMIT_BATCH_RECORDS_MAX {
-            topic.append(std::mem::take(&mut records))?;
-        }
-    }
-    if !records.is_empty() {
-        topic.append(records)?;
+    let records: Vec<NewRecord> = pending.into_iter().map(|p| to_record(view, version, p)).collect();
+    for chunk in records.chunks(EMIT_BATCH_RECORDS_MAX) {
+        topic.append(chunk)?;
     }
     Ok(n)
 }
@@ -177,7 +171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let topic = store.create_topic("out", 3, TopicConfig::default()).unwrap();
-        topic.append(vec![NewRecord::keyed("other", "a record of another writer")]).unwrap();
+        topic.append(&[NewRecord::keyed("other", "a record of another writer")]).unwrap();
         let mut log = EmitLog::default();
         let staged: Vec<NewRecord> = (0..10).map(|i| NewRecord::keyed(format!("k{i}"), format!("{i}"))).collect();
         log.stage(&topic, staged).unwrap();

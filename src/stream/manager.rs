@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -26,10 +26,8 @@ use crate::store::Store;
 
 const VIEWS_DIR: &str = "views";
 
-/// The live `Views` of each data directory in this process.
-static OPEN: Mutex<BTreeMap<PathBuf, Weak<ViewsInner>>> = Mutex::new(BTreeMap::new());
-
 /// Tuning of view runners.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct ViewsConfig {
     /// Checkpoint at least this often while records arrive (and always when caught up, and at shutdown).
@@ -43,6 +41,14 @@ pub struct ViewsConfig {
     /// How long an idle runner waits for data before it looks again (bounds shutdown latency).
     pub idle_wait_ms: u64,
 }
+
+crate::config::setters!(ViewsConfig {
+    checkpoint_interval_ms: u64,
+    checkpoint_interval_records: u64,
+    read_records_max: usize,
+    read_bytes_max: usize,
+    idle_wait_ms: u64,
+});
 
 impl Default for ViewsConfig {
     fn default() -> Self {
@@ -65,8 +71,9 @@ pub enum RebuildFrom {
     Timestamp(i64),
 }
 
-/// The views of a store. Cheap to clone; `Send + Sync`. Dropping the last handle stops every
-/// runner after a final checkpoint.
+/// The views of a store, which owns them ([`Store::views`]). Cheap to clone; `Send + Sync`. They
+/// run until [`close`](Self::close), or until the store's last handle and this registry's last
+/// handle are gone: each runner stops after a final checkpoint.
 #[derive(Debug, Clone)]
 pub struct Views {
     inner: Arc<ViewsInner>,
@@ -86,20 +93,10 @@ struct ViewsInner {
 impl Views {
     /// Opens the views of `store` (under `<data-dir>/views`) and resumes each declarative view
     /// from its checkpoint. Custom views resume when [`create_custom`](Self::create_custom) gives
-    /// their logic again. A store has one `Views`: while one is alive, `open` returns it (and
-    /// `config` is ignored), so two runners never share a checkpoint file.
+    /// their logic again. A store has one `Views`: once open, `open` (and [`Store::views`])
+    /// returns it (and `config` is ignored), so two runners never share a checkpoint file.
     pub fn open(store: &Store, config: ViewsConfig) -> Result<Views> {
-        // A live `Views` keeps its Store, and so the directory's exclusive lock: one registered
-        // for this directory belongs to this very store.
-        let key = std::fs::canonicalize(store.data_dir()).unwrap_or_else(|_| store.data_dir().to_path_buf());
-        let mut open = OPEN.lock();
-        open.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(inner) = open.get(&key).and_then(Weak::upgrade) {
-            return Ok(Views { inner });
-        }
-        let views = Self::open_new(store, config)?;
-        open.insert(key, Arc::downgrade(&views.inner));
-        Ok(views)
+        store.extension(|store| Self::open_new(&store, config))
     }
 
     fn open_new(store: &Store, config: ViewsConfig) -> Result<Views> {
@@ -441,14 +438,31 @@ impl Views {
         Ok(())
     }
 
-    /// Stops every runner after a final checkpoint. (Dropping the last handle does the same.)
+    /// Stops every runner after a final checkpoint, and the store forgets this registry: the next
+    /// [`Views::open`] starts them again from their checkpoints.
     pub fn close(self) {
-        drop(self);
+        let forgotten = self.inner.store.remove_extension::<Views>(|v| Arc::ptr_eq(&v.inner, &self.inner));
+        drop(forgotten);
+        self.inner.stop_runners();
+    }
+}
+
+impl Store {
+    /// The store's views (one registry per store), opened with [`ViewsConfig::default`] on first
+    /// use; [`Views::open`] chooses another config.
+    pub fn views(&self) -> Result<Views> {
+        Views::open(self, ViewsConfig::default())
     }
 }
 
 impl Drop for ViewsInner {
     fn drop(&mut self) {
+        self.stop_runners();
+    }
+}
+
+impl ViewsInner {
+    fn stop_runners(&self) {
         let slots: Vec<Arc<Slot>> = self.views.read().values().cloned().collect();
         for slot in &slots {
             slot.current.read().stop();
@@ -508,7 +522,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
 /// Internal topics (`__consumer_offsets`) hold records only their owner can read back: results
 /// written there would stop the group coordinator from opening the store again.
 fn check_emit_not_internal(topic: &str) -> Result<()> {
-    if topic.starts_with(crate::INTERNAL_TOPIC_PREFIX) {
+    if topic.starts_with(crate::limits::INTERNAL_TOPIC_PREFIX) {
         return Err(invalid("emit.topic", format!("topic {topic:?} is internal: a view cannot write to it")));
     }
     Ok(())

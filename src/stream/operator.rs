@@ -20,7 +20,7 @@ use crate::log::{NewRecord, Record};
 /// queried like any other view).
 ///
 /// ```
-/// use kappalog::{Record, ViewLogic};
+/// use kappalog::{Record, stream::ViewLogic};
 /// use serde_json::{json, Value};
 ///
 /// /// Bytes received per user.

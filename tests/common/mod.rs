@@ -127,7 +127,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Resumes paused fsyncs when dropped, so that a failing assertion never leaves appenders (and the
 /// store's close) waiting for an fsync forever.
-pub struct ResumeSyncs(pub std::sync::Arc<kappalog::FaultInjector>);
+pub struct ResumeSyncs(pub std::sync::Arc<kappalog::fault::FaultInjector>);
 
 impl Drop for ResumeSyncs {
     fn drop(&mut self) {
@@ -136,10 +136,9 @@ impl Drop for ResumeSyncs {
 }
 
 /// A store whose fault injector never fails; it counts writes and fsyncs, and can pause fsyncs.
-pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalog::FaultInjector>) {
-    let faults = kappalog::FaultInjector::new();
-    let config =
-        kappalog::StoreConfig { faults: Some(std::sync::Arc::clone(&faults)), ..kappalog::StoreConfig::default() };
+pub fn store_with_faults(dir: &Path) -> (kappalog::Store, std::sync::Arc<kappalog::fault::FaultInjector>) {
+    let faults = kappalog::fault::FaultInjector::new();
+    let config = kappalog::StoreConfig::default().faults(Some(std::sync::Arc::clone(&faults)));
     (kappalog::Store::open(dir, config).unwrap(), faults)
 }
 
@@ -155,12 +154,12 @@ pub fn threads_named(name: &str) -> usize {
 
 /// Every committer thread of a store holding a round in a paused fsync (of its own one-partition
 /// `sync` topic, `held-N`): while they are held, every other `sync` append of the store queues.
-/// Fsyncs must be paused ([`kappalog::FaultInjector::pause_syncs`]); resuming them lets these go.
+/// Fsyncs must be paused ([`kappalog::fault::FaultInjector::pause_syncs`]); resuming them lets these go.
 pub struct Committers(pub Vec<std::thread::JoinHandle<()>>);
 
 impl Committers {
-    pub fn occupy(store: &kappalog::Store, faults: &kappalog::FaultInjector) -> Committers {
-        let config = kappalog::TopicConfig { durability: kappalog::Durability::Sync, ..Default::default() };
+    pub fn occupy(store: &kappalog::Store, faults: &kappalog::fault::FaultInjector) -> Committers {
+        let config = kappalog::TopicConfig::default().durability(kappalog::Durability::Sync);
         let syncs0 = faults.syncs();
         let held = (0..kappalog::log::COMMIT_THREADS)
             .map(|i| {

@@ -8,12 +8,7 @@ use kappalog::{Record, Store, StoreConfig, Views, ViewsConfig};
 
 /// Views that checkpoint often, so tests exercise checkpoints.
 pub fn fast_views() -> ViewsConfig {
-    ViewsConfig {
-        checkpoint_interval_ms: 20,
-        checkpoint_interval_records: 2000,
-        idle_wait_ms: 20,
-        ..ViewsConfig::default()
-    }
+    ViewsConfig::default().checkpoint_interval_ms(20).checkpoint_interval_records(2000).idle_wait_ms(20)
 }
 
 pub fn open(dir: &std::path::Path) -> (Store, Views) {
@@ -27,12 +22,7 @@ pub fn all_records(store: &Store, topic: &str) -> Vec<(u32, Record)> {
     let t = store.topic(topic).unwrap();
     let mut out = Vec::new();
     for p in t.partitions().iter() {
-        let mut next = p.log_start_offset();
-        while next < p.high_watermark() {
-            let batch = p.read(next, 1 << 20, 10_000).unwrap();
-            next = batch.last().unwrap().offset + 1;
-            out.extend(batch.into_iter().map(|r| (p.id(), r)));
-        }
+        out.extend(p.cursor_from_start().map(|r| (p.id(), r.unwrap())));
     }
     out
 }

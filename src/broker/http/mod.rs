@@ -104,7 +104,7 @@ impl AppState {
     /// views (resuming each from its checkpoint). Blocking: it replays the committed offsets and
     /// loads checkpoints. The views stop (after a final checkpoint) when the last clone is dropped.
     pub fn new(store: Store, config: HttpConfig) -> crate::Result<AppState> {
-        let coordinator = crate::groups::GroupCoordinator::open(&store)?;
+        let coordinator = store.groups()?;
         let views = crate::stream::Views::open(&store, crate::stream::ViewsConfig::default())?;
         let memory = budget::MemoryBudget::new(config.requests_memory_bytes_max);
         Ok(AppState {

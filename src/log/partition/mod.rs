@@ -29,12 +29,16 @@ use crate::fault::FaultInjector;
 
 pub(crate) use write::PreparedBatch;
 
-/// What an append assigned: offsets `base_offset..=last_offset`, in the order given.
+/// Where appended records went: offsets `base_offset..=last_offset` of partition `partition`, in
+/// the order given. [`Partition::append`] gives one for its batch; [`Topic::append`](crate::Topic::append)
+/// one per record (`base_offset == last_offset`), as records of one append may go to several
+/// partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    pub partition: u32,
     pub base_offset: u64,
     pub last_offset: u64,
-    /// The timestamp of the first record as stored (the append time under `LogAppendTime`).
+    /// The stored timestamp of the first record (the append time under `LogAppendTime`).
     pub timestamp: i64,
     /// The log's clock when the batch was written: the stored timestamp of every record that came
     /// without one (and of all records under `LogAppendTime`).

@@ -191,6 +191,7 @@ impl Partition {
                 crate::log::buffers::give(buf);
             }
             let appended = Appended {
+                partition: self.inner.id,
                 base_offset,
                 last_offset: header.last_offset(),
                 timestamp: header.first_timestamp,

@@ -61,7 +61,7 @@ pub async fn subscribe(
     let sub = match (req.topics, req.topic_pattern) {
         (Some(t), None) if !t.is_empty() => {
             for name in &t {
-                crate::validate_topic_name(name)?;
+                crate::limits::validate_topic_name(name)?;
             }
             Subscription::Topics(t)
         }

@@ -77,6 +77,12 @@ fn a_record_that_is_not_json_does_not_block_json_readers() {
         let at = json!({"offsets": [{"topic": "j", "partition": 0, "offset": offset}]});
         assert_eq!(http.post(&format!("{c}/positions"), &at).0, 204);
     };
+    // From the start: the records before the bad one, then the bad one's 4xx.
+    seek(0);
+    let (s, recs) = http.get_accept(&format!("{c}/records?timeout=0"), JSON_V2);
+    assert_eq!((s, offsets(&recs)), (200, vec![0, 1]), "a JSON poll returns the records before the bad one");
+    let (s, e) = http.get_accept(&format!("{c}/records?timeout=0"), JSON_V2);
+    assert_eq!(s, 406, "{e}");
     seek(2);
     let (s, e) = http.get_accept(&format!("{c}/records?timeout=0"), JSON_V2);
     assert_eq!(s, 406, "{e}");

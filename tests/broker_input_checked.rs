@@ -1,6 +1,6 @@
 //! The broker checks its input at the edge: a topic config that overflows an i64 clock is a 422
 //! naming it, `reset-offsets` with an empty `partitions` list is a 422 naming the field, `Accept`
-//! is read with its q-values, and `serve` refuses a `consumer_instance_timeout_ms` below its minimum.
+//! is read with its q-values, a consumer instance's timeout has a minimum, and `serve` refuses a `consumer_instance_timeout_ms` below its minimum.
 
 mod broker_common;
 
@@ -42,6 +42,12 @@ fn overflowing_configs_empty_partition_lists_and_q_values() {
     let accept = format!("{JSON_V2};q=0, {BINARY_V2}");
     let (s, recs) = http.get_accept("/topics/t/partitions/0/records?offset=0&timeout=0", &accept);
     assert_eq!((s, recs[0]["value"].clone()), (200, json!("eyJhIjoxfQ==")), "{recs}");
+
+    // A consumer instance whose timeout is below the minimum is refused, naming the field.
+    let (s, b) = http.post("/consumers/g", &json!({"name": "c", "consumer.instance.timeout.ms": 0}));
+    assert_eq!(s, 422, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("consumer.instance.timeout.ms"), "{b}");
+    assert_eq!(http.post("/consumers/g", &json!({"name": "c", "consumer.instance.timeout.ms": 100})).0, 200);
 }
 
 #[test]

@@ -78,7 +78,14 @@ impl Settings {
                 "consumer.request.timeout.ms" => {
                     s.request_timeout_ms = get_u64(v, k)?.min(super::super::FETCH_TIMEOUT_MS_MAX)
                 }
-                "consumer.instance.timeout.ms" => s.instance_timeout_ms = get_u64(v, k)?.max(1),
+                "consumer.instance.timeout.ms" => {
+                    let ms = get_u64(v, k)?;
+                    let min = super::super::CONSUMER_INSTANCE_TIMEOUT_MS_MIN;
+                    if ms < min {
+                        return Err(invalid(format!("field {k}: {ms} is below the minimum, {min} ms")));
+                    }
+                    s.instance_timeout_ms = ms;
+                }
                 "fetch.min.bytes" => {}
                 other => return Err(invalid(format!("unknown consumer config {other:?}"))),
             }

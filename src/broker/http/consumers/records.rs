@@ -145,20 +145,39 @@ fn look(
 }
 
 /// Reads, renders, and only then moves the positions: a record that cannot be rendered is not
-/// skipped.
+/// skipped. The records are cut at `max_bytes` (key, value and header bytes; at least one record,
+/// so that a consumer always progresses); fetched as JSON, a record that is not JSON ends the
+/// answer before it, and is an error (naming its offset) when it comes first.
 fn answer(inst: &mut Instance, request: FetchRequest, format: Format) -> Result<Answer, ApiError> {
-    let records = inst.consumer.fetch(FETCH_RECORDS_MAX, request.max_bytes as usize)?;
-    let answer = render(&records, format, request.include)?;
+    let mut records = inst.consumer.fetch(FETCH_RECORDS_MAX, request.max_bytes as usize)?;
+    let mut total = 0u64;
+    let fits = records
+        .iter()
+        .position(|(_, r)| {
+            total += super::super::fetch::record_bytes(r);
+            total > request.max_bytes
+        })
+        .map_or(records.len(), |n| n.max(1));
+    records.truncate(fits);
+    let answer = match render(&records, format, request.include) {
+        Ok(answer) => answer,
+        Err((0, e)) => return Err(e),
+        Err((bad, _)) => {
+            records.truncate(bad);
+            render(&records, format, request.include).map_err(|(_, e)| e)?
+        }
+    };
     inst.consumer.advance(&records);
     Ok(answer)
 }
 
-fn render(records: &[(TopicPartition, Record)], format: Format, include: Include) -> Result<Answer, ApiError> {
+/// The answer's body, or the place of the first record that cannot be rendered and why.
+fn render(records: &[(TopicPartition, Record)], format: Format, include: Include) -> Result<Answer, (usize, ApiError)> {
     let mut out = Vec::with_capacity(records.len());
     let mut value_bytes = 0u64;
-    for (tp, r) in records {
+    for (i, (tp, r)) in records.iter().enumerate() {
         value_bytes += r.value.as_ref().map_or(0, |v| v.len()) as u64;
-        out.push(render_record(&tp.topic, tp.partition, r, format, include)?);
+        out.push(render_record(&tp.topic, tp.partition, r, format, include).map_err(|e| (i, e))?);
     }
     let body = serde_json::to_vec(&out).expect("records serialize");
     Ok(Answer { body, records: records.len() as u64, value_bytes })

@@ -283,6 +283,10 @@ pub struct StoreConfig {
     /// The compaction key map's budget in bytes (at least [`OFFSET_MAP_BYTES_MIN`]); a dirty
     /// section with more keys is cleaned in several passes.
     pub offset_map_bytes: usize,
+    /// Group-commit threads (1..=[`COMMIT_THREADS_MAX`](crate::log::COMMIT_THREADS_MAX), default
+    /// [`COMMIT_THREADS`](crate::log::COMMIT_THREADS)): with more than one, rounds on different
+    /// partitions overlap their fsyncs; one gives fewer, larger rounds.
+    pub commit_threads: usize,
 }
 
 impl Default for StoreConfig {
@@ -293,6 +297,7 @@ impl Default for StoreConfig {
             flush_tick_ms: 10,
             cleaner_interval_ms: CLEANER_INTERVAL_MS_DEFAULT,
             offset_map_bytes: OFFSET_MAP_BYTES_DEFAULT,
+            commit_threads: crate::log::COMMIT_THREADS,
         }
     }
 }
@@ -304,6 +309,7 @@ setters!(StoreConfig {
     flush_tick_ms: u64,
     cleaner_interval_ms: u64,
     offset_map_bytes: usize,
+    commit_threads: usize,
 });
 
 /// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.

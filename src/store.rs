@@ -188,7 +188,7 @@ impl Store {
             std::fs::create_dir_all(&topics_dir).map_err(|e| Error::io(&topics_dir, e))?;
             sync_dir(&dir)?;
         }
-        let committer = Committer::start(config.faults.clone())?;
+        let committer = Committer::start(config.faults.clone(), config.commit_threads)?;
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(|e| Error::io(&topics_dir, e))? {
             let entry = entry.map_err(|e| Error::io(&topics_dir, e))?;

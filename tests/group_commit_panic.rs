@@ -17,7 +17,10 @@ const TASKS: usize = 8;
 #[test]
 fn a_panic_in_the_group_commit_fails_its_appenders_and_poisons_the_partition() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, faults) = store_with_faults(dir.path());
+    // Two committers: the round after the held fsync is written while it is held.
+    let faults = kappalog::fault::FaultInjector::new();
+    let config = StoreConfig::default().faults(Some(Arc::clone(&faults))).commit_threads(2);
+    let store = Store::open(dir.path(), config).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let config = TopicConfig::default().durability(Durability::Sync);
     let p = store.create_topic("t", 1, config.clone()).unwrap().partition(0).unwrap();

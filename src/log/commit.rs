@@ -43,9 +43,13 @@ pub const COMMIT_QUEUE_BATCHES_MAX: usize = 4096;
 /// let into an empty queue, whatever its size, up to `BATCH_BYTES_MAX`).
 pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Committer threads per store: while one fsyncs its round, the next writes and fsyncs the next
-/// (rounds on other partitions' files overlap their fsyncs; on one file they take turns).
-pub const COMMIT_THREADS: usize = 4;
+/// Committer threads per store. With more than one, while one fsyncs its round the next writes and
+/// fsyncs the next (rounds on other partitions' files overlap their fsyncs; on one file they take
+/// turns). One gives fewer, larger rounds, which measured best for one partition's appenders, the
+/// common case (the broker benchmark and the log benchmark's group commit, benches/README.md).
+pub const COMMIT_THREADS: usize = 1;
+/// The most committer threads a store may ask for (`StoreConfig::commit_threads`).
+pub const COMMIT_THREADS_MAX: usize = 16;
 
 const _: () = assert!(COMMIT_QUEUE_BYTES_MAX >= crate::config::BATCH_BYTES_MAX as usize);
 
@@ -177,9 +181,10 @@ impl PendingAsync {
 }
 
 impl Committer {
-    /// Starts the committer thread of a store.
-    pub fn start(faults: Option<Arc<FaultInjector>>) -> Result<Committer> {
-        Self::start_with_limits(faults, COMMIT_THREADS, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
+    /// Starts the `threads` committer threads of a store (clamped to 1..=[`COMMIT_THREADS_MAX`]).
+    pub fn start(faults: Option<Arc<FaultInjector>>, threads: usize) -> Result<Committer> {
+        let threads = threads.clamp(1, COMMIT_THREADS_MAX);
+        Self::start_with_limits(faults, threads, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
     }
 
     fn start_with_limits(

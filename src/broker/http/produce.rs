@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 
 use super::content::{convert, partition_id, request_format, PathParams};
 use super::errors::{unless_deleted, ApiError, CONTENT_TYPE_V2};
-use super::produce_body::{for_each_record, OffsetsBody};
+use super::produce_body::{for_each_record, OffsetsBody, OFFSETS_PER_CHUNK};
 use super::topics::blocking;
 use super::AppState;
 use crate::topic_append::TopicAppend;
@@ -55,6 +55,9 @@ async fn topic_for_produce(state: &AppState, name: &str) -> Result<Topic, ApiErr
     }
 }
 
+/// Produce bodies up to this size are parsed on the request's task instead of the blocking pool.
+pub const PRODUCE_INLINE_BYTES_MAX: usize = 16 * 1024;
+
 async fn produce(
     state: AppState,
     topic: String,
@@ -78,7 +81,8 @@ async fn produce(
         t.partition(p)?;
     }
     let started = std::time::Instant::now();
-    let (ready, bytes, t) = blocking(move || {
+    let small = body.len() <= PRODUCE_INLINE_BYTES_MAX;
+    let build = move || {
         let mut append = TopicAppend::new(&t);
         let mut bytes = 0u64;
         for_each_record(&body, |i, r| {
@@ -89,15 +93,23 @@ async fn produce(
         })?;
         debug_assert!(append.count() > 0);
         Ok((append.finish()?, bytes, t))
-    })
-    .await?;
+    };
+    // A small body is parsed and encoded on the request's task: a hop to the blocking pool would
+    // cost more than the work, and every single-record produce would pay it.
+    let (ready, bytes, t) = if small { build()? } else { blocking(build).await? };
     let placed = ready.commit().await.map_err(|e| {
         let deleted = t.partitions().iter().any(|p| p.is_deleted());
         unless_deleted(e, t.name(), deleted)
     })?;
     state.metrics().appended(started.elapsed().as_secs_f64());
     state.metrics().produced(placed.count() as u64, bytes);
-    let mut response = axum::body::Body::from_stream(OffsetsBody::new(placed.into_iter())).into_response();
+    // Small answers (a request of a few records: most of them) go whole; large ones in chunks.
+    let body = if placed.count() <= OFFSETS_PER_CHUNK {
+        axum::body::Body::from(OffsetsBody::new(placed.into_iter()).into_bytes())
+    } else {
+        axum::body::Body::from_stream(OffsetsBody::new(placed.into_iter()))
+    };
+    let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
     Ok(response)
 }

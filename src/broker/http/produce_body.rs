@@ -123,7 +123,7 @@ impl<'de, F: FnMut(usize, ProduceRecord<'de>) -> Result<(), ApiError>> Visitor<'
 }
 
 /// Offsets rendered per chunk of the streamed response.
-const OFFSETS_PER_CHUNK: usize = 2048;
+pub(crate) const OFFSETS_PER_CHUNK: usize = 2048;
 
 /// The produce response, `{"key_schema_id":null,"value_schema_id":null,"offsets":[...]}`, made a
 /// chunk at a time as the client reads it, from where the records went.
@@ -138,14 +138,21 @@ impl<I: Iterator<Item = (u32, u64)>> OffsetsBody<I> {
     pub fn new(offsets: I) -> OffsetsBody<I> {
         OffsetsBody { offsets, started: false, done: false }
     }
-}
 
-impl<I: Iterator<Item = (u32, u64)> + Unpin> futures_core::Stream for OffsetsBody<I> {
-    type Item = Result<Bytes, std::convert::Infallible>;
-    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    /// The whole body at once: for answers of at most [`OFFSETS_PER_CHUNK`] offsets, sent with a
+    /// `Content-Length` instead of in chunks.
+    pub fn into_bytes(mut self) -> Bytes {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk() {
+            out.extend_from_slice(&chunk);
+        }
+        Bytes::from(out)
+    }
+
+    fn next_chunk(&mut self) -> Option<Bytes> {
         use std::fmt::Write as _;
         if self.done {
-            return Poll::Ready(None);
+            return None;
         }
         let mut out = String::with_capacity(OFFSETS_PER_CHUNK * 64);
         if !self.started {
@@ -169,7 +176,14 @@ impl<I: Iterator<Item = (u32, u64)> + Unpin> futures_core::Stream for OffsetsBod
             }
         }
         self.started = true;
-        Poll::Ready(Some(Ok(Bytes::from(out))))
+        Some(Bytes::from(out))
+    }
+}
+
+impl<I: Iterator<Item = (u32, u64)> + Unpin> futures_core::Stream for OffsetsBody<I> {
+    type Item = Result<Bytes, std::convert::Infallible>;
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.next_chunk().map(Ok))
     }
 }
 
@@ -222,5 +236,11 @@ mod tests {
         assert_eq!(v["offsets"].as_array().unwrap().len(), 5000);
         assert_eq!(v["offsets"][4999]["offset"], 4999);
         assert_eq!(v["offsets"][4]["partition"], 1);
+        // The same text at once, as small answers are sent.
+        let whole = OffsetsBody::new((0..5000u64).map(|o| ((o % 3) as u32, o))).into_bytes();
+        assert_eq!(&whole[..], &text[..]);
+        let one: serde_json::Value =
+            serde_json::from_slice(&OffsetsBody::new([(2, 7)].into_iter()).into_bytes()).unwrap();
+        assert_eq!(one["offsets"][0]["offset"], 7);
     }
 }

@@ -45,8 +45,9 @@ pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Committer threads per store. With more than one, while one fsyncs its round the next writes and
 /// fsyncs the next (rounds on other partitions' files overlap their fsyncs; on one file they take
-/// turns). One gives fewer, larger rounds, which measured best for one partition's appenders, the
-/// common case (the broker benchmark and the log benchmark's group commit, benches/README.md).
+/// turns). One gives fewer, larger rounds: best for many small appends (single-record produce, the
+/// log benchmark's group commit); more help large appends spread over partitions
+/// (benches/README.md).
 pub const COMMIT_THREADS: usize = 1;
 /// The most committer threads a store may ask for (`StoreConfig::commit_threads`).
 pub const COMMIT_THREADS_MAX: usize = 16;

@@ -45,8 +45,9 @@
 //!   offset reset and lag, as Kafka's ([`groups`]).
 //! - Views ([`Store::views`]): keyed state over topics from a JSON spec ([`ViewSpec`]: filter, key,
 //!   tumbling / hopping / session windows on event time, count / sum / min / max / avg / latest,
-//!   having, emit) or Rust code ([`stream::ViewLogic`]); exactly-once state (state and offsets
-//!   checkpointed atomically); rebuilds beside the serving version with an atomic switch
+//!   having, emit) or Rust code ([`stream::ViewLogic`]); event time aligned across partitions, so
+//!   a replay computes what live processing computed; exactly-once state (state and offsets
+//!   checkpointed atomically) and emits; rebuilds beside the serving version with an atomic switch
 //!   ([`stream`]).
 //! - The broker (cargo feature `broker`, on by default): `kappalog serve`, an HTTP API (Confluent
 //!   REST Proxy v2 and extensions) as an embeddable axum router, and the CLI. Without the feature

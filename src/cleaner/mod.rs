@@ -6,7 +6,7 @@
 //! # Guarantees
 //! - **Retention** deletes only whole sealed segments, oldest first, never the active one. The log
 //!   start offset moves durably before any file goes; reads below it get
-//!   [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange). A reader holding records of a deleted
+//!   [`crate::Error::OffsetOutOfRange`]. A reader holding records of a deleted
 //!   segment keeps reading them (the memory map outlives the file).
 //! - **Compaction** (Kafka's four guarantees, tested in `tests/compaction_guarantees.rs`):
 //!   1. a consumer that keeps up with the head (reads records before they leave the dirty section,

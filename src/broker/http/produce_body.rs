@@ -139,7 +139,7 @@ impl<I: Iterator<Item = (u32, u64)>> OffsetsBody<I> {
         OffsetsBody { offsets, started: false, done: false }
     }
 
-    /// The whole body at once: for answers of at most [`OFFSETS_PER_CHUNK`] offsets, sent with a
+    /// The whole body at once: for answers of at most `OFFSETS_PER_CHUNK` offsets, sent with a
     /// `Content-Length` instead of in chunks.
     pub fn into_bytes(mut self) -> Bytes {
         let mut out = Vec::new();

@@ -89,7 +89,11 @@ impl Source {
 /// The version's source partitions, in the order of its topics then partition ids, keeping what
 /// `old` knew of each (call it when nothing is buffered). Slots of partitions that are no longer
 /// sources (a deleted topic) are idle: they do not hold the watermark back.
-fn sources(slot: &Slot, v: &Version, old: Vec<Source>, now_ms: i64) -> Vec<Source> {
+fn sources(slot: &Slot, v: &Version, old: Vec<Source>, now_ms: i64) -> Result<Vec<Source>> {
+    // A source deleted (and maybe created again) since `old` was made: its offsets are not the
+    // new topic's, so the view fails rather than read the new one from them. The old handle was
+    // marked deleted before any new topic of that name existed, so checking it here leaves no gap.
+    check_sources(slot, v, &old)?;
     let mut st = v.state.write();
     let mut out = Vec::new();
     for (topic_index, name) in v.definition.topics().iter().enumerate() {
@@ -113,7 +117,7 @@ fn sources(slot: &Slot, v: &Version, old: Vec<Source>, now_ms: i64) -> Vec<Sourc
             st.set_idle(i, true);
         }
     }
-    out
+    Ok(out)
 }
 
 fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
@@ -136,7 +140,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         v.state.write().snap.emit = log;
         emit::publish(topic, &slot.name, v.number, staged)?;
     }
-    let mut sources = sources(slot, v, Vec::new(), clock.now_ms());
+    let mut sources = sources(slot, v, Vec::new(), clock.now_ms())?;
     let mut last_checkpoint = Instant::now();
     let mut since_checkpoint = 0u64;
     let mut emits: Vec<NewRecord> = Vec::new();
@@ -193,7 +197,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             super::manager::promote(slot, v)?;
         }
         // Pick up partitions added since.
-        sources = self::sources(slot, v, sources, clock.now_ms());
+        sources = self::sources(slot, v, sources, clock.now_ms())?;
         wait_for_data(&rt, v, &sources, cfg.idle_wait_ms);
     }
     if since_checkpoint > 0 || !v.state.read().snap.emit.pending.is_empty() {

@@ -1,0 +1,206 @@
+//! The store: a data directory under an exclusive lock, and its registry of topics.
+
+mod builder;
+mod open;
+mod topics;
+
+pub use builder::StoreBuilder;
+
+use std::any::{Any, TypeId};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::config::StoreConfig;
+use crate::error::{Error, Result};
+use crate::log::commit::Committer;
+use crate::log::io::sync_dir;
+use crate::log::Partition;
+use crate::topic::Topic;
+
+/// The on-disk format version this build writes and the newest it reads (history: section 13 of
+/// `segment-format.md`). An older store is upgraded when opened (see `check_format`).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The file in the data directory whose exclusive lock a `Store` holds.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+const META_FILE: &str = "kappalog.json";
+const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+const TOPICS_DIR: &str = "topics";
+const TRASH_DIR: &str = "trash";
+const TOPIC_META_FILE: &str = "topic.json";
+/// Topics whose names start with this belong to kappalog itself (e.g. `__consumer_offsets`).
+pub const INTERNAL_TOPIC_PREFIX: &str = "__";
+/// Why a user may not create or reconfigure a topic of that name.
+const INTERNAL_NAME: &str = "names starting with \"__\" are kappalog's internal topics";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoreMeta {
+    format_version: u32,
+}
+
+type Registry = Arc<RwLock<BTreeMap<String, Topic>>>;
+
+/// An open data directory. Cheap to clone; `Send + Sync`. Dropping the last handle stops its views
+/// (after a final checkpoint), flushes every partition and marks a clean shutdown, so the next open
+/// does not scan the logs.
+///
+/// The store owns one group coordinator ([`Store::groups`]) and one views registry
+/// ([`Store::views`]): every user of a store sees the same members, offsets and view runners.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+    /// `None` in the handles the extensions themselves hold (so that they do not keep themselves
+    /// alive); `Some` in every handle `open` gave and its clones.
+    extensions: Option<Arc<Extensions>>,
+}
+
+/// What the layers above keep per store, one value per type (its group coordinator, its views),
+/// alive while a handle from [`Store::open`] is. Kept by type so that the store names none of them.
+#[derive(Default)]
+struct Extensions {
+    slots: Mutex<Vec<(TypeId, Slot)>>,
+}
+
+type Extension = Box<dyn Any + Send + Sync>;
+/// One type's extension, locked on its own while it opens.
+type Slot = Arc<Mutex<Option<Extension>>>;
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extensions").field("slots", &self.slots.lock().len()).finish()
+    }
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    dir: PathBuf,
+    config: StoreConfig,
+    topics: Registry,
+    /// Serializes create / delete / alter of topics.
+    admin: Mutex<()>,
+    flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// The background cleaner (retention and compaction); `None` when `cleaner_interval_ms` is 0.
+    cleaner: Mutex<Option<crate::cleaner::Cleaner>>,
+    /// The group commit every `sync` append of the store goes through.
+    committer: Committer,
+    /// The extensions of the handles `open` gave, for the handles without them.
+    extensions: Weak<Extensions>,
+    /// Held for the life of the store: the exclusive lock.
+    _lock: File,
+}
+
+impl Store {
+    /// The store's one `T` (its group coordinator, its views), made by `open` the first time, with
+    /// a handle that does not keep the extensions alive. [`Error::Closed`] once every handle from
+    /// [`Store::open`] is gone.
+    pub(crate) fn extension<T: Any + Clone + Send + Sync>(&self, open: impl FnOnce(Store) -> Result<T>) -> Result<T> {
+        let extensions = match &self.extensions {
+            Some(e) => Arc::clone(e),
+            None => self.inner.extensions.upgrade().ok_or(Error::Closed)?,
+        };
+        let slot = {
+            let mut slots = extensions.slots.lock();
+            match slots.iter().find(|(id, _)| *id == TypeId::of::<T>()) {
+                Some((_, slot)) => Arc::clone(slot),
+                None => {
+                    let slot = Arc::new(Mutex::new(None));
+                    slots.push((TypeId::of::<T>(), Arc::clone(&slot)));
+                    slot
+                }
+            }
+        };
+        // Only this type's slot is locked while it opens: another type's open may run meanwhile.
+        let mut slot = slot.lock();
+        if let Some(t) = slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+            return Ok(t.clone());
+        }
+        let t = open(Store { inner: Arc::clone(&self.inner), extensions: None })?;
+        *slot = Some(Box::new(t.clone()));
+        Ok(t)
+    }
+
+    /// Forgets the store's `T` when `is_it` says it is the one given (its `close`): the next
+    /// [`extension`](Self::extension) opens a new one.
+    pub(crate) fn remove_extension<T: Any>(
+        &self,
+        is_it: impl FnOnce(&T) -> bool,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
+        let extensions = self.extensions.clone().or_else(|| self.inner.extensions.upgrade())?;
+        let slot =
+            extensions.slots.lock().iter().find(|(id, _)| *id == TypeId::of::<T>()).map(|(_, s)| Arc::clone(s))?;
+        let mut slot = slot.lock();
+        match slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+            Some(t) if is_it(t) => slot.take(),
+            _ => None,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Fsyncs every partition of every topic.
+    pub fn flush(&self) -> Result<()> {
+        let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
+        for t in topics {
+            for p in t.partitions().iter() {
+                if !p.is_poisoned() {
+                    p.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and closes this handle. The clean-shutdown mark is written when the last
+    /// handle goes.
+    pub fn close(self) -> Result<()> {
+        self.flush()
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        drop(self.cleaner.lock().take());
+        if let Some((stop, handle)) = self.flusher.lock().take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        // What is queued is committed; later appends fail with `Closed`.
+        self.committer.stop();
+        let mut clean = true;
+        for t in self.topics.read().values() {
+            for p in t.partitions().iter() {
+                p.mark_closed();
+                // Corruption recovery found is only found again by a full scan: a clean mark
+                // would make the next open trust the indexes and stop reporting it.
+                if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() || p.cut_tail_for_close().is_err()
+                {
+                    clean = false;
+                }
+            }
+        }
+        if clean {
+            let path = self.dir.join(CLEAN_SHUTDOWN_FILE);
+            let ok = File::create(&path).and_then(|f| f.sync_all()).is_ok() && sync_dir(&self.dir).is_ok();
+            tracing::info!(dir = %self.dir.display(), clean = ok, "store closed");
+        }
+    }
+}
+
+impl Partition {
+    /// The cleaner's state of this partition; its lock serializes retention and compaction.
+    pub(crate) fn maintenance(&self) -> &Mutex<crate::cleaner::CleanerState> {
+        self.maintenance_state()
+    }
+}

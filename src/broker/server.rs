@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     pub keep_alive_idle_ms: Option<u64>,
     pub connections_max: Option<usize>,
+    pub commit_threads: Option<usize>,
 }
 
 impl FileConfig {
@@ -60,6 +61,8 @@ pub struct ServeConfig {
     pub advertised_uri: Option<String>,
     /// How often the background cleaner runs retention and compaction; 0 disables it.
     pub cleaner_interval_ms: u64,
+    /// Group-commit threads of the store (1..=[`COMMIT_THREADS_MAX`](crate::log::COMMIT_THREADS_MAX)).
+    pub commit_threads: usize,
     pub http: HttpConfig,
     pub connections: ConnectionConfig,
 }
@@ -71,6 +74,7 @@ impl Default for ServeConfig {
             listen: LISTEN_DEFAULT.into(),
             advertised_uri: None,
             cleaner_interval_ms: crate::limits::CLEANER_INTERVAL_MS_DEFAULT,
+            commit_threads: crate::log::COMMIT_THREADS,
             http: HttpConfig::default(),
             connections: ConnectionConfig::default(),
         }
@@ -119,6 +123,9 @@ impl ServeConfig {
         if f.connections_max.is_some() {
             self.connections.connections_max = f.connections_max;
         }
+        if let Some(v) = f.commit_threads {
+            self.commit_threads = v;
+        }
         self
     }
 }
@@ -152,6 +159,10 @@ impl ServeConfig {
         if self.connections.connections_max == Some(0) {
             return bad("connections_max", "must be positive".into());
         }
+        let max = crate::log::COMMIT_THREADS_MAX;
+        if !(1..=max).contains(&self.commit_threads) {
+            return bad("commit_threads", format!("{} is outside 1..={max}", self.commit_threads));
+        }
         Ok(())
     }
 }
@@ -181,7 +192,11 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .thread_name("kappalog-http")
         .build()
         .map_err(|e| ServeError::Io { what: "starting the runtime".into(), source: e })?;
-    let store_config = StoreConfig { cleaner_interval_ms: config.cleaner_interval_ms, ..StoreConfig::default() };
+    let store_config = StoreConfig {
+        cleaner_interval_ms: config.cleaner_interval_ms,
+        commit_threads: config.commit_threads,
+        ..StoreConfig::default()
+    };
     let store = Store::open(&config.data_dir, store_config)?;
     let result = runtime.block_on(run(store.clone(), listen, config));
     // Requests past the grace period are dropped with the runtime; blocking appends finish first.

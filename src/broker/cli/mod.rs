@@ -78,7 +78,8 @@ pub struct ServeArgs {
     #[arg(long, env = "KAPPALOG_LISTEN")]
     pub listen: Option<String>,
     /// A TOML config file (keys: data_dir, listen, body_bytes_max, auto_create_topics,
-    /// auto_create_partitions, consumer_instance_timeout_ms, advertised_uri, cleaner_interval_ms).
+    /// auto_create_partitions, consumer_instance_timeout_ms, advertised_uri, cleaner_interval_ms,
+    /// commit_threads, ...).
     #[arg(long, env = "KAPPALOG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Create unknown topics on produce.
@@ -93,6 +94,9 @@ pub struct ServeArgs {
     /// How often the background cleaner runs retention and compaction, in ms (0 disables it).
     #[arg(long, env = "KAPPALOG_CLEANER_INTERVAL_MS")]
     pub cleaner_interval_ms: Option<u64>,
+    /// Group-commit threads of the store, 1..=16 (default 1).
+    #[arg(long, env = "KAPPALOG_COMMIT_THREADS")]
+    pub commit_threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +212,7 @@ impl ServeArgs {
             consumer_instance_timeout_ms: self.consumer_instance_timeout_ms,
             advertised_uri: None,
             cleaner_interval_ms: self.cleaner_interval_ms,
+            commit_threads: self.commit_threads,
             ..FileConfig::default()
         });
         Ok(cfg)
@@ -292,6 +297,7 @@ mod tests {
             body_bytes_max: Some(10),
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
+            commit_threads: None,
         };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/from/file"));
@@ -308,6 +314,7 @@ mod tests {
             body_bytes_max: None,
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
+            commit_threads: None,
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("unknown_key"), "{err}");
@@ -315,5 +322,34 @@ mod tests {
         let defaults = ServeConfig::default();
         assert_eq!(defaults.data_dir, std::path::PathBuf::from(server::DATA_DIR_DEFAULT));
         assert_eq!(defaults.listen, server::LISTEN_DEFAULT);
+    }
+
+    #[test]
+    fn commit_threads_from_the_file_or_the_flag_and_checked_against_its_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kappalog.toml");
+        let args = |file: &str, flag: Option<usize>| {
+            std::fs::write(&path, file).unwrap();
+            ServeArgs {
+                data_dir: None,
+                listen: None,
+                config: Some(path.clone()),
+                auto_create_topics: None,
+                body_bytes_max: None,
+                consumer_instance_timeout_ms: None,
+                cleaner_interval_ms: None,
+                commit_threads: flag,
+            }
+            .resolve()
+            .unwrap()
+        };
+        assert_eq!(ServeConfig::default().commit_threads, crate::log::COMMIT_THREADS);
+        assert_eq!(args("commit_threads = 3\n", None).commit_threads, 3);
+        assert_eq!(args("commit_threads = 3\n", Some(2)).commit_threads, 2);
+        args("", Some(crate::log::COMMIT_THREADS_MAX)).validate().unwrap();
+        for bad in [0, crate::log::COMMIT_THREADS_MAX + 1] {
+            let err = args("", Some(bad)).validate().unwrap_err().to_string();
+            assert!(err.contains("commit_threads") && err.contains("outside 1..=16"), "{bad}: {err}");
+        }
     }
 }

@@ -313,7 +313,8 @@ impl Store {
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         sync_dir(&topics_dir)?;
-        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config };
+        let id = Some(crate::TopicId::random()?);
+        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), id, partitions, config };
         let topic = build_topic(&dir, &meta, &self.inner.config, &self.inner.committer.handle(), true)?;
         write_meta(&dir, &meta)?;
         self.inner.topics.write().insert(name.to_string(), topic.clone());
@@ -370,6 +371,7 @@ impl Store {
         let meta = TopicMeta {
             format_version: FORMAT_VERSION,
             name: name.to_string(),
+            id: Some(topic.id()),
             partitions: topic.partition_count(),
             config: config.clone(),
         };
@@ -394,8 +396,8 @@ impl Store {
         for id in current..partitions {
             list.push(open_partition(&topic.inner.dir, &topic, id, &self.inner.config, true)?);
         }
-        let meta =
-            TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config: topic.config() };
+        let (id, config) = (Some(topic.id()), topic.config());
+        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), id, partitions, config };
         write_meta(&topic.inner.dir, &meta)?;
         *topic.inner.partitions.write() = Arc::new(list);
         Ok(())
@@ -519,7 +521,7 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
     let path = dir.join(TOPIC_META_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let bad = |why: String| Error::Corrupted { path: path.clone(), position: 0, detail: Corruption::Malformed(why) };
-    let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if meta.format_version > FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
     }
@@ -530,6 +532,11 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
         return Err(bad(format!("partition count {}", meta.partitions)));
     }
     meta.config.validate().map_err(|e| bad(e.to_string()))?;
+    if meta.id.is_none() {
+        // Written by a build without topic ids: the topic gets one now, kept from then on.
+        meta.id = Some(crate::TopicId::random()?);
+        write_meta(dir, &meta)?;
+    }
     build_topic(dir, &meta, config, committer, clean)
 }
 
@@ -543,6 +550,7 @@ fn build_topic(
     let topic = Topic {
         inner: Arc::new(TopicInner {
             name: meta.name.as_str().into(),
+            id: meta.id.expect("given at creation or at open"),
             dir: dir.to_path_buf(),
             config: Arc::new(RwLock::new(meta.config.clone())),
             partitions: RwLock::new(Arc::new(Vec::new())),

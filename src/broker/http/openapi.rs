@@ -14,7 +14,7 @@ pub const DOCUMENTED: &[(&str, &str, &str)] = &[
     ("GET", "/openapi.json", "This document."),
     ("GET", "/topics", "Topic names."),
     ("POST", "/topics", "Extension: create a topic {\"name\",\"partitions\",\"configs\":{kafka.name: value}}."),
-    ("GET", "/topics/{topic}", "Name, configs (Kafka names) and partitions."),
+    ("GET", "/topics/{topic}", "Name, topic_id (Kafka's topic id: 22 characters of base64url, new when a topic is created again), configs (Kafka names) and partitions."),
     ("POST", "/topics/{topic}", "Produce {\"records\":[{\"key\"?,\"value\",\"partition\"?,\"headers\"?:[{\"name\",\"value\":base64|null}],\"timestamp\"?}]}; one atomic append per partition. A null header value stays null (not empty)."),
     ("DELETE", "/topics/{topic}", "Extension: delete a topic and its data."),
     ("PUT", "/topics/{topic}/configs", "Extension: change configs {\"configs\":{kafka.name: value}}."),

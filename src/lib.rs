@@ -161,9 +161,9 @@ pub mod partitioner;
 mod store;
 pub mod stream;
 mod topic;
-mod topic_id;
 #[cfg(feature = "broker")]
 mod topic_append;
+mod topic_id;
 
 pub use config::{CleanupPolicy, Durability, StoreConfig, TimestampType, TopicConfig};
 pub use error::{Corruption, Error, Result};

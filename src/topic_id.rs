@@ -151,7 +151,9 @@ mod tests {
 
     #[test]
     fn bad_text_is_an_error_naming_it() {
-        for bad in ["", "abc", "kX4Vvd2MQ2m0EYJ2Wzx8O=", "kX4Vvd2MQ2m0EYJ2Wzx8Oz", "zz7e15bddd8c4369b41182765b3c7c3b", "é"] {
+        for bad in
+            ["", "abc", "kX4Vvd2MQ2m0EYJ2Wzx8O=", "kX4Vvd2MQ2m0EYJ2Wzx8Oz", "zz7e15bddd8c4369b41182765b3c7c3b", "é"]
+        {
             let e = TopicId::parse(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }

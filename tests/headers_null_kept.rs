@@ -28,10 +28,8 @@ fn check(p: &Partition) {
     assert_eq!(headers, expected(), "owned reads");
     let mut lent = Vec::new();
     for b in p.read_batches(0, 1 << 20, 100).unwrap() {
-        b.for_each(|r| {
-            lent.push(r.headers().map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))).collect::<Vec<_>>())
-        })
-        .unwrap();
+        b.for_each(|r| lent.push(r.headers().map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))).collect::<Vec<_>>()))
+            .unwrap();
     }
     let want: Vec<Vec<(String, Option<Vec<u8>>)>> = expected()
         .into_iter()

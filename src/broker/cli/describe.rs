@@ -114,7 +114,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "topic t: 1 partition");
         let with_id = json!({"name": "t", "topic_id": "kX4Vvd2MQ2m0EYJ2Wzx8Ow", "offsets": []});
-        assert_eq!(topic_table("t", &with_id, "").lines().next(), Some("topic t: 0 partitions, id kX4Vvd2MQ2m0EYJ2Wzx8Ow"));
+        assert_eq!(
+            topic_table("t", &with_id, "").lines().next(),
+            Some("topic t: 0 partitions, id kX4Vvd2MQ2m0EYJ2Wzx8Ow")
+        );
         assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "2", "9", "3", "4096"]);
         assert_eq!(lines[5].split_whitespace().collect::<Vec<_>>(), ["retention.ms", "60000"]);
         let without_metrics = topic_table("t", &t, "");

@@ -307,7 +307,10 @@ pub fn render_record<'a>(
         offset: r.offset,
         timestamp: inc.timestamp.then_some(r.timestamp),
         headers: inc.headers.then(|| {
-            r.headers.iter().map(|h| HeaderOut { name: h.key.clone(), value: h.value.as_ref().map(|v| BASE64.encode(v)) }).collect()
+            r.headers
+                .iter()
+                .map(|h| HeaderOut { name: h.key.clone(), value: h.value.as_ref().map(|v| BASE64.encode(v)) })
+                .collect()
         }),
     })
 }

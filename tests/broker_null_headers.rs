@@ -1,7 +1,8 @@
 //! A header sent with `"value": null` (or no value) comes back as `null`, one sent with `""` as
 //! `""`: Kafka's null/empty distinction is kept through the real broker, for produce bodies in
 //! the JSON and binary embedded formats, fetched in both formats, by the stateless fetch and by a
-//! consumer instance, and after a restart; `kappalog dump` shows them apart too.
+//! consumer instance, and after a restart; `kappalog dump` and `kappalog consume
+//! --print-headers` show them apart too.
 
 mod broker_common;
 
@@ -71,6 +72,16 @@ fn null_header_values_stay_null_and_empty_ones_empty() {
         }
         assert_eq!(http.delete(&base).0, 204);
     }
+
+    // `kappalog consume --print-headers` prints a null value as `null`, an empty one as nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kappalog"))
+        .args(["consume", "-t", "t", "--print-headers", "--broker", &broker.url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, ["n:null,absent:null,e:,v:a\t{\"x\":1}", "n:null,absent:null,e:,v:a\t{\"x\":2}"], "{text}");
 
     assert!(broker.terminate().success());
     // `kappalog dump --records` prints a null value as the bare name, an empty one as `name=`.

@@ -90,7 +90,7 @@ mod tests {
         let record = |len: usize, i: usize| {
             let mut r = NewRecord::keyed(format!("k{i}"), vec![(i % 251) as u8; len]);
             // Some header values null, some empty (i % 50 == 0): the two stay apart.
-            let value = |h: usize| (h != 1 || i % 2 == 0).then(|| vec![h as u8; i % 50].into());
+            let value = |h: usize| (h != 1 || i.is_multiple_of(2)).then(|| vec![h as u8; i % 50].into());
             r.headers = (0..i % 3).map(|h| Header { key: format!("h{h}"), value: value(h) }).collect();
             r
         };

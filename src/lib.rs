@@ -84,8 +84,8 @@
 //! Kafka wire protocol (yet): the broker speaks HTTP.
 //!
 //! ## The API
-//! The root holds what most embedders need: [`Store`] (and its [`StoreBuilder`]), [`Topic`],
-//! [`Partition`], [`Cursor`], the records ([`NewRecord`], [`Record`], [`Header`], [`Appended`]),
+//! The root holds what most embedders need: [`Store`] (and its [`StoreBuilder`]), [`Topic`] (and
+//! its [`TopicId`]), [`Partition`], [`Cursor`], the records ([`NewRecord`], [`Record`], [`Header`], [`Appended`]),
 //! [`Consumer`], [`Views`] / [`View`] / [`ViewSpec`], the errors ([`Error`], [`Result`],
 //! [`Corruption`]) and the configs ([`StoreConfig`], [`TopicConfig`], [`ConsumerConfig`],
 //! [`ViewsConfig`], [`Durability`], [`TimestampType`], [`CleanupPolicy`]). Configs are
@@ -99,8 +99,8 @@
 //!   their indexes (`log/segment/`, `log/index.rs`), partitions with group commit and recovery
 //!   (`log/partition/`, `log/commit.rs`), the cursor (`log/cursor.rs`), and the only `unsafe`,
 //!   the memory maps (`log/mmap.rs`).
-//! - `store.rs`, `topic.rs`, `partitioner.rs` — the data directory (its lock, its topics, the
-//!   group coordinator and views it owns), topics, where records go.
+//! - `store.rs`, `topic.rs`, `topic_id.rs`, `partitioner.rs` — the data directory (its lock, its
+//!   topics, the group coordinator and views it owns), topics and their ids, where records go.
 //! - [`cleaner`] — retention (`cleaner/retention.rs`), compaction (`cleaner/compaction.rs` with its
 //!   bounded key map `cleaner/offset_map.rs` and writer `cleaner/rewrite.rs`), the crash-safe swap
 //!   (`cleaner/swap.rs`), and the background `Cleaner` thread (`cleaner/mod.rs`).
@@ -163,6 +163,7 @@ pub mod stream;
 mod topic;
 #[cfg(feature = "broker")]
 mod topic_append;
+mod topic_id;
 
 pub use config::{CleanupPolicy, Durability, StoreConfig, TimestampType, TopicConfig};
 pub use error::{Corruption, Error, Result};
@@ -171,3 +172,4 @@ pub use log::{Appended, Cursor, Header, NewRecord, Partition, Record};
 pub use store::{Store, StoreBuilder};
 pub use stream::{View, ViewSpec, Views, ViewsConfig};
 pub use topic::Topic;
+pub use topic_id::TopicId;

@@ -12,6 +12,7 @@ use crate::log::commit::{CommitHandle, Pending, PendingAsync};
 use crate::log::partition::PreparedBatch;
 use crate::log::{Appended, NewRecord, Partition};
 use crate::partitioner::partition_for_key;
+use crate::topic_id::TopicId;
 
 /// `topic.json`: what a topic is, replaced atomically on every change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,6 +20,10 @@ use crate::partitioner::partition_for_key;
 pub(crate) struct TopicMeta {
     pub format_version: u32,
     pub name: String,
+    /// Given at creation; a `topic.json` without one (written by an earlier build) gets one when
+    /// the store opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<TopicId>,
     pub partitions: u32,
     pub config: TopicConfig,
 }
@@ -32,6 +37,7 @@ pub struct Topic {
 #[derive(Debug)]
 pub(crate) struct TopicInner {
     pub name: Arc<str>,
+    pub id: TopicId,
     pub dir: PathBuf,
     pub config: Arc<RwLock<TopicConfig>>,
     pub partitions: RwLock<Arc<Vec<Partition>>>,
@@ -44,6 +50,12 @@ pub(crate) struct TopicInner {
 impl Topic {
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The topic's id, given at its creation and kept across restarts: a topic deleted and
+    /// created again under the same name has a new one.
+    pub fn id(&self) -> TopicId {
+        self.inner.id
     }
 
     pub fn config(&self) -> TopicConfig {

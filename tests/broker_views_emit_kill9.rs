@@ -37,7 +37,7 @@ fn produce(http: &broker_common::Http, rng: &mut Rng, batches: usize) -> bool {
 
 fn header<'a>(r: &'a kappalog::Record, name: &str) -> &'a str {
     let h = r.headers.iter().find(|h| h.key == name).unwrap_or_else(|| panic!("no header {name}: {r:?}"));
-    std::str::from_utf8(&h.value).unwrap()
+    std::str::from_utf8(h.value.as_deref().expect("a value")).unwrap()
 }
 
 #[test]

@@ -121,7 +121,7 @@ fn to_new_record(s: &RecordSpec) -> NewRecord {
     NewRecord {
         key: s.key.clone().map(Bytes::from),
         value: s.value.clone().map(Bytes::from),
-        headers: s.headers.iter().map(|(k, v)| Header { key: k.clone(), value: Bytes::from(v.clone()) }).collect(),
+        headers: s.headers.iter().map(|(k, v)| Header::new(k.clone(), v.clone())).collect(),
         timestamp: s.timestamp,
         partition: None,
     }

@@ -1,5 +1,5 @@
 //! `Partition::read_batches` lends, field by field, the records `Partition::read` returns: keys,
-//! null keys, tombstones, empty values, headers (repeated names, empty values), across segment
+//! null keys, tombstones, empty values, headers (repeated names, empty and null values), across segment
 //! rolls, and with every starting offset; reading on from the offset `for_each` returns gives every
 //! record once, in order.
 
@@ -12,14 +12,19 @@ fn record(n: u64) -> NewRecord {
         2 => NewRecord::tombstone(format!("k{n}")),
         _ => NewRecord::keyed(format!("k{n}"), ""),
     };
-    for h in 0..n % 3 {
-        r.headers.push(Header { key: "h".into(), value: if h == 0 { format!("{n}").into() } else { "".into() } });
+    for h in 0..n % 4 {
+        r.headers.push(match h {
+            0 => Header::new("h", format!("{n}")),
+            1 => Header::new("h", ""),
+            _ => Header::null("h"),
+        });
     }
     r.with_timestamp(1_000 + n as i64)
 }
 
 fn same(lent: &RecordRef<'_>, owned: &Record) -> bool {
-    let headers: Vec<(&str, &[u8])> = owned.headers.iter().map(|h| (h.key.as_str(), &h.value[..])).collect();
+    let headers: Vec<(&str, Option<&[u8]>)> =
+        owned.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref())).collect();
     lent.offset == owned.offset
         && lent.timestamp == owned.timestamp
         && lent.key == owned.key.as_deref()

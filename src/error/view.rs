@@ -15,4 +15,8 @@ pub enum ViewError {
     Exists(String),
     #[error("custom view {name:?}: {reason}")]
     Custom { name: String, reason: String },
+    /// A source topic was deleted and created again while the view was not running: its id is
+    /// not the one the view's checkpoint holds, so the view's state is of the old topic.
+    #[error("source topic {topic:?} was deleted and created again (topic id {found}; the view's checkpoint is of {expected}): rebuild the view to read the new topic")]
+    SourceRecreated { topic: String, expected: crate::TopicId, found: crate::TopicId },
 }

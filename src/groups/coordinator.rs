@@ -224,7 +224,8 @@ impl GroupCoordinator {
                             );
                         }
                     }
-                    let p = self.inner.store.topic(&tp.topic)?.partition(tp.partition)?;
+                    let topic = self.inner.store.topic(&tp.topic)?;
+                    let p = topic.partition(tp.partition)?;
                     let high_watermark = p.high_watermark();
                     if *offset > high_watermark {
                         return Err(GroupError::OffsetAboveHighWatermark {
@@ -236,7 +237,13 @@ impl GroupCoordinator {
                         }
                         .into());
                     }
-                    let c = CommittedOffset { offset: *offset, metadata: metadata.clone(), commit_timestamp: now };
+                    let topic_id = Some(topic.id());
+                    let c = CommittedOffset {
+                        offset: *offset,
+                        metadata: metadata.clone(),
+                        commit_timestamp: now,
+                        topic_id,
+                    };
                     changes.push((tp.clone(), Some(c)));
                 }
                 self.inner.offsets.write(group, &changes, now)?;
@@ -261,11 +268,25 @@ impl GroupCoordinator {
             .expect("commit does not panic")
     }
 
-    /// The group's committed offset for `tp`.
+    /// The group's committed offset for `tp` (never one committed on a topic of that name since
+    /// deleted).
     pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
         let g = Arc::clone(self.inner.groups.lock().get(group)?);
         let g = g.lock();
-        g.offsets.get(tp).cloned()
+        g.offsets.get(tp).filter(|c| self.is_current(tp, c)).cloned()
+    }
+
+    /// Whether `c` was committed on the topic named `tp.topic` now (not on one since deleted).
+    fn is_current(&self, tp: &TopicPartition, c: &CommittedOffset) -> bool {
+        match c.topic_id {
+            Some(id) => self.inner.store.topic(&tp.topic).is_ok_and(|t| t.id() == id),
+            None => true,
+        }
+    }
+
+    /// The group's offsets that are of the topics as they are now.
+    fn current_offsets(&self, g: &Group) -> super::offsets::GroupOffsets {
+        g.offsets.iter().filter(|(tp, c)| self.is_current(tp, c)).map(|(tp, c)| (tp.clone(), c.clone())).collect()
     }
 
     /// Where the group starts reading `tp`: the committed offset when it is within
@@ -305,16 +326,21 @@ impl GroupCoordinator {
                     g.check_empty("a reset of offsets")?;
                 }
                 let subscribed: BTreeSet<String> = g.members.values().flat_map(|m| m.topics.iter().cloned()).collect();
-                let partitions = scope(&self.inner.store, &g.offsets, &subscribed, &request)?;
-                let entries = plan(group, &partitions, &g.offsets, request.strategy, now)?;
+                let offsets = self.current_offsets(g);
+                let partitions = scope(&self.inner.store, &offsets, &subscribed, &request)?;
+                let entries = plan(group, &partitions, &offsets, request.strategy, now)?;
                 if request.execute {
-                    let changes: Vec<_> = entries
-                        .iter()
-                        .map(|e| {
-                            let c = CommittedOffset { offset: e.new, metadata: None, commit_timestamp: now };
-                            (TopicPartition::new(e.topic.clone(), e.partition), Some(c))
-                        })
-                        .collect();
+                    let mut changes = Vec::with_capacity(entries.len());
+                    for e in &entries {
+                        let topic_id = Some(self.inner.store.topic(&e.topic)?.id());
+                        let c = CommittedOffset { offset: e.new, metadata: None, commit_timestamp: now, topic_id };
+                        changes.push((TopicPartition::new(e.topic.clone(), e.partition), Some(c)));
+                    }
+                    // The ids are of the topics planned against: a partition is marked deleted
+                    // before a topic of its name can be created again.
+                    if let Some(p) = partitions.iter().find(|p| p.is_deleted()) {
+                        return Err(crate::Error::TopicNotFound(p.topic().to_string()));
+                    }
                     self.inner.offsets.write(group, &changes, now)?;
                     g.evict_all(&|t| self.partition_count(t));
                     for (tp, c) in changes {
@@ -361,7 +387,7 @@ impl GroupCoordinator {
                 let Ok(p) = self.inner.store.topic(&tp.topic).and_then(|t| t.partition(tp.partition)) else {
                     continue;
                 };
-                let committed = g.offsets.get(&tp).map(|c| c.offset);
+                let committed = g.offsets.get(&tp).filter(|c| self.is_current(&tp, c)).map(|c| c.offset);
                 let log_end = p.high_watermark();
                 partitions.push(PartitionLag {
                     lag: committed.map(|c| log_end.saturating_sub(c)),
@@ -422,17 +448,25 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Deletes every group's committed offsets of `topic` (durably), as Kafka does when a topic is
-    /// deleted: a topic created again under the name starts with none. A commit racing the
-    /// deletion either fails (the topic is gone) or holds the group's lock first and is deleted too.
+    /// Deletes every group's committed offsets of `topic` (durably) that are not of the topic of
+    /// that name now, as Kafka does when a topic is deleted: a topic created again under the name
+    /// starts with none. A commit racing the deletion either fails (the topic is gone) or holds the
+    /// group's lock first and is deleted too; one on a topic created again since is kept. Until
+    /// this is done (or if a crash stops it), such offsets are not applied: they name the old
+    /// topic's id, and the coordinator deletes them when it opens.
     pub fn forget_topic(&self, topic: &str) -> Result<()> {
         let groups: Vec<(String, Arc<Mutex<Group>>)> =
             self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
         let now = self.now_ms();
+        let current = self.inner.store.topic(topic).ok().map(|t| t.id());
         for (name, g) in groups {
             let mut g = g.lock();
-            let changes: Vec<_> =
-                g.offsets.keys().filter(|tp| tp.topic == topic).map(|tp| (tp.clone(), None)).collect();
+            let changes: Vec<_> = g
+                .offsets
+                .iter()
+                .filter(|(tp, c)| tp.topic == topic && (current.is_none() || c.topic_id != current))
+                .map(|(tp, _)| (tp.clone(), None))
+                .collect();
             if g.removed || changes.is_empty() {
                 continue;
             }

@@ -178,6 +178,12 @@ pub struct CommittedOffset {
     pub metadata: Option<String>,
     /// Milliseconds since the Unix epoch, from the store's clock.
     pub commit_timestamp: i64,
+    /// The id of the topic it was committed on ([`Topic::id`](crate::Topic::id)): a topic deleted
+    /// and created again under the name is a new topic, to which the offset never applies.
+    /// `None` only for offsets committed by a build without topic ids (upgraded when the
+    /// coordinator opens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<crate::TopicId>,
 }
 
 /// Group states (Kafka's `Empty`, `PreparingRebalance`/`CompletingRebalance` as one, `Stable`).

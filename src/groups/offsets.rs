@@ -29,8 +29,10 @@ const REPLAY_FETCH_RECORDS: usize = 16 * 1024;
 
 /// Key format version: an offset commit.
 const KEY_VERSION_OFFSET: u16 = 1;
-/// Value format version.
-const VALUE_VERSION: u16 = 1;
+/// Value format version 1: offset, commit timestamp, metadata.
+const VALUE_VERSION_1: u16 = 1;
+/// Value format version 2: version 1's fields, then the topic id (16 bytes).
+const VALUE_VERSION_TOPIC_ID: u16 = 2;
 /// `metadata_len` meaning "no metadata".
 const METADATA_NONE: i32 = -1;
 
@@ -94,8 +96,45 @@ impl OffsetStore {
                 }
             }
         }
+        let offsets = OffsetStore { topic };
+        offsets.reconcile(store, &mut groups)?;
         groups.retain(|_, g| !g.is_empty());
-        Ok((OffsetStore { topic }, groups))
+        Ok((offsets, groups))
+    }
+
+    /// Makes every replayed offset belong to the topic of its name as it is now: an offset
+    /// committed on a topic since deleted (a crash between a topic's deletion and the deletion of
+    /// its offsets, or a topic created again since) is deleted, durably, never applied; an offset
+    /// from a build without topic ids is taken as the current topic's and rewritten with its id.
+    fn reconcile(&self, store: &Store, groups: &mut BTreeMap<String, GroupOffsets>) -> Result<()> {
+        let now = store.config().clock.now_ms();
+        for (group, offsets) in groups.iter_mut() {
+            let mut changes = Vec::new();
+            for (tp, c) in offsets.iter() {
+                let current = store.topic(&tp.topic).ok().map(|t| t.id());
+                match (c.topic_id, current) {
+                    (Some(id), Some(now_id)) if id == now_id => {}
+                    (None, Some(now_id)) => {
+                        changes.push((tp.clone(), Some(CommittedOffset { topic_id: Some(now_id), ..c.clone() })))
+                    }
+                    _ => changes.push((tp.clone(), None)),
+                }
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            self.write(group, &changes, now)?;
+            for (tp, c) in changes {
+                match c {
+                    Some(c) => offsets.insert(tp, c),
+                    None => {
+                        tracing::info!(group, topic = %tp.topic, partition = tp.partition, "a committed offset of a deleted topic deleted");
+                        offsets.remove(&tp)
+                    }
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Writes one group's changes (`None` forgets the offset) as one batch: all or nothing, and
@@ -137,8 +176,9 @@ pub(crate) fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
 
 pub(crate) fn encode_value(c: &CommittedOffset) -> Vec<u8> {
     let meta = c.metadata.as_deref().map(str::as_bytes);
-    let mut buf = Vec::with_capacity(2 + 8 + 8 + 4 + meta.map_or(0, <[u8]>::len));
-    buf.extend_from_slice(&VALUE_VERSION.to_le_bytes());
+    let mut buf = Vec::with_capacity(2 + 8 + 8 + 4 + meta.map_or(0, <[u8]>::len) + 16);
+    let version = if c.topic_id.is_some() { VALUE_VERSION_TOPIC_ID } else { VALUE_VERSION_1 };
+    buf.extend_from_slice(&version.to_le_bytes());
     buf.extend_from_slice(&c.offset.to_le_bytes());
     buf.extend_from_slice(&c.commit_timestamp.to_le_bytes());
     match meta {
@@ -147,6 +187,9 @@ pub(crate) fn encode_value(c: &CommittedOffset) -> Vec<u8> {
             buf.extend_from_slice(m);
         }
         None => buf.extend_from_slice(&METADATA_NONE.to_le_bytes()),
+    }
+    if let Some(id) = &c.topic_id {
+        buf.extend_from_slice(id.as_bytes());
     }
     buf
 }
@@ -203,7 +246,7 @@ pub(crate) fn decode_key(key: &[u8]) -> std::result::Result<(String, TopicPartit
 pub(crate) fn decode_value(value: &[u8]) -> std::result::Result<CommittedOffset, String> {
     let mut r = Reader(value);
     let version = r.u16("value version")?;
-    if version != VALUE_VERSION {
+    if version != VALUE_VERSION_1 && version != VALUE_VERSION_TOPIC_ID {
         return Err(format!("unknown value version {version}"));
     }
     let offset = r.u64("offset")?;
@@ -214,8 +257,14 @@ pub(crate) fn decode_value(value: &[u8]) -> std::result::Result<CommittedOffset,
         n if n < 0 => return Err(format!("metadata length {n}")),
         n => Some(r.string(n as usize, "metadata")?),
     };
+    let topic_id = match version {
+        VALUE_VERSION_TOPIC_ID => {
+            Some(crate::TopicId::from_bytes(r.take(16, "topic id")?.try_into().expect("16 bytes")))
+        }
+        _ => None,
+    };
     r.end("value")?;
-    Ok(CommittedOffset { offset, metadata, commit_timestamp })
+    Ok(CommittedOffset { offset, metadata, commit_timestamp, topic_id })
 }
 
 #[cfg(test)]
@@ -242,9 +291,39 @@ mod tests {
         let key = encode_key("g-1", &tp);
         assert_eq!(key.len(), 2 + 2 + 3 + 2 + 6 + 4);
         assert_eq!(decode_key(&key).unwrap(), ("g-1".to_string(), tp));
+        let id = crate::TopicId::from_bytes([7; 16]);
         for metadata in [None, Some(String::new()), Some("state=42".to_string())] {
-            let c = CommittedOffset { offset: 1 << 40, metadata, commit_timestamp: -5 };
-            assert_eq!(decode_value(&encode_value(&c)).unwrap(), c);
+            for topic_id in [None, Some(id)] {
+                let c = CommittedOffset { offset: 1 << 40, metadata: metadata.clone(), commit_timestamp: -5, topic_id };
+                let bytes = encode_value(&c);
+                assert_eq!(bytes[..2], [if topic_id.is_some() { 2 } else { 1 }, 0], "the version");
+                assert_eq!(decode_value(&bytes).unwrap(), c);
+            }
+        }
+    }
+
+    /// At open, an offset without a topic id (from an earlier build) is taken as the current
+    /// topic's and rewritten with its id; one of a topic that is gone, or of an older topic of the
+    /// name, is deleted.
+    #[test]
+    fn open_upgrades_offsets_without_ids_and_deletes_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::builder(dir.path()).cleaner_interval_ms(0).open().unwrap();
+        let t = store.create_topic("t", 1, TopicConfig::default()).unwrap();
+        let (offsets, _) = OffsetStore::open(&store).unwrap();
+        let c = |offset, topic_id| Some(CommittedOffset { offset, metadata: None, commit_timestamp: 0, topic_id });
+        let old = Some(crate::TopicId::from_bytes([9; 16]));
+        let changes = [
+            (TopicPartition::new("t", 0), c(0, None)),
+            (TopicPartition::new("gone", 0), c(0, Some(t.id()))),
+            (TopicPartition::new("t", 1), c(0, old)),
+        ];
+        offsets.write("g", &changes, 0).unwrap();
+        for _ in 0..2 {
+            let (_, groups) = OffsetStore::open(&store).unwrap();
+            let g = &groups["g"];
+            assert_eq!(g.keys().collect::<Vec<_>>(), [&TopicPartition::new("t", 0)], "{g:?}");
+            assert_eq!(g[&TopicPartition::new("t", 0)].topic_id, Some(t.id()));
         }
     }
 
@@ -260,7 +339,12 @@ mod tests {
         let mut v2 = key;
         v2[0] = 9;
         assert!(decode_key(&v2).unwrap_err().contains("version 9"));
-        let value = encode_value(&CommittedOffset { offset: 1, metadata: Some("abc".into()), commit_timestamp: 0 });
+        let value = encode_value(&CommittedOffset {
+            offset: 1,
+            metadata: Some("abc".into()),
+            commit_timestamp: 0,
+            topic_id: Some(crate::TopicId::from_bytes([1; 16])),
+        });
         for cut in 0..value.len() {
             assert!(decode_value(&value[..cut]).is_err(), "cut at {cut}");
         }

@@ -328,7 +328,7 @@ mod tests {
 
     /// `n` sample records, encoded into a buffer whose old bytes were all `old`.
     fn sample_over(n: u32, old: u8) -> Vec<u8> {
-        let headers = vec![Header { key: "trace".into(), value: Bytes::from_static(b"abc") }];
+        let headers = vec![Header::new("trace", Bytes::from_static(b"abc"))];
         let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
         let records: Vec<_> = values
             .iter()

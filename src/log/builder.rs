@@ -108,7 +108,7 @@ mod tests {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let p = store.create_topic("t", 1, TopicConfig::default()).unwrap().partition(0).unwrap();
         let mut b = BatchBuilder::new(&p);
-        let h = [Header { key: "h".into(), value: bytes::Bytes::from_static(b"v") }];
+        let h = [Header::new("h", bytes::Bytes::from_static(b"v"))];
         b.push(0, Some(b"k"), Some(b"one"), &h, Some(5)).unwrap();
         b.push(1, None, None, &[], Some(3)).unwrap();
         b.push(2, None, Some(b"three"), &[], None).unwrap();

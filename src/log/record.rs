@@ -2,11 +2,23 @@
 
 use bytes::Bytes;
 
-/// A record header: an ordered name → bytes pair (names may repeat, as in Kafka).
+/// A record header: an ordered name → bytes pair (names may repeat, as in Kafka). As in Kafka, a
+/// value may be null (`None`), which is not the empty value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub key: String,
-    pub value: Bytes,
+    pub value: Option<Bytes>,
+}
+
+impl Header {
+    /// A header with a value.
+    pub fn new(key: impl Into<String>, value: impl Into<Bytes>) -> Header {
+        Header { key: key.into(), value: Some(value.into()) }
+    }
+    /// A header with a null value.
+    pub fn null(key: impl Into<String>) -> Header {
+        Header { key: key.into(), value: None }
+    }
 }
 
 /// A record read from the log.
@@ -48,7 +60,12 @@ impl NewRecord {
         NewRecord { key: Some(key.into()), ..NewRecord::default() }
     }
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> NewRecord {
-        self.headers.push(Header { key: key.into(), value: value.into() });
+        self.headers.push(Header::new(key, value));
+        self
+    }
+    /// Adds a header whose value is null (not empty).
+    pub fn with_null_header(mut self, key: impl Into<String>) -> NewRecord {
+        self.headers.push(Header::null(key));
         self
     }
     pub fn with_timestamp(mut self, timestamp: i64) -> NewRecord {
@@ -156,7 +173,7 @@ pub(crate) fn body_len(r: &RecordFields<'_>) -> usize {
     n += varlong_len(r.headers.len() as i64);
     for h in r.headers {
         n += varlong_len(h.key.len() as i64) + h.key.len();
-        n += varlong_len(h.value.len() as i64) + h.value.len();
+        n += varlong_len(opt_len(h.value.as_deref())) + h.value.as_ref().map_or(0, |v| v.len());
     }
     n
 }
@@ -186,8 +203,10 @@ pub(crate) fn encode(b: &mut [u8], r: &RecordFields<'_>, body: usize) -> usize {
     for h in r.headers {
         p = put_varlong(b, p, h.key.len() as i64);
         p = put_slice(b, p, h.key.as_bytes());
-        p = put_varlong(b, p, h.value.len() as i64);
-        p = put_slice(b, p, &h.value);
+        p = put_varlong(b, p, opt_len(h.value.as_deref()));
+        if let Some(v) = &h.value {
+            p = put_slice(b, p, v);
+        }
     }
     debug_assert_eq!(p - body_start, body);
     p
@@ -232,15 +251,15 @@ impl<'a> RecordRef<'a> {
         RecordRef { offset, timestamp, key, value, headers: &[], header_count: 0 }
     }
 
-    /// The record's headers, in order: name and value (a null value is given as empty, as in
+    /// The record's headers, in order: name and value (`None`: a null value, as in
     /// [`Record::headers`]).
-    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let (headers, mut p) = (self.headers, 0);
         (0..self.header_count).map(move |_| {
             let name = field(headers, &mut p, "header name").ok().flatten().expect("checked by decode");
             let name = std::str::from_utf8(name).expect("checked by decode");
             let value = field(headers, &mut p, "header value").expect("checked by decode");
-            (name, value.unwrap_or_default())
+            (name, value)
         })
     }
 
@@ -252,13 +271,12 @@ impl<'a> RecordRef<'a> {
             let at = (s.as_ptr() as usize).wrapping_sub(batch.as_ptr() as usize);
             match at <= batch.len() && s.len() <= batch.len() - at {
                 true => batch.slice(at..at + s.len()),
-                // Not decoded from `batch` (a caller's mix-up of two batches, or the empty slice
-                // standing for a null header value): copied, not shared.
+                // Not decoded from `batch` (a caller's mix-up of two batches): copied, not shared.
                 false => Bytes::copy_from_slice(s),
             }
         };
         let mut headers = Vec::with_capacity(self.header_count);
-        headers.extend(self.headers().map(|(name, value)| Header { key: name.to_string(), value: share(value) }));
+        headers.extend(self.headers().map(|(name, value)| Header { key: name.to_string(), value: value.map(share) }));
         Record {
             offset: self.offset,
             timestamp: self.timestamp,
@@ -372,7 +390,7 @@ pub(crate) fn decode_shared(
     for _ in 0..count {
         let name = field(&mut p, "header name")?.ok_or("null header name")?;
         let name = std::str::from_utf8(&name).map_err(|e| format!("header name is not UTF-8: {e}"))?.to_string();
-        let value = field(&mut p, "header value")?.unwrap_or_default();
+        let value = field(&mut p, "header value")?;
         headers.push(Header { key: name, value });
     }
     if p != end {
@@ -427,7 +445,7 @@ mod tests {
 
     #[test]
     fn record_roundtrip_and_truncation() {
-        let headers = vec![Header { key: "h".into(), value: Bytes::from_static(b"v") }];
+        let headers = vec![Header::new("h", Bytes::from_static(b"v")), Header::null("n"), Header::new("e", "")];
         let r = RecordFields { offset_delta: 7, timestamp_delta: -5, key: Some(b"k"), value: None, headers: &headers };
         let out = encoded(&r);
         let buf = Bytes::from(out.clone());
@@ -439,6 +457,7 @@ mod tests {
         assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(rec.value, None);
         assert_eq!(rec.headers, headers);
+        assert_eq!(decode_shared(&buf, &mut 0, 100, 1000).unwrap(), rec, "both decoders: null is not empty");
         for cut in 0..out.len() {
             let buf = Bytes::from(out[..cut].to_vec());
             assert!(decode(&buf, &mut 0, 0, 0).is_err(), "cut at {cut}");
@@ -448,19 +467,19 @@ mod tests {
     proptest::proptest! {
         /// The encoder writes exactly `encoded_len` bytes, at the start of a buffer with or without
         /// room to spare after them (left as it was), and they decode to the fields given: every
-        /// varint width (negative timestamp deltas, 10-byte zig-zags), null and empty keys and
-        /// values, many headers.
+        /// varint width (negative timestamp deltas, 10-byte zig-zags), null and empty keys,
+        /// values and header values, many headers.
         #[test]
         fn encode_decode_roundtrip(
             offset_delta in proptest::prelude::any::<u32>(),
             timestamp_delta in proptest::prelude::any::<i64>(),
             key in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)),
             value in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20_000)),
-            headers in proptest::collection::vec(("[a-z]{0,40}", proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)), 0..8),
+            headers in proptest::collection::vec(("[a-z]{0,40}", proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200))), 0..8),
             spare in 0usize..100,
         ) {
             let headers: Vec<Header> =
-                headers.into_iter().map(|(k, v)| Header { key: k, value: Bytes::from(v) }).collect();
+                headers.into_iter().map(|(k, v)| Header { key: k, value: v.map(Bytes::from) }).collect();
             let r = RecordFields {
                 offset_delta,
                 timestamp_delta,

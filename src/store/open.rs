@@ -144,7 +144,7 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
     let path = dir.join(TOPIC_META_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let bad = |why: String| Error::Corrupted { path: path.clone(), position: 0, detail: Corruption::Malformed(why) };
-    let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if meta.format_version > FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
     }
@@ -155,6 +155,11 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
         return Err(bad(format!("partition count {}", meta.partitions)));
     }
     meta.config.validate().map_err(|e| bad(e.to_string()))?;
+    if meta.id.is_none() {
+        // Written by a build without topic ids: the topic gets one now, kept from then on.
+        meta.id = Some(crate::TopicId::random()?);
+        super::topics::write_meta(dir, &meta)?;
+    }
     build_topic(dir, &meta, config, committer, clean)
 }
 
@@ -168,6 +173,7 @@ pub(super) fn build_topic(
     let topic = Topic {
         inner: Arc::new(TopicInner {
             name: meta.name.as_str().into(),
+            id: meta.id.expect("given at creation or at open"),
             dir: dir.to_path_buf(),
             config: Arc::new(RwLock::new(meta.config.clone())),
             partitions: RwLock::new(Arc::new(Vec::new())),

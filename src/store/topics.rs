@@ -37,7 +37,8 @@ impl Store {
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         sync_dir(&topics_dir)?;
-        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config };
+        let id = Some(crate::TopicId::random()?);
+        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), id, partitions, config };
         let topic = build_topic(&dir, &meta, &self.inner.config, &self.inner.committer.handle(), true)?;
         write_meta(&dir, &meta)?;
         self.inner.topics.write().insert(name.to_string(), topic.clone());
@@ -94,6 +95,7 @@ impl Store {
         let meta = TopicMeta {
             format_version: FORMAT_VERSION,
             name: name.to_string(),
+            id: Some(topic.id()),
             partitions: topic.partition_count(),
             config: config.clone(),
         };
@@ -118,8 +120,8 @@ impl Store {
         for id in current..partitions {
             list.push(open_partition(&topic.inner.dir, &topic, id, &self.inner.config, true)?);
         }
-        let meta =
-            TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), partitions, config: topic.config() };
+        let (id, config) = (Some(topic.id()), topic.config());
+        let meta = TopicMeta { format_version: FORMAT_VERSION, name: name.to_string(), id, partitions, config };
         write_meta(&topic.inner.dir, &meta)?;
         *topic.inner.partitions.write() = Arc::new(list);
         Ok(())
@@ -155,7 +157,7 @@ fn check_partitions(partitions: u32) -> Result<()> {
     Ok(())
 }
 
-fn write_meta(dir: &Path, meta: &TopicMeta) -> Result<()> {
+pub(super) fn write_meta(dir: &Path, meta: &TopicMeta) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(meta).expect("serializable");
     write_atomic(&dir.join(TOPIC_META_FILE), &bytes)
 }

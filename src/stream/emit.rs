@@ -134,9 +134,9 @@ pub(crate) fn forget_published(topic: &Topic, view: &str, version: u64, log: &mu
 
 fn to_record(view: &str, version: u64, p: PendingEmit) -> NewRecord {
     let headers = vec![
-        Header { key: EMIT_HEADER_VIEW.into(), value: Bytes::copy_from_slice(view.as_bytes()) },
-        Header { key: EMIT_HEADER_VERSION.into(), value: Bytes::from(version.to_string()) },
-        Header { key: EMIT_HEADER_SEQUENCE.into(), value: Bytes::from(p.sequence.to_string()) },
+        Header::new(EMIT_HEADER_VIEW, Bytes::copy_from_slice(view.as_bytes())),
+        Header::new(EMIT_HEADER_VERSION, version.to_string()),
+        Header::new(EMIT_HEADER_SEQUENCE, p.sequence.to_string()),
     ];
     NewRecord {
         key: p.key.map(Bytes::from),
@@ -149,7 +149,7 @@ fn to_record(view: &str, version: u64, p: PendingEmit) -> NewRecord {
 
 /// The emit sequence number of a record emitted by `view` version `version`, if it is one.
 fn sequence_of(headers: &[Header], view: &str, version: u64) -> Option<u64> {
-    let get = |name: &str| headers.iter().find(|h| h.key == name).map(|h| &h.value[..]);
+    let get = |name: &str| headers.iter().find(|h| h.key == name).and_then(|h| h.value.as_deref());
     if get(EMIT_HEADER_VIEW)? != view.as_bytes() {
         return None;
     }

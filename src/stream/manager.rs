@@ -182,6 +182,12 @@ impl Views {
             }
             None => {
                 let mut state = State::default();
+                for t in def.definition.topics() {
+                    // The offsets below are of the topics of these ids.
+                    if let Ok(topic) = self.inner.store.topic(t) {
+                        state.snap.topic_ids.insert(t.clone(), topic.id());
+                    }
+                }
                 for p in self.partitions(&def.definition)? {
                     let start = match def.from_timestamp_ms {
                         None => p.log_start_offset(),

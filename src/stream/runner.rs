@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
 use super::operator::{Incoming, Origin};
 use super::view::{Slot, Version};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ViewError};
 use crate::log::{NewRecord, Partition, ReadBatch, Record};
 
 /// Starts the runner thread of `v`.
@@ -206,13 +206,22 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
     Ok(())
 }
 
-/// Fails when a source topic is gone (deleted, maybe created again: the offsets are not its).
+/// Fails when a source topic is gone (deleted, maybe created again: the offsets are not its),
+/// also when that happened while the view was not running (its id is not the checkpoint's).
 fn check_sources(slot: &Slot, v: &Version, sources: &[Source]) -> Result<()> {
     if let Some(s) = sources.iter().find(|s| s.partition.is_deleted()) {
         return Err(Error::TopicNotFound(s.partition.topic().to_string()));
     }
     for name in v.definition.topics() {
-        slot.store.topic(name)?;
+        let found = slot.store.topic(name)?.id();
+        let mut st = v.state.write();
+        match st.snap.topic_ids.get(name) {
+            Some(&expected) if expected != found => {
+                return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found }.into());
+            }
+            Some(_) => {}
+            None => drop(st.snap.topic_ids.insert(name.clone(), found)),
+        }
     }
     Ok(())
 }

@@ -80,6 +80,11 @@ pub(crate) struct Snapshot {
     /// How record keys became view keys; a checkpoint without it is from an earlier build.
     #[serde(default = "RecordKeys::earlier")]
     pub record_keys: RecordKeys,
+    /// The id of each source topic the offsets are of: a source whose id differs when the view
+    /// resumes was deleted and created again meanwhile. A checkpoint of an earlier build has none
+    /// (the ids of the topics it resumes on are recorded then).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topic_ids: BTreeMap<String, crate::TopicId>,
 }
 
 /// How a view keyed by the record key spells its keys.

@@ -154,12 +154,31 @@ fn decode(v: &Value) -> String {
     }
 }
 
-fn print_record(out: &mut impl Write, r: &Value, key_separator: &Option<String>) -> Result<()> {
-    let line = match key_separator {
+fn print_record(out: &mut impl Write, r: &Value, a: &ConsumeArgs) -> Result<()> {
+    let mut line = match &a.key_separator {
         Some(sep) => format!("{}{sep}{}", decode(&r["key"]), decode(&r["value"])),
         None => decode(&r["value"]),
     };
+    if a.print_headers {
+        let headers: Vec<String> = r["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| format!("{}:{}", h["name"].as_str().unwrap_or_default(), decode(&h["value"])))
+            .collect();
+        let headers = if headers.is_empty() { "NO_HEADERS".to_string() } else { headers.join(",") };
+        line = format!("{headers}\t{line}");
+    }
     writeln!(out, "{line}").map_err(write_error)
+}
+
+/// The `include` query parameter of a fetch for `a`.
+fn include(a: &ConsumeArgs) -> &'static str {
+    if a.print_headers {
+        "&include=headers"
+    } else {
+        ""
+    }
 }
 
 fn consume(a: ConsumeArgs) -> Result<()> {
@@ -199,11 +218,13 @@ fn consume_stateless(c: &Client, a: &ConsumeArgs) -> Result<()> {
             }
             let timeout = if a.follow && count == 1 { CONSUME_POLL_MS } else { 0 };
             let recs = c.get_binary(&format!(
-                "/topics/{}/partitions/{p}/records?offset={}&timeout={timeout}",
-                a.topic, positions[p]
+                "/topics/{}/partitions/{p}/records?offset={}&timeout={timeout}{}",
+                a.topic,
+                positions[p],
+                include(a)
             ))?;
             for r in recs.as_array().into_iter().flatten() {
-                print_record(&mut out, r, &a.key_separator)?;
+                print_record(&mut out, r, a)?;
                 positions[p] = r["offset"].as_u64().unwrap_or(positions[p]) + 1;
                 any = true;
             }
@@ -238,10 +259,10 @@ fn consume_group(c: &Client, a: &ConsumeArgs, group: &str) -> Result<()> {
         let mut out = stdout.lock();
         let mut empty_polls = 0;
         loop {
-            let recs = c.get_binary(&format!("{base}/records?timeout={CONSUME_POLL_MS}"))?;
+            let recs = c.get_binary(&format!("{base}/records?timeout={CONSUME_POLL_MS}{}", include(a)))?;
             let list = recs.as_array().cloned().unwrap_or_default();
             for r in &list {
-                print_record(&mut out, r, &a.key_separator)?;
+                print_record(&mut out, r, a)?;
             }
             let _ = out.flush();
             if list.is_empty() {

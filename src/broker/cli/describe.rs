@@ -40,11 +40,15 @@ pub fn group_table(d: &Value) -> String {
     out
 }
 
-/// `kappalog topics describe` as a summary line, one row per partition (segments and bytes from
+/// `kappalog topics describe` as a summary line (with the topic id), one row per partition (segments and bytes from
 /// the broker's `/metrics`; `-` where it has none), then the topic's configs.
 pub fn topic_table(name: &str, t: &Value, metrics: &str) -> String {
     let offsets = t["offsets"].as_array().cloned().unwrap_or_default();
-    let mut out = format!("topic {name}: {} partition{}\n", offsets.len(), if offsets.len() == 1 { "" } else { "s" });
+    let mut out = format!("topic {name}: {} partition{}", offsets.len(), if offsets.len() == 1 { "" } else { "s" });
+    if let Some(id) = t["topic_id"].as_str() {
+        out.push_str(&format!(", id {id}"));
+    }
+    out.push('\n');
     let rows: Vec<Vec<String>> = offsets
         .iter()
         .map(|o| {
@@ -109,6 +113,11 @@ mod tests {
         let text = topic_table("t", &t, metrics);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "topic t: 1 partition");
+        let with_id = json!({"name": "t", "topic_id": "kX4Vvd2MQ2m0EYJ2Wzx8Ow", "offsets": []});
+        assert_eq!(
+            topic_table("t", &with_id, "").lines().next(),
+            Some("topic t: 0 partitions, id kX4Vvd2MQ2m0EYJ2Wzx8Ow")
+        );
         assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "2", "9", "3", "4096"]);
         assert_eq!(lines[5].split_whitespace().collect::<Vec<_>>(), ["retention.ms", "60000"]);
         let without_metrics = topic_table("t", &t, "");

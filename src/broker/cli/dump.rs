@@ -74,10 +74,20 @@ fn dump_one(out: &mut impl Write, file: &Path, show_records: bool) -> Result<boo
     }
     let show = |b: &Option<bytes::Bytes>| b.as_ref().map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned());
     for r in &records {
+        // Headers as `name=value`, a null value as `name` alone (`name=` is an empty one).
+        let headers: String = r
+            .headers
+            .iter()
+            .map(|h| match &h.value {
+                Some(v) => format!(" {}={}", h.key, String::from_utf8_lossy(v)),
+                None => format!(" {}", h.key),
+            })
+            .collect();
+        let headers = if headers.is_empty() { String::new() } else { format!(" headers{headers}") };
         w(
             out,
             format_args!(
-                "    offset {} timestamp {} key {} value {}\n",
+                "    offset {} timestamp {} key {} value {}{headers}\n",
                 r.offset,
                 r.timestamp,
                 show(&r.key),

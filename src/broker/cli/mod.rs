@@ -128,6 +128,10 @@ pub struct ConsumeArgs {
     /// Print keys too, before this separator.
     #[arg(long)]
     pub key_separator: Option<String>,
+    /// Start each line with the record's headers and a tab: `name:value` joined by `,`, a null
+    /// value as `name:null`, `NO_HEADERS` for none (as Kafka's console consumer prints them).
+    #[arg(long)]
+    pub print_headers: bool,
     #[arg(long, env = "KAPPALOG_BROKER", default_value = "http://127.0.0.1:8082")]
     pub broker: String,
 }

@@ -137,7 +137,7 @@ pub struct ProduceRecord<'a> {
 #[derive(Debug, Deserialize)]
 pub struct HeaderIn {
     pub name: String,
-    /// Base64; `null` is an empty value.
+    /// Base64; `null` (or absent) is a null value, `""` an empty one (Kafka's distinction).
     #[serde(default)]
     pub value: Option<String>,
 }
@@ -201,8 +201,8 @@ pub fn convert(body: &Bytes, i: usize, r: ProduceRecord<'_>, format: Format) -> 
     let mut headers = Vec::with_capacity(r.headers.len());
     for (j, h) in r.headers.into_iter().enumerate() {
         let value = match h.value {
-            Some(v) => decode_base64(&v, || format!("records[{i}].headers[{j}].value"))?,
-            None => Bytes::new(),
+            Some(v) => Some(decode_base64(&v, || format!("records[{i}].headers[{j}].value"))?),
+            None => None,
         };
         headers.push(Header { key: h.name, value });
     }
@@ -251,7 +251,8 @@ fn render<'a>(bytes: &'a Bytes, format: Format, what: &str, offset: u64) -> Resu
 #[derive(Debug, Serialize)]
 pub struct HeaderOut {
     pub name: String,
-    pub value: String,
+    /// Base64; `None` (JSON `null`) for a null value.
+    pub value: Option<String>,
 }
 
 /// One record in a fetch response.
@@ -306,7 +307,10 @@ pub fn render_record<'a>(
         offset: r.offset,
         timestamp: inc.timestamp.then_some(r.timestamp),
         headers: inc.headers.then(|| {
-            r.headers.iter().map(|h| HeaderOut { name: h.key.clone(), value: BASE64.encode(&h.value) }).collect()
+            r.headers
+                .iter()
+                .map(|h| HeaderOut { name: h.key.clone(), value: h.value.as_ref().map(|v| BASE64.encode(v)) })
+                .collect()
         }),
     })
 }

@@ -40,7 +40,7 @@ pub(crate) async fn read_waiting(
 
 /// The bytes of a record that count against a fetch's `max_bytes`: its key, value and headers.
 pub(crate) fn record_bytes(r: &Record) -> u64 {
-    let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.len()).sum();
+    let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len())).sum();
     (r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + headers) as u64
 }
 

@@ -76,7 +76,8 @@ pub async fn describe(
 ) -> Result<Response, ApiError> {
     let t = topic(&state, &name)?;
     let partitions: Vec<Value> = (0..t.partition_count()).map(partition_json).collect();
-    Ok(ok(&json!({"name": t.name(), "configs": topic_config::to_kafka(&t.config()), "partitions": partitions})))
+    let configs = topic_config::to_kafka(&t.config());
+    Ok(ok(&json!({"name": t.name(), "topic_id": t.id(), "configs": configs, "partitions": partitions})))
 }
 
 pub async fn partitions(
@@ -128,7 +129,8 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
     let t = blocking(move || Ok(store.create_topic(&req.name, req.partitions, config)?)).await?;
     Ok(reply(
         StatusCode::CREATED,
-        &json!({"name": t.name(), "partitions": t.partition_count(), "configs": topic_config::to_kafka(&t.config())}),
+        &json!({"name": t.name(), "topic_id": t.id(), "partitions": t.partition_count(),
+                "configs": topic_config::to_kafka(&t.config())}),
     ))
 }
 

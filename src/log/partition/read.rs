@@ -136,7 +136,7 @@ mod tests {
                     n += 1;
                     let mut r = NewRecord::keyed(format!("k{}", n % 11), format!("value {n}"));
                     if n.is_multiple_of(5) {
-                        r.headers.push(Header { key: "h".into(), value: format!("{n}").into() });
+                        r.headers.push(Header::new("h", format!("{n}")));
                     }
                     r
                 })

@@ -3,7 +3,7 @@
 //! once, only the encoded batch (about the size of the records' bytes). The HTTP produce path
 //! builds its batches with it; the checks are those of [`Partition::prepare`](super::Partition).
 
-use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
+use super::batch::{self, HeaderFields, ProducerFields, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
 use super::partition::{Partition, PreparedBatch};
 use super::record::{self, Header, RecordFields};
 use crate::config::{TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
@@ -92,8 +92,16 @@ impl BatchBuilder {
         let log_append = self.cfg.timestamp_type == TimestampType::LogAppendTime;
         let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
-        let (_, body_crc) = batch::finish(&mut self.buf, 0, attributes, timestamps, self.count, self.count - 1);
-        Ok(PreparedBatch::encoded(self.buf, body_crc, self.cfg, self.now))
+        let fields = HeaderFields {
+            base_offset: 0,
+            attributes,
+            timestamps,
+            record_count: self.count,
+            last_offset_delta: self.count - 1,
+            producer: ProducerFields::NONE,
+        };
+        batch::finish(&mut self.buf, &fields);
+        Ok(PreparedBatch::encoded(self.buf, self.cfg, self.now))
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod buffers;
 #[cfg(feature = "broker")]
 pub(crate) mod builder;
 pub(crate) mod commit;
+pub(crate) mod compression;
 mod cursor;
 pub(crate) mod index;
 mod inspect;
@@ -17,6 +18,7 @@ pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 
+pub use batch::ProducerFields;
 pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS, COMMIT_THREADS_MAX};
 pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};

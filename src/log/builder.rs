@@ -90,7 +90,9 @@ impl BatchBuilder {
             return Err(Error::InvalidRecord("an append needs at least one record".into()));
         }
         let log_append = self.cfg.timestamp_type == TimestampType::LogAppendTime;
-        let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+        let codec = self.cfg.compression_type.codec().unwrap_or(0);
+        self.buf = crate::log::compression::compress_batch(self.buf, codec)?;
+        let attributes = codec | if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
         let fields = HeaderFields {
             base_offset: 0,

@@ -23,9 +23,9 @@ use crate::log::io::sync_dir;
 use crate::log::Partition;
 use crate::topic::Topic;
 
-/// The on-disk format version this build writes and the newest it reads (history: section 13 of
-/// `segment-format.md`). An older store is upgraded when opened (see `check_format`).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version this build writes, and the only one it reads (history: section 13 of
+/// `segment-format.md`). A store of an older version is refused at open (`Error::FormatTooOld`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The file in the data directory whose exclusive lock a `Store` holds.
 pub(crate) const LOCK_FILE: &str = "LOCK";

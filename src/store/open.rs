@@ -122,10 +122,8 @@ fn check_format(dir: &Path) -> Result<()> {
                 return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
             }
             if meta.format_version < FORMAT_VERSION {
-                // Version 1 differs only in its 12-byte `.timeindex` entries, which fail this build's
-                // checks and are rebuilt from the log when first loaded. The store says it is newer
-                // from now on, so that an older build refuses it instead of misreading those files.
-                write_current_format(&path)?;
+                // Versions 1 and 2 have kappalog's own batch layout, which this build does not read.
+                return Err(Error::FormatTooOld { path, found: meta.format_version, supported: FORMAT_VERSION });
             }
             Ok(())
         }
@@ -147,6 +145,9 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
     let mut meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if meta.format_version > FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
+    }
+    if meta.format_version < FORMAT_VERSION {
+        return Err(Error::FormatTooOld { path, found: meta.format_version, supported: FORMAT_VERSION });
     }
     if meta.name != name || validate_topic_name(name).is_err() {
         return Err(bad(format!("topic name {:?} does not match its directory {name:?}", meta.name)));

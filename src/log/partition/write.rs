@@ -8,7 +8,7 @@ use super::preallocate::ZERO_TAIL_GROUP_BYTES_MAX;
 use super::{capacity_for, Appended, Partition, Writer};
 use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
-use crate::log::batch;
+use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
 use crate::log::record::NewRecord;
 use crate::log::segment::{self, IndexCursor, Segment};
@@ -17,16 +17,15 @@ use crate::log::segment::{self, IndexCursor, Segment};
 #[derive(Debug)]
 pub(crate) struct PreparedBatch {
     buf: Vec<u8>,
-    body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
 }
 
 impl PreparedBatch {
-    /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
-    #[cfg(feature = "broker")]
-    pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
-        PreparedBatch { buf, body_crc, cfg, now }
+    /// A batch encoded (by [`BatchBuilder`](crate::log::builder::BatchBuilder), or a client's
+    /// checked batch) under `cfg` at `now`.
+    pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64) -> PreparedBatch {
+        PreparedBatch { buf, cfg, now }
     }
 
     /// Its encoded size in bytes.
@@ -79,11 +78,31 @@ impl Partition {
     /// Appends `records` as one batch and returns once they are durable under the topic's durability.
     /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
     pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
-        let prepared = self.prepare(records)?;
+        self.append_with_producer(records, ProducerFields::NONE)
+    }
+
+    /// [`append`](Self::append) of a batch carrying a producer's id, epoch and base sequence (Kafka's
+    /// idempotent producer fields, stored in the batch header as given; [`ProducerFields::NONE`]
+    /// for none). The log itself does not check sequences.
+    pub fn append_with_producer(&self, records: &[NewRecord], producer: ProducerFields) -> Result<Appended> {
+        let prepared = self.prepare_with_producer(records, producer)?;
+        self.append_prepared(prepared)
+    }
+
+    /// Writes a prepared batch and returns once it is durable under its topic's durability.
+    pub(crate) fn append_prepared(&self, prepared: PreparedBatch) -> Result<Appended> {
         if !prepared.is_sync() {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
         self.inner.committer.enqueue_blocking(self, prepared)?.wait()
+    }
+
+    /// [`append_prepared`](Self::append_prepared) for async callers.
+    pub(crate) async fn append_prepared_async(&self, prepared: PreparedBatch) -> Result<Appended> {
+        if !prepared.is_sync() {
+            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue(self, prepared).await?.wait().await
     }
 
     /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
@@ -92,10 +111,7 @@ impl Partition {
     pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
         let prepared = self.prepare(&records)?;
         drop(records);
-        if !prepared.is_sync() {
-            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
-        }
-        self.inner.committer.enqueue(self, prepared).await?.wait().await
+        self.append_prepared_async(prepared).await
     }
 
     /// Writes a batch that is not `sync` on tokio's blocking pool. A panic there poisons the
@@ -121,10 +137,19 @@ impl Partition {
     /// Validates `records` against the topic's limits and encodes them as one batch, writing
     /// nothing: a multi-partition append prepares every batch before it writes any.
     pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
+        self.prepare_with_producer(records, ProducerFields::NONE)
+    }
+
+    /// [`prepare`](Self::prepare) with the batch's producer fields set (covered by its CRC).
+    pub(crate) fn prepare_with_producer(
+        &self,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<PreparedBatch> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (buf, body_crc) = encode(records, &cfg, now)?;
-        Ok(PreparedBatch { buf, body_crc, cfg, now })
+        let buf = encode(records, &cfg, now, producer)?;
+        Ok(PreparedBatch { buf, cfg, now })
     }
 
     /// Writes a prepared batch under the partition's lock.
@@ -159,7 +184,7 @@ impl Partition {
                 results[i] = Some(Err(e));
                 continue;
             }
-            let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
+            let PreparedBatch { mut buf, cfg, now } = prepared;
             let batch_len = buf.len() as u64;
             let c = &staged.cursor;
             if c.position > 0
@@ -177,7 +202,7 @@ impl Partition {
                 staged = Staged::new(&w);
             }
             let base_offset = staged.next_offset;
-            let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+            let header = batch::set_base_offset(&mut buf, base_offset);
             let entries = staged.cursor.entries_for(w.segment.base_offset, &header, cfg.index_interval_bytes);
             if staged.cursor.position == batch_len {
                 staged.created_ms = now;

@@ -165,7 +165,7 @@ mod topic;
 mod topic_append;
 
 pub use config::{CleanupPolicy, Durability, StoreConfig, TimestampType, TopicConfig};
-pub use error::{Corruption, Error, Result};
+pub use error::{Corruption, Error, ProducerError, Result};
 pub use groups::{Consumer, ConsumerConfig};
 pub use log::{Appended, Cursor, Header, NewRecord, Partition, Record};
 pub use store::{Store, StoreBuilder};

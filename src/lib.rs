@@ -158,6 +158,7 @@ mod hash;
 pub mod limits;
 pub mod log;
 pub mod partitioner;
+mod producer_ids;
 mod store;
 pub mod stream;
 mod topic;

@@ -6,7 +6,7 @@
 mod common;
 
 use kappalog::log::{next_sequence, ProducerBatch};
-use kappalog::{Durability, Error, NewRecord, ProducerError, Store, StoreConfig, TopicConfig};
+use kappalog::{Appended, Durability, Error, NewRecord, ProducerError, Store, StoreConfig, TopicConfig};
 
 fn records(tag: &str, n: usize) -> Vec<NewRecord> {
     (0..n).map(|i| NewRecord::new(format!("{tag}-{i}"))).collect()
@@ -119,5 +119,46 @@ fn producer_ids_are_never_given_twice() {
             assert_eq!(epoch, 0);
             assert!(seen.insert(id), "id {id} given twice");
         }
+    }
+}
+
+/// A crash image (the files copied while the store is open): the state is the newest snapshot plus
+/// the batches after it replayed from their headers, or, with every snapshot gone, the whole log.
+#[test]
+fn the_state_is_rebuilt_from_the_log_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig::default().durability(Durability::Sync).segment_bytes(4096);
+    let big = |i: i32| records(&format!("z{i}-{}", "y".repeat(300)), 3);
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
+    let mut appended = Vec::new();
+    for i in 0..30 {
+        appended.push(p.append_idempotent(producer(3, 2, i * 3), &big(i)).unwrap());
+        p.append(&records("plain", 1)).unwrap();
+    }
+    for without_snapshots in [false, true] {
+        let image = tempfile::tempdir().unwrap();
+        common::copy_dir(dir.path(), image.path());
+        common::forget_clean_shutdown(image.path());
+        let pdir = common::partition_dir(image.path(), "t", 0);
+        assert!(!common::segment_files(&pdir, "snapshot").is_empty(), "the rolls wrote snapshots");
+        if without_snapshots {
+            for f in common::segment_files(&pdir, "snapshot") {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+        let crashed = Store::open(image.path(), StoreConfig::default()).unwrap();
+        let q = crashed.topic("t").unwrap().partition(0).unwrap();
+        let end = q.log_end_offset();
+        for i in 25..30 {
+            let again = q.append_idempotent(producer(3, 2, i * 3), &big(i)).unwrap();
+            assert_eq!(again, Appended { log_append_time_ms: again.log_append_time_ms, ..appended[i as usize] });
+        }
+        assert_eq!(q.log_end_offset(), end, "the retries wrote nothing");
+        let e = q.append_idempotent(producer(3, 2, 24 * 3), &big(24)).unwrap_err();
+        assert!(matches!(e, Error::Producer { error: ProducerError::OutOfOrderSequence { expected: 90, .. }, .. }));
+        let e = q.append_idempotent(producer(3, 1, 90), &big(30)).unwrap_err();
+        assert!(matches!(e, Error::Producer { error: ProducerError::InvalidProducerEpoch { current: 2, .. }, .. }));
+        q.append_idempotent(producer(3, 2, 90), &big(30)).unwrap();
     }
 }

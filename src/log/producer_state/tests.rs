@@ -178,8 +178,11 @@ fn the_newest_valid_snapshot_at_or_below_the_log_end_is_loaded() {
 /// producer's last sequence (or start a newer epoch at 0, or start anywhere for a new producer).
 #[derive(Default)]
 struct Model {
-    written: std::collections::BTreeMap<i64, Vec<(i16, i32, i32, u64, u64)>>,
+    written: std::collections::BTreeMap<i64, Vec<Written>>,
 }
+
+/// A batch written: epoch, first and last sequence, first and last offset.
+type Written = (i16, i32, i32, u64, u64);
 
 impl Model {
     fn expect(&self, b: &ProducerBatch, count: u32) -> Result<Option<(u64, u64)>, &'static str> {
@@ -242,7 +245,7 @@ fn run_model(seed: u64, steps: usize) {
             3 => {
                 epochs[id as usize] += 1;
                 b.epoch = epochs[id as usize];
-                b.base_sequence = if (r >> 30) % 4 == 0 { 5 } else { 0 };
+                b.base_sequence = if (r >> 30).is_multiple_of(4) { 5 } else { 0 };
             }
             4 if b.epoch > 0 => b.epoch -= 1,
             5 => {

@@ -29,7 +29,7 @@ pub(crate) struct TopicAppend {
     placement: Vec<u16>,
     count: usize,
     /// Set for an idempotent producer's append, which goes to one partition.
-    producer: Option<crate::log::ProducerBatch>,
+    producer: Option<crate::log::ProducerFields>,
 }
 
 /// Where the records of a committed append went.
@@ -51,8 +51,8 @@ impl TopicAppend {
     }
 
     /// Makes it the append of an idempotent producer: all its records must go to one partition,
-    /// whose producer state checks the batch (see [`Partition::append_idempotent`]).
-    pub(crate) fn set_producer(&mut self, producer: crate::log::ProducerBatch) {
+    /// whose producer state checks the batch (see [`Partition::append_with_producer`]).
+    pub(crate) fn set_producer(&mut self, producer: crate::log::ProducerFields) {
         self.producer = Some(producer);
     }
 

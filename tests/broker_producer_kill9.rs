@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 const CLIENTS: usize = 4;
 const PARTITIONS: u32 = 2;
-const KILLS: usize = 3;
+const KILLS: usize = 5;
 /// Acknowledged requests between two kills.
-const ACKS_PER_ROUND: usize = 40;
+const ACKS_PER_ROUND: usize = 100;
 /// The whole test gives up after this.
 const DEADLINE: Duration = Duration::from_secs(240);
 
@@ -33,6 +33,8 @@ struct Client {
     resends: Arc<AtomicUsize>,
     /// Restarts of the broker so far.
     restarts: Arc<AtomicUsize>,
+    /// Requests sent more than once because no answer came (in flight at a kill).
+    retried: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     deadline: Instant,
 }
@@ -40,7 +42,10 @@ struct Client {
 impl Client {
     /// Sends `body` to `path` until an answer comes (the broker may be down or restarting).
     fn send(&self, path: &str, body: &Value) -> (u16, Value) {
-        loop {
+        for attempt in 0.. {
+            if attempt == 1 {
+                self.retried.fetch_add(1, Ordering::AcqRel);
+            }
             assert!(Instant::now() < self.deadline, "client {} got no answer to {path}", self.id);
             let url = format!("{}{path}", self.url.read().unwrap());
             let sent = self.http.post(url).header("Content-Type", BINARY_V2).body(body.to_string()).send();
@@ -55,6 +60,7 @@ impl Client {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        unreachable!()
     }
 
     fn run(self) {
@@ -120,7 +126,7 @@ fn idempotent_produce_survives_kill_9_without_duplicates() {
     let url = Arc::new(RwLock::new(broker.url.clone()));
     let acked: Arc<Mutex<Vec<(u32, u64, String)>>> = Arc::default();
     let (acks, resends) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let restarts = Arc::new(AtomicUsize::new(0));
+    let (restarts, retried) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
@@ -132,6 +138,7 @@ fn idempotent_produce_survives_kill_9_without_duplicates() {
                 acks: acks.clone(),
                 resends: resends.clone(),
                 restarts: restarts.clone(),
+                retried: retried.clone(),
                 stop: stop.clone(),
                 deadline,
             };
@@ -160,6 +167,12 @@ fn idempotent_produce_survives_kill_9_without_duplicates() {
         c.join().expect("a client failed");
     }
     assert!(resends.load(Ordering::Acquire) > 0);
+    println!(
+        "{} requests acknowledged, {} resent after an answer, {} retried after no answer",
+        acks.load(Ordering::Acquire),
+        resends.load(Ordering::Acquire),
+        retried.load(Ordering::Acquire)
+    );
 
     let http = broker.client();
     let mut place: HashMap<String, (u32, u64)> = HashMap::new();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use kappalog::log::{next_sequence, ProducerBatch};
+use kappalog::log::{next_sequence, ProducerFields};
 use kappalog::{Appended, Durability, Error, NewRecord, ProducerError, Store, StoreConfig, TopicConfig};
 
 fn records(tag: &str, n: usize) -> Vec<NewRecord> {
@@ -18,8 +18,8 @@ fn values(store: &Store) -> Vec<String> {
     recs.iter().map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap()).collect()
 }
 
-fn producer(id: i64, epoch: i16, base_sequence: i32) -> ProducerBatch {
-    ProducerBatch { id, epoch, base_sequence }
+fn producer(producer_id: i64, producer_epoch: i16, base_sequence: i32) -> ProducerFields {
+    ProducerFields { producer_id, producer_epoch, base_sequence }
 }
 
 #[test]
@@ -31,22 +31,22 @@ fn retries_are_acknowledged_with_the_original_offsets() {
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         let (id, epoch) = store.init_producer_id().unwrap();
         p.append(&records("plain", 2)).unwrap();
-        let a = p.append_idempotent(producer(id, epoch, 0), &records("a", 3)).unwrap();
-        let b = p.append_idempotent(producer(id, epoch, 3), &records("b", 2)).unwrap();
+        let a = p.append_with_producer(&records("a", 3), producer(id, epoch, 0)).unwrap();
+        let b = p.append_with_producer(&records("b", 2), producer(id, epoch, 3)).unwrap();
         assert_eq!((a.base_offset, a.last_offset, b.base_offset), (2, 4, 5));
-        let again = p.append_idempotent(producer(id, epoch, 0), &records("a", 3)).unwrap();
+        let again = p.append_with_producer(&records("a", 3), producer(id, epoch, 0)).unwrap();
         assert_eq!(again, a, "{durability:?}: the retry gets the first append's answer");
         assert_eq!(p.log_end_offset(), 7, "nothing was written for the retry");
-        let e = p.append_idempotent(producer(id, epoch, 9), &records("c", 1)).unwrap_err();
+        let e = p.append_with_producer(&records("c", 1), producer(id, epoch, 9)).unwrap_err();
         assert!(
             matches!(e, Error::Producer { error: ProducerError::OutOfOrderSequence { expected: 5, found: 9, .. }, .. }),
             "{e}"
         );
-        let e = p.append_idempotent(producer(id, epoch, -1), &records("c", 1)).unwrap_err();
-        assert!(matches!(e, Error::Producer { error: ProducerError::InvalidProducerBatch(_), .. }), "{e}");
+        let e = p.append_with_producer(&records("c", 1), producer(id, epoch, -1)).unwrap_err();
+        assert!(matches!(e, Error::Producer { error: ProducerError::InvalidProducerFields(_), .. }), "{e}");
         // A newer epoch fences the older one.
-        p.append_idempotent(producer(id, epoch + 1, 0), &records("d", 1)).unwrap();
-        let e = p.append_idempotent(producer(id, epoch, 5), &records("c", 1)).unwrap_err();
+        p.append_with_producer(&records("d", 1), producer(id, epoch + 1, 0)).unwrap();
+        let e = p.append_with_producer(&records("c", 1), producer(id, epoch, 5)).unwrap_err();
         assert!(matches!(e, Error::Producer { error: ProducerError::InvalidProducerEpoch { .. }, .. }), "{e}");
         assert_eq!(values(&store), ["plain-0", "plain-1", "a-0", "a-1", "a-2", "b-0", "b-1", "d-0"]);
     }
@@ -69,7 +69,7 @@ fn concurrent_retries_in_one_group_commit_are_written_once() {
             let attempts: Vec<_> = (0..4)
                 .map(|_| {
                     let p = p.clone();
-                    s.spawn(move || p.append_idempotent(batch, &records(&format!("r{round}"), 2)))
+                    s.spawn(move || p.append_with_producer(&records(&format!("r{round}"), 2), batch))
                 })
                 .collect();
             attempts.into_iter().map(|a| a.join().unwrap().unwrap()).collect()
@@ -91,7 +91,7 @@ fn the_state_survives_rolls_and_a_clean_reopen() {
         let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
         let mut appended = Vec::new();
         for i in 0..40 {
-            appended.push(p.append_idempotent(producer(7, 0, i * 2), &big(i)).unwrap());
+            appended.push(p.append_with_producer(&big(i), producer(7, 0, i * 2)).unwrap());
         }
         assert!(p.segment_infos().unwrap().len() > 3, "the segment rolled");
         appended
@@ -101,11 +101,11 @@ fn the_state_survives_rolls_and_a_clean_reopen() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let p = store.topic("t").unwrap().partition(0).unwrap();
     for i in 35..40 {
-        let again = p.append_idempotent(producer(7, 0, i * 2), &big(i)).unwrap();
+        let again = p.append_with_producer(&big(i), producer(7, 0, i * 2)).unwrap();
         assert_eq!(again, first[i as usize]);
     }
     assert_eq!(p.log_end_offset(), 80);
-    p.append_idempotent(producer(7, 0, 80), &records("next", 1)).unwrap();
+    p.append_with_producer(&records("next", 1), producer(7, 0, 80)).unwrap();
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn the_state_is_rebuilt_from_the_log_after_a_crash() {
     let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
     let mut appended = Vec::new();
     for i in 0..30 {
-        appended.push(p.append_idempotent(producer(3, 2, i * 3), &big(i)).unwrap());
+        appended.push(p.append_with_producer(&big(i), producer(3, 2, i * 3)).unwrap());
         p.append(&records("plain", 1)).unwrap();
     }
     for without_snapshots in [false, true] {
@@ -151,14 +151,14 @@ fn the_state_is_rebuilt_from_the_log_after_a_crash() {
         let q = crashed.topic("t").unwrap().partition(0).unwrap();
         let end = q.log_end_offset();
         for i in 25..30 {
-            let again = q.append_idempotent(producer(3, 2, i * 3), &big(i)).unwrap();
+            let again = q.append_with_producer(&big(i), producer(3, 2, i * 3)).unwrap();
             assert_eq!(again, Appended { log_append_time_ms: again.log_append_time_ms, ..appended[i as usize] });
         }
         assert_eq!(q.log_end_offset(), end, "the retries wrote nothing");
-        let e = q.append_idempotent(producer(3, 2, 24 * 3), &big(24)).unwrap_err();
+        let e = q.append_with_producer(&big(24), producer(3, 2, 24 * 3)).unwrap_err();
         assert!(matches!(e, Error::Producer { error: ProducerError::OutOfOrderSequence { expected: 90, .. }, .. }));
-        let e = q.append_idempotent(producer(3, 1, 90), &big(30)).unwrap_err();
+        let e = q.append_with_producer(&big(30), producer(3, 1, 90)).unwrap_err();
         assert!(matches!(e, Error::Producer { error: ProducerError::InvalidProducerEpoch { current: 2, .. }, .. }));
-        q.append_idempotent(producer(3, 2, 90), &big(30)).unwrap();
+        q.append_with_producer(&big(30), producer(3, 2, 90)).unwrap();
     }
 }

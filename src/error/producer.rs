@@ -19,7 +19,7 @@ pub enum ProducerError {
 
     /// A producer id, epoch or sequence that no producer can send (negative, or half of one).
     #[error("invalid producer fields: {0}")]
-    InvalidProducerBatch(String),
+    InvalidProducerFields(String),
 }
 
 impl ProducerError {
@@ -29,7 +29,7 @@ impl ProducerError {
         match self {
             ProducerError::OutOfOrderSequence { .. } => 45,
             ProducerError::InvalidProducerEpoch { .. } => 47,
-            ProducerError::InvalidProducerBatch(_) => 87,
+            ProducerError::InvalidProducerFields(_) => 87,
         }
     }
 
@@ -38,7 +38,7 @@ impl ProducerError {
         match self {
             ProducerError::OutOfOrderSequence { .. } => "OUT_OF_ORDER_SEQUENCE_NUMBER",
             ProducerError::InvalidProducerEpoch { .. } => "INVALID_PRODUCER_EPOCH",
-            ProducerError::InvalidProducerBatch(_) => "INVALID_PRODUCER_BATCH",
+            ProducerError::InvalidProducerFields(_) => "INVALID_PRODUCER_FIELDS",
         }
     }
 }

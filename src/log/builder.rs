@@ -3,7 +3,7 @@
 //! once, only the encoded batch (about the size of the records' bytes). The HTTP produce path
 //! builds its batches with it; the checks are those of [`Partition::prepare`](super::Partition).
 
-use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
+use super::batch::{self, HeaderFields, ProducerFields, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
 use super::partition::{Partition, PreparedBatch};
 use super::record::{self, Header, RecordFields};
 use crate::config::{TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
@@ -19,7 +19,7 @@ pub(crate) struct BatchBuilder {
     first_timestamp: i64,
     max_timestamp: i64,
     /// Set when an idempotent producer sends the batch.
-    producer: Option<crate::log::ProducerBatch>,
+    producer: ProducerFields,
 }
 
 impl BatchBuilder {
@@ -32,13 +32,13 @@ impl BatchBuilder {
             count: 0,
             first_timestamp: 0,
             max_timestamp: i64::MIN,
-            producer: None,
+            producer: ProducerFields::NONE,
         }
     }
 
     /// Makes it a batch of an idempotent producer (checked when it is written).
-    pub(crate) fn set_producer(&mut self, producer: crate::log::ProducerBatch) {
-        self.producer = Some(producer);
+    pub(crate) fn set_producer(&mut self, producer: ProducerFields) {
+        self.producer = producer;
     }
 
     /// Checks and encodes one record; `index` names it in errors (its place in the request).
@@ -100,8 +100,16 @@ impl BatchBuilder {
         let log_append = self.cfg.timestamp_type == TimestampType::LogAppendTime;
         let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
-        let (_, body_crc) = batch::finish(&mut self.buf, 0, attributes, timestamps, self.count, self.count - 1);
-        Ok(PreparedBatch::encoded(self.buf, body_crc, self.cfg, self.now, self.producer))
+        let fields = HeaderFields {
+            base_offset: 0,
+            attributes,
+            timestamps,
+            record_count: self.count,
+            last_offset_delta: self.count - 1,
+            producer: self.producer,
+        };
+        batch::finish(&mut self.buf, &fields);
+        Ok(PreparedBatch::encoded(self.buf, self.cfg, self.now, self.producer))
     }
 }
 

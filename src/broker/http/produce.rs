@@ -14,7 +14,7 @@ use super::errors::{code, unless_deleted, ApiError, CONTENT_TYPE_V2};
 use super::produce_body::{for_each_record, walk_body, OffsetsBody, OFFSETS_PER_CHUNK};
 use super::topics::blocking;
 use super::AppState;
-use crate::log::ProducerBatch;
+use crate::log::ProducerFields;
 use crate::topic_append::TopicAppend;
 use crate::{Error, Topic, TopicConfig};
 
@@ -104,7 +104,7 @@ async fn produce(
                     ),
                 ));
             }
-            append.set_producer(ProducerBatch { id: p.id, epoch: p.epoch, base_sequence: p.sequence });
+            append.set_producer(ProducerFields { producer_id: p.id, producer_epoch: p.epoch, base_sequence: p.sequence });
         }
         Ok((append.finish()?, bytes, t))
     };

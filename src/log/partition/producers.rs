@@ -7,31 +7,20 @@ use std::sync::Arc;
 
 use super::{Appended, Partition, Writer};
 use crate::error::{Error, Result};
-use crate::log::batch::{self, BatchHeader};
-use crate::log::producer_state::{snapshot, BatchMetadata, ProducerBatch, ProducerError, ProducerState};
+use crate::log::batch;
+use crate::log::producer_state::{snapshot, BatchMetadata, ProducerError, ProducerFields, ProducerState};
 use crate::log::record::NewRecord;
 use crate::log::segment::Segment;
 
 impl Partition {
-    /// [`append`](Self::append) for an idempotent producer: the batch carries `producer` (an id
-    /// from [`Store::init_producer_id`](crate::Store::init_producer_id), its epoch, and the
-    /// sequence of its first record; the next batch starts at
-    /// [`next_sequence`](crate::log::next_sequence)`(base_sequence, records.len())`). A retry of
-    /// one of the producer's last five batches is acknowledged with the offsets it got the first
-    /// time and not written again; an out-of-order sequence or an older epoch is
-    /// [`Error::Producer`]. Blocking: call it from a blocking thread.
-    pub fn append_idempotent(&self, producer: ProducerBatch, records: &[NewRecord]) -> Result<Appended> {
-        let prepared = self.prepare_for(records, Some(producer))?;
-        if !prepared.is_sync() {
-            return self.write_prepared(prepared).map(|(appended, _, _)| appended);
-        }
-        self.inner.committer.enqueue_blocking(self, prepared)?.wait()
-    }
-
-    /// [`append_idempotent`](Self::append_idempotent) for async callers (as
+    /// [`append_with_producer`](Self::append_with_producer) for async callers (as
     /// [`append_async`](Self::append_async)).
-    pub async fn append_idempotent_async(&self, producer: ProducerBatch, records: Vec<NewRecord>) -> Result<Appended> {
-        let prepared = self.prepare_for(&records, Some(producer))?;
+    pub async fn append_with_producer_async(
+        &self,
+        records: Vec<NewRecord>,
+        producer: ProducerFields,
+    ) -> Result<Appended> {
+        let prepared = self.prepare_with_producer(&records, producer)?;
         drop(records);
         if !prepared.is_sync() {
             return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
@@ -79,12 +68,7 @@ impl Partition {
 /// The batch's last offset delta, from its encoded header.
 pub(super) fn last_offset_delta(buf: &[u8]) -> u32 {
     let at = batch::LAST_OFFSET_DELTA_OFFSET;
-    u32::from_le_bytes(buf[at..at + 4].try_into().expect("an encoded batch has a header"))
-}
-
-/// The producer fields of a batch read back from the log, if an idempotent producer wrote it.
-fn header_producer(_h: &BatchHeader) -> Option<ProducerBatch> {
-    None
+    u32::from_be_bytes(buf[at..at + 4].try_into().expect("an encoded batch has a header"))
 }
 
 /// The producer state of a partition being opened: the newest valid snapshot at or below
@@ -116,7 +100,8 @@ pub(super) fn load_state(
             if h.last_offset() < from || h.base_offset >= log_end {
                 continue;
             }
-            if let Some(pb) = header_producer(&h) {
+            if h.producer.is_some() {
+                let pb = h.producer;
                 let meta = BatchMetadata {
                     first_sequence: pb.base_sequence,
                     last_sequence: pb.last_sequence(h.last_offset_delta),

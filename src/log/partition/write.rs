@@ -8,9 +8,9 @@ use super::preallocate::ZERO_TAIL_GROUP_BYTES_MAX;
 use super::{capacity_for, Appended, Partition, Writer};
 use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
-use crate::log::batch;
+use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
-use crate::log::producer_state::{BatchMetadata, Checked, ProducerBatch, ProducerState};
+use crate::log::producer_state::{BatchMetadata, Checked, ProducerState};
 use crate::log::record::NewRecord;
 use crate::log::segment::{self, IndexCursor, Segment};
 
@@ -18,25 +18,18 @@ use crate::log::segment::{self, IndexCursor, Segment};
 #[derive(Debug)]
 pub(crate) struct PreparedBatch {
     buf: Vec<u8>,
-    body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
-    /// Its producer fields, when an idempotent producer sent it: checked against the partition's
-    /// producer state when it is written (see `producer_state`).
-    producer: Option<ProducerBatch>,
+    /// Its producer fields (also in `buf`'s header): when a producer id is set, checked against the
+    /// partition's producer state when it is written (see `producer_state`).
+    producer: ProducerFields,
 }
 
 impl PreparedBatch {
     /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
     #[cfg(feature = "broker")]
-    pub(crate) fn encoded(
-        buf: Vec<u8>,
-        body_crc: crc32fast::Hasher,
-        cfg: TopicConfig,
-        now: i64,
-        producer: Option<ProducerBatch>,
-    ) -> PreparedBatch {
-        PreparedBatch { buf, body_crc, cfg, now, producer }
+    pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64, producer: ProducerFields) -> PreparedBatch {
+        PreparedBatch { buf, cfg, now, producer }
     }
 
     /// Its encoded size in bytes.
@@ -89,7 +82,19 @@ impl Partition {
     /// Appends `records` as one batch and returns once they are durable under the topic's durability.
     /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
     pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
-        let prepared = self.prepare(records)?;
+        self.append_with_producer(records, ProducerFields::NONE)
+    }
+
+    /// [`append`](Self::append) for an idempotent producer: the batch carries `producer` (Kafka's
+    /// producer id, epoch and base sequence, stored in its header; [`ProducerFields::NONE`] for
+    /// none). The id comes from [`Store::init_producer_id`](crate::Store::init_producer_id); the
+    /// batch's records take the sequences from `base_sequence` on, so the next batch starts at
+    /// [`next_sequence`](crate::log::next_sequence)`(base_sequence, records.len())`. A retry of one
+    /// of the producer's last five batches is acknowledged with the offsets it got the first time
+    /// and not written again; an out-of-order sequence, an older epoch or negative fields are
+    /// [`Error::Producer`] (nothing written). Rules in `segment-format.md`, section 17.
+    pub fn append_with_producer(&self, records: &[NewRecord], producer: ProducerFields) -> Result<Appended> {
+        let prepared = self.prepare_with_producer(records, producer)?;
         if !prepared.is_sync() {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
@@ -131,18 +136,24 @@ impl Partition {
     /// Validates `records` against the topic's limits and encodes them as one batch, writing
     /// nothing: a multi-partition append prepares every batch before it writes any.
     pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
-        self.prepare_for(records, None)
+        self.prepare_with_producer(records, ProducerFields::NONE)
     }
 
-    /// [`prepare`](Self::prepare) for a batch of an idempotent producer when `producer` is given.
-    pub(crate) fn prepare_for(&self, records: &[NewRecord], producer: Option<ProducerBatch>) -> Result<PreparedBatch> {
-        if let Some(pb) = &producer {
-            pb.validate().map_err(|e| self.producer_error(e))?;
+    /// [`prepare`](Self::prepare) with the batch's producer fields set (covered by its CRC): fields
+    /// other than [`ProducerFields::NONE`] must all be at least 0, and are checked against the
+    /// partition's producer state when the batch is written.
+    pub(crate) fn prepare_with_producer(
+        &self,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<PreparedBatch> {
+        if producer != ProducerFields::NONE {
+            producer.validate().map_err(|e| self.producer_error(e))?;
         }
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (buf, body_crc) = encode(records, &cfg, now)?;
-        Ok(PreparedBatch { buf, body_crc, cfg, now, producer })
+        let buf = encode(records, &cfg, now, producer)?;
+        Ok(PreparedBatch { buf, cfg, now, producer })
     }
 
     /// Writes a prepared batch under the partition's lock.
@@ -182,9 +193,9 @@ impl Partition {
                 results[i] = Some(Err(e));
                 continue;
             }
-            let PreparedBatch { mut buf, body_crc, cfg, now, producer } = prepared;
-            if let Some(pb) = &producer {
-                match w.producers.check(pb, super::producers::last_offset_delta(&buf), now) {
+            let PreparedBatch { mut buf, cfg, now, producer } = prepared;
+            if producer.is_some() {
+                match w.producers.check(&producer, super::producers::last_offset_delta(&buf), now) {
                     Ok(Checked::New) => {}
                     Ok(Checked::Duplicate(m)) => {
                         crate::log::buffers::give(buf);
@@ -218,7 +229,7 @@ impl Partition {
                 staged = Staged::new(&w);
             }
             let base_offset = staged.next_offset;
-            let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+            let header = batch::set_base_offset(&mut buf, base_offset);
             let entries = staged.cursor.entries_for(w.segment.base_offset, &header, cfg.index_interval_bytes);
             if staged.cursor.position == batch_len {
                 staged.created_ms = now;
@@ -238,7 +249,8 @@ impl Partition {
                 timestamp: header.first_timestamp,
                 log_append_time_ms: now,
             };
-            if let Some(pb) = &producer {
+            if producer.is_some() {
+                let pb = &producer;
                 // Recorded now, so that the next batches of the group are checked against it; if the
                 // group's write fails, the partition is poisoned and reopening rebuilds the state.
                 w.producers.record(pb, BatchMetadata {

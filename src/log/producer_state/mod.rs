@@ -23,6 +23,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+pub use crate::log::batch::ProducerFields;
+
 pub use crate::error::ProducerError;
 
 pub(crate) mod snapshot;
@@ -37,23 +39,13 @@ pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 /// an expired producer is also forgotten when it appends again.
 pub const PRODUCER_EXPIRY_CHECK_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
-/// The producer fields of a batch: who wrote it and the sequence of its first record (Kafka's
-/// `producerId`, `producerEpoch`, `baseSequence`). A batch of `n` records takes the sequences
-/// `base_sequence ..= base_sequence + n - 1` (wrapping after `i32::MAX`, see [`next_sequence`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProducerBatch {
-    pub id: i64,
-    pub epoch: i16,
-    pub base_sequence: i32,
-}
-
-impl ProducerBatch {
+impl ProducerFields {
     /// Checks that a producer could have sent these fields (all of them at least 0).
     pub fn validate(&self) -> Result<(), ProducerError> {
-        if self.id < 0 || self.epoch < 0 || self.base_sequence < 0 {
-            return Err(ProducerError::InvalidProducerBatch(format!(
+        if self.producer_id < 0 || self.producer_epoch < 0 || self.base_sequence < 0 {
+            return Err(ProducerError::InvalidProducerFields(format!(
                 "producer id {}, epoch {}, base sequence {}: each must be at least 0",
-                self.id, self.epoch, self.base_sequence
+                self.producer_id, self.producer_epoch, self.base_sequence
             )));
         }
         Ok(())
@@ -150,27 +142,27 @@ impl ProducerState {
 
     /// What the batch `b`, whose last offset is `last_offset_delta` after its first, is to this
     /// partition at `now` (see the module docs). Changes nothing.
-    pub fn check(&self, b: &ProducerBatch, last_offset_delta: u32, now: i64) -> Result<Checked, ProducerError> {
+    pub fn check(&self, b: &ProducerFields, last_offset_delta: u32, now: i64) -> Result<Checked, ProducerError> {
         b.validate()?;
-        let Some(e) = self.entry(b.id, now) else { return Ok(Checked::New) };
+        let Some(e) = self.entry(b.producer_id, now) else { return Ok(Checked::New) };
         let last_sequence = b.last_sequence(last_offset_delta);
-        if b.epoch == e.epoch {
+        if b.producer_epoch == e.epoch {
             let same = |m: &&BatchMetadata| m.first_sequence == b.base_sequence && m.last_sequence == last_sequence;
             if let Some(m) = e.batches.iter().find(same) {
                 return Ok(Checked::Duplicate(*m));
             }
         }
-        if b.epoch < e.epoch {
-            return Err(ProducerError::InvalidProducerEpoch { producer_id: b.id, current: e.epoch, found: b.epoch });
+        if b.producer_epoch < e.epoch {
+            return Err(ProducerError::InvalidProducerEpoch { producer_id: b.producer_id, current: e.epoch, found: b.producer_epoch });
         }
-        let expected = match (b.epoch > e.epoch, e.batches.back()) {
+        let expected = match (b.producer_epoch > e.epoch, e.batches.back()) {
             (true, _) | (false, None) => 0,
             (false, Some(last)) => next_sequence(last.last_sequence, 1),
         };
-        if b.base_sequence != expected && (b.epoch > e.epoch || !e.batches.is_empty()) {
+        if b.base_sequence != expected && (b.producer_epoch > e.epoch || !e.batches.is_empty()) {
             return Err(ProducerError::OutOfOrderSequence {
-                producer_id: b.id,
-                epoch: b.epoch,
+                producer_id: b.producer_id,
+                epoch: b.producer_epoch,
                 expected,
                 found: b.base_sequence,
             });
@@ -181,15 +173,15 @@ impl ProducerState {
     /// Records a batch of `b` written at `meta`'s offsets (checked `New`, or replayed from the log).
     /// A newer epoch starts the producer's batches afresh; the oldest batch goes past
     /// [`PRODUCER_BATCHES_KEPT`].
-    pub fn record(&mut self, b: &ProducerBatch, meta: BatchMetadata) {
-        let expired = self.producers.get(&b.id).is_some_and(|e| self.expired(e, meta.append_time_ms));
-        let e = self.producers.entry(b.id).or_insert_with(|| ProducerEntry {
-            epoch: b.epoch,
+    pub fn record(&mut self, b: &ProducerFields, meta: BatchMetadata) {
+        let expired = self.producers.get(&b.producer_id).is_some_and(|e| self.expired(e, meta.append_time_ms));
+        let e = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: b.producer_epoch,
             batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
             last_append_ms: meta.append_time_ms,
         });
-        if expired || b.epoch != e.epoch {
-            e.epoch = b.epoch;
+        if expired || b.producer_epoch != e.epoch {
+            e.epoch = b.producer_epoch;
             e.batches.clear();
         }
         if e.batches.len() == PRODUCER_BATCHES_KEPT {

@@ -3,12 +3,12 @@ use super::*;
 
 const DAY: u64 = PRODUCER_ID_EXPIRATION_MS_DEFAULT;
 
-fn pb(id: i64, epoch: i16, base_sequence: i32) -> ProducerBatch {
-    ProducerBatch { id, epoch, base_sequence }
+fn pb(producer_id: i64, producer_epoch: i16, base_sequence: i32) -> ProducerFields {
+    ProducerFields { producer_id, producer_epoch, base_sequence }
 }
 
 /// Checks a batch of `count` records at `now` and, when new, records it at `offset`.
-fn append(s: &mut ProducerState, b: ProducerBatch, count: u32, offset: &mut u64, now: i64) -> Result<Checked, ProducerError> {
+fn append(s: &mut ProducerState, b: ProducerFields, count: u32, offset: &mut u64, now: i64) -> Result<Checked, ProducerError> {
     let checked = s.check(&b, count - 1, now)?;
     if checked == Checked::New {
         let meta = BatchMetadata {
@@ -76,7 +76,7 @@ fn unknown_producers_start_anywhere_and_bad_fields_are_refused() {
     assert_eq!(append(&mut s, pb(9, 0, 1235), 1, &mut offset, 0).unwrap(), Checked::New);
     for b in [pb(-2, 0, 0), pb(1, -1, 0), pb(1, 0, -5)] {
         let e = s.check(&b, 0, 0).unwrap_err();
-        assert!(matches!(e, ProducerError::InvalidProducerBatch(_)), "{e}");
+        assert!(matches!(e, ProducerError::InvalidProducerFields(_)), "{e}");
         assert_eq!(e.kafka_code(), 87);
     }
 }
@@ -185,21 +185,21 @@ struct Model {
 type Written = (i16, i32, i32, u64, u64);
 
 impl Model {
-    fn expect(&self, b: &ProducerBatch, count: u32) -> Result<Option<(u64, u64)>, &'static str> {
+    fn expect(&self, b: &ProducerFields, count: u32) -> Result<Option<(u64, u64)>, &'static str> {
         let last_seq = ((b.base_sequence as i64 + count as i64 - 1) % (1i64 << 31)) as i32;
-        let Some(history) = self.written.get(&b.id) else { return Ok(None) };
+        let Some(history) = self.written.get(&b.producer_id) else { return Ok(None) };
         let epoch = history.last().unwrap().0;
         let current: Vec<_> = history.iter().filter(|h| h.0 == epoch).collect();
         let kept = &current[current.len().saturating_sub(5)..];
-        if b.epoch == epoch {
+        if b.producer_epoch == epoch {
             if let Some(h) = kept.iter().find(|h| h.1 == b.base_sequence && h.2 == last_seq) {
                 return Ok(Some((h.3, h.4)));
             }
         }
-        if b.epoch < epoch {
+        if b.producer_epoch < epoch {
             return Err("epoch");
         }
-        let expected = if b.epoch > epoch { 0 } else { ((kept.last().unwrap().2 as i64 + 1) % (1i64 << 31)) as i32 };
+        let expected = if b.producer_epoch > epoch { 0 } else { ((kept.last().unwrap().2 as i64 + 1) % (1i64 << 31)) as i32 };
         if b.base_sequence == expected {
             Ok(None)
         } else {
@@ -244,10 +244,10 @@ fn run_model(seed: u64, steps: usize) {
             2 => b.base_sequence = next_sequence(b.base_sequence, 1 + (r >> 24) as u32 % 3),
             3 => {
                 epochs[id as usize] += 1;
-                b.epoch = epochs[id as usize];
+                b.producer_epoch = epochs[id as usize];
                 b.base_sequence = if (r >> 30).is_multiple_of(4) { 5 } else { 0 };
             }
-            4 if b.epoch > 0 => b.epoch -= 1,
+            4 if b.producer_epoch > 0 => b.producer_epoch -= 1,
             5 => {
                 let at = offset;
                 let bytes = snapshot::encode(&s, at);
@@ -259,7 +259,7 @@ fn run_model(seed: u64, steps: usize) {
         }
         if let Some(Checked::New) = check_one(&mut s, &m, b, count, &mut offset, (seed, step), &mut seen) {
             let last = b.last_sequence(count - 1);
-            m.written.entry(id).or_default().push((b.epoch, b.base_sequence, last, offset - count as u64, offset - 1));
+            m.written.entry(id).or_default().push((b.producer_epoch, b.base_sequence, last, offset - count as u64, offset - 1));
             next[id as usize] = next_sequence(last, 1);
         }
     }
@@ -269,7 +269,7 @@ fn run_model(seed: u64, steps: usize) {
 fn check_one(
     s: &mut ProducerState,
     m: &Model,
-    b: ProducerBatch,
+    b: ProducerFields,
     count: u32,
     offset: &mut u64,
     (seed, step): (u64, usize),

@@ -104,7 +104,11 @@ async fn produce(
                     ),
                 ));
             }
-            append.set_producer(ProducerFields { producer_id: p.id, producer_epoch: p.epoch, base_sequence: p.sequence });
+            append.set_producer(ProducerFields {
+                producer_id: p.id,
+                producer_epoch: p.epoch,
+                base_sequence: p.sequence,
+            });
         }
         Ok((append.finish()?, bytes, t))
     };

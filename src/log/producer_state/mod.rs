@@ -153,7 +153,11 @@ impl ProducerState {
             }
         }
         if b.producer_epoch < e.epoch {
-            return Err(ProducerError::InvalidProducerEpoch { producer_id: b.producer_id, current: e.epoch, found: b.producer_epoch });
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id: b.producer_id,
+                current: e.epoch,
+                found: b.producer_epoch,
+            });
         }
         let expected = match (b.producer_epoch > e.epoch, e.batches.back()) {
             (true, _) | (false, None) => 0,

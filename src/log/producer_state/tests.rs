@@ -8,7 +8,13 @@ fn pb(producer_id: i64, producer_epoch: i16, base_sequence: i32) -> ProducerFiel
 }
 
 /// Checks a batch of `count` records at `now` and, when new, records it at `offset`.
-fn append(s: &mut ProducerState, b: ProducerFields, count: u32, offset: &mut u64, now: i64) -> Result<Checked, ProducerError> {
+fn append(
+    s: &mut ProducerState,
+    b: ProducerFields,
+    count: u32,
+    offset: &mut u64,
+    now: i64,
+) -> Result<Checked, ProducerError> {
     let checked = s.check(&b, count - 1, now)?;
     if checked == Checked::New {
         let meta = BatchMetadata {
@@ -34,7 +40,9 @@ fn duplicates_are_found_in_the_last_five_batches() {
     }
     // Batches 2..=6 are kept: a retry of one is acknowledged with its offsets.
     match append(&mut s, pb(1, 0, 4), 2, &mut offset, 0).unwrap() {
-        Checked::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset, m.first_sequence, m.last_sequence), (4, 5, 4, 5)),
+        Checked::Duplicate(m) => {
+            assert_eq!((m.first_offset, m.last_offset, m.first_sequence, m.last_sequence), (4, 5, 4, 5))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(offset, 14, "nothing was written for the duplicate");
@@ -199,7 +207,8 @@ impl Model {
         if b.producer_epoch < epoch {
             return Err("epoch");
         }
-        let expected = if b.producer_epoch > epoch { 0 } else { ((kept.last().unwrap().2 as i64 + 1) % (1i64 << 31)) as i32 };
+        let expected =
+            if b.producer_epoch > epoch { 0 } else { ((kept.last().unwrap().2 as i64 + 1) % (1i64 << 31)) as i32 };
         if b.base_sequence == expected {
             Ok(None)
         } else {
@@ -259,7 +268,13 @@ fn run_model(seed: u64, steps: usize) {
         }
         if let Some(Checked::New) = check_one(&mut s, &m, b, count, &mut offset, (seed, step), &mut seen) {
             let last = b.last_sequence(count - 1);
-            m.written.entry(id).or_default().push((b.producer_epoch, b.base_sequence, last, offset - count as u64, offset - 1));
+            m.written.entry(id).or_default().push((
+                b.producer_epoch,
+                b.base_sequence,
+                last,
+                offset - count as u64,
+                offset - 1,
+            ));
             next[id as usize] = next_sequence(last, 1);
         }
     }

@@ -62,6 +62,37 @@ fn write_seed_corpora() {
     write("store_metadata", "kappalog-json", &meta);
 }
 
+/// `batch_decode` seeds of every codec, and a compression bomb (a zstd batch whose records expand
+/// past `DECOMPRESSED_BYTES_MAX`, with a valid CRC).
+#[test]
+#[ignore = "writes files into fuzz/corpus; run on purpose"]
+fn write_codec_seeds() {
+    use kappalog::CompressionType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    for codec in [CompressionType::Gzip, CompressionType::Snappy, CompressionType::Lz4, CompressionType::Zstd] {
+        let config = TopicConfig::default().compression_type(codec).durability(Durability::None);
+        let p = store.create_topic(codec.as_str(), 1, config).unwrap().partition(0).unwrap();
+        let recs: Vec<NewRecord> = (0..10)
+            .map(|i| NewRecord::keyed(format!("k{i}"), format!(r#"{{"n":{i}}}"#)).with_header("h", "x"))
+            .collect();
+        p.append(&recs).unwrap();
+        let raw = p.read_raw(0, usize::MAX).unwrap().bytes;
+        write("batch_decode", &format!("codec-{}", codec.as_str()), &raw);
+    }
+    let p = store.topic("zstd").unwrap().partition(0).unwrap();
+    let mut bomb = p.read_raw(0, usize::MAX).unwrap().bytes[..61].to_vec();
+    bomb.extend_from_slice(
+        &zstd::bulk::compress(&vec![0u8; kappalog::limits::DECOMPRESSED_BYTES_MAX + 1], 19).unwrap(),
+    );
+    let len = (bomb.len() - 12) as u32;
+    bomb[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&bomb[21..]);
+    bomb[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(kappalog::log::decode_batch(&bomb).unwrap_err().to_string().contains("expand past"));
+    write("batch_decode", "zstd-bomb", &bomb);
+}
+
 /// The `store_files` seeds (first byte: the file, bit 3: framed by the harness with a valid
 /// checksum; see `fuzz/fuzz_targets/store_files.rs`): real offset files, a swap manifest, view
 /// definitions and checkpoints, and a broker config file.

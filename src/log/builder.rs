@@ -98,7 +98,9 @@ impl BatchBuilder {
             return Err(Error::InvalidRecord("an append needs at least one record".into()));
         }
         let log_append = self.cfg.timestamp_type == TimestampType::LogAppendTime;
-        let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+        let codec = self.cfg.compression_type.codec().unwrap_or(0);
+        self.buf = crate::log::compression::compress_batch(self.buf, codec)?;
+        let attributes = codec | if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
         let fields = HeaderFields {
             base_offset: 0,
@@ -136,6 +138,27 @@ mod tests {
         assert_eq!(got[0].headers, h);
         assert_eq!((got[0].timestamp, got[1].timestamp, got[1].value.as_deref()), (5, 3, None));
         assert_eq!((got[2].offset, got[3].offset), (2, 3));
+    }
+
+    /// Under a topic codec the built batch is stored compressed and reads back the same.
+    #[test]
+    fn built_batches_take_the_topic_codec() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        for codec in [crate::CompressionType::Gzip, crate::CompressionType::Snappy, crate::CompressionType::Lz4] {
+            let cfg = TopicConfig::default().compression_type(codec).durability(crate::Durability::None);
+            let p = store.create_topic(codec.as_str(), 1, cfg).unwrap().partition(0).unwrap();
+            let mut b = BatchBuilder::new(&p);
+            for i in 0..50 {
+                b.push(i, Some(b"k"), Some(format!(r#"{{"n":{i}}}"#).as_bytes()), &[], Some(7)).unwrap();
+            }
+            p.write_prepared(b.finish().unwrap()).unwrap();
+            let got = p.read(0, 1 << 20, 100).unwrap();
+            assert_eq!(got.len(), 50);
+            assert_eq!(got[49].value.as_deref(), Some(&br#"{"n":49}"#[..]));
+            let raw = p.read_raw(0, 1 << 20).unwrap().bytes;
+            assert_eq!(raw[batch::ATTRIBUTES_OFFSET + 1] & 7, codec.codec().unwrap() as u8);
+        }
     }
 
     #[test]

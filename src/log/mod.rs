@@ -21,10 +21,11 @@ pub(crate) mod segment;
 
 pub use batch::ProducerFields;
 pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS, COMMIT_THREADS_MAX};
+pub use compression::DECOMPRESSED_BYTES_MAX;
 pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
-pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
+pub use partition::{Appended, Partition, PartitionStats, RawBatches, SegmentInfo};
 pub use producer_state::{next_sequence, ProducerError, PRODUCER_ID_EXPIRATION_MS_DEFAULT};
 pub use record::{Header, NewRecord, Record, RecordRef};
 pub use segment::ReadBatch;

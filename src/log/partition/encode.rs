@@ -70,7 +70,10 @@ pub(super) fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64, produce
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: p as u64, max: bytes_max as u64 });
     }
     buf.truncate(p);
-    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+    // The topic's codec, if it names one (`producer`: kappalog's own batches are uncompressed).
+    let codec = cfg.compression_type.codec().unwrap_or(0);
+    let mut buf = crate::log::compression::compress_batch(buf, codec)?;
+    let attributes = codec | if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
     let (count, last_delta) = (records.len() as u32, (records.len() - 1) as u32);
     let fields = HeaderFields {
         base_offset: 0,

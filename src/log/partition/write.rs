@@ -26,8 +26,8 @@ pub(crate) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
-    #[cfg(feature = "broker")]
+    /// A batch encoded (by [`BatchBuilder`](crate::log::builder::BatchBuilder), or a client's
+    /// checked batch) under `cfg` at `now`, with `producer` its header's producer fields.
     pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64, producer: ProducerFields) -> PreparedBatch {
         PreparedBatch { buf, cfg, now, producer }
     }
@@ -95,10 +95,23 @@ impl Partition {
     /// [`Error::Producer`] (nothing written). Rules in `segment-format.md`, section 17.
     pub fn append_with_producer(&self, records: &[NewRecord], producer: ProducerFields) -> Result<Appended> {
         let prepared = self.prepare_with_producer(records, producer)?;
+        self.append_prepared(prepared)
+    }
+
+    /// Writes a prepared batch and returns once it is durable under its topic's durability.
+    pub(crate) fn append_prepared(&self, prepared: PreparedBatch) -> Result<Appended> {
         if !prepared.is_sync() {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
         self.inner.committer.enqueue_blocking(self, prepared)?.wait()
+    }
+
+    /// [`append_prepared`](Self::append_prepared) for async callers.
+    pub(crate) async fn append_prepared_async(&self, prepared: PreparedBatch) -> Result<Appended> {
+        if !prepared.is_sync() {
+            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue(self, prepared).await?.wait().await
     }
 
     /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
@@ -107,10 +120,7 @@ impl Partition {
     pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
         let prepared = self.prepare(&records)?;
         drop(records);
-        if !prepared.is_sync() {
-            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
-        }
-        self.inner.committer.enqueue(self, prepared).await?.wait().await
+        self.append_prepared_async(prepared).await
     }
 
     /// Writes a batch that is not `sync` on tokio's blocking pool. A panic there poisons the

@@ -185,6 +185,42 @@ impl Segment {
         Ok(Flow::Continue)
     }
 
+    /// The stored bytes of whole batches below `high_watermark`, from the one that holds `offset`
+    /// (or the first after it) on: at least one batch, then more while they fit in `max_bytes`.
+    /// Every batch's CRC and place are checked. Returns the byte range in `data` and the offsets
+    /// covered (the first batch's base offset, the offset after the last one), or `None` when
+    /// nothing at or after `offset` is in this segment.
+    pub fn read_raw(
+        &self,
+        data: &Bytes,
+        offset: u64,
+        high_watermark: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(std::ops::Range<usize>, u64, u64)>> {
+        let (upper, mut expected) = (self.next_offset(), self.base_offset);
+        let mut pos = self.seek(data, offset)?;
+        let mut found: Option<(usize, u64)> = None;
+        let mut next_offset = offset;
+        while pos < data.len() {
+            let (h, _) = self.batch_in_place(data, pos, &mut expected, upper)?;
+            if h.base_offset >= high_watermark {
+                break;
+            }
+            if h.last_offset() < offset {
+                pos += h.len();
+                continue;
+            }
+            match found {
+                None => found = Some((pos, h.base_offset)),
+                Some((start, _)) if pos + h.len() - start > max_bytes => break,
+                Some(_) => {}
+            }
+            pos += h.len();
+            next_offset = h.next_offset();
+        }
+        Ok(found.map(|(start, base)| (start..pos.min(data.len()), base, next_offset)))
+    }
+
     /// The first record at or after `min_offset` (and below `high_watermark`) with a timestamp `>= ts`.
     pub fn find_timestamp(&self, ts: i64, min_offset: u64, high_watermark: u64) -> Result<Option<u64>> {
         let data = self.data();

@@ -18,6 +18,8 @@ pub(crate) struct BatchBuilder {
     count: u32,
     first_timestamp: i64,
     max_timestamp: i64,
+    /// Set when an idempotent producer sends the batch.
+    producer: ProducerFields,
 }
 
 impl BatchBuilder {
@@ -30,7 +32,13 @@ impl BatchBuilder {
             count: 0,
             first_timestamp: 0,
             max_timestamp: i64::MIN,
+            producer: ProducerFields::NONE,
         }
+    }
+
+    /// Makes it a batch of an idempotent producer (checked when it is written).
+    pub(crate) fn set_producer(&mut self, producer: ProducerFields) {
+        self.producer = producer;
     }
 
     /// Checks and encodes one record; `index` names it in errors (its place in the request).
@@ -100,10 +108,10 @@ impl BatchBuilder {
             timestamps,
             record_count: self.count,
             last_offset_delta: self.count - 1,
-            producer: ProducerFields::NONE,
+            producer: self.producer,
         };
         batch::finish(&mut self.buf, &fields);
-        Ok(PreparedBatch::encoded(self.buf, self.cfg, self.now))
+        Ok(PreparedBatch::encoded(self.buf, self.cfg, self.now, self.producer))
     }
 }
 

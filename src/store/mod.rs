@@ -91,6 +91,7 @@ struct StoreInner {
     committer: Committer,
     /// The extensions of the handles `open` gave, for the handles without them.
     extensions: Weak<Extensions>,
+    producer_ids: crate::producer_ids::ProducerIds,
     /// Held for the life of the store: the exclusive lock.
     _lock: File,
 }
@@ -149,6 +150,13 @@ impl Store {
         &self.inner.config
     }
 
+    /// A new producer id and its epoch (Kafka's `InitProducerId` without a transactional id): an id
+    /// this data directory never gave before, also across crashes, with epoch 0. Appends that carry
+    /// it (see [`Partition::append_with_producer`]) are deduplicated by their sequences.
+    pub fn init_producer_id(&self) -> Result<(i64, i16)> {
+        Ok((self.inner.producer_ids.allocate()?, 0))
+    }
+
     /// Fsyncs every partition of every topic.
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
@@ -187,6 +195,9 @@ impl Drop for StoreInner {
                 if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() || p.cut_tail_for_close().is_err()
                 {
                     clean = false;
+                } else if let Err(e) = p.snapshot_producers_for_close() {
+                    // Not fatal: the next open replays the batches after an older snapshot.
+                    tracing::warn!(topic = p.topic(), partition = p.id(), error = %e, "producer-state snapshot failed");
                 }
             }
         }

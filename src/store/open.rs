@@ -45,6 +45,7 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         check_format(&dir)?;
+        let producer_ids = crate::producer_ids::ProducerIds::open(&dir)?;
         let clean_path = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = clean_path.exists();
         if clean {
@@ -102,6 +103,7 @@ impl Store {
                 cleaner: Mutex::new(cleaner),
                 committer,
                 extensions: Arc::downgrade(&extensions),
+                producer_ids,
                 _lock: lock,
             }),
             extensions: Some(extensions),
@@ -212,6 +214,7 @@ pub(super) fn open_partition(
             clock: Arc::clone(&config.clock),
             faults: config.faults.clone(),
             committer: topic.inner.committer.clone(),
+            producer_id_expiration_ms: config.producer_id_expiration_ms,
         },
         clean && !fresh,
     )?;

@@ -8,7 +8,9 @@ use super::write::PreparedBatch;
 use super::{Appended, Partition};
 use crate::config::{TimestampType, TopicConfig};
 use crate::error::{Error, Result};
-use crate::log::batch::{self, BatchHeader, HeaderFields, ATTRIBUTE_CODEC_MASK, ATTRIBUTE_LOG_APPEND_TIME};
+use crate::log::batch::{
+    self, BatchHeader, HeaderFields, ProducerFields, ATTRIBUTE_CODEC_MASK, ATTRIBUTE_LOG_APPEND_TIME,
+};
 use crate::log::{compression, record};
 
 fn invalid(why: impl std::fmt::Display) -> Error {
@@ -126,7 +128,12 @@ impl Partition {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
         let buf = prepare(batch, &cfg, now)?;
-        Ok(PreparedBatch::encoded(buf, cfg, now))
+        // Checked against the partition's producer state when written (see `producer_state`).
+        let producer = BatchHeader::parse(&buf).ok().flatten().map_or(ProducerFields::NONE, |h| h.producer);
+        if producer.is_some() {
+            producer.validate().map_err(|e| self.producer_error(e))?;
+        }
+        Ok(PreparedBatch::encoded(buf, cfg, now, producer))
     }
 
     /// Appends a Kafka client's RecordBatch v2 (magic 2) as one batch, and returns once it is
@@ -143,7 +150,11 @@ impl Partition {
     /// the CRC) and partition leader epoch 0. Under `LogAppendTime` the log-append-time attribute
     /// and `maxTimestamp` (the append time) are set and the CRC computed again. Under a
     /// `compression_type` other than `producer`, records in another codec are compressed again with
-    /// the topic's. Producer fields are kept as given. Blocking: call it from a blocking thread.
+    /// the topic's. Producer fields are kept as given, and a batch with a producer id is checked
+    /// as [`append_with_producer`](Self::append_with_producer) checks it (a retry of one of the
+    /// producer's last five batches gets its first offsets and is not written again; an
+    /// out-of-order sequence or an older epoch is [`Error::Producer`]). Blocking: call it from a
+    /// blocking thread.
     pub fn append_batch(&self, batch: Bytes) -> Result<Appended> {
         let prepared = self.prepare_client_batch(batch)?;
         self.append_prepared(prepared)

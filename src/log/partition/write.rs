@@ -10,6 +10,7 @@ use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
 use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
+use crate::log::producer_state::{BatchMetadata, Checked, ProducerState};
 use crate::log::record::NewRecord;
 use crate::log::segment::{self, IndexCursor, Segment};
 
@@ -19,13 +20,16 @@ pub(crate) struct PreparedBatch {
     buf: Vec<u8>,
     cfg: TopicConfig,
     now: i64,
+    /// Its producer fields (also in `buf`'s header): when a producer id is set, checked against the
+    /// partition's producer state when it is written (see `producer_state`).
+    producer: ProducerFields,
 }
 
 impl PreparedBatch {
     /// A batch encoded (by [`BatchBuilder`](crate::log::builder::BatchBuilder), or a client's
-    /// checked batch) under `cfg` at `now`.
-    pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64) -> PreparedBatch {
-        PreparedBatch { buf, cfg, now }
+    /// checked batch) under `cfg` at `now`, with `producer` its header's producer fields.
+    pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64, producer: ProducerFields) -> PreparedBatch {
+        PreparedBatch { buf, cfg, now, producer }
     }
 
     /// Its encoded size in bytes.
@@ -81,9 +85,14 @@ impl Partition {
         self.append_with_producer(records, ProducerFields::NONE)
     }
 
-    /// [`append`](Self::append) of a batch carrying a producer's id, epoch and base sequence (Kafka's
-    /// idempotent producer fields, stored in the batch header as given; [`ProducerFields::NONE`]
-    /// for none). The log itself does not check sequences.
+    /// [`append`](Self::append) for an idempotent producer: the batch carries `producer` (Kafka's
+    /// producer id, epoch and base sequence, stored in its header; [`ProducerFields::NONE`] for
+    /// none). The id comes from [`Store::init_producer_id`](crate::Store::init_producer_id); the
+    /// batch's records take the sequences from `base_sequence` on, so the next batch starts at
+    /// [`next_sequence`](crate::log::next_sequence)`(base_sequence, records.len())`. A retry of one
+    /// of the producer's last five batches is acknowledged with the offsets it got the first time
+    /// and not written again; an out-of-order sequence, an older epoch or negative fields are
+    /// [`Error::Producer`] (nothing written). Rules in `segment-format.md`, section 17.
     pub fn append_with_producer(&self, records: &[NewRecord], producer: ProducerFields) -> Result<Appended> {
         let prepared = self.prepare_with_producer(records, producer)?;
         self.append_prepared(prepared)
@@ -140,16 +149,21 @@ impl Partition {
         self.prepare_with_producer(records, ProducerFields::NONE)
     }
 
-    /// [`prepare`](Self::prepare) with the batch's producer fields set (covered by its CRC).
+    /// [`prepare`](Self::prepare) with the batch's producer fields set (covered by its CRC): fields
+    /// other than [`ProducerFields::NONE`] must all be at least 0, and are checked against the
+    /// partition's producer state when the batch is written.
     pub(crate) fn prepare_with_producer(
         &self,
         records: &[NewRecord],
         producer: ProducerFields,
     ) -> Result<PreparedBatch> {
+        if producer != ProducerFields::NONE {
+            producer.validate().map_err(|e| self.producer_error(e))?;
+        }
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
         let buf = encode(records, &cfg, now, producer)?;
-        Ok(PreparedBatch { buf, cfg, now })
+        Ok(PreparedBatch { buf, cfg, now, producer })
     }
 
     /// Writes a prepared batch under the partition's lock.
@@ -176,7 +190,12 @@ impl Partition {
     /// carried and every later one fail.
     pub(crate) fn write_group(&self, batches: Vec<PreparedBatch>) -> Vec<Result<(Appended, u64, Durability)>> {
         let mut results: Vec<Option<Written>> = Vec::with_capacity(batches.len());
+        // Duplicates acknowledged with the offsets of a batch of this group: (index, its last offset).
+        let mut duplicates = Vec::new();
         let mut w = self.inner.writer.lock();
+        if let Some(first) = batches.first() {
+            w.producers.expire(first.now, false);
+        }
         let mut staged = Staged::new(&w);
         for (i, prepared) in batches.into_iter().enumerate() {
             results.push(None);
@@ -184,7 +203,25 @@ impl Partition {
                 results[i] = Some(Err(e));
                 continue;
             }
-            let PreparedBatch { mut buf, cfg, now } = prepared;
+            let PreparedBatch { mut buf, cfg, now, producer } = prepared;
+            if producer.is_some() {
+                match w.producers.check(&producer, super::producers::last_offset_delta(&buf), now) {
+                    Ok(Checked::New) => {}
+                    Ok(Checked::Duplicate(m)) => {
+                        crate::log::buffers::give(buf);
+                        if m.last_offset >= w.next_offset {
+                            duplicates.push((i, m.last_offset));
+                        }
+                        results[i] = Some(Ok((self.duplicate_appended(&m), m.last_offset + 1, cfg.durability)));
+                        continue;
+                    }
+                    Err(e) => {
+                        crate::log::buffers::give(buf);
+                        results[i] = Some(Err(self.producer_error(e)));
+                        continue;
+                    }
+                }
+            }
             let batch_len = buf.len() as u64;
             let c = &staged.cursor;
             if c.position > 0
@@ -222,6 +259,22 @@ impl Partition {
                 timestamp: header.first_timestamp,
                 log_append_time_ms: now,
             };
+            if producer.is_some() {
+                let pb = &producer;
+                // Recorded now, so that the next batches of the group are checked against it; if the
+                // group's write fails, the partition is poisoned and reopening rebuilds the state.
+                w.producers.record(
+                    pb,
+                    BatchMetadata {
+                        first_sequence: pb.base_sequence,
+                        last_sequence: pb.last_sequence(header.last_offset_delta),
+                        first_offset: base_offset,
+                        last_offset: header.last_offset(),
+                        timestamp: header.first_timestamp,
+                        append_time_ms: now,
+                    },
+                );
+            }
             staged.batches.push(StagedBatch {
                 index: i,
                 header,
@@ -232,6 +285,12 @@ impl Partition {
             });
         }
         self.write_staged(&mut w, &mut staged, &mut results);
+        // A duplicate of a batch of this group that was not written (the write failed) fails too.
+        for (i, last_offset) in duplicates {
+            if last_offset >= w.next_offset {
+                results[i] = Some(Err(self.poisoned_error()));
+            }
+        }
         drop(w);
         results.into_iter().map(|r| r.expect("every batch has a result")).collect()
     }
@@ -312,6 +371,8 @@ impl Partition {
         io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
         io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
         self.mark_durable(w.next_offset);
+        // Every batch below the new segment's base is durable: the producer state as of there.
+        self.snapshot_producers(w);
         let (segment, files) =
             Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
         {
@@ -330,6 +391,7 @@ impl Partition {
             segment_bytes: cfg.segment_bytes,
             file_len: 0,
             reserved_to: 0,
+            producers: std::mem::replace(&mut w.producers, ProducerState::new(0)),
         };
         Ok(())
     }

@@ -170,6 +170,7 @@ fn config_type(key: &str) -> i8 {
     }
 }
 
+/// DescribeConfigs: a null or empty key list describes every config (as Kafka does).
 pub fn describe_configs(ctx: &Context, version: i16, r: &mut Reader) -> Result<Writer> {
     let n = r.array_len("resources", 5)?;
     let mut resources = Vec::with_capacity(n);
@@ -201,8 +202,10 @@ pub fn describe_configs(ctx: &Context, version: i16, r: &mut Reader) -> Result<W
                 w.i16(error).nullable_string(Some(&message)).i8(*kind).string(name).array_len(0);
             }
             Ok(all) => {
-                let chosen: Vec<(&String, &String)> =
-                    all.iter().filter(|(k, _)| keys.as_ref().is_none_or(|ks| ks.contains(k))).collect();
+                let chosen: Vec<(&String, &String)> = all
+                    .iter()
+                    .filter(|(k, _)| keys.as_ref().is_none_or(|ks| ks.is_empty() || ks.contains(k)))
+                    .collect();
                 w.i16(code::NONE).nullable_string(None).i8(*kind).string(name).array_len(chosen.len());
                 for (k, v) in chosen {
                     let source = if defaults.get(k) == Some(v) { SOURCE_DEFAULT } else { SOURCE_DYNAMIC_TOPIC };

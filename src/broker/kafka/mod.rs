@@ -260,6 +260,23 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
     }
 }
 
+/// Whether requests of `api_key` at `version` use the flexible encoding (header v2).
+#[doc(hidden)]
+pub fn request_is_flexible(api_key: i16, version: i16) -> bool {
+    header::flexible_from(api_key).is_some_and(|v| version >= v)
+}
+
+/// Answers one request frame (its size prefix removed) as a connection would: `Err` with the
+/// reason when the connection would be closed, `Ok(None)` when nothing is sent back (acks=0),
+/// else the response frame's bytes. For the fuzz target and tests.
+#[doc(hidden)]
+pub async fn answer(ctx: &Context, frame: Bytes) -> Result<Option<Vec<u8>>, String> {
+    match dispatch(ctx, frame).await {
+        Outcome::Close(why) => Err(why),
+        Outcome::Reply(reply) => Ok(reply.await.map(|chunks| chunks.concat())),
+    }
+}
+
 fn ready(chunks: Vec<Bytes>) -> Outcome {
     Outcome::Reply(Box::pin(async move { Some(chunks) }))
 }

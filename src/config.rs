@@ -287,6 +287,11 @@ pub struct StoreConfig {
     /// [`COMMIT_THREADS`](crate::log::COMMIT_THREADS)): with more than one, rounds on different
     /// partitions overlap their fsyncs; one gives fewer, larger rounds.
     pub commit_threads: usize,
+    /// How long a partition remembers an idempotent producer that stopped appending, on this
+    /// store's clock (Kafka's `producer.id.expiration.ms`, default one day,
+    /// [`PRODUCER_ID_EXPIRATION_MS_DEFAULT`](crate::log::PRODUCER_ID_EXPIRATION_MS_DEFAULT)). A
+    /// retry after that is not recognised as a duplicate.
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -298,6 +303,7 @@ impl Default for StoreConfig {
             cleaner_interval_ms: CLEANER_INTERVAL_MS_DEFAULT,
             offset_map_bytes: OFFSET_MAP_BYTES_DEFAULT,
             commit_threads: crate::log::COMMIT_THREADS,
+            producer_id_expiration_ms: crate::log::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
         }
     }
 }
@@ -310,6 +316,7 @@ setters!(StoreConfig {
     cleaner_interval_ms: u64,
     offset_map_bytes: usize,
     commit_threads: usize,
+    producer_id_expiration_ms: u64,
 });
 
 /// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.

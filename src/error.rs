@@ -8,9 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 mod group;
+mod producer;
 mod view;
 
 pub use group::GroupError;
+pub use producer::ProducerError;
 pub use view::ViewError;
 
 /// `Result` with the crate's [`Error`].
@@ -97,6 +99,14 @@ pub enum Error {
 
     #[error(transparent)]
     Group(#[from] GroupError),
+
+    #[error("{topic}-{partition}: {error}")]
+    Producer {
+        topic: String,
+        partition: u32,
+        #[source]
+        error: ProducerError,
+    },
 }
 
 impl Error {

@@ -135,6 +135,7 @@
 //! | event time ahead of the record timestamp | `window.max_future_ms`, default [`MAX_FUTURE_MS_DEFAULT`](stream::MAX_FUTURE_MS_DEFAULT) (1 day) |
 //! | keys per scan | [`SCAN_LIMIT_MAX`](limits::SCAN_LIMIT_MAX) (10 000) |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`](limits::OFFSET_MAP_BYTES_MIN) (default [`OFFSET_MAP_BYTES_DEFAULT`](limits::OFFSET_MAP_BYTES_DEFAULT), 128 MiB) |
+//! | idempotent producers | the last [`PRODUCER_BATCHES_KEPT`](limits::PRODUCER_BATCHES_KEPT) (5) batches per producer and partition, remembered for `producer_id_expiration_ms` (default [`PRODUCER_ID_EXPIRATION_MS_DEFAULT`](limits::PRODUCER_ID_EXPIRATION_MS_DEFAULT), 1 day on the store clock); ids reserved [`PRODUCER_ID_BLOCK`](limits::PRODUCER_ID_BLOCK) (1000) at a time |
 //! | background cleaner period | `cleaner_interval_ms` (default [`CLEANER_INTERVAL_MS_DEFAULT`](limits::CLEANER_INTERVAL_MS_DEFAULT); 0 disables it) |
 //! | HTTP request body | `body_bytes_max` (default `broker::http::BODY_BYTES_MAX_DEFAULT`, 64 MiB) |
 //! | HTTP fetch | `broker::http::FETCH_BYTES_MAX` (64 MiB), `broker::http::FETCH_RECORDS_MAX` records, long-poll `broker::http::FETCH_TIMEOUT_MS_MAX` ms |
@@ -158,6 +159,7 @@ mod hash;
 pub mod limits;
 pub mod log;
 pub mod partitioner;
+mod producer_ids;
 mod store;
 pub mod stream;
 mod topic;
@@ -165,7 +167,7 @@ mod topic;
 mod topic_append;
 
 pub use config::{CleanupPolicy, Durability, StoreConfig, TimestampType, TopicConfig};
-pub use error::{Corruption, Error, Result};
+pub use error::{Corruption, Error, ProducerError, Result};
 pub use groups::{Consumer, ConsumerConfig};
 pub use log::{Appended, Cursor, Header, NewRecord, Partition, Record};
 pub use store::{Store, StoreBuilder};

@@ -87,6 +87,7 @@ struct StoreInner {
     committer: Committer,
     /// The extensions of the handles `open` gave, for the handles without them.
     extensions: Weak<Extensions>,
+    producer_ids: crate::producer_ids::ProducerIds,
     /// Held for the life of the store: the exclusive lock.
     _lock: File,
 }
@@ -173,6 +174,7 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         check_format(&dir)?;
+        let producer_ids = crate::producer_ids::ProducerIds::open(&dir)?;
         let clean_path = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = clean_path.exists();
         if clean {
@@ -230,6 +232,7 @@ impl Store {
                 cleaner: Mutex::new(cleaner),
                 committer,
                 extensions: Arc::downgrade(&extensions),
+                producer_ids,
                 _lock: lock,
             }),
             extensions: Some(extensions),
@@ -413,6 +416,13 @@ impl Store {
         cleaner::compact_topic(&self.topic(topic)?, self.config().clock.now_ms(), self.config().offset_map_bytes)
     }
 
+    /// A new producer id and its epoch (Kafka's `InitProducerId` without a transactional id): an id
+    /// this data directory never gave before, also across crashes, with epoch 0. Appends that carry
+    /// it (see [`Partition::append_idempotent`]) are deduplicated by their sequences.
+    pub fn init_producer_id(&self) -> Result<(i64, i16)> {
+        Ok((self.inner.producer_ids.allocate()?, 0))
+    }
+
     /// Fsyncs every partition of every topic.
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
@@ -451,6 +461,9 @@ impl Drop for StoreInner {
                 if p.is_poisoned() || p.flush().is_err() || p.corruption().is_some() || p.cut_tail_for_close().is_err()
                 {
                     clean = false;
+                } else if let Err(e) = p.snapshot_producers_for_close() {
+                    // Not fatal: the next open replays the batches after an older snapshot.
+                    tracing::warn!(topic = p.topic(), partition = p.id(), error = %e, "producer-state snapshot failed");
                 }
             }
         }
@@ -574,6 +587,7 @@ fn open_partition(dir: &Path, topic: &Topic, id: u32, config: &StoreConfig, clea
             clock: Arc::clone(&config.clock),
             faults: config.faults.clone(),
             committer: topic.inner.committer.clone(),
+            producer_id_expiration_ms: config.producer_id_expiration_ms,
         },
         clean && !fresh,
     )?;

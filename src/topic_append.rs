@@ -28,6 +28,8 @@ pub(crate) struct TopicAppend {
     /// The partition of every record, in order (only for topics of more than one partition).
     placement: Vec<u16>,
     count: usize,
+    /// Set for an idempotent producer's append, which goes to one partition.
+    producer: Option<crate::log::ProducerBatch>,
 }
 
 /// Where the records of a committed append went.
@@ -45,7 +47,13 @@ impl TopicAppend {
         let count = parts.len() as u32;
         let sticky = topic.sticky_partition(count.max(1));
         let builders = (0..parts.len()).map(|_| None).collect();
-        TopicAppend { parts, sticky, builders, placement: Vec::new(), count: 0 }
+        TopicAppend { parts, sticky, builders, placement: Vec::new(), count: 0, producer: None }
+    }
+
+    /// Makes it the append of an idempotent producer: all its records must go to one partition,
+    /// whose producer state checks the batch (see [`Partition::append_idempotent`]).
+    pub(crate) fn set_producer(&mut self, producer: crate::log::ProducerBatch) {
+        self.producer = Some(producer);
     }
 
     /// Records pushed so far.
@@ -89,7 +97,16 @@ impl TopicAppend {
         }
         let mut prepared = Vec::new();
         for (p, b) in self.builders.into_iter().enumerate() {
-            if let Some(b) = b {
+            if let Some(mut b) = b {
+                if let Some(producer) = self.producer {
+                    if !prepared.is_empty() {
+                        return Err(Error::InvalidRecord(
+                            "the records of an idempotent producer's append must all go to one partition".into(),
+                        ));
+                    }
+                    producer.validate().map_err(|e| self.parts[p].producer_error(e))?;
+                    b.set_producer(producer);
+                }
                 prepared.push((p, b.finish()?));
             }
         }

@@ -18,6 +18,8 @@ pub(crate) struct BatchBuilder {
     count: u32,
     first_timestamp: i64,
     max_timestamp: i64,
+    /// Set when an idempotent producer sends the batch.
+    producer: Option<crate::log::ProducerBatch>,
 }
 
 impl BatchBuilder {
@@ -30,7 +32,13 @@ impl BatchBuilder {
             count: 0,
             first_timestamp: 0,
             max_timestamp: i64::MIN,
+            producer: None,
         }
+    }
+
+    /// Makes it a batch of an idempotent producer (checked when it is written).
+    pub(crate) fn set_producer(&mut self, producer: crate::log::ProducerBatch) {
+        self.producer = Some(producer);
     }
 
     /// Checks and encodes one record; `index` names it in errors (its place in the request).
@@ -93,7 +101,7 @@ impl BatchBuilder {
         let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
         let (_, body_crc) = batch::finish(&mut self.buf, 0, attributes, timestamps, self.count, self.count - 1);
-        Ok(PreparedBatch::encoded(self.buf, body_crc, self.cfg, self.now))
+        Ok(PreparedBatch::encoded(self.buf, body_crc, self.cfg, self.now, self.producer))
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod io;
 pub(crate) mod mmap;
 pub(crate) mod offset_file;
 pub(crate) mod partition;
+pub mod producer_state;
 pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
@@ -22,6 +23,7 @@ pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAUL
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
 pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
+pub use producer_state::{next_sequence, ProducerBatch, ProducerError, PRODUCER_ID_EXPIRATION_MS_DEFAULT};
 pub use record::{Header, NewRecord, Record, RecordRef};
 pub use segment::ReadBatch;
 

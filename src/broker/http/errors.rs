@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::groups::GroupError;
 use crate::stream::ViewError;
+use crate::ProducerError;
 use crate::Error;
 
 /// Confluent's error codes (status × 100 + a detail), plus the plain statuses for generic errors.
@@ -32,6 +33,12 @@ pub mod code {
     pub const ILLEGAL_STATE: i32 = 40903;
     /// kappalog's: a view of that name exists.
     pub const VIEW_EXISTS: i32 = 40910;
+    /// kappalog's: a produce's `producer.sequence` does not follow the last one the partition has
+    /// from that producer and epoch (Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`); nothing was written.
+    pub const OUT_OF_ORDER_SEQUENCE: i32 = 40920;
+    /// kappalog's: a produce's `producer.epoch` is older than one the partition has seen: another
+    /// producer took over that id (Kafka's `INVALID_PRODUCER_EPOCH`); nothing was written.
+    pub const INVALID_PRODUCER_EPOCH: i32 = 40921;
     /// A request body stopped arriving (see `body_read_timeout_ms`).
     pub const REQUEST_TIMEOUT: i32 = 40800;
     pub const PAYLOAD_TOO_LARGE: i32 = 41300;
@@ -44,6 +51,11 @@ pub mod code {
     pub const INVALID_TOPIC: i32 = 42206;
     /// An invalid consumer config, subscription, seek or reset request.
     pub const INVALID_REQUEST: i32 = 42208;
+    /// kappalog's: a produce's `producer` fields are negative.
+    pub const INVALID_PRODUCER: i32 = 42220;
+    /// kappalog's: a produce with a `producer` to a topic of several partitions must name its
+    /// partition (`POST /topics/{t}/partitions/{p}`), so that a retry reaches the same one.
+    pub const PRODUCER_NEEDS_PARTITION: i32 = 42221;
     /// kappalog's: a view spec does not parse, breaks a rule or names a missing topic; the
     /// message names the field (`invalid view spec: window.size_ms: …`).
     pub const INVALID_VIEW_SPEC: i32 = 42210;
@@ -156,6 +168,11 @@ impl From<Error> for ApiError {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message)
                 }
                 _ => ApiError::invalid(code::INVALID_REQUEST, message),
+            },
+            Error::Producer { error, .. } => match error {
+                ProducerError::OutOfOrderSequence { .. } => ApiError::conflict(code::OUT_OF_ORDER_SEQUENCE, message),
+                ProducerError::InvalidProducerEpoch { .. } => ApiError::conflict(code::INVALID_PRODUCER_EPOCH, message),
+                _ => ApiError::invalid(code::INVALID_PRODUCER, message),
             },
             Error::View(v) => match v {
                 ViewError::InvalidSpec { .. } => ApiError::invalid(code::INVALID_VIEW_SPEC, message),

@@ -196,6 +196,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/consumers/{group}/instances/{instance}/positions"),
     ("POST", "/consumers/{group}/instances/{instance}/positions/beginning"),
     ("POST", "/consumers/{group}/instances/{instance}/positions/end"),
+    ("POST", "/producers"),
     ("GET", "/groups"),
     ("GET", "/groups/{group}"),
     ("DELETE", "/groups/{group}"),
@@ -240,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{inst}/positions"), post(consumers::seek))
         .route(&format!("{inst}/positions/beginning"), post(consumers::seek_beginning))
         .route(&format!("{inst}/positions/end"), post(consumers::seek_end))
+        .route("/producers", post(produce::init_producer))
         .route("/groups", get(groups::list))
         .route("/groups/{group}", get(groups::describe).delete(groups::delete))
         .route("/groups/{group}/reset-offsets", post(groups::reset_offsets))

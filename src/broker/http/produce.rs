@@ -10,10 +10,11 @@ use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 
 use super::content::{convert, partition_id, request_format, PathParams};
-use super::errors::{unless_deleted, ApiError, CONTENT_TYPE_V2};
-use super::produce_body::{for_each_record, OffsetsBody, OFFSETS_PER_CHUNK};
+use super::errors::{code, unless_deleted, ApiError, CONTENT_TYPE_V2};
+use super::produce_body::{for_each_record, walk_body, OffsetsBody, OFFSETS_PER_CHUNK};
 use super::topics::blocking;
 use super::AppState;
+use crate::log::ProducerBatch;
 use crate::topic_append::TopicAppend;
 use crate::{Error, Topic, TopicConfig};
 
@@ -85,13 +86,26 @@ async fn produce(
     let build = move || {
         let mut append = TopicAppend::new(&t);
         let mut bytes = 0u64;
-        for_each_record(&body, |i, r| {
+        let (_, producer) = walk_body(&body, |i, r| {
             let r = convert(&body, i, r, format)?;
             bytes += r.value.as_ref().map_or(0, |v| v.len()) as u64;
             append.push(r.key.as_deref(), r.value.as_deref(), &r.headers, r.timestamp, partition.or(r.partition))?;
             Ok(())
         })?;
         debug_assert!(append.count() > 0);
+        if let Some(p) = producer {
+            // A retry must reach the same partition's producer state as the first attempt.
+            if partition.is_none() && t.partition_count() > 1 {
+                return Err(ApiError::invalid(
+                    code::PRODUCER_NEEDS_PARTITION,
+                    format!(
+                        "a produce with a producer goes to one partition: POST /topics/{}/partitions/{{partition}}",
+                        t.name()
+                    ),
+                ));
+            }
+            append.set_producer(ProducerBatch { id: p.id, epoch: p.epoch, base_sequence: p.sequence });
+        }
         Ok((append.finish()?, bytes, t))
     };
     // A small body is parsed and encoded on the request's task: a hop to the blocking pool would
@@ -112,4 +126,12 @@ async fn produce(
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
     Ok(response)
+}
+
+/// `POST /producers`: a new producer id and epoch (Kafka's `InitProducerId`) for idempotent
+/// produce requests: `{"producer_id": 1000, "producer_epoch": 0}`.
+pub async fn init_producer(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = state.store().clone();
+    let (id, epoch) = blocking(move || Ok(store.init_producer_id()?)).await?;
+    Ok(super::topics::ok(&serde_json::json!({ "producer_id": id, "producer_epoch": epoch })))
 }

@@ -17,13 +17,33 @@ use crate::Error;
 /// Most records in one produce request (all its partitions together).
 pub const PRODUCE_RECORDS_MAX: usize = BATCH_RECORDS_MAX as usize;
 
+/// The optional `producer` of a produce body: an idempotent producer's id (from `POST /producers`),
+/// epoch and the sequence of the request's first record. A retry of a request with the same
+/// producer fields and records is answered with the offsets the first one got, and not written
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerField {
+    pub id: i64,
+    pub epoch: i16,
+    pub sequence: i32,
+}
+
 /// Calls `each(index, record)` for every record of a produce body, in order; returns how many.
 /// The error names the bad field (`records[3].partition`), or is the first error of `each`.
 pub fn for_each_record<'a>(
     body: &'a [u8],
-    mut each: impl FnMut(usize, ProduceRecord<'a>) -> Result<(), ApiError>,
+    each: impl FnMut(usize, ProduceRecord<'a>) -> Result<(), ApiError>,
 ) -> Result<usize, ApiError> {
-    let mut walk = Walk { each: &mut each, count: 0, failed: None };
+    walk_body(body, each).map(|(count, _)| count)
+}
+
+/// [`for_each_record`], also giving the body's `producer` field if it has one.
+pub fn walk_body<'a>(
+    body: &'a [u8],
+    mut each: impl FnMut(usize, ProduceRecord<'a>) -> Result<(), ApiError>,
+) -> Result<(usize, Option<ProducerField>), ApiError> {
+    let mut walk = Walk { each: &mut each, count: 0, failed: None, producer: None };
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let walked = (&mut walk).deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
@@ -44,7 +64,7 @@ pub fn for_each_record<'a>(
     if walk.count == 0 {
         return Err(ApiError::payload("field records: at least one record is needed"));
     }
-    Ok(walk.count)
+    Ok((walk.count, walk.producer))
 }
 
 struct Walk<'f, F> {
@@ -52,6 +72,7 @@ struct Walk<'f, F> {
     count: usize,
     /// The error of `each` (or the limit), which stopped the parse.
     failed: Option<ApiError>,
+    producer: Option<ProducerField>,
 }
 
 impl<'de, F: FnMut(usize, ProduceRecord<'de>) -> Result<(), ApiError>> DeserializeSeed<'de> for &mut Walk<'_, F> {
@@ -75,6 +96,11 @@ impl<'de, F: FnMut(usize, ProduceRecord<'de>) -> Result<(), ApiError>> Visitor<'
                 }
                 seen = true;
                 map.next_value_seed(Records(&mut *self))?;
+            } else if key == "producer" {
+                if self.producer.is_some() {
+                    return Err(de::Error::duplicate_field("producer"));
+                }
+                self.producer = map.next_value::<Option<ProducerField>>()?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -208,6 +234,20 @@ mod tests {
         assert!(walk(r#"{"records": []}"#).unwrap_err().message.contains("at least one"));
         assert!(walk(r#"{"nope": []}"#).unwrap_err().message.contains("records"));
         assert!(walk(r#"{"records": [{}]} x"#).unwrap_err().message.contains("malformed"));
+    }
+
+    #[test]
+    fn the_producer_field_is_read_wherever_it_is() {
+        let body = br#"{"records": [{}], "producer": {"id": 3, "epoch": 1, "sequence": 9}}"#;
+        let (n, p) = walk_body(body, |_, _| Ok(())).unwrap();
+        assert_eq!((n, p), (1, Some(ProducerField { id: 3, epoch: 1, sequence: 9 })));
+        let body = br#"{"producer": null, "records": [{}]}"#;
+        assert_eq!(walk_body(body, |_, _| Ok(())).unwrap().1, None);
+        let e = walk_body(br#"{"producer": {"id": 3, "epoch": 1}, "records": [{}]}"#, |_, _| Ok(())).unwrap_err();
+        assert!(e.message.contains("producer") && e.message.contains("sequence"), "{}", e.message);
+        let e = walk_body(br#"{"producer": {"id": 3, "epoch": 99999, "sequence": 0}, "records": [{}]}"#, |_, _| Ok(()))
+            .unwrap_err();
+        assert!(e.message.contains("producer.epoch"), "{}", e.message);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod durability;
 mod encode;
 mod open;
 mod preallocate;
+mod producers;
 mod read;
 mod write;
 
@@ -101,6 +102,8 @@ struct Writer {
     /// The end of the active segment's blocks reserved ahead of its log's end for appends that are
     /// not `sync` (see `preallocate::RESERVE_AHEAD_MAX`); at most the log's end when none are.
     reserved_to: u64,
+    /// What each idempotent producer appended last (see `producers.rs`).
+    producers: crate::log::producer_state::ProducerState,
 }
 
 #[derive(Debug)]
@@ -116,6 +119,8 @@ pub(crate) struct StoreContext {
     pub clock: Arc<dyn Clock>,
     pub faults: Option<Arc<FaultInjector>>,
     pub committer: CommitHandle,
+    /// See [`StoreConfig::producer_id_expiration_ms`](crate::StoreConfig).
+    pub producer_id_expiration_ms: u64,
 }
 
 /// What a partition is, seen from outside (for describe, metrics and maintenance).

@@ -42,11 +42,12 @@ impl Partition {
         finish_deletion(&dir, &mut bases, saved_log_start)?;
         let cfg = config.read().clone();
         let now = store.clock.now_ms();
-        let Opened { segments, writer, corruption } = open_segments(&dir, &bases, &cfg, now, clean)?;
+        let expiration_ms = store.producer_id_expiration_ms;
+        let Opened { segments, writer, corruption } = open_segments(&dir, &bases, &cfg, now, clean, expiration_ms)?;
         let next_offset = writer.next_offset;
         let log_start_offset = segments[0].base_offset.max(saved_log_start.unwrap_or(0)).min(next_offset);
         let (high_watermark_tx, _) = tokio::sync::watch::channel(next_offset);
-        let StoreContext { clock, faults, committer } = store;
+        let StoreContext { clock, faults, committer, .. } = store;
         Ok(Partition {
             inner: Arc::new(Inner {
                 topic,
@@ -113,7 +114,14 @@ fn finish_deletion(dir: &Path, bases: &mut Vec<u64>, saved_log_start: Option<u64
 
 /// Opens every segment but the last as sealed, and the last as the active one (recovering it
 /// unless `clean`), or creates the first segment of an empty partition.
-fn open_segments(dir: &Path, bases: &[u64], cfg: &TopicConfig, now: i64, clean: bool) -> Result<Opened> {
+fn open_segments(
+    dir: &Path,
+    bases: &[u64],
+    cfg: &TopicConfig,
+    now: i64,
+    clean: bool,
+    producer_id_expiration_ms: u64,
+) -> Result<Opened> {
     let interval = cfg.index_interval_bytes;
     let mut segments = Vec::with_capacity(bases.len().max(1));
     for pair in bases.windows(2) {
@@ -129,7 +137,10 @@ fn open_segments(dir: &Path, bases: &[u64], cfg: &TopicConfig, now: i64, clean: 
     };
     let corruption = corruption.map(|(pos, c)| (segment.log_path.clone(), pos, c));
     segments.push(Arc::clone(&segment));
+    let producers =
+        super::producers::load_state(dir, &segments, segment.next_offset(), producer_id_expiration_ms, now)?;
     let writer = Writer {
+        producers,
         next_offset: segment.next_offset(),
         created_ms: first_append_ms(&segment, now),
         files,

@@ -10,6 +10,7 @@ use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
 use crate::log::batch;
 use crate::log::io;
+use crate::log::producer_state::{BatchMetadata, Checked, ProducerBatch, ProducerState};
 use crate::log::record::NewRecord;
 use crate::log::segment::{self, IndexCursor, Segment};
 
@@ -20,13 +21,22 @@ pub(crate) struct PreparedBatch {
     body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
+    /// Its producer fields, when an idempotent producer sent it: checked against the partition's
+    /// producer state when it is written (see `producer_state`).
+    producer: Option<ProducerBatch>,
 }
 
 impl PreparedBatch {
     /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
     #[cfg(feature = "broker")]
-    pub(crate) fn encoded(buf: Vec<u8>, body_crc: crc32fast::Hasher, cfg: TopicConfig, now: i64) -> PreparedBatch {
-        PreparedBatch { buf, body_crc, cfg, now }
+    pub(crate) fn encoded(
+        buf: Vec<u8>,
+        body_crc: crc32fast::Hasher,
+        cfg: TopicConfig,
+        now: i64,
+        producer: Option<ProducerBatch>,
+    ) -> PreparedBatch {
+        PreparedBatch { buf, body_crc, cfg, now, producer }
     }
 
     /// Its encoded size in bytes.
@@ -121,10 +131,18 @@ impl Partition {
     /// Validates `records` against the topic's limits and encodes them as one batch, writing
     /// nothing: a multi-partition append prepares every batch before it writes any.
     pub(crate) fn prepare(&self, records: &[NewRecord]) -> Result<PreparedBatch> {
+        self.prepare_for(records, None)
+    }
+
+    /// [`prepare`](Self::prepare) for a batch of an idempotent producer when `producer` is given.
+    pub(crate) fn prepare_for(&self, records: &[NewRecord], producer: Option<ProducerBatch>) -> Result<PreparedBatch> {
+        if let Some(pb) = &producer {
+            pb.validate().map_err(|e| self.producer_error(e))?;
+        }
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
         let (buf, body_crc) = encode(records, &cfg, now)?;
-        Ok(PreparedBatch { buf, body_crc, cfg, now })
+        Ok(PreparedBatch { buf, body_crc, cfg, now, producer })
     }
 
     /// Writes a prepared batch under the partition's lock.
@@ -151,7 +169,12 @@ impl Partition {
     /// carried and every later one fail.
     pub(crate) fn write_group(&self, batches: Vec<PreparedBatch>) -> Vec<Result<(Appended, u64, Durability)>> {
         let mut results: Vec<Option<Written>> = Vec::with_capacity(batches.len());
+        // Duplicates acknowledged with the offsets of a batch of this group: (index, its last offset).
+        let mut duplicates = Vec::new();
         let mut w = self.inner.writer.lock();
+        if let Some(first) = batches.first() {
+            w.producers.expire(first.now, false);
+        }
         let mut staged = Staged::new(&w);
         for (i, prepared) in batches.into_iter().enumerate() {
             results.push(None);
@@ -159,7 +182,25 @@ impl Partition {
                 results[i] = Some(Err(e));
                 continue;
             }
-            let PreparedBatch { mut buf, body_crc, cfg, now } = prepared;
+            let PreparedBatch { mut buf, body_crc, cfg, now, producer } = prepared;
+            if let Some(pb) = &producer {
+                match w.producers.check(pb, super::producers::last_offset_delta(&buf), now) {
+                    Ok(Checked::New) => {}
+                    Ok(Checked::Duplicate(m)) => {
+                        crate::log::buffers::give(buf);
+                        if m.last_offset >= w.next_offset {
+                            duplicates.push((i, m.last_offset));
+                        }
+                        results[i] = Some(Ok((self.duplicate_appended(&m), m.last_offset + 1, cfg.durability)));
+                        continue;
+                    }
+                    Err(e) => {
+                        crate::log::buffers::give(buf);
+                        results[i] = Some(Err(self.producer_error(e)));
+                        continue;
+                    }
+                }
+            }
             let batch_len = buf.len() as u64;
             let c = &staged.cursor;
             if c.position > 0
@@ -197,6 +238,18 @@ impl Partition {
                 timestamp: header.first_timestamp,
                 log_append_time_ms: now,
             };
+            if let Some(pb) = &producer {
+                // Recorded now, so that the next batches of the group are checked against it; if the
+                // group's write fails, the partition is poisoned and reopening rebuilds the state.
+                w.producers.record(pb, BatchMetadata {
+                    first_sequence: pb.base_sequence,
+                    last_sequence: pb.last_sequence(header.last_offset_delta),
+                    first_offset: base_offset,
+                    last_offset: header.last_offset(),
+                    timestamp: header.first_timestamp,
+                    append_time_ms: now,
+                });
+            }
             staged.batches.push(StagedBatch {
                 index: i,
                 header,
@@ -207,6 +260,12 @@ impl Partition {
             });
         }
         self.write_staged(&mut w, &mut staged, &mut results);
+        // A duplicate of a batch of this group that was not written (the write failed) fails too.
+        for (i, last_offset) in duplicates {
+            if last_offset >= w.next_offset {
+                results[i] = Some(Err(self.poisoned_error()));
+            }
+        }
         drop(w);
         results.into_iter().map(|r| r.expect("every batch has a result")).collect()
     }
@@ -287,6 +346,8 @@ impl Partition {
         io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
         io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
         self.mark_durable(w.next_offset);
+        // Every batch below the new segment's base is durable: the producer state as of there.
+        self.snapshot_producers(w);
         let (segment, files) =
             Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
         {
@@ -305,6 +366,7 @@ impl Partition {
             segment_bytes: cfg.segment_bytes,
             file_len: 0,
             reserved_to: 0,
+            producers: std::mem::replace(&mut w.producers, ProducerState::new(0)),
         };
         Ok(())
     }

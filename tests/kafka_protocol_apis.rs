@@ -37,7 +37,8 @@ fn batch(first: usize, n: usize, ts: i64) -> Bytes {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: (i - first) as i64,
-                sequence: -1,
+                // The crate puts records in one batch when offset - sequence is the same for all.
+                sequence: (i - first) as i32,
                 timestamp: ts + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: (i % 7 != 3).then(|| Bytes::from(format!("value {i}"))),
@@ -285,4 +286,58 @@ fn acks_zero_is_not_answered_and_pipelined_requests_answer_in_order() {
     raw.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 7, 0xff, 0xff, 0, 1, 0, 0]);
     c.send_raw(&raw);
     assert!(c.closed(), "Produce v2 closes the connection");
+}
+
+#[test]
+fn init_producer_id_and_idempotent_produce_deduplicates_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut c = Conn::connect(&broker.kafka);
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = topic("i");
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    assert_eq!(c.call(4, &CreateTopicsRequest::default().with_topics(vec![t])).topics[0].error_code, 0);
+    let mut ids = Vec::new();
+    for v in 0..=1 {
+        let req = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
+        let resp = c.call(v, &req);
+        assert_eq!((resp.error_code, resp.producer_epoch), (0, 0), "v{v}");
+        ids.push(resp.producer_id.0);
+    }
+    assert_ne!(ids[0], ids[1], "every producer gets its own id");
+    let with_producer = |first: usize, seq: i32| {
+        let mut b = batch(first, 3, 1).to_vec();
+        b[43..51].copy_from_slice(&ids[0].to_be_bytes()); // producerId
+        b[51..53].copy_from_slice(&0i16.to_be_bytes()); // producerEpoch
+        b[53..57].copy_from_slice(&seq.to_be_bytes()); // baseSequence
+        let crc = crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    };
+    let offsets: Vec<(i16, i64)> = [(0, 0), (3, 3), (3, 3), (6, 9)]
+        .iter()
+        .map(|&(first, seq)| {
+            let resp = c.call(8, &produce_request("i", 0, with_producer(first, seq), -1));
+            let p = &resp.responses[0].partition_responses[0];
+            (p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(offsets[..3], [(0, 0), (0, 3), (0, 3)], "the retry is acknowledged with its first offset");
+    assert_eq!(offsets[3].0, 45, "a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER");
+    let resp = c.call(1, &InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("tx")))));
+    assert_ne!(resp.error_code, 0, "transactions are not supported");
+    assert_eq!(list_offsets(&mut c, 5, "i", -1), (0, -1, 6));
+}
+
+/// CRC-32C (Castagnoli), bitwise: the test's own, independent of the broker's.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    !crc
 }

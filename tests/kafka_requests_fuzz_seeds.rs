@@ -20,7 +20,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn records() -> Bytes {
-    let r = Record {
+    let r = |i: i64| Record {
         transactional: false,
         control: false,
         delete_horizon: false,
@@ -28,16 +28,20 @@ fn records() -> Bytes {
         producer_id: -1,
         producer_epoch: -1,
         timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
+        offset: i,
+        sequence: i as i32,
         timestamp: 1_700_000_000_000,
         key: Some(Bytes::from_static(b"k")),
         value: Some(Bytes::from_static(b"v")),
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&r, &r], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &[r(0), r(1)],
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )
+    .unwrap();
     buf.freeze()
 }
 
@@ -81,6 +85,7 @@ fn seed(api_key: i16, version: i16) -> Option<Vec<u8>> {
             body(&MetadataRequest::default().with_topics(Some(vec![mt])), version)
         }
         18 => body(&ApiVersionsRequest::default(), version),
+        22 => body(&InitProducerIdRequest::default().with_transactional_id(None), version),
         19 => {
             let mut c = create_topics_request::CreatableTopic::default();
             c.name = TopicName(s("new"));

@@ -14,7 +14,9 @@ pub enum ProducerError {
 
     /// The batch's epoch is older than one this partition has seen from that producer: a newer
     /// instance of the producer fenced this one.
-    #[error("producer {producer_id} is fenced: epoch {found} is older than the epoch {current} this partition has seen")]
+    #[error(
+        "producer {producer_id} is fenced: epoch {found} is older than the epoch {current} this partition has seen"
+    )]
     InvalidProducerEpoch { producer_id: i64, current: i16, found: i16 },
 
     /// A producer id, epoch or sequence that no producer can send (negative, or half of one).

@@ -2,7 +2,7 @@
 
 Each command prints one JSON document on stdout. Bytes are base64 in JSON.
   kafka_python_roundtrip ADDR TOPIC N      kafka-python: produce N keyed records with headers
-                                           (acks=all), then an assign + seek consumer reads them
+                                           (acks=all, its default idempotent producer), then an assign + seek consumer reads them
   confluent_roundtrip ADDR TOPIC N         the same with confluent-kafka (librdkafka)
   consume ADDR TOPIC PARTITIONS COUNT      kafka-python: COUNT records from the beginning
   produce ADDR TOPIC JSON                  kafka-python: the records in JSON ([{partition, key,
@@ -50,7 +50,9 @@ def kafka_python_roundtrip(addr, topic, n):
     admin.create_topics([NewTopic(topic, 3, 1)])
     topics = admin.list_topics()
     admin.close()
-    p = KafkaProducer(bootstrap_servers=addr, acks="all", enable_idempotence=False)
+    # kafka-python's default producer: idempotent (InitProducerId, sequences).
+    p = KafkaProducer(bootstrap_servers=addr, acks="all")
+    assert p.config["enable_idempotence"]
     offsets = []
     for i in range(n):
         md = p.send(topic, key=b"k%d" % i, value=b"v%d" % i, headers=[("i", b"%d" % i)],
@@ -67,7 +69,8 @@ def confluent_roundtrip(addr, topic, n):
     admin = AdminClient({"bootstrap.servers": addr})
     for f in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
         f.result(30)
-    p = Producer({"bootstrap.servers": addr, "acks": "all", "partitioner": "murmur2_random", "linger.ms": 5})
+    p = Producer({"bootstrap.servers": addr, "acks": "all", "partitioner": "murmur2_random", "linger.ms": 5,
+                  "enable.idempotence": True})
     acked, errors = [], []
     def done(err, msg):
         (errors.append(str(err)) if err else acked.append([msg.partition(), msg.offset()]))

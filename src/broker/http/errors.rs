@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::groups::GroupError;
 use crate::stream::ViewError;
-use crate::ProducerError;
 use crate::Error;
+use crate::ProducerError;
 
 /// Confluent's error codes (status × 100 + a detail), plus the plain statuses for generic errors.
 pub mod code {

@@ -122,12 +122,6 @@ impl RequestHeader {
         }
         Ok(h)
     }
-
-    /// Reads a whole header.
-    pub fn read(r: &mut Reader) -> Result<RequestHeader> {
-        let fixed = Self::read_fixed(r)?;
-        Self::read_rest(r, fixed)
-    }
 }
 
 /// Frames a response body: `size`, the correlation id, and the header's tag section when the

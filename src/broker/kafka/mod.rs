@@ -97,6 +97,7 @@ pub fn error_code(e: &crate::Error) -> i16 {
         E::InvalidRecord(_) => code::INVALID_RECORD,
         E::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
         E::Io { .. } | E::Poisoned { .. } | E::Corrupted { .. } => code::KAFKA_STORAGE_ERROR,
+        E::Producer { error, .. } => error.kafka_code(),
         _ => code::UNKNOWN_SERVER_ERROR,
     }
 }
@@ -161,12 +162,9 @@ impl Context {
     }
 }
 
-/// A response that is ready, or one that completes later (an acknowledgement that waits for the
-/// fsync); the connection writes them in request order either way.
+/// A handler's answer: a response body, or none (Produce with `acks = 0`).
 pub(crate) enum Answer {
     Now(Writer),
-    Later(Pin<Box<dyn Future<Output = Writer> + Send>>),
-    /// No response (Produce with `acks = 0`).
     Nothing,
 }
 
@@ -252,11 +250,6 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
             metrics.request(api_key, false, started.elapsed().as_secs_f64());
             ready(header::frame(&header, body))
         }
-        Ok(Answer::Later(body)) => Outcome::Reply(Box::pin(async move {
-            let body = body.await;
-            metrics.request(api_key, false, started.elapsed().as_secs_f64());
-            Some(header::frame(&header, body))
-        })),
     }
 }
 
@@ -298,11 +291,6 @@ async fn handle(ctx: &Context, h: &RequestHeader, r: &mut Reader) -> wire::Resul
         key::INIT_PRODUCER_ID => now(producer_id::handle(ctx, v, r).await?),
         _ => now(groups::handle(ctx, h, r).await?),
     }
-}
-
-/// The error of an API that is routed but not served yet (never advertised).
-fn not_served(api: &str) -> wire::Error {
-    wire::Error::Invalid { field: "request_api_key", reason: format!("{api} is not served") }
 }
 
 /// Runs blocking store work off the async workers.

@@ -4,8 +4,11 @@
 //! Kafka 4 advertises it) but served from v3: v0-2 carry the old message formats, and a request in
 //! one closes the connection with a log line naming the version.
 //!
-//! Each partition's batches are checked (CRC-32C, counts, lengths, offset deltas) and appended as
-//! one batch; the partitions of one request are appended concurrently, so they share group
+//! Each partition's batch (exactly one, as Kafka requires from v3) is checked (CRC-32C, counts,
+//! lengths, offset deltas) and appended; a batch with a producer id (an idempotent producer, see
+//! InitProducerId) is deduplicated by its sequence: a retry of one of the producer's last five
+//! batches is acknowledged with its first offsets, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
+//! old epoch INVALID_PRODUCER_EPOCH. The partitions of one request are appended concurrently, so they share group
 //! commits. `acks = 1` and `acks = -1` are answered once the append is durable under the topic's
 //! durability (after the fsync under `sync`); `acks = 0` is never answered. Internal topics
 //! (`__…`) are refused.
@@ -13,6 +16,7 @@
 use super::records::{self, ProducedBatch};
 use super::wire::{Error, Reader, Result, Writer};
 use super::{code, error_code, Answer, Context};
+use crate::log::ProducerBatch;
 use crate::{Appended, TimestampType};
 
 /// The first Produce version served.
@@ -146,19 +150,23 @@ fn append(
     let p = u32::try_from(index)
         .map_err(|_| unknown(format!("partition {index}")))
         .and_then(|i| t.partition(i).map_err(|e| unknown(e.to_string())))?;
-    let batches = records::decode_batches(data.unwrap_or_default())?;
-    let mut all = Vec::new();
-    for ProducedBatch { records, .. } in batches {
-        if all.is_empty() {
-            all = records;
-        } else {
-            all.extend(records);
-        }
+    let mut batches = records::decode_batches(data.unwrap_or_default())?;
+    if batches.len() != 1 {
+        return Err(records::Refused {
+            code: code::INVALID_RECORD,
+            message: format!("{} record batches for one partition: Produce v3+ carries exactly one", batches.len()),
+        });
     }
+    let ProducedBatch { records, producer_id, producer_epoch, base_sequence } = batches.remove(0);
     let log_append = p.config().timestamp_type == TimestampType::LogAppendTime;
-    let count = all.len() as u64;
+    let count = records.len() as u64;
     Ok(tokio::spawn(async move {
-        let appended = p.append_async(all).await;
+        let appended = if producer_id >= 0 {
+            let producer = ProducerBatch { id: producer_id, epoch: producer_epoch, base_sequence };
+            p.append_idempotent_async(producer, records).await
+        } else {
+            p.append_async(records).await
+        };
         (appended, log_append, p.log_start_offset(), count)
     }))
 }

@@ -35,6 +35,8 @@ pub struct Reader {
     pos: usize,
 }
 
+// Not every primitive is used by every API (the flexible-version ones serve the group APIs).
+#[allow(dead_code)]
 impl Reader {
     pub fn new(buf: Bytes) -> Reader {
         Reader { buf, pos: 0 }
@@ -220,6 +222,7 @@ pub struct Writer {
     len: usize,
 }
 
+#[allow(dead_code)]
 impl Writer {
     pub fn new() -> Writer {
         Writer::default()

@@ -241,14 +241,17 @@ impl Partition {
             if let Some(pb) = &producer {
                 // Recorded now, so that the next batches of the group are checked against it; if the
                 // group's write fails, the partition is poisoned and reopening rebuilds the state.
-                w.producers.record(pb, BatchMetadata {
-                    first_sequence: pb.base_sequence,
-                    last_sequence: pb.last_sequence(header.last_offset_delta),
-                    first_offset: base_offset,
-                    last_offset: header.last_offset(),
-                    timestamp: header.first_timestamp,
-                    append_time_ms: now,
-                });
+                w.producers.record(
+                    pb,
+                    BatchMetadata {
+                        first_sequence: pb.base_sequence,
+                        last_sequence: pb.last_sequence(header.last_offset_delta),
+                        first_offset: base_offset,
+                        last_offset: header.last_offset(),
+                        timestamp: header.first_timestamp,
+                        append_time_ms: now,
+                    },
+                );
             }
             staged.batches.push(StagedBatch {
                 index: i,

@@ -8,7 +8,13 @@ fn pb(id: i64, epoch: i16, base_sequence: i32) -> ProducerBatch {
 }
 
 /// Checks a batch of `count` records at `now` and, when new, records it at `offset`.
-fn append(s: &mut ProducerState, b: ProducerBatch, count: u32, offset: &mut u64, now: i64) -> Result<Checked, ProducerError> {
+fn append(
+    s: &mut ProducerState,
+    b: ProducerBatch,
+    count: u32,
+    offset: &mut u64,
+    now: i64,
+) -> Result<Checked, ProducerError> {
     let checked = s.check(&b, count - 1, now)?;
     if checked == Checked::New {
         let meta = BatchMetadata {
@@ -34,7 +40,9 @@ fn duplicates_are_found_in_the_last_five_batches() {
     }
     // Batches 2..=6 are kept: a retry of one is acknowledged with its offsets.
     match append(&mut s, pb(1, 0, 4), 2, &mut offset, 0).unwrap() {
-        Checked::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset, m.first_sequence, m.last_sequence), (4, 5, 4, 5)),
+        Checked::Duplicate(m) => {
+            assert_eq!((m.first_offset, m.last_offset, m.first_sequence, m.last_sequence), (4, 5, 4, 5))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(offset, 14, "nothing was written for the duplicate");

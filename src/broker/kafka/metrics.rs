@@ -29,6 +29,17 @@ pub struct KafkaMetrics {
     connections_refused: AtomicU64,
     produce_records: AtomicU64,
     fetch_bytes: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// Counts a request as in flight while alive.
+#[derive(Debug)]
+pub struct InFlight(Arc<KafkaMetrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl KafkaMetrics {
@@ -48,6 +59,11 @@ impl KafkaMetrics {
             }
         }
         a.sum_seconds += seconds;
+    }
+    /// Marks a request in flight until the guard drops.
+    pub fn in_flight(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
     }
     pub fn unknown_api(&self) {
         self.unknown_api.fetch_add(1, Ordering::Relaxed);
@@ -87,6 +103,7 @@ pub fn text(store: &Store, o: &mut String) {
             "Kafka requests with an api key this broker does not serve (each closed the connection).",
             &m.unknown_api,
         ),
+        ("kappalog_kafka_requests_in_flight", "gauge", "Kafka requests being handled now.", &m.in_flight),
         ("kappalog_kafka_produce_records_total", "counter", "Records appended by Kafka Produce.", &m.produce_records),
         ("kappalog_kafka_fetch_bytes_total", "counter", "Record batch bytes sent by Kafka Fetch.", &m.fetch_bytes),
     ];

@@ -235,7 +235,9 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("malformed request header: {e}")),
     };
+    let in_flight = ctx.metrics.in_flight();
     let answer = handle(ctx, &header, &mut r).await;
+    drop(in_flight);
     let metrics = Arc::clone(&ctx.metrics);
     match answer {
         Err(e) => {

@@ -123,6 +123,67 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// How the batches of a topic are compressed at rest (Kafka's `compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CompressionType {
+    /// Keep what the producer sent: a Kafka client's batch is stored as it came (compressed or
+    /// not); batches kappalog encodes itself (HTTP produce, `append`) are uncompressed.
+    #[default]
+    Producer,
+    /// Store every batch uncompressed (Kafka's `uncompressed`; `none` is read as this too).
+    #[serde(alias = "none")]
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionType {
+    /// Kafka's name: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+
+    /// The codec number (attribute bits 0-2) of the batches the broker writes itself; `None`
+    /// for `producer` (keep the producer's).
+    pub(crate) fn codec(self) -> Option<u16> {
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(0),
+            CompressionType::Gzip => Some(1),
+            CompressionType::Snappy => Some(2),
+            CompressionType::Lz4 => Some(3),
+            CompressionType::Zstd => Some(4),
+        }
+    }
+}
+
+impl std::str::FromStr for CompressionType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "producer" => CompressionType::Producer,
+            "uncompressed" | "none" => CompressionType::Uncompressed,
+            "gzip" => CompressionType::Gzip,
+            "snappy" => CompressionType::Snappy,
+            "lz4" => CompressionType::Lz4,
+            "zstd" => CompressionType::Zstd,
+            other => {
+                return Err(format!("{other:?} is not one of producer, uncompressed, none, gzip, snappy, lz4, zstd"))
+            }
+        })
+    }
+}
+
 /// What the cleaner does with old data (Kafka's `cleanup.policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -174,6 +235,8 @@ pub struct TopicConfig {
     pub min_compaction_lag_ms: u64,
     /// Compact when dirty bytes / total bytes of the cleanable part pass this.
     pub min_cleanable_dirty_ratio: f64,
+    /// How batches are compressed at rest (Kafka's `compression.type`).
+    pub compression_type: CompressionType,
 }
 
 impl Default for TopicConfig {
@@ -191,6 +254,7 @@ impl Default for TopicConfig {
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            compression_type: CompressionType::Producer,
         }
     }
 }
@@ -208,6 +272,7 @@ setters!(TopicConfig {
     delete_retention_ms: u64,
     min_compaction_lag_ms: u64,
     min_cleanable_dirty_ratio: f64,
+    compression_type: CompressionType,
 });
 
 impl TopicConfig {

@@ -22,7 +22,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Corruption {
-    /// The batch CRC-32 does not match its bytes.
+    /// A checksum does not match its bytes (a batch's CRC-32C, or the CRC-32 of an index entry or file).
     ChecksumMismatch { expected: u32, found: u32 },
     /// A length, count, version or varint that cannot be right.
     Malformed(String),
@@ -32,7 +32,7 @@ impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Corruption::ChecksumMismatch { expected, found } => {
-                write!(f, "CRC-32 mismatch: expected {expected:#010x}, found {found:#010x}")
+                write!(f, "checksum mismatch: expected {expected:#010x}, found {found:#010x}")
             }
             Corruption::Malformed(what) => write!(f, "malformed: {what}"),
         }
@@ -58,6 +58,14 @@ pub enum Error {
 
     #[error("{} was written by format version {found}; this build reads up to version {supported}", path.display())]
     UnsupportedFormat { path: PathBuf, found: u32, supported: u32 },
+
+    #[error(
+        "{} is format version {found}, older than this build's version {supported} (whose segments are Kafka \
+         RecordBatch v2): this build does not read it; rewrite it with `kappalog migrate <data-dir>` (offline, \
+         crash-safe), or keep using a build of version {found}",
+        path.display()
+    )]
+    FormatTooOld { path: PathBuf, found: u32, supported: u32 },
 
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName { name: String, reason: &'static str },

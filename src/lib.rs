@@ -88,7 +88,7 @@
 //! [`Partition`], [`Cursor`], the records ([`NewRecord`], [`Record`], [`Header`], [`Appended`]),
 //! [`Consumer`], [`Views`] / [`View`] / [`ViewSpec`], the errors ([`Error`], [`Result`],
 //! [`Corruption`]) and the configs ([`StoreConfig`], [`TopicConfig`], [`ConsumerConfig`],
-//! [`ViewsConfig`], [`Durability`], [`TimestampType`], [`CleanupPolicy`]). Configs are
+//! [`ViewsConfig`], [`Durability`], [`TimestampType`], [`CleanupPolicy`], [`CompressionType`]). Configs are
 //! `#[non_exhaustive]`: build them from `Default` with the setters named after their fields
 //! (`TopicConfig::default().segment_bytes(1 << 20)`). The rest is in named modules:
 //! [`log`] (zero-copy batches, segment inspection), [`groups`], [`stream`], [`cleaner`],
@@ -166,7 +166,7 @@ mod topic;
 #[cfg(feature = "broker")]
 mod topic_append;
 
-pub use config::{CleanupPolicy, Durability, StoreConfig, TimestampType, TopicConfig};
+pub use config::{CleanupPolicy, CompressionType, Durability, StoreConfig, TimestampType, TopicConfig};
 pub use error::{Corruption, Error, ProducerError, Result};
 pub use groups::{Consumer, ConsumerConfig};
 pub use log::{Appended, Cursor, Header, NewRecord, Partition, Record};

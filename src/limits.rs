@@ -17,7 +17,7 @@ pub use crate::groups::{
 pub use crate::log::producer_state::{
     PRODUCER_BATCHES_KEPT, PRODUCER_EXPIRY_CHECK_INTERVAL_MS, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
 };
-pub use crate::log::{CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
+pub use crate::log::{CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT, DECOMPRESSED_BYTES_MAX};
 pub use crate::producer_ids::PRODUCER_ID_BLOCK;
 pub use crate::store::{FORMAT_VERSION, INTERNAL_TOPIC_PREFIX};
 pub use crate::stream::{

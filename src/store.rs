@@ -19,9 +19,9 @@ use crate::log::partition::StoreContext;
 use crate::log::Partition;
 use crate::topic::{Topic, TopicInner, TopicMeta};
 
-/// The on-disk format version this build writes and the newest it reads (history: section 13 of
-/// `segment-format.md`). An older store is upgraded when opened (see `check_format`).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version this build writes, and the only one it reads (history: section 13 of
+/// `segment-format.md`). A store of an older version is refused at open (`Error::FormatTooOld`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The file in the data directory whose exclusive lock a `Store` holds.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -505,10 +505,8 @@ fn check_format(dir: &Path) -> Result<()> {
                 return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
             }
             if meta.format_version < FORMAT_VERSION {
-                // Version 1 differs only in its 12-byte `.timeindex` entries, which fail this build's
-                // checks and are rebuilt from the log when first loaded. The store says it is newer
-                // from now on, so that an older build refuses it instead of misreading those files.
-                write_current_format(&path)?;
+                // Versions 1 and 2 have kappalog's own batch layout, which this build does not read.
+                return Err(Error::FormatTooOld { path, found: meta.format_version, supported: FORMAT_VERSION });
             }
             Ok(())
         }
@@ -535,6 +533,9 @@ fn open_topic(dir: &Path, name: &str, config: &StoreConfig, committer: &CommitHa
     let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if meta.format_version > FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path, found: meta.format_version, supported: FORMAT_VERSION });
+    }
+    if meta.format_version < FORMAT_VERSION {
+        return Err(Error::FormatTooOld { path, found: meta.format_version, supported: FORMAT_VERSION });
     }
     if meta.name != name || validate_topic_name(name).is_err() {
         return Err(bad(format!("topic name {:?} does not match its directory {name:?}", meta.name)));

@@ -9,19 +9,19 @@ use std::path::{Path, PathBuf};
 
 use kappalog::{Corruption, Durability, Error, NewRecord, Record, Store, StoreConfig, TopicConfig};
 
-const HEADER_LEN: usize = 43;
+const HEADER_LEN: usize = common::batch::HEADER_LEN;
 
 fn config(segment_bytes: u64) -> TopicConfig {
     TopicConfig::default().segment_bytes(segment_bytes).index_interval_bytes(128).durability(Durability::None)
 }
 
-/// CRC-32 (IEEE), bit by bit: an independent check of the checksum the log reports.
-fn crc32(data: &[u8]) -> u32 {
+/// CRC-32C (Castagnoli), bit by bit: an independent check of the checksum the log reports.
+fn crc32c(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
         }
     }
     !crc
@@ -33,9 +33,10 @@ fn batches(log: &Path) -> Vec<(usize, usize, u64, u64)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        let base = u64::from_le_bytes(data[pos + 11..pos + 19].try_into().unwrap());
-        let count = u32::from_le_bytes(data[pos + 23..pos + 27].try_into().unwrap()) as u64;
+        let len = common::batch::len_at(&data, pos);
+        let base = common::batch::base_offset_at(&data, pos);
+        let rc = common::batch::RECORDS_COUNT;
+        let count = u32::from_be_bytes(data[pos + rc..pos + rc + 4].try_into().unwrap()) as u64;
         out.push((pos, len, base, count));
         pos += len;
     }
@@ -89,20 +90,27 @@ fn flipped_bytes_in_a_sealed_segment_are_reported_not_served() {
     let (pos, len, base, count) = list[list.len() / 2];
     let stored_crc = {
         let data = std::fs::read(&logs[1]).unwrap();
-        u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap())
+        common::batch::crc_at(&data, pos)
     };
 
     // (what, byte to flip, whether the evidence must be a CRC mismatch)
     let flips: Vec<(&str, usize, bool)> = vec![
-        ("length", pos, false),
-        ("crc", pos + 4, true),
-        ("version", pos + 8, false),
-        ("attributes", pos + 9, false),
-        ("base offset", pos + 11, true),
-        ("last offset delta", pos + 19, false),
-        ("record count", pos + 23, false),
-        ("first timestamp", pos + 27, true),
+        // The CRC does not cover the base offset, the length, the leader epoch or the magic byte
+        // (Kafka's layout): their damage is found by the other checks.
+        ("base offset", pos + 7, false),
+        ("base offset, high byte", pos, false),
+        ("length", pos + 11, false),
+        ("partition leader epoch", pos + 15, false),
+        ("magic", pos + 16, false),
+        ("crc", pos + 17, true),
+        ("attributes", pos + 22, false),
+        ("last offset delta", pos + 26, false),
+        ("base timestamp", pos + 27, true),
         ("max timestamp", pos + 35, true),
+        ("producer id", pos + 50, true),
+        ("producer epoch", pos + 52, true),
+        ("base sequence", pos + 56, true),
+        ("record count", pos + 60, false),
         ("first record length", pos + HEADER_LEN, true),
         ("a value byte", pos + len / 2, true),
         ("the last byte", pos + len - 1, true),
@@ -128,8 +136,8 @@ fn flipped_bytes_in_a_sealed_segment_are_reported_not_served() {
                         assert_eq!(position, pos as u64, "{what}");
                         if crc_evidence {
                             let data = std::fs::read(&log).unwrap();
-                            let flipped_crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
-                            let found = crc32(&data[pos + 8..pos + len]);
+                            let flipped_crc = common::batch::crc_at(&data, pos);
+                            let found = crc32c(&data[pos + common::batch::ATTRIBUTES..pos + len]);
                             assert_eq!(detail, Corruption::ChecksumMismatch { expected: flipped_crc, found }, "{what}");
                             if what != "crc" {
                                 assert_eq!(flipped_crc, stored_crc);
@@ -172,7 +180,7 @@ fn a_bad_batch_inside_the_active_segment_is_reported_and_kept() {
 
     for victim in [0, 7, list.len() - 2] {
         let (pos, len, base, count) = list[victim];
-        for (what, at) in [("payload", pos + len - 3), ("length", pos + 1), ("crc", pos + 5)] {
+        for (what, at) in [("payload", pos + len - 3), ("length", pos + 10), ("crc", pos + 18)] {
             let copy = tempfile::tempdir().unwrap();
             common::copy_dir(original.path(), copy.path());
             common::forget_clean_shutdown(copy.path());

@@ -36,7 +36,7 @@ fn original(dir: &Path) -> (Vec<Record>, Vec<u8>) {
         // The last batch: the one whose length field takes it exactly to the end of the file.
         let mut pos = 0;
         loop {
-            let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            let len = common::batch::len_at(&data, pos);
             if pos + len == data.len() {
                 break len;
             }
@@ -86,21 +86,25 @@ fn garbage_after_the_last_batch_is_truncated() {
         cases.push((format!("{n} random bytes (seed {seed})"), rng.bytes(n)));
         cases.push((format!("{n} zero bytes"), vec![0; n]));
     }
-    // A copy of the last batch claiming the next offsets, with a wrong CRC.
+    // A copy of the last batch claiming the next offsets (the CRC does not cover the base
+    // offset), with a record byte changed: a stale CRC.
     let mut bad_crc = last.clone();
-    bad_crc[11..19].copy_from_slice(&next_offset.to_le_bytes());
+    common::batch::set_base_offset(&mut bad_crc, next_offset);
+    let n = bad_crc.len();
+    bad_crc[n - 3] ^= 0x20;
     cases.push(("a batch with a stale CRC".into(), bad_crc.clone()));
-    let mut flipped = bad_crc.clone();
-    flipped[4] ^= 0xff;
+    let mut flipped = last.clone();
+    common::batch::set_base_offset(&mut flipped, next_offset);
+    flipped[common::batch::CRC] ^= 0xff;
     cases.push(("a batch with a flipped CRC".into(), flipped));
     // The header of a batch whose records never made it.
-    cases.push(("a lone batch header".into(), bad_crc[..43].to_vec()));
+    cases.push(("a lone batch header".into(), bad_crc[..common::batch::HEADER_LEN].to_vec()));
     cases.push(("a batch missing its last byte".into(), bad_crc[..bad_crc.len() - 1].to_vec()));
     // The last batch written again (valid CRC, but its offsets go backwards).
     cases.push(("a replay of the last batch".into(), last.clone()));
     // A header claiming far more bytes than follow.
     let mut long = last.clone();
-    long[0..4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    common::batch::set_len(&mut long, 1 << 20);
     cases.push(("a batch claiming 1 MiB".into(), long));
 
     for (what, garbage) in &cases {

@@ -55,8 +55,8 @@ fn check_index_files(pdir: &Path) {
         for e in index.chunks_exact(8) {
             let rel = u32::from_le_bytes(e[..4].try_into().unwrap()) as u64;
             let pos = u32::from_le_bytes(e[4..].try_into().unwrap()) as usize;
-            assert!(pos + 43 <= data.len(), "index entry past the log end in {}", log.display());
-            let batch_base = u64::from_le_bytes(data[pos + 11..pos + 19].try_into().unwrap());
+            assert!(pos + common::batch::HEADER_LEN <= data.len(), "index entry past the log end in {}", log.display());
+            let batch_base = common::batch::base_offset_at(&data, pos);
             assert_eq!(batch_base, base + rel, "index entry of {} points at the wrong batch", log.display());
         }
         let times = std::fs::read(log.with_extension("timeindex")).unwrap();

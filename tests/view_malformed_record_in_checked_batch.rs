@@ -2,6 +2,8 @@
 //! a torn write) stops the view with the corruption error, and the view's offset stays exactly
 //! after the last record it applied: nothing it counted is counted again when it resumes.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use kappalog::{stream::ViewRunState, NewRecord, Store, StoreConfig, TopicConfig, Views, ViewsConfig};
@@ -22,7 +24,7 @@ fn varlong(b: &[u8], pos: &mut usize) -> i64 {
 
 #[test]
 fn a_malformed_record_stops_the_view_right_after_what_it_applied() {
-    const HEADER_LEN: usize = 43;
+    const HEADER_LEN: usize = common::batch::HEADER_LEN;
     const BAD: usize = 5;
     let dir = tempfile::tempdir().unwrap();
     {
@@ -34,7 +36,7 @@ fn a_malformed_record_stops_the_view_right_after_what_it_applied() {
     // Give record BAD of the second batch an impossible length, and the batch a CRC that matches.
     let log = dir.path().join("topics/t/0/00000000000000000000.log");
     let mut b = std::fs::read(&log).unwrap();
-    let second = u32::from_le_bytes(b[0..4].try_into().unwrap()) as usize;
+    let second = common::batch::len_at(&b, 0);
     let mut pos = second + HEADER_LEN;
     for _ in 0..BAD {
         let len = varlong(&b, &mut pos);
@@ -42,9 +44,8 @@ fn a_malformed_record_stops_the_view_right_after_what_it_applied() {
     }
     assert!(b[pos] < 0x80, "a one-byte length varint");
     b[pos] = 0x7f; // zig-zag -64
-    let end = second + u32::from_le_bytes(b[second..second + 4].try_into().unwrap()) as usize;
-    let crc = crc32fast::hash(&b[second + 8..end]);
-    b[second + 4..second + 8].copy_from_slice(&crc.to_le_bytes());
+    let end = second + common::batch::len_at(&b, second);
+    common::batch::fix_crc(&mut b[second..end]);
     std::fs::write(&log, &b).unwrap();
 
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();

@@ -239,15 +239,20 @@ fn map_dirty_section(
     let verified_from = cleanable.iter().find(|s| s.next_offset() > first_dirty).map_or(u64::MAX, |s| s.base_offset);
     'segments: for s in cleanable.iter().filter(|s| s.next_offset() > first_dirty) {
         let data = s.data();
-        let mut pos = 0;
+        let (mut pos, mut expected, upper) = (0, s.base_offset, s.next_offset());
         while pos < data.len() {
-            let (h, b) = s.batch_at(&data, pos)?;
+            let (h, b) = s.batch_in_place(&data, pos, &mut expected, upper)?;
             let at = pos;
             pos += h.len();
             if h.last_offset() < first_dirty {
                 continue;
             }
             pending.clear();
+            let b = crate::log::batch::records_of(&h, &b).map_err(|detail| Error::Corrupted {
+                path: s.log_path.clone(),
+                position: at as u64,
+                detail,
+            })?;
             for_each_record(&h, &b, |r| {
                 let offset = r.offset(&h);
                 if let Some(k) = r.key(&b).filter(|_| offset >= first_dirty) {
@@ -449,8 +454,13 @@ fn filter_segment(
         pos += h.len();
         all.clear();
         kept.clear();
-        for_each_record(&h, &b, |r| {
-            let d = r.key(&b).filter(|_| latest.needs_lookup(r.offset(&h))).map(|k| latest.map.digest(k));
+        let records = crate::log::batch::records_of(&h, &b).map_err(|detail| Error::Corrupted {
+            path: s.log_path.clone(),
+            position: at as u64,
+            detail,
+        })?;
+        for_each_record(&h, &records, |r| {
+            let d = r.key(&records).filter(|_| latest.needs_lookup(r.offset(&h))).map(|k| latest.map.digest(k));
             all.push((r, d));
             true
         })
@@ -478,7 +488,7 @@ fn filter_segment(
             out.push(&h, &b)?;
         } else if !kept.is_empty() {
             buf.clear();
-            encode_filtered(&mut buf, &h, &b, &kept);
+            encode_filtered(&mut buf, &h, &records, &kept)?;
             let nh = BatchHeader::parse(&buf).expect("our own batch parses").expect("whole");
             out.push(&nh, &buf)?;
         }

@@ -1,10 +1,13 @@
 //! Reading records without decoding them fully, and writing the cleaned segments.
 //!
-//! A cleaned batch keeps its input batch's base offset, first timestamp and attributes, and its
-//! surviving records are copied byte for byte (their offset and timestamp deltas stay right).
-//! Only the header changes: length, CRC, record count, `last_offset_delta` (the last *surviving*
-//! record's delta, so `last offset + 1` is still the offset after the batch's last record) and
-//! `max_timestamp` (of the survivors). A batch whose records all survive is copied whole.
+//! A cleaned batch keeps its input batch's base offset, base timestamp, attributes and producer
+//! fields (as Kafka's cleaner does), and its surviving records are copied byte for byte (their
+//! offset and timestamp deltas stay right). Only the header changes: length, CRC, record count,
+//! `lastOffsetDelta` and `maxTimestamp`. `lastOffsetDelta` is the last *surviving* record's delta
+//! (so `last offset + 1` is still the offset after the batch's last record), except in a batch with
+//! a producer id, which keeps its own (so its last sequence stays right, Kafka's rule).
+//! `maxTimestamp` is the survivors' greatest, except under log-append time, where it is every
+//! record's timestamp and stays. A batch whose records all survive is copied whole.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,12 +25,12 @@ use crate::log::segment::{IndexCursor, Segment};
 /// One record of a batch, located but not decoded.
 #[derive(Debug)]
 pub(crate) struct RawRecord {
-    /// Byte range of the whole record (its length varint included) in the batch.
+    /// Byte range of the whole record (its length varint included) in the batch's records.
     pub start: usize,
     pub end: usize,
     pub offset_delta: u32,
     pub timestamp_delta: i64,
-    /// Byte range of the key in the batch; `None` for a keyless record.
+    /// Byte range of the key in the batch's records; `None` for a keyless record.
     pub key: Option<std::ops::Range<usize>>,
     pub tombstone: bool,
 }
@@ -36,23 +39,23 @@ impl RawRecord {
     pub fn offset(&self, h: &BatchHeader) -> u64 {
         h.base_offset + self.offset_delta as u64
     }
-    pub fn key<'a>(&self, batch: &'a [u8]) -> Option<&'a [u8]> {
-        self.key.clone().map(|r| &batch[r])
+    pub fn key<'a>(&self, records: &'a [u8]) -> Option<&'a [u8]> {
+        self.key.clone().map(|r| &records[r])
     }
     pub fn timestamp(&self, h: &BatchHeader) -> i64 {
-        h.first_timestamp.wrapping_add(self.timestamp_delta)
+        h.record_timestamp(self.timestamp_delta)
     }
 }
 
-/// Calls `f` for every record of a verified batch `b`, in order, while it returns `true`.
-/// Checks what it reads.
+/// Calls `f` for every record of a verified batch (header `h`, uncompressed records `b`), in order,
+/// while it returns `true`. Checks what it reads.
 pub(crate) fn for_each_record(
     h: &BatchHeader,
     b: &Bytes,
     mut f: impl FnMut(RawRecord) -> bool,
 ) -> std::result::Result<(), Corruption> {
     let bad = |i: u32, what: String| Corruption::Malformed(format!("record {i}: {what}"));
-    let mut pos = batch::HEADER_LEN;
+    let mut pos = 0;
     let mut last: Option<u32> = None;
     for i in 0..h.record_count {
         let start = pos;
@@ -89,31 +92,37 @@ pub(crate) fn for_each_record(
     Ok(())
 }
 
-/// Appends to `out` a batch made of the `kept` records of batch `b` (header `h`).
-pub(crate) fn encode_filtered(out: &mut Vec<u8>, h: &BatchHeader, b: &[u8], kept: &[RawRecord]) {
+/// Appends to `out` a batch made of the `kept` records of a batch (header `h`, uncompressed
+/// records `records`), compressed with the batch's own codec.
+pub(crate) fn encode_filtered(out: &mut Vec<u8>, h: &BatchHeader, records: &[u8], kept: &[RawRecord]) -> Result<()> {
     debug_assert!(!kept.is_empty());
-    let start = out.len();
-    out.resize(start + batch::HEADER_LEN, 0);
+    let mut plain = Vec::with_capacity(kept.iter().map(|r| r.end - r.start).sum());
     let mut max_delta = i64::MIN;
     for r in kept {
-        out.extend_from_slice(&b[r.start..r.end]);
+        plain.extend_from_slice(&records[r.start..r.end]);
         max_delta = max_delta.max(r.timestamp_delta);
     }
-    let last_delta = kept.last().expect("at least one record").offset_delta;
-    let length = (out.len() - start) as u32;
-    let o = &mut out[start..];
-    o[batch::LENGTH_OFFSET..batch::LENGTH_OFFSET + 4].copy_from_slice(&length.to_le_bytes());
-    o[batch::VERSION_OFFSET] = batch::FORMAT_VERSION;
-    o[batch::ATTRIBUTES_OFFSET..batch::ATTRIBUTES_OFFSET + 2].copy_from_slice(&h.attributes.to_le_bytes());
-    o[batch::BASE_OFFSET_OFFSET..batch::BASE_OFFSET_OFFSET + 8].copy_from_slice(&h.base_offset.to_le_bytes());
-    o[batch::LAST_OFFSET_DELTA_OFFSET..batch::LAST_OFFSET_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
-    o[batch::RECORD_COUNT_OFFSET..batch::RECORD_COUNT_OFFSET + 4].copy_from_slice(&(kept.len() as u32).to_le_bytes());
-    o[batch::FIRST_TIMESTAMP_OFFSET..batch::FIRST_TIMESTAMP_OFFSET + 8]
-        .copy_from_slice(&h.first_timestamp.to_le_bytes());
-    let max_ts = h.first_timestamp.wrapping_add(max_delta);
-    o[batch::MAX_TIMESTAMP_OFFSET..batch::MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
-    let crc = crc32fast::hash(&o[batch::VERSION_OFFSET..]);
-    o[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    let start = out.len();
+    out.resize(start + batch::HEADER_LEN, 0);
+    crate::log::compression::compress_into(h.codec(), &plain, out)?;
+    let last_delta = match h.producer.is_some() {
+        true => h.last_offset_delta,
+        false => kept.last().expect("at least one record").offset_delta,
+    };
+    let max_ts = match h.log_append_time() {
+        true => h.max_timestamp,
+        false => h.first_timestamp.wrapping_add(max_delta),
+    };
+    let fields = batch::HeaderFields {
+        base_offset: h.base_offset,
+        attributes: h.attributes,
+        timestamps: (h.first_timestamp, max_ts),
+        record_count: kept.len() as u32,
+        last_offset_delta: last_delta,
+        producer: h.producer,
+    };
+    batch::finish(&mut out[start..], &fields);
+    Ok(())
 }
 
 /// Bytes buffered before a cleaned log is written out.

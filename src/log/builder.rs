@@ -3,7 +3,7 @@
 //! once, only the encoded batch (about the size of the records' bytes). The HTTP produce path
 //! builds its batches with it; the checks are those of [`Partition::prepare`](super::Partition).
 
-use super::batch::{self, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
+use super::batch::{self, HeaderFields, ATTRIBUTE_LOG_APPEND_TIME, HEADER_LEN};
 use super::partition::{Partition, PreparedBatch};
 use super::record::{self, Header, RecordFields};
 use crate::config::{TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
@@ -98,10 +98,20 @@ impl BatchBuilder {
             return Err(Error::InvalidRecord("an append needs at least one record".into()));
         }
         let log_append = self.cfg.timestamp_type == TimestampType::LogAppendTime;
-        let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+        let codec = self.cfg.compression_type.codec().unwrap_or(0);
+        self.buf = crate::log::compression::compress_batch(self.buf, codec)?;
+        let attributes = codec | if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
         let timestamps = (self.first_timestamp, self.max_timestamp);
-        let (_, body_crc) = batch::finish(&mut self.buf, 0, attributes, timestamps, self.count, self.count - 1);
-        Ok(PreparedBatch::encoded(self.buf, body_crc, self.cfg, self.now, self.producer))
+        let fields = HeaderFields {
+            base_offset: 0,
+            attributes,
+            timestamps,
+            record_count: self.count,
+            last_offset_delta: self.count - 1,
+            producer: crate::log::partition::producer_fields(self.producer.as_ref()),
+        };
+        batch::finish(&mut self.buf, &fields);
+        Ok(PreparedBatch::encoded(self.buf, self.cfg, self.now, self.producer))
     }
 }
 

@@ -20,6 +20,14 @@ pub struct BatchSummary {
     pub first_timestamp: i64,
     pub max_timestamp: i64,
     pub log_append_time: bool,
+    /// `partitionLeaderEpoch` (0 in batches kappalog writes).
+    pub partition_leader_epoch: i32,
+    /// Compression codec: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression: &'static str,
+    /// `-1` when the batch has no producer.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 /// What a walk over a segment file found: every valid batch up to the first bad one.
@@ -45,7 +53,12 @@ fn summary(position: usize, h: &BatchHeader) -> BatchSummary {
         record_count: h.record_count,
         first_timestamp: h.first_timestamp,
         max_timestamp: h.max_timestamp,
-        log_append_time: h.attributes & batch::ATTRIBUTE_LOG_APPEND_TIME != 0,
+        log_append_time: h.log_append_time(),
+        partition_leader_epoch: h.partition_leader_epoch,
+        compression: crate::log::compression::codec_name(h.codec()),
+        producer_id: h.producer.producer_id,
+        producer_epoch: h.producer.producer_epoch,
+        base_sequence: h.producer.base_sequence,
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod buffers;
 #[cfg(feature = "broker")]
 pub(crate) mod builder;
 pub(crate) mod commit;
+pub(crate) mod compression;
 mod cursor;
 pub(crate) mod index;
 mod inspect;
@@ -18,11 +19,13 @@ pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 
+pub use batch::ProducerFields;
 pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS, COMMIT_THREADS_MAX};
+pub use compression::DECOMPRESSED_BYTES_MAX;
 pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};
-pub use partition::{Appended, Partition, PartitionStats, SegmentInfo};
+pub use partition::{Appended, Partition, PartitionStats, RawBatches, SegmentInfo};
 pub use producer_state::{next_sequence, ProducerBatch, ProducerError, PRODUCER_ID_EXPIRATION_MS_DEFAULT};
 pub use record::{Header, NewRecord, Record, RecordRef};
 pub use segment::ReadBatch;

@@ -180,3 +180,65 @@ impl Committers {
         self.0.into_iter().for_each(|t| t.join().unwrap());
     }
 }
+
+/// Kafka RecordBatch v2 as kappalog stores it (segment-format.md, section 5): big-endian fields.
+pub mod batch {
+    pub const HEADER_LEN: usize = 61;
+    pub const BASE_OFFSET: usize = 0;
+    pub const LENGTH: usize = 8;
+    pub const MAGIC: usize = 16;
+    pub const CRC: usize = 17;
+    pub const ATTRIBUTES: usize = 21;
+    pub const LAST_OFFSET_DELTA: usize = 23;
+    pub const BASE_TIMESTAMP: usize = 27;
+    pub const MAX_TIMESTAMP: usize = 35;
+    pub const RECORDS_COUNT: usize = 57;
+
+    /// The whole length of the batch at `pos` (its `batchLength` field + 12).
+    pub fn len_at(data: &[u8], pos: usize) -> usize {
+        i32::from_be_bytes(data[pos + LENGTH..pos + LENGTH + 4].try_into().unwrap()) as usize + 12
+    }
+
+    /// Sets the whole length of the batch at the start of `b` (the field holds it minus 12).
+    pub fn set_len(b: &mut [u8], len: u32) {
+        b[LENGTH..LENGTH + 4].copy_from_slice(&(len.wrapping_sub(12)).to_be_bytes());
+    }
+
+    pub fn base_offset_at(data: &[u8], pos: usize) -> u64 {
+        u64::from_be_bytes(data[pos..pos + 8].try_into().unwrap())
+    }
+
+    pub fn set_base_offset(b: &mut [u8], offset: u64) {
+        b[..8].copy_from_slice(&offset.to_be_bytes());
+    }
+
+    pub fn crc_at(data: &[u8], pos: usize) -> u32 {
+        u32::from_be_bytes(data[pos + CRC..pos + CRC + 4].try_into().unwrap())
+    }
+
+    /// The CRC-32C the batch in `b` (exactly its bytes) should carry.
+    pub fn crc_of(b: &[u8]) -> u32 {
+        crc32c::crc32c(&b[ATTRIBUTES..])
+    }
+
+    /// Stores the right CRC in the batch `b` (exactly its bytes).
+    pub fn fix_crc(b: &mut [u8]) {
+        let crc = crc_of(b);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// Where each batch of a log file starts (stops at a zero tail or a length that runs out).
+    pub fn starts(data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos + HEADER_LEN <= data.len() && data[pos + MAGIC] == 2 {
+            let len = len_at(data, pos);
+            if len < HEADER_LEN || pos + len > data.len() {
+                break;
+            }
+            out.push(pos);
+            pos += len;
+        }
+        out
+    }
+}

@@ -59,7 +59,8 @@ fn dump_one(out: &mut impl Write, file: &Path, show_records: bool) -> Result<boo
         w(
             out,
             format_args!(
-                "  position {} length {} offsets {}..={} records {} crc {:#010x} timestamps {}..{}{}\n",
+                "  position {} length {} offsets {}..={} records {} crc32c {:#010x} timestamps {}..{}{} \
+                 compression {} leader_epoch {} producer_id {} producer_epoch {} base_sequence {}\n",
                 b.position,
                 b.length,
                 b.base_offset,
@@ -68,7 +69,12 @@ fn dump_one(out: &mut impl Write, file: &Path, show_records: bool) -> Result<boo
                 b.crc,
                 b.first_timestamp,
                 b.max_timestamp,
-                if b.log_append_time { " (log append time)" } else { "" }
+                if b.log_append_time { " (log append time)" } else { "" },
+                b.compression,
+                b.partition_leader_epoch,
+                b.producer_id,
+                b.producer_epoch,
+                b.base_sequence,
             ),
         )?;
     }

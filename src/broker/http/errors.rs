@@ -114,6 +114,9 @@ fn public_message(e: &Error) -> String {
         Error::UnsupportedFormat { found, supported, .. } => {
             format!("data written by format version {found}; this build reads up to version {supported}")
         }
+        Error::FormatTooOld { found, supported, .. } => {
+            format!("data written by format version {found}; this build reads version {supported} only")
+        }
         Error::Locked { .. } => "the data directory is locked by another store".to_string(),
         other => other.to_string(),
     }

@@ -21,6 +21,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "message.timestamp.type",
     "max.message.bytes",
     "index.interval.bytes",
+    "compression.type",
     "durability",
 ];
 
@@ -35,7 +36,7 @@ pub fn to_kafka(c: &TopicConfig) -> BTreeMap<String, String> {
         TimestampType::CreateTime => "CreateTime",
         TimestampType::LogAppendTime => "LogAppendTime",
     };
-    let pairs: [(&str, String); 12] = [
+    let pairs: [(&str, String); 13] = [
         ("cleanup.policy", policy.into()),
         ("retention.ms", c.retention_ms.to_string()),
         ("retention.bytes", c.retention_bytes.to_string()),
@@ -47,6 +48,7 @@ pub fn to_kafka(c: &TopicConfig) -> BTreeMap<String, String> {
         ("message.timestamp.type", ts.into()),
         ("max.message.bytes", c.max_message_bytes.to_string()),
         ("index.interval.bytes", c.index_interval_bytes.to_string()),
+        ("compression.type", c.compression_type.as_str().into()),
         ("durability", c.durability.to_string()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -96,6 +98,7 @@ pub fn apply(base: &TopicConfig, configs: &serde_json::Map<String, Value>) -> Re
             "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ratio = num(key, &s)?,
             "max.message.bytes" => c.max_message_bytes = num(key, &s)?,
             "index.interval.bytes" => c.index_interval_bytes = num(key, &s)?,
+            "compression.type" => c.compression_type = s.parse().map_err(|e: String| bad(key, e))?,
             "message.timestamp.type" => {
                 c.timestamp_type = match s.as_str() {
                     "CreateTime" => TimestampType::CreateTime,

@@ -1,7 +1,8 @@
 //! Fetch (key 1), v4-11.
 //!
-//! Each partition returns the whole batches from the one holding `fetch_offset` (a fetch that
-//! starts inside a batch gets that batch; clients skip the records before their offset), up to
+//! Each partition returns the stored batches as they are on disk, without re-encoding, from the
+//! one holding `fetch_offset` (a fetch that starts inside a batch gets that batch; clients skip
+//! the records before their offset), up to
 //! `partition_max_bytes` per partition and `max_bytes` for the response, and always at least one
 //! batch when there is one (KIP-74), so a batch larger than the limits still makes progress.
 //! Offsets outside `[log start, high watermark]` answer OFFSET_OUT_OF_RANGE.
@@ -14,12 +15,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::records;
 use super::wire::{Reader, Result, Writer};
 use super::{blocking, code, error_code, Context};
-use crate::{Partition, Store, TimestampType};
+use crate::{Partition, Store};
 
 /// The longest `max_wait_ms` honoured.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
@@ -206,23 +206,8 @@ fn read_all(store: &Store, topics: &[(String, Vec<Wanted>)], max_bytes: usize) -
     Pass { result: out, bytes: total, failed, waits }
 }
 
-/// The batches from the one holding `offset`, about `max_bytes` of them (at least one), as Kafka
-/// RecordBatch v2.
+/// The stored batches from the one holding `offset`, about `max_bytes` of them (at least one),
+/// as they are on disk: Kafka RecordBatch v2, shared with the segment's map (no copy).
 fn encode(p: &Partition, offset: u64, max_bytes: usize) -> crate::Result<Bytes> {
-    let log_append = p.config().timestamp_type == TimestampType::LogAppendTime;
-    let batches = p.read_batches(offset, max_bytes, usize::MAX)?;
-    let mut out = BytesMut::new();
-    for b in &batches {
-        let mut refs = Vec::new();
-        b.for_each(|r| refs.push(r))?;
-        if refs.is_empty() {
-            continue;
-        }
-        let base = b.base_offset().min(refs[0].offset);
-        records::encode_batch(&mut out, base, b.last_offset(), log_append, &refs);
-        if out.len() >= max_bytes {
-            break;
-        }
-    }
-    Ok(out.freeze())
+    Ok(p.read_raw(offset, max_bytes)?.bytes)
 }

@@ -8,7 +8,6 @@
 //! - one file per API family: `api_versions`, `metadata`, `produce`, `fetch`, `offsets`
 //!   (ListOffsets, DeleteRecords), `admin` (topics and configs), `producer_id` (InitProducerId),
 //!   `groups` (the consumer-group APIs).
-//! - `records`: RecordBatch v2 decoding and encoding.
 //! - [`metrics`]: the counters in `/metrics`.
 //!
 //! The codec is kappalog's own rather than a generated one: a count or a length read off the wire
@@ -28,7 +27,6 @@ pub mod metrics;
 pub(crate) mod offsets;
 pub(crate) mod produce;
 pub(crate) mod producer_id;
-pub(crate) mod records;
 pub(crate) mod wire;
 
 use std::future::Future;

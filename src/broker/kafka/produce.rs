@@ -5,7 +5,8 @@
 //! one closes the connection with a log line naming the version.
 //!
 //! Each partition's batch (exactly one, as Kafka requires from v3) is checked (CRC-32C, counts,
-//! lengths, offset deltas) and appended; a batch with a producer id (an idempotent producer, see
+//! lengths, offset deltas, bounded decompression) and stored as it came, compressed or not (the
+//! topic's `compression.type` may recompress it); a batch with a producer id (an idempotent producer, see
 //! InitProducerId) is deduplicated by its sequence: a retry of one of the producer's last five
 //! batches is acknowledged with its first offsets, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
 //! old epoch INVALID_PRODUCER_EPOCH. The partitions of one request are appended concurrently, so they share group
@@ -13,10 +14,8 @@
 //! durability (after the fsync under `sync`); `acks = 0` is never answered. Internal topics
 //! (`__…`) are refused.
 
-use super::records::{self, ProducedBatch};
 use super::wire::{Error, Reader, Result, Writer};
 use super::{code, error_code, Answer, Context};
-use crate::log::ProducerBatch;
 use crate::{Appended, TimestampType};
 
 /// The first Produce version served.
@@ -101,7 +100,7 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Answe
                             log_start_offset: log_start as i64,
                         }
                     }
-                    Ok((Err(e), ..)) => PartitionResult::failed(index, error_code(&e), Some(e.to_string())),
+                    Ok((Err((code, e)), ..)) => PartitionResult::failed(index, code, Some(e.to_string())),
                     Err(e) => PartitionResult::failed(index, code::UNKNOWN_SERVER_ERROR, Some(e.to_string())),
                 },
             });
@@ -131,42 +130,51 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Answe
     Ok(Answer::Now(w))
 }
 
-type Appending = tokio::task::JoinHandle<(crate::Result<Appended>, bool, u64, u64)>;
+type Appending = tokio::task::JoinHandle<(std::result::Result<Appended, (i16, crate::Error)>, bool, u64, u64)>;
 
 enum Slot {
     Done(PartitionResult),
     Appending(i32, Appending),
 }
 
-/// Checks one partition's batches and starts appending them.
-fn append(
-    ctx: &Context,
-    topic: &str,
-    index: i32,
-    data: Option<bytes::Bytes>,
-) -> std::result::Result<Appending, records::Refused> {
-    let unknown = |message: String| records::Refused { code: code::UNKNOWN_TOPIC_OR_PARTITION, message };
+/// The Kafka code for a refused batch: CORRUPT_MESSAGE when its CRC-32C does not match (or it is
+/// too short to have one), else the store error's code.
+fn refusal_code(batch: &[u8], e: &crate::Error) -> i16 {
+    if matches!(e, crate::Error::InvalidRecord(_)) {
+        let crc_ok = batch.len() > CRC_START
+            && crc32c::crc32c(&batch[CRC_START..]).to_be_bytes() == batch[CRC_START - 4..CRC_START];
+        if !crc_ok {
+            return code::CORRUPT_MESSAGE;
+        }
+    }
+    error_code(e)
+}
+
+/// Where the CRC-32C's coverage starts in a RecordBatch v2 (the attributes).
+const CRC_START: usize = 21;
+/// Where `recordsCount` is.
+const RECORD_COUNT_AT: usize = 57;
+
+/// Starts appending one partition's batch, stored as the client sent it (see
+/// [`Partition::append_batch`](crate::Partition::append_batch) for what is checked).
+fn append(ctx: &Context, topic: &str, index: i32, data: Option<bytes::Bytes>) -> std::result::Result<Appending, Refused> {
+    let unknown = |message: String| Refused { code: code::UNKNOWN_TOPIC_OR_PARTITION, message };
     let t = ctx.store.topic(topic).map_err(|e| unknown(e.to_string()))?;
     let p = u32::try_from(index)
         .map_err(|_| unknown(format!("partition {index}")))
         .and_then(|i| t.partition(i).map_err(|e| unknown(e.to_string())))?;
-    let mut batches = records::decode_batches(data.unwrap_or_default())?;
-    if batches.len() != 1 {
-        return Err(records::Refused {
-            code: code::INVALID_RECORD,
-            message: format!("{} record batches for one partition: Produce v3+ carries exactly one", batches.len()),
-        });
-    }
-    let ProducedBatch { records, producer_id, producer_epoch, base_sequence } = batches.remove(0);
+    let batch = data.unwrap_or_default();
+    let count = batch.get(RECORD_COUNT_AT..RECORD_COUNT_AT + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     let log_append = p.config().timestamp_type == TimestampType::LogAppendTime;
-    let count = records.len() as u64;
     Ok(tokio::spawn(async move {
-        let appended = if producer_id >= 0 {
-            let producer = ProducerBatch { id: producer_id, epoch: producer_epoch, base_sequence };
-            p.append_idempotent_async(producer, records).await
-        } else {
-            p.append_async(records).await
-        };
-        (appended, log_append, p.log_start_offset(), count)
+        let appended = p.append_batch_async(batch.clone()).await;
+        let appended = appended.map_err(|e| (refusal_code(&batch, &e), e));
+        (appended, log_append, p.log_start_offset(), u64::from(count))
     }))
+}
+
+/// A partition refused before its append started.
+struct Refused {
+    code: i16,
+    message: String,
 }

@@ -2,7 +2,7 @@
 
 use crate::config::{TimestampType, TopicConfig, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::error::{Error, Result};
-use crate::log::batch::{self, ATTRIBUTE_LOG_APPEND_TIME};
+use crate::log::batch::{self, HeaderFields, ProducerFields, ATTRIBUTE_LOG_APPEND_TIME};
 use crate::log::record::{self, NewRecord, RecordFields};
 
 /// What the encoder needs of record `i` of a batch.
@@ -11,13 +11,14 @@ fn fields(i: usize, r: &NewRecord, timestamp_delta: i64) -> RecordFields<'_> {
     RecordFields { offset_delta: i as u32, timestamp_delta, key, value, headers }
 }
 
-/// Validates `records` against the topic's limits and encodes them as one batch (base offset 0).
+/// Validates `records` against the topic's limits and encodes them as one batch (base offset 0),
+/// with `producer`'s fields (covered by the CRC, computed here, off the writer lock).
 ///
 /// One pass: each record is checked, sized and encoded in turn, into a pooled buffer sized by a
 /// guess (every record as big as the first) that grows when the guess falls short: a separate
 /// sizing pass would walk every record twice. A batch over
 /// [`BATCH_BYTES_MAX`] is only sized from there on, so that its error gives its whole size.
-pub(super) fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Result<(Vec<u8>, crc32fast::Hasher)> {
+pub(super) fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64, producer: ProducerFields) -> Result<Vec<u8>> {
     if records.is_empty() {
         return Err(Error::InvalidRecord("an append needs at least one record".into()));
     }
@@ -69,10 +70,21 @@ pub(super) fn encode(records: &[NewRecord], cfg: &TopicConfig, now: i64) -> Resu
         return Err(Error::LimitExceeded { limit: "BATCH_BYTES_MAX", value: p as u64, max: bytes_max as u64 });
     }
     buf.truncate(p);
-    let attributes = if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
+    // The topic's codec, if it names one (`producer`: kappalog's own batches are uncompressed).
+    let codec = cfg.compression_type.codec().unwrap_or(0);
+    let mut buf = crate::log::compression::compress_batch(buf, codec)?;
+    let attributes = codec | if log_append { ATTRIBUTE_LOG_APPEND_TIME } else { 0 };
     let (count, last_delta) = (records.len() as u32, (records.len() - 1) as u32);
-    let (_, body_crc) = batch::finish(&mut buf, 0, attributes, (first_ts, max_ts), count, last_delta);
-    Ok((buf, body_crc))
+    let fields = HeaderFields {
+        base_offset: 0,
+        attributes,
+        timestamps: (first_ts, max_ts),
+        record_count: count,
+        last_offset_delta: last_delta,
+        producer,
+    };
+    batch::finish(&mut buf, &fields);
+    Ok(buf)
 }
 
 #[cfg(test)]

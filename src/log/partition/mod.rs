@@ -4,13 +4,16 @@
 //! - `write.rs`: appends (validated and encoded by `encode.rs`), group writes, rolls.
 //! - `preallocate.rs`: the zero-filled tail of `sync` segments and blocks reserved ahead.
 //! - `durability.rs`: fsyncs, the durable offset and the high watermark.
-//! - `read.rs`: reads by offset and by timestamp, and waiting for data.
+//! - `client_batch.rs`: appending a Kafka client's RecordBatch v2 as it came.
+//! - `read.rs`: reads by offset and by timestamp, raw batch reads, and waiting for data.
 
+mod client_batch;
 mod durability;
 mod encode;
 mod open;
 mod preallocate;
 mod producers;
+pub(crate) use producers::producer_fields;
 mod read;
 mod write;
 
@@ -28,6 +31,7 @@ use crate::config::{TopicConfig, BATCH_BYTES_MAX};
 use crate::error::{Corruption, Error, Result};
 use crate::fault::FaultInjector;
 
+pub use read::RawBatches;
 pub(crate) use write::PreparedBatch;
 
 /// Where appended records went: offsets `base_offset..=last_offset` of partition `partition`, in

@@ -79,12 +79,30 @@ impl Partition {
 /// The batch's last offset delta, from its encoded header.
 pub(super) fn last_offset_delta(buf: &[u8]) -> u32 {
     let at = batch::LAST_OFFSET_DELTA_OFFSET;
-    u32::from_le_bytes(buf[at..at + 4].try_into().expect("an encoded batch has a header"))
+    u32::from_be_bytes(buf[at..at + 4].try_into().expect("an encoded batch has a header"))
+}
+
+/// The header's producer fields for an idempotent producer's batch (or none).
+pub(crate) fn producer_fields(producer: Option<&ProducerBatch>) -> batch::ProducerFields {
+    producer.map_or(batch::ProducerFields::NONE, |pb| batch::ProducerFields {
+        producer_id: pb.id,
+        producer_epoch: pb.epoch,
+        base_sequence: pb.base_sequence,
+    })
+}
+
+/// The producer of an encoded batch, from its header, if an idempotent producer sent it.
+pub(super) fn producer_of(fields: &batch::ProducerFields) -> Option<ProducerBatch> {
+    fields.is_some().then_some(ProducerBatch {
+        id: fields.producer_id,
+        epoch: fields.producer_epoch,
+        base_sequence: fields.base_sequence,
+    })
 }
 
 /// The producer fields of a batch read back from the log, if an idempotent producer wrote it.
-fn header_producer(_h: &BatchHeader) -> Option<ProducerBatch> {
-    None
+fn header_producer(h: &BatchHeader) -> Option<ProducerBatch> {
+    producer_of(&h.producer)
 }
 
 /// The producer state of a partition being opened: the newest valid snapshot at or below

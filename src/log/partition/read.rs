@@ -2,10 +2,26 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::Partition;
 use crate::error::{Error, Result};
 use crate::log::record::Record;
 use crate::log::segment::{Flow, ReadBatch, Segment};
+
+/// Whole stored batches, as [`Partition::read_raw`] gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBatches {
+    /// Kafka RecordBatch v2 batches back to back, exactly as stored (shared with the segment's
+    /// map). Empty when there was nothing to read.
+    pub bytes: Bytes,
+    /// The first batch's base offset (at or below the offset asked for, when a batch holds it).
+    pub base_offset: u64,
+    /// The offset after the last batch: where the next read goes on.
+    pub next_offset: u64,
+    /// The high watermark when the read started.
+    pub high_watermark: u64,
+}
 
 impl Partition {
     fn out_of_range(&self, offset: u64) -> Error {
@@ -60,6 +76,36 @@ impl Partition {
             s.read_batches(from, high_watermark, max_bytes, max_records, &mut out, &mut bytes_read, &mut records)
         })?;
         Ok(out)
+    }
+
+    /// The stored bytes of whole batches from the one that holds `offset` (a read inside a batch
+    /// returns that whole batch, as Kafka's fetch does): at least one batch, even one larger than
+    /// `max_bytes` (Kafka's KIP-74), then more while the total stays within `max_bytes`, all from
+    /// one segment (the next read goes on in the next). The bytes are Kafka RecordBatch v2 as
+    /// stored (compressed batches stay compressed) and share the segment's memory map; each
+    /// batch's CRC-32C was checked. Reading at the high watermark returns no bytes; below the log
+    /// start or above the high watermark is `OffsetOutOfRange`.
+    pub fn read_raw(&self, offset: u64, max_bytes: usize) -> Result<RawBatches> {
+        let high_watermark = self.high_watermark();
+        if offset < self.log_start_offset() || offset > high_watermark {
+            return Err(self.out_of_range(offset));
+        }
+        let none = || RawBatches { bytes: Bytes::new(), base_offset: offset, next_offset: offset, high_watermark };
+        if offset == high_watermark {
+            return Ok(none());
+        }
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        for s in &segments[first..] {
+            if s.base_offset >= high_watermark {
+                break;
+            }
+            let data = s.data();
+            if let Some((range, base_offset, next_offset)) = s.read_raw(&data, offset, high_watermark, max_bytes)? {
+                return Ok(RawBatches { bytes: data.slice(range), base_offset, next_offset, high_watermark });
+            }
+        }
+        Ok(none())
     }
 
     /// The walk both reads share: checks `offset` against the log's range, then calls `read` with

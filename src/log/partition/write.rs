@@ -8,7 +8,7 @@ use super::preallocate::ZERO_TAIL_GROUP_BYTES_MAX;
 use super::{capacity_for, Appended, Partition, Writer};
 use crate::config::{Durability, TopicConfig};
 use crate::error::{Error, Result};
-use crate::log::batch;
+use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
 use crate::log::producer_state::{BatchMetadata, Checked, ProducerBatch, ProducerState};
 use crate::log::record::NewRecord;
@@ -18,7 +18,6 @@ use crate::log::segment::{self, IndexCursor, Segment};
 #[derive(Debug)]
 pub(crate) struct PreparedBatch {
     buf: Vec<u8>,
-    body_crc: crc32fast::Hasher,
     cfg: TopicConfig,
     now: i64,
     /// Its producer fields, when an idempotent producer sent it: checked against the partition's
@@ -27,16 +26,11 @@ pub(crate) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    /// A batch encoded by [`BatchBuilder`](crate::log::builder::BatchBuilder) under `cfg` at `now`.
-    #[cfg(feature = "broker")]
-    pub(crate) fn encoded(
-        buf: Vec<u8>,
-        body_crc: crc32fast::Hasher,
-        cfg: TopicConfig,
-        now: i64,
-        producer: Option<ProducerBatch>,
-    ) -> PreparedBatch {
-        PreparedBatch { buf, body_crc, cfg, now, producer }
+    /// A batch encoded (by [`BatchBuilder`](crate::log::builder::BatchBuilder), or a client's
+    /// checked batch) under `cfg` at `now`, with the producer fields it carries when an idempotent
+    /// producer sent it.
+    pub(crate) fn encoded(buf: Vec<u8>, cfg: TopicConfig, now: i64, producer: Option<ProducerBatch>) -> PreparedBatch {
+        PreparedBatch { buf, cfg, now, producer }
     }
 
     /// Its encoded size in bytes.
@@ -89,11 +83,31 @@ impl Partition {
     /// Appends `records` as one batch and returns once they are durable under the topic's durability.
     /// Nothing is written when a record breaks a limit. Blocking: call it from a blocking thread.
     pub fn append(&self, records: &[NewRecord]) -> Result<Appended> {
-        let prepared = self.prepare(records)?;
+        self.append_with_producer(records, ProducerFields::NONE)
+    }
+
+    /// [`append`](Self::append) of a batch carrying a producer's id, epoch and base sequence (Kafka's
+    /// idempotent producer fields, stored in the batch header as given; [`ProducerFields::NONE`]
+    /// for none). The log itself does not check sequences.
+    pub fn append_with_producer(&self, records: &[NewRecord], producer: ProducerFields) -> Result<Appended> {
+        let prepared = self.prepare_with_producer(records, producer)?;
+        self.append_prepared(prepared)
+    }
+
+    /// Writes a prepared batch and returns once it is durable under its topic's durability.
+    pub(crate) fn append_prepared(&self, prepared: PreparedBatch) -> Result<Appended> {
         if !prepared.is_sync() {
             return self.write_prepared(prepared).map(|(appended, _, _)| appended);
         }
         self.inner.committer.enqueue_blocking(self, prepared)?.wait()
+    }
+
+    /// [`append_prepared`](Self::append_prepared) for async callers.
+    pub(crate) async fn append_prepared_async(&self, prepared: PreparedBatch) -> Result<Appended> {
+        if !prepared.is_sync() {
+            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
+        }
+        self.inner.committer.enqueue(self, prepared).await?.wait().await
     }
 
     /// [`append`](Self::append) for async callers: the batch is encoded on the calling task; under
@@ -102,10 +116,7 @@ impl Partition {
     pub async fn append_async(&self, records: Vec<NewRecord>) -> Result<Appended> {
         let prepared = self.prepare(&records)?;
         drop(records);
-        if !prepared.is_sync() {
-            return self.write_prepared_async(prepared).await.map(|(appended, _, _)| appended);
-        }
-        self.inner.committer.enqueue(self, prepared).await?.wait().await
+        self.append_prepared_async(prepared).await
     }
 
     /// Writes a batch that is not `sync` on tokio's blocking pool. A panic there poisons the
@@ -134,15 +145,29 @@ impl Partition {
         self.prepare_for(records, None)
     }
 
-    /// [`prepare`](Self::prepare) for a batch of an idempotent producer when `producer` is given.
+    /// [`prepare`](Self::prepare) for a batch of an idempotent producer when `producer` is given
+    /// (its fields go into the batch header, and the writer checks them against the producer state).
     pub(crate) fn prepare_for(&self, records: &[NewRecord], producer: Option<ProducerBatch>) -> Result<PreparedBatch> {
         if let Some(pb) = &producer {
             pb.validate().map_err(|e| self.producer_error(e))?;
         }
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
-        let (buf, body_crc) = encode(records, &cfg, now)?;
-        Ok(PreparedBatch { buf, body_crc, cfg, now, producer })
+        let buf = encode(records, &cfg, now, super::producer_fields(producer.as_ref()))?;
+        Ok(PreparedBatch { buf, cfg, now, producer })
+    }
+
+    /// [`prepare`](Self::prepare) with the batch's producer fields set (covered by its CRC), stored
+    /// as given: no sequence check (see [`prepare_for`](Self::prepare_for) for that).
+    pub(crate) fn prepare_with_producer(
+        &self,
+        records: &[NewRecord],
+        producer: ProducerFields,
+    ) -> Result<PreparedBatch> {
+        let cfg = self.inner.config.read().clone();
+        let now = self.inner.clock.now_ms();
+        let buf = encode(records, &cfg, now, producer)?;
+        Ok(PreparedBatch { buf, cfg, now, producer: None })
     }
 
     /// Writes a prepared batch under the partition's lock.
@@ -182,7 +207,7 @@ impl Partition {
                 results[i] = Some(Err(e));
                 continue;
             }
-            let PreparedBatch { mut buf, body_crc, cfg, now, producer } = prepared;
+            let PreparedBatch { mut buf, cfg, now, producer } = prepared;
             if let Some(pb) = &producer {
                 match w.producers.check(pb, super::producers::last_offset_delta(&buf), now) {
                     Ok(Checked::New) => {}
@@ -218,7 +243,7 @@ impl Partition {
                 staged = Staged::new(&w);
             }
             let base_offset = staged.next_offset;
-            let header = batch::set_base_offset(&mut buf, base_offset, &body_crc);
+            let header = batch::set_base_offset(&mut buf, base_offset);
             let entries = staged.cursor.entries_for(w.segment.base_offset, &header, cfg.index_interval_bytes);
             if staged.cursor.position == batch_len {
                 staged.created_ms = now;

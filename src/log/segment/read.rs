@@ -21,6 +21,40 @@ impl Segment {
         Ok((h, b))
     }
 
+    /// [`batch_at`](Self::batch_at), plus the checks of the one field the CRC does not cover, the
+    /// base offset (Kafka's layout): the batch starts at or after `*expected` (the offset after the
+    /// batch before it, or the segment's base), ends before the segment's next offset `upper`, and
+    /// the header of the batch after it, when there is one, starts after its last offset. Moves
+    /// `*expected` past the batch.
+    pub(crate) fn batch_in_place(
+        &self,
+        data: &Bytes,
+        pos: usize,
+        expected: &mut u64,
+        upper: u64,
+    ) -> Result<(BatchHeader, Bytes)> {
+        let (h, b) = self.batch_at(data, pos)?;
+        let next = pos + h.len();
+        let follower = match data.len() - next >= batch::HEADER_LEN {
+            true => BatchHeader::parse(&data[next..]).ok().flatten().map(|n| n.base_offset),
+            false => None,
+        };
+        if h.base_offset < *expected || h.last_offset() >= upper || follower.is_some_and(|f| f <= h.last_offset()) {
+            return Err(self.corrupted(
+                pos,
+                Corruption::Malformed(format!(
+                    "batch offsets {}..={} out of place (expected from {}, below {upper}, next batch at {})",
+                    h.base_offset,
+                    h.last_offset(),
+                    *expected,
+                    follower.map_or("none".to_string(), |f| f.to_string())
+                )),
+            ));
+        }
+        *expected = h.next_offset();
+        Ok((h, b))
+    }
+
     /// The batch starting at `pos` of `data`, its length bounds checked but not its CRC: only for a
     /// batch that `batch_at` has already verified in the same map of this (sealed, immutable) file.
     pub(crate) fn batch_bounds_at(&self, data: &Bytes, pos: usize) -> Result<(BatchHeader, Bytes)> {
@@ -73,10 +107,11 @@ impl Segment {
         bytes_read: &mut usize,
     ) -> Result<Flow> {
         let data = self.data();
+        let (upper, mut expected) = (self.next_offset(), self.base_offset);
         let mut pos = self.seek(&data, offset)?;
         self.map.prefault(pos, pos.saturating_add(max_bytes.saturating_sub(*bytes_read)));
         while pos < data.len() {
-            let (h, b) = self.batch_at(&data, pos)?;
+            let (h, b) = self.batch_in_place(&data, pos, &mut expected, upper)?;
             if h.base_offset >= high_watermark {
                 return Ok(Flow::Stop);
             }
@@ -87,7 +122,9 @@ impl Segment {
             if !out.is_empty() && *bytes_read + h.len() > max_bytes {
                 return Ok(Flow::Stop);
             }
-            batch::decode_records(&h, &b, offset, max_records, out).map_err(|c| self.corrupted(pos - h.len(), c))?;
+            let records = batch::records_of(&h, &b).map_err(|c| self.corrupted(pos - h.len(), c))?;
+            batch::decode_records(&h, &records, offset, max_records, out)
+                .map_err(|c| self.corrupted(pos - h.len(), c))?;
             *bytes_read += h.len();
             if out.len() >= max_records || *bytes_read >= max_bytes {
                 return Ok(Flow::Stop);
@@ -111,10 +148,11 @@ impl Segment {
         records: &mut usize,
     ) -> Result<Flow> {
         let data = self.data();
+        let (upper, mut expected) = (self.next_offset(), self.base_offset);
         let mut pos = self.seek(&data, offset)?;
         self.map.prefault(pos, pos.saturating_add(max_bytes.saturating_sub(*bytes_read)));
         while pos < data.len() {
-            let (header, bytes) = self.batch_at(&data, pos)?;
+            let (header, bytes) = self.batch_in_place(&data, pos, &mut expected, upper)?;
             if header.base_offset >= high_watermark {
                 return Ok(Flow::Stop);
             }
@@ -130,8 +168,10 @@ impl Segment {
             let span = (header.last_offset() - header.base_offset.max(offset)).saturating_add(1);
             *records += room.min(usize::try_from(span).unwrap_or(usize::MAX));
             *bytes_read += header.len();
+            let plain = batch::records_of(&header, &bytes).map_err(|c| self.corrupted(position, c))?;
             out.push(ReadBatch {
                 header,
+                records: plain,
                 bytes,
                 min_offset: offset,
                 max_records: room,
@@ -145,20 +185,59 @@ impl Segment {
         Ok(Flow::Continue)
     }
 
+    /// The stored bytes of whole batches below `high_watermark`, from the one that holds `offset`
+    /// (or the first after it) on: at least one batch, then more while they fit in `max_bytes`.
+    /// Every batch's CRC and place are checked. Returns the byte range in `data` and the offsets
+    /// covered (the first batch's base offset, the offset after the last one), or `None` when
+    /// nothing at or after `offset` is in this segment.
+    pub fn read_raw(
+        &self,
+        data: &Bytes,
+        offset: u64,
+        high_watermark: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(std::ops::Range<usize>, u64, u64)>> {
+        let (upper, mut expected) = (self.next_offset(), self.base_offset);
+        let mut pos = self.seek(data, offset)?;
+        let mut found: Option<(usize, u64)> = None;
+        let mut next_offset = offset;
+        while pos < data.len() {
+            let (h, _) = self.batch_in_place(data, pos, &mut expected, upper)?;
+            if h.base_offset >= high_watermark {
+                break;
+            }
+            if h.last_offset() < offset {
+                pos += h.len();
+                continue;
+            }
+            match found {
+                None => found = Some((pos, h.base_offset)),
+                Some((start, _)) if pos + h.len() - start > max_bytes => break,
+                Some(_) => {}
+            }
+            pos += h.len();
+            next_offset = h.next_offset();
+        }
+        Ok(found.map(|(start, base)| (start..pos.min(data.len()), base, next_offset)))
+    }
+
     /// The first record at or after `min_offset` (and below `high_watermark`) with a timestamp `>= ts`.
     pub fn find_timestamp(&self, ts: i64, min_offset: u64, high_watermark: u64) -> Result<Option<u64>> {
         let data = self.data();
         let start_rel = self.with_indexes(|ix| index::lookup_time(&ix.times, ts))?;
         let from = start_rel.map_or(self.base_offset, |r| self.base_offset + r as u64).max(min_offset);
+        let (upper, mut expected) = (self.next_offset(), self.base_offset);
         let mut pos = self.seek(&data, from)?;
         while pos < data.len() {
-            let (h, b) = self.batch_at(&data, pos)?;
+            let (h, b) = self.batch_in_place(&data, pos, &mut expected, upper)?;
             if h.base_offset >= high_watermark {
                 return Ok(None);
             }
             if h.max_timestamp >= ts && h.last_offset() >= min_offset {
                 let mut recs = Vec::with_capacity(h.record_count as usize);
-                batch::decode_records(&h, &b, min_offset, usize::MAX, &mut recs).map_err(|c| self.corrupted(pos, c))?;
+                let records = batch::records_of(&h, &b).map_err(|c| self.corrupted(pos, c))?;
+                batch::decode_records(&h, &records, min_offset, usize::MAX, &mut recs)
+                    .map_err(|c| self.corrupted(pos, c))?;
                 if let Some(r) = recs.iter().find(|r| r.timestamp >= ts) {
                     return Ok(Some(r.offset));
                 }
@@ -175,7 +254,10 @@ impl Segment {
 #[derive(Debug)]
 pub struct ReadBatch {
     header: BatchHeader,
+    /// The whole batch as stored.
     bytes: Bytes,
+    /// Its records, uncompressed (shared with `bytes` when the batch is not compressed).
+    records: Bytes,
     min_offset: u64,
     max_records: usize,
     /// Where the batch is, to name it if a record inside is malformed.
@@ -198,7 +280,17 @@ impl ReadBatch {
     /// of this batch's: its fields share the batch's bytes (no copy). The fields of a record lent by
     /// another batch are copied.
     pub fn to_record(&self, record: RecordRef<'_>) -> Record {
-        record.to_record(&self.bytes)
+        record.to_record(&self.records)
+    }
+
+    /// The batch's producer fields (all `-1` when it has no producer).
+    pub fn producer(&self) -> crate::log::ProducerFields {
+        self.header.producer
+    }
+
+    /// The batch's bytes as stored (Kafka's RecordBatch v2, compressed or not), shared with the map.
+    pub fn raw(&self) -> &Bytes {
+        &self.bytes
     }
 
     /// Calls `f` with each record the read covers, in order; returns the offset to read next:
@@ -209,7 +301,7 @@ impl ReadBatch {
     pub fn for_each<'a>(&'a self, mut f: impl FnMut(RecordRef<'a>)) -> Result<u64> {
         let mut given = 0usize;
         let mut last = None;
-        batch::for_each_record(&self.header, &self.bytes, self.min_offset, self.max_records, |r| {
+        batch::for_each_record(&self.header, &self.records, self.min_offset, self.max_records, |r| {
             given += 1;
             last = Some(r.offset);
             f(r)

@@ -108,9 +108,7 @@ pub(super) fn valid_batch_at(data: &[u8], pos: usize, expected: u64) -> std::res
 /// The first position at or after `from` where a whole valid batch starts.
 fn resync(data: &[u8], from: usize, expected: u64) -> Option<usize> {
     let last = data.len().checked_sub(batch::HEADER_LEN)?;
-    (from..=last).find(|&q| {
-        data[q + batch::VERSION_OFFSET] == batch::FORMAT_VERSION && valid_batch_at(data, q, expected).is_ok()
-    })
+    (from..=last).find(|&q| data[q + batch::MAGIC_OFFSET] == batch::MAGIC && valid_batch_at(data, q, expected).is_ok())
 }
 
 #[cfg(test)]
@@ -158,7 +156,7 @@ mod tests {
         let (mut data, starts) = three_batches();
         // The middle batch claims to run past the end of the log: valid data follows it.
         let huge = (data.len() as u32) * 2;
-        data[starts[1]..starts[1] + 4].copy_from_slice(&huge.to_le_bytes());
+        data[starts[1] + 8..starts[1] + 12].copy_from_slice(&huge.to_be_bytes());
         let s = scan(&data, 10, 4096);
         assert!(!s.torn);
         assert_eq!((s.valid_len, s.next_offset), (data.len() as u64, Some(13)));

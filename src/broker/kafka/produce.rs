@@ -157,14 +157,20 @@ const RECORD_COUNT_AT: usize = 57;
 
 /// Starts appending one partition's batch, stored as the client sent it (see
 /// [`Partition::append_batch`](crate::Partition::append_batch) for what is checked).
-fn append(ctx: &Context, topic: &str, index: i32, data: Option<bytes::Bytes>) -> std::result::Result<Appending, Refused> {
+fn append(
+    ctx: &Context,
+    topic: &str,
+    index: i32,
+    data: Option<bytes::Bytes>,
+) -> std::result::Result<Appending, Refused> {
     let unknown = |message: String| Refused { code: code::UNKNOWN_TOPIC_OR_PARTITION, message };
     let t = ctx.store.topic(topic).map_err(|e| unknown(e.to_string()))?;
     let p = u32::try_from(index)
         .map_err(|_| unknown(format!("partition {index}")))
         .and_then(|i| t.partition(i).map_err(|e| unknown(e.to_string())))?;
     let batch = data.unwrap_or_default();
-    let count = batch.get(RECORD_COUNT_AT..RECORD_COUNT_AT + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let count =
+        batch.get(RECORD_COUNT_AT..RECORD_COUNT_AT + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     let log_append = p.config().timestamp_type == TimestampType::LogAppendTime;
     Ok(tokio::spawn(async move {
         let appended = p.append_batch_async(batch.clone()).await;

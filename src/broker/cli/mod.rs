@@ -97,6 +97,12 @@ pub struct ServeArgs {
     /// Group-commit threads of the store, 1..=16 (default 1).
     #[arg(long, env = "KAPPALOG_COMMIT_THREADS")]
     pub commit_threads: Option<usize>,
+    /// The address to listen on for Kafka clients (default 127.0.0.1:9092; `off` disables it).
+    #[arg(long, env = "KAPPALOG_KAFKA_LISTEN")]
+    pub kafka_listen: Option<String>,
+    /// The `host:port` Kafka clients are told to connect to (default: the Kafka listen address).
+    #[arg(long, env = "KAPPALOG_KAFKA_ADVERTISED")]
+    pub kafka_advertised: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +223,8 @@ impl ServeArgs {
             advertised_uri: None,
             cleaner_interval_ms: self.cleaner_interval_ms,
             commit_threads: self.commit_threads,
+            kafka_listen: self.kafka_listen,
+            kafka_advertised: self.kafka_advertised,
             ..FileConfig::default()
         });
         Ok(cfg)
@@ -302,6 +310,8 @@ mod tests {
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
             commit_threads: None,
+            kafka_listen: None,
+            kafka_advertised: None,
         };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/from/file"));
@@ -319,6 +329,8 @@ mod tests {
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
             commit_threads: None,
+            kafka_listen: None,
+            kafka_advertised: None,
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("unknown_key"), "{err}");
@@ -343,6 +355,8 @@ mod tests {
                 consumer_instance_timeout_ms: None,
                 cleaner_interval_ms: None,
                 commit_threads: flag,
+                kafka_listen: None,
+                kafka_advertised: None,
             }
             .resolve()
             .unwrap()

@@ -49,6 +49,7 @@
 //! by two members at once ([`GroupCoordinator::check_fetch`]).
 
 mod assignment;
+pub mod classic;
 mod consumer;
 mod coordinator;
 mod membership;
@@ -60,6 +61,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::GroupError;
 pub use assignment::AssignmentStrategy;
+pub use classic::ClassicState;
 pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
@@ -180,7 +182,8 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
 }
 
-/// Group states (Kafka's `Empty`, `PreparingRebalance`/`CompletingRebalance` as one, `Stable`).
+/// Group states (Kafka's `Empty`, `PreparingRebalance`/`CompletingRebalance` as one, `Stable`);
+/// a Kafka-managed group has Kafka's own in [`GroupDescription::kafka`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum GroupState {
     /// No live members (committed offsets may exist).
@@ -227,6 +230,20 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Every partition with a committed offset or of a subscribed topic, sorted.
     pub partitions: Vec<PartitionLag>,
+    /// Set while Kafka clients manage the group (`state` and `generation` are then Kafka's, and the
+    /// members' topics and assignments are read from their consumer-protocol bytes).
+    pub kafka: Option<KafkaGroupInfo>,
+}
+
+/// What only a Kafka-managed group has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KafkaGroupInfo {
+    /// Kafka's state name.
+    pub state: ClassicState,
+    pub protocol_type: String,
+    /// The chosen protocol (the client-side assignor), once a join completed.
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
 }
 
 /// Checks a group name: 1..=[`GROUP_NAME_LEN_MAX`] bytes, no control characters.

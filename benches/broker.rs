@@ -43,6 +43,7 @@ impl Drop for Broker {
 fn start(dir: &std::path::Path) -> Broker {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("KAPPALOG_KAFKA_LISTEN", "off")
         .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

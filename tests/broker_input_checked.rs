@@ -57,6 +57,7 @@ fn serve_refuses_a_consumer_instance_timeout_below_its_minimum() {
     std::fs::write(&config, "consumer_instance_timeout_ms = 0\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap(), "--data-dir"])
+        .env("KAPPALOG_KAFKA_LISTEN", "off")
         .arg(dir.path().join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

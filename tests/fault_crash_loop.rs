@@ -522,6 +522,7 @@ fn check_served_contiguous(round: usize, served: &[Served], start: &BTreeMap<u32
 fn kill_while_starting(dir: &Path, after: Duration) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kappalog"))
         .arg("serve")
+        .env("KAPPALOG_KAFKA_LISTEN", "off")
         .arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])

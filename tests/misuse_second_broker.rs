@@ -19,6 +19,7 @@ use serde_json::json;
 fn serve_expecting_exit(dir: &Path) -> (ExitStatus, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
         .arg("serve")
+        .env("KAPPALOG_KAFKA_LISTEN", "off")
         .arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::broker::http::{self, AppState, HttpConfig};
+pub use crate::broker::kafka::KafkaConfig;
 use crate::broker::listener;
 pub use crate::broker::listener::ConnectionConfig;
 use crate::{Store, StoreConfig};
@@ -41,6 +42,11 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     pub keep_alive_idle_ms: Option<u64>,
     pub connections_max: Option<usize>,
+    /// The Kafka listener's address, or `off`.
+    pub kafka_listen: Option<String>,
+    /// `host:port` Metadata returns to Kafka clients.
+    pub kafka_advertised: Option<String>,
+    pub kafka_request_bytes_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -62,6 +68,8 @@ pub struct ServeConfig {
     pub cleaner_interval_ms: u64,
     pub http: HttpConfig,
     pub connections: ConnectionConfig,
+    /// The Kafka listener (`listen: None` disables it); its auto-creation follows `http`'s.
+    pub kafka: KafkaConfig,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +81,7 @@ impl Default for ServeConfig {
             cleaner_interval_ms: crate::limits::CLEANER_INTERVAL_MS_DEFAULT,
             http: HttpConfig::default(),
             connections: ConnectionConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -119,6 +128,15 @@ impl ServeConfig {
         if f.connections_max.is_some() {
             self.connections.connections_max = f.connections_max;
         }
+        if let Some(v) = f.kafka_listen {
+            self.kafka.listen = (!v.eq_ignore_ascii_case("off")).then_some(v);
+        }
+        if f.kafka_advertised.is_some() {
+            self.kafka.advertised = f.kafka_advertised;
+        }
+        if let Some(v) = f.kafka_request_bytes_max {
+            self.kafka.request_bytes_max = v;
+        }
         self
     }
 }
@@ -152,6 +170,19 @@ impl ServeConfig {
         if self.connections.connections_max == Some(0) {
             return bad("connections_max", "must be positive".into());
         }
+        if let Some(l) = &self.kafka.listen {
+            if l.parse::<SocketAddr>().is_err() {
+                return bad("kafka_listen", format!("{l:?} is not an address (ip:port) or off"));
+            }
+        }
+        if let Some(a) = &self.kafka.advertised {
+            if kafka_advertised(a).is_none() {
+                return bad("kafka_advertised", format!("{a:?} is not host:port"));
+            }
+        }
+        if self.kafka.request_bytes_max < crate::broker::kafka::REQUEST_BYTES_MIN {
+            return bad("kafka_request_bytes_max", "is below the smallest request".into());
+        }
         Ok(())
     }
 }
@@ -170,8 +201,16 @@ pub enum ServeError {
     Config(String),
 }
 
+/// `host:port` split, the port a valid one.
+fn kafka_advertised(a: &str) -> Option<(String, i32)> {
+    let (host, port) = a.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty()).then(|| (host.trim_start_matches('[').trim_end_matches(']').to_string(), i32::from(port)))
+}
+
 /// Runs the broker until SIGINT or SIGTERM. Prints `kappalog listening on http://ADDR` on stdout
-/// once it accepts connections (tests start it on port 0 and read the line).
+/// once it accepts connections, then `kappalog kafka listening on ADDR` when the Kafka listener
+/// is on (tests start it on port 0 and read the lines).
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.validate()?;
     let listen: SocketAddr =
@@ -198,8 +237,21 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         .await
         .map_err(|e| ServeError::Io { what: format!("binding {listen}"), source: e })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Io { what: "local address".into(), source: e })?;
+    let kafka_listener = match &config.kafka.listen {
+        None => None,
+        Some(addr) => {
+            let addr: SocketAddr =
+                addr.parse().map_err(|e| ServeError::Config(format!("kafka_listen {addr:?}: {e}")))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Io { what: format!("binding the Kafka listener {addr}"), source: e })?;
+            let local = l.local_addr().map_err(|e| ServeError::Io { what: "local address".into(), source: e })?;
+            Some((l, local))
+        }
+    };
     let mut http_config = config.http.clone();
     http_config.advertised_uri = config.advertised_uri.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let kafka_store = store.clone();
     let state = tokio::task::spawn_blocking(move || AppState::new(store, http_config))
         .await
         .map_err(|e| ServeError::Config(format!("opening the group coordinator: {e}")))??;
@@ -212,6 +264,9 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "kappalog listening on http://{bound}");
+        if let Some((_, local)) = &kafka_listener {
+            let _ = writeln!(out, "kappalog kafka listening on {local}");
+        }
         let _ = out.flush();
     }
     let (signaled_tx, mut signaled_rx) = tokio::sync::watch::channel(false);
@@ -222,7 +277,30 @@ async fn run(store: Store, listen: SocketAddr, config: ServeConfig) -> Result<()
         draining.drain();
         let _ = signaled_tx.send(true);
     });
+    let kafka = kafka_listener.map(|(l, local)| {
+        let mut kafka_config = config.kafka.clone();
+        kafka_config.auto_create_topics = config.http.auto_create_topics;
+        kafka_config.auto_create_partitions = config.http.auto_create_partitions;
+        let advertised = match kafka_config.advertised.as_deref().and_then(kafka_advertised) {
+            Some(a) => a,
+            None => (local.ip().to_string(), i32::from(local.port())),
+        };
+        let ctx = crate::broker::kafka::Context::new(kafka_store, kafka_config, advertised, signaled_rx.clone());
+        tracing::info!(%local, "kafka listening");
+        tokio::spawn(crate::broker::kafka::listener::serve(l, ctx, config.connections.clone(), signaled_rx.clone()))
+    });
     let server = listener::serve(listener, app, config.connections.clone(), state.clone(), signaled_rx.clone());
+    let server = async move {
+        let http = server.await;
+        if let Some(k) = kafka {
+            match k.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the Kafka listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the Kafka listener panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+        http
+    };
     let served = tokio::select! {
         r = server => r.map_err(|e| ServeError::Io { what: "serving".into(), source: e }),
         _ = async {

@@ -15,6 +15,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Broker {
     pub child: Option<Child>,
     pub url: String,
+    /// The Kafka listener's address (`127.0.0.1:PORT`).
+    pub kafka: String,
     pub data_dir: PathBuf,
 }
 
@@ -45,6 +47,7 @@ impl Broker {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            .env("KAPPALOG_KAFKA_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -57,16 +60,24 @@ impl Broker {
                 if let Some(url) = line.strip_prefix("kappalog listening on ") {
                     let _ = tx.send(url.to_string());
                 }
+                if let Some(addr) = line.strip_prefix("kappalog kafka listening on ") {
+                    let _ = tx.send(format!("kafka {addr}"));
+                }
             }
         });
-        let url = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => url,
+        let mut next = || match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
             Err(e) => {
                 let _ = child.kill();
                 panic!("the broker did not start within {START_TIMEOUT:?}: {e}");
             }
         };
-        Broker { child: Some(child), url, data_dir: data_dir.to_path_buf() }
+        let url = next();
+        // The Kafka line follows the HTTP one unless the test turned the listener off.
+        let off = extra.windows(2).any(|w| w == ["--kafka-listen", "off"]);
+        let kafka =
+            if off { String::new() } else { next().strip_prefix("kafka ").expect("the Kafka line").to_string() };
+        Broker { child: Some(child), url, kafka, data_dir: data_dir.to_path_buf() }
     }
 
     /// `kill -9`: no flush, no shutdown marker.

@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// How often the background cleaner runs retention and compaction, in ms (0 disables it).
     #[arg(long, env = "KAPPALOG_CLEANER_INTERVAL_MS")]
     pub cleaner_interval_ms: Option<u64>,
+    /// The address to listen on for Kafka clients (default 127.0.0.1:9092; `off` disables it).
+    #[arg(long, env = "KAPPALOG_KAFKA_LISTEN")]
+    pub kafka_listen: Option<String>,
+    /// The `host:port` Kafka clients are told to connect to (default: the Kafka listen address).
+    #[arg(long, env = "KAPPALOG_KAFKA_ADVERTISED")]
+    pub kafka_advertised: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +214,8 @@ impl ServeArgs {
             consumer_instance_timeout_ms: self.consumer_instance_timeout_ms,
             advertised_uri: None,
             cleaner_interval_ms: self.cleaner_interval_ms,
+            kafka_listen: self.kafka_listen,
+            kafka_advertised: self.kafka_advertised,
             ..FileConfig::default()
         });
         Ok(cfg)
@@ -292,6 +300,8 @@ mod tests {
             body_bytes_max: Some(10),
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
+            kafka_listen: None,
+            kafka_advertised: None,
         };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/from/file"));
@@ -308,6 +318,8 @@ mod tests {
             body_bytes_max: None,
             consumer_instance_timeout_ms: None,
             cleaner_interval_ms: None,
+            kafka_listen: None,
+            kafka_advertised: None,
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("unknown_key"), "{err}");

@@ -116,6 +116,7 @@ pub fn text(state: &AppState) -> String {
     partitions_text(state, &mut o);
     group_lag_text(state, &mut o);
     views_text(state, &mut o);
+    crate::broker::kafka::metrics::text(state.store(), &mut o);
     o
 }
 

@@ -182,7 +182,18 @@ pub(crate) enum Outcome {
 /// (`(api key, min, max)`). Produce is advertised from v0, as Kafka 4 does, because librdkafka
 /// before 2.11.1 (Debian's kcat among them) only compresses when the range includes v0, but
 /// v0-2 are refused (the connection is closed).
-pub const SUPPORTED: &[(i16, i16, i16)] = &[(key::API_VERSIONS, 0, 3)];
+pub const SUPPORTED: &[(i16, i16, i16)] = &[
+    (key::PRODUCE, 0, 8),
+    (key::FETCH, 4, 11),
+    (key::LIST_OFFSETS, 1, 5),
+    (key::METADATA, 0, 8),
+    (key::API_VERSIONS, 0, 3),
+    (key::CREATE_TOPICS, 2, 4),
+    (key::DELETE_TOPICS, 1, 3),
+    (key::DELETE_RECORDS, 0, 1),
+    (key::DESCRIBE_CONFIGS, 1, 3),
+    (key::INCREMENTAL_ALTER_CONFIGS, 0, 0),
+];
 
 /// Every advertised `(api key, min, max)`: this module's and the groups'.
 pub fn advertised() -> impl Iterator<Item = (i16, i16, i16)> {

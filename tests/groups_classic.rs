@@ -160,7 +160,9 @@ async fn two_members_split_commit_describe_and_reset() {
     let plan = c.reset_offsets("g", reset(true)).unwrap();
     assert!(plan.executed && plan.entries.iter().all(|e| e.new == 0));
     assert_eq!(c.classic_heartbeat("g", &a, 2), Err(ClassicError::UnknownMemberId));
-    assert_eq!(c.describe("g").unwrap().kafka, None, "no Kafka member is left");
+    let d = c.describe("g").unwrap();
+    assert_eq!((d.state, d.generation, d.members.len()), (GroupState::Empty, 3, 0), "no Kafka member is left");
+    assert_eq!(d.kafka.map(|k| k.state), Some(ClassicState::Empty));
     drop(c);
     drop(store);
 }

@@ -51,8 +51,11 @@ fn script(name: &str, args: &[&str]) -> Value {
 
 fn produce(broker: &Broker, topic: &str, values: &[(u32, &str)]) {
     let records: Vec<Value> = values.iter().map(|(p, v)| json!({"partition": p, "value": v})).collect();
-    let (status, body) =
-        broker.client().post_as(&format!("/topics/{topic}"), "application/vnd.kafka.json.v2+json", &json!({ "records": records }));
+    let (status, body) = broker.client().post_as(
+        &format!("/topics/{topic}"),
+        "application/vnd.kafka.json.v2+json",
+        &json!({ "records": records }),
+    );
     assert_eq!(status, 200, "{body}");
 }
 
@@ -108,10 +111,9 @@ fn kafka_python_group_commits_resumes_and_replays_after_an_http_reset() {
     assert!(out.status.success() && text.contains("\"lag\": 0"), "{text}");
 
     // HTTP reset to the earliest offsets: the next Kafka consumer replays everything.
-    let (status, plan) = broker.client().post(
-        "/groups/kp/reset-offsets",
-        &json!({"topic": "kp", "strategy": "to_earliest", "dry_run": false}),
-    );
+    let (status, plan) = broker
+        .client()
+        .post("/groups/kp/reset-offsets", &json!({"topic": "kp", "strategy": "to_earliest", "dry_run": false}));
     assert_eq!((status, plan["executed"].as_bool()), (200, Some(true)), "{plan}");
     let replay = read(&script("group_consume_python.py", &[&broker.kafka, "kp", "kp", "7", "--no-commit"]));
     let mut all = first.clone();

@@ -374,7 +374,9 @@ impl GroupCoordinator {
                 return Err(not_found().into());
             }
             // A Kafka-managed group: members, owners and topics come from the consumers' protocol bytes.
-            let kafka = g.classic.is_active().then(|| super::classic::KafkaView::of(&g.classic));
+            // (Also once its last Kafka member left, until HTTP consumers join it.)
+            let kafka_managed = g.classic.is_active() || (g.members.is_empty() && g.classic.protocol_type.is_some());
+            let kafka = kafka_managed.then(|| super::classic::KafkaView::of(&g.classic));
             let owners = kafka.as_ref().map_or(&g.owners, |k| &k.owners);
             let mut tps: BTreeSet<TopicPartition> = g.offsets.keys().cloned().collect();
             tps.extend(owners.keys().cloned());

@@ -169,14 +169,23 @@ impl GroupCoordinator {
             .unwrap_or_else(|e| Err(classic_error(&e)))
     }
 
-    /// LeaveGroup of some members: an answer for each, in order.
-    pub fn classic_leave(&self, group: &str, member_ids: &[String]) -> Result<Vec<Option<ClassicError>>, ClassicError> {
+    /// LeaveGroup of some members, each (member id, group instance id): an answer for each, in order.
+    pub fn classic_leave(
+        &self,
+        group: &str,
+        member_ids: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ClassicError>>, ClassicError> {
         let unknown = || vec![Some(ClassicError::UnknownMemberId); member_ids.len()];
         let left = self.with_group(
             group,
             false,
             || GroupError::GroupNotFound(group.to_string()),
-            |g, now| Ok(member_ids.iter().map(|id| g.classic.leave(id, now).err()).collect::<Vec<_>>()),
+            |g, now| {
+                Ok(member_ids
+                    .iter()
+                    .map(|(id, instance)| g.classic.leave(id, instance.as_deref(), now).err())
+                    .collect())
+            },
         );
         match left {
             Ok(answers) => Ok(answers),

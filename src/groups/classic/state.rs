@@ -413,11 +413,21 @@ impl ClassicGroup {
         }
     }
 
-    /// LeaveGroup of one member.
-    pub fn leave(&mut self, member_id: &str, now: i64) -> Result<(), ClassicError> {
+    /// LeaveGroup of one member, by member id, or (a static member, LeaveGroup v3+) by its
+    /// `group.instance.id` when the member id is empty.
+    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: i64) -> Result<(), ClassicError> {
         if self.state == ClassicState::Dead {
             return Err(ClassicError::CoordinatorNotAvailable);
         }
+        let by_instance = match instance_id {
+            Some(instance) if member_id.is_empty() => self
+                .members
+                .iter()
+                .find(|(_, m)| m.group_instance_id.as_deref() == Some(instance))
+                .map(|(id, _)| id.clone()),
+            _ => None,
+        };
+        let member_id = by_instance.as_deref().unwrap_or(member_id);
         if self.pending.remove(member_id).is_some() {
             self.try_complete_join(now);
             return Ok(());

@@ -146,14 +146,14 @@ fn leaving_hands_over_and_empties() {
     parked(g.sync(sync_req(&a, jb.generation, &[(&a, b"A"), (&b, b"B")]), 2));
     assert_eq!(g.state, ClassicState::Stable);
     // The leader leaves: b becomes the leader of the next generation, alone.
-    assert_eq!(g.leave(&a, 3), Ok(()));
-    assert_eq!(g.leave(&a, 3), Err(ClassicError::UnknownMemberId));
+    assert_eq!(g.leave(&a, None, 3), Ok(()));
+    assert_eq!(g.leave(&a, None, 3), Err(ClassicError::UnknownMemberId));
     assert_eq!(g.state, ClassicState::PreparingRebalance);
     assert_eq!(g.heartbeat(&b, 2, 3), Err(ClassicError::RebalanceInProgress));
     let mut rb = parked(g.join(join_req(&b, true), 4, ids.next()));
     let jb = ready(&mut rb);
     assert_eq!((jb.generation, jb.leader.as_str(), jb.members.len()), (3, b.as_str(), 1));
-    assert_eq!(g.leave(&b, 5), Ok(()));
+    assert_eq!(g.leave(&b, None, 5), Ok(()));
     assert_eq!((g.state, g.generation, g.is_active()), (ClassicState::Empty, 4, false));
     assert_eq!(g.heartbeat(&b, 3, 5), Err(ClassicError::UnknownMemberId));
 }
@@ -383,7 +383,7 @@ fn model_based_random_operations() {
                 }
                 5 => {
                     if let Some(id) = pick(&known, next(100)) {
-                        let _ = g.leave(&id, now);
+                        let _ = g.leave(&id, None, now);
                     }
                 }
                 _ => {
@@ -420,4 +420,16 @@ fn model_based_random_operations() {
             }
         }
     }
+}
+
+#[test]
+fn a_static_member_leaves_by_its_instance_id() {
+    let mut g = ClassicGroup::new("g");
+    let mut ids = Ids(0);
+    let req = ClassicJoin { group_instance_id: Some("host-1".into()), ..join_req("", false) };
+    let mut rx = parked(g.join(req, 0, ids.next()));
+    assert_eq!(ready(&mut rx).error, None);
+    assert_eq!(g.leave("", Some("host-2"), 1), Err(ClassicError::UnknownMemberId));
+    assert_eq!(g.leave("", Some("host-1"), 1), Ok(()));
+    assert_eq!((g.state, g.is_active()), (ClassicState::Empty, false));
 }

@@ -257,8 +257,8 @@ impl LeaveGroupRequest {
 
 pub(super) fn leave_group(ctx: &Context, v: i16, r: &mut Reader) -> Result<Writer> {
     let req = LeaveGroupRequest::decode(v, r)?;
-    let ids: Vec<String> = req.members.iter().map(|(id, _)| id.clone()).collect();
-    let (top, each) = match coordinator(ctx).map(|c| c.classic_leave(&req.group_id, &ids)) {
+    let ids = &req.members;
+    let (top, each) = match coordinator(ctx).map(|c| c.classic_leave(&req.group_id, ids)) {
         Ok(Ok(each)) => (code::NONE, each.into_iter().map(code_of).collect::<Vec<_>>()),
         Ok(Err(e)) => (e.code(), vec![e.code(); ids.len()]),
         Err(e) => (e, vec![e; ids.len()]),

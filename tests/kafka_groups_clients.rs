@@ -3,10 +3,11 @@
 //! resumes from the committed offsets; `kappalog groups describe` and `/metrics` show the Kafka
 //! group's offsets and lag; an HTTP `reset-offsets to_earliest` makes the next consumer replay
 //! everything; two confluent-kafka consumers split a 6-partition topic and, when one leaves, the
-//! other takes over every partition.
+//! other takes over every partition; a kafkajs group consumer reads and commits.
 //!
-//! The clients come from PyPI (`.ci/run` installs them). Without them the tests say so and pass,
-//! except under CI (`CI` set), where a missing client fails.
+//! The clients come from PyPI and npm (`.ci/run` installs them; kafkajs into `target/npm`, or
+//! where `KAFKAJS_NODE_PATH` says). Without them the tests say so and pass, except under CI
+//! (`CI` set), where a missing client fails.
 
 mod broker_common;
 
@@ -47,6 +48,23 @@ fn script(name: &str, args: &[&str]) -> Value {
     assert!(out.status.success(), "{name} failed ({}): {stdout}", out.status);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {stdout}"))
+}
+
+/// The `NODE_PATH` holding kafkajs, if node can load it there; under CI a missing one is a failure.
+fn kafkajs_node_path() -> Option<String> {
+    let path = std::env::var("KAFKAJS_NODE_PATH")
+        .unwrap_or_else(|_| format!("{}/target/npm/node_modules", env!("CARGO_MANIFEST_DIR")));
+    let ok = Command::new("node")
+        .args(["-e", "require('kafkajs')"])
+        .env("NODE_PATH", &path)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "node cannot load kafkajs from {path}: .ci/run installs it");
+        eprintln!("skipping: node cannot load kafkajs from {path} (npm install --prefix target/npm kafkajs)");
+    }
+    ok.then_some(path)
 }
 
 fn produce(broker: &Broker, topic: &str, values: &[(u32, &str)]) {
@@ -135,4 +153,32 @@ fn confluent_kafka_consumers_split_a_topic_and_one_takes_over() {
     let (a, b) = (split[0].as_array().unwrap(), split[1].as_array().unwrap());
     assert_eq!((a.len(), b.len()), (3, 3), "{v}");
     assert_eq!(v["after"], json!([0, 1, 2, 3, 4, 5]), "{v}");
+}
+
+#[test]
+fn kafkajs_group_consumer_reads_and_commits() {
+    let Some(node_path) = kafkajs_node_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    broker.client().create_topic("kj", 2, json!({}));
+    produce(&broker, "kj", &[(0, "a"), (1, "b"), (0, "c")]);
+    let script: PathBuf =
+        [env!("CARGO_MANIFEST_DIR"), "tests", "kafka_clients", "group_consume_kafkajs.js"].iter().collect();
+    let out = Command::new("timeout")
+        .args(["150", "node"])
+        .arg(&script)
+        .args([broker.kafka.as_str(), "kj", "kj", "3"])
+        .env("NODE_PATH", &node_path)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kafkajs failed: {stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON");
+    assert_eq!(read(&v).len(), 3, "{v}");
+    let (_, d) = broker.client().get("/groups/kj");
+    let committed: Vec<u64> =
+        d["partitions"].as_array().unwrap().iter().map(|p| p["committed"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(committed, vec![2, 1], "kafkajs committed what it read: {d}");
+    assert_eq!(d["kafka"]["protocol_type"], "consumer", "{d}");
 }

@@ -212,3 +212,29 @@ fn a_group_is_managed_over_http_or_by_kafka_clients_not_both() {
         http.post("/groups/kafka/reset-offsets", &json!({"topic": "t", "strategy": "to_earliest", "dry_run": false}));
     assert_eq!(status, 409, "{body}");
 }
+
+#[test]
+fn a_parked_join_is_answered_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), &[]);
+    let mut a = Conn::connect(&broker.kafka);
+    let mut b = Conn::connect(&broker.kafka);
+    let ja = a.call(3, &join_req("g", ""));
+    assert_eq!((ja.error_code, ja.generation_id), (0, 1), "a alone: generation 1 at once");
+    let a_id = ja.member_id;
+    // b's join waits for a to rejoin (up to the 60 s rebalance timeout)...
+    let (corr, frame) = b.frame(3, &join_req("g", ""));
+    b.send_raw(&frame);
+    let hb =
+        HeartbeatRequest::default().with_group_id(GroupId(s("g"))).with_generation_id(1).with_member_id(a_id.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a.call(1, &hb).error_code != 27 {
+        assert!(std::time::Instant::now() < deadline, "b's join starts a rebalance");
+    }
+    let started = std::time::Instant::now();
+    // ...until the broker stops: it answers COORDINATOR_NOT_AVAILABLE and exits.
+    assert!(broker.terminate().success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    let resp = Conn::decode::<JoinGroupRequest>(3, corr, b.read_frame().expect("an answer before the close"));
+    assert_eq!(resp.error_code, 15);
+}

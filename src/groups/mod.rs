@@ -31,6 +31,9 @@
 //!   describe / list / delete. Time comes from the store's clock; sessions expire lazily on every call
 //!   (and on [`GroupCoordinator::expire_sessions`]), so tests with a `ManualClock` are deterministic.
 //! - `membership.rs`: one group's state machine (members, generation, who owns what).
+//! - [`classic`]: Kafka's classic protocol for Kafka clients (the leader member assigns), in the
+//!   same groups: one group is managed over HTTP or by Kafka clients at a time; offsets, describe,
+//!   list, reset and delete are shared.
 //! - `assignment.rs`: the assignors (sticky, range, round-robin).
 //! - `offsets.rs`: the durable store of committed offsets, the internal compacted topic
 //!   [`OFFSETS_TOPIC`] (layout in `segment-format.md`).

@@ -127,7 +127,9 @@ pub(super) async fn join_group(ctx: &Context, h: &RequestHeader, r: &mut Reader)
         require_known_member_id: v >= 4,
     };
     let mut stop = ctx.stop.clone();
+    // The request first: at shutdown an answer that is ready is still given; a parked one ends.
     let resp = tokio::select! {
+        biased;
         resp = c.classic_join(&req.group_id, join) => resp,
         _ = stop.wait_for(|s| *s) => ClassicJoinResponse::error(&member_id, unavailable()),
     };
@@ -186,7 +188,9 @@ pub(super) async fn sync_group(ctx: &Context, v: i16, r: &mut Reader) -> Result<
         assignments: req.assignments,
     };
     let mut stop = ctx.stop.clone();
+    // The request first: at shutdown an answer that is ready is still given; a parked one ends.
     let resp = tokio::select! {
+        biased;
         resp = c.classic_sync(&req.group_id, sync) => resp,
         _ = stop.wait_for(|s| *s) => ClassicSyncResponse::error(unavailable()),
     };

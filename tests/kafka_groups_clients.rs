@@ -3,7 +3,7 @@
 //! resumes from the committed offsets; `kappalog groups describe` and `/metrics` show the Kafka
 //! group's offsets and lag; an HTTP `reset-offsets to_earliest` makes the next consumer replay
 //! everything; two confluent-kafka consumers split a 6-partition topic and, when one leaves, the
-//! other takes over every partition; a kafkajs group consumer reads and commits.
+//! other takes over every partition; kafkajs and aiokafka group consumers read and commit.
 //!
 //! The clients come from PyPI and npm (`.ci/run` installs them; kafkajs into `target/npm`, or
 //! where `KAFKAJS_NODE_PATH` says). Without them the tests say so and pass, except under CI
@@ -181,4 +181,21 @@ fn kafkajs_group_consumer_reads_and_commits() {
         d["partitions"].as_array().unwrap().iter().map(|p| p["committed"].as_u64().unwrap_or(0)).collect();
     assert_eq!(committed, vec![2, 1], "kafkajs committed what it read: {d}");
     assert_eq!(d["kafka"]["protocol_type"], "consumer", "{d}");
+}
+
+#[test]
+fn aiokafka_group_consumer_reads_and_commits() {
+    if !python_has("aiokafka") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    broker.client().create_topic("ai", 2, json!({}));
+    produce(&broker, "ai", &[(0, "a"), (1, "b"), (0, "c")]);
+    let v = script("group_consume_aiokafka.py", &[&broker.kafka, "ai", "ai", "3"]);
+    assert_eq!(read(&v).len(), 3, "{v}");
+    let (_, d) = broker.client().get("/groups/ai");
+    let committed: Vec<u64> =
+        d["partitions"].as_array().unwrap().iter().map(|p| p["committed"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(committed, vec![2, 1], "aiokafka committed what it read: {d}");
 }

@@ -33,6 +33,9 @@ pub enum GroupError {
     #[error("group {group:?} has {members} live member(s); {operation} needs an empty group: stop its consumers, wait for their session timeout, or force")]
     ActiveMembers { group: String, members: usize, operation: &'static str },
 
+    #[error("group {group:?} is managed by Kafka clients ({members} member(s)); HTTP consumers can join it once they have left")]
+    ManagedByKafka { group: String, members: usize },
+
     #[error("group {group:?} uses the {current} assignor; a member asked for {requested}")]
     InconsistentStrategy { group: String, current: String, requested: String },
 

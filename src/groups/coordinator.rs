@@ -87,17 +87,17 @@ impl GroupCoordinator {
         &self.inner.store
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.inner.store.config().clock.now_ms()
     }
 
-    fn partition_count(&self, topic: &str) -> Option<u32> {
+    pub(super) fn partition_count(&self, topic: &str) -> Option<u32> {
         self.inner.store.topic(topic).ok().map(|t| t.partition_count())
     }
 
     /// Runs `f` on the group, after expiring its sessions. `create` makes a missing group;
     /// otherwise a missing group is `missing()`.
-    fn with_group<R>(
+    pub(super) fn with_group<R>(
         &self,
         name: &str,
         create: bool,
@@ -126,6 +126,33 @@ impl GroupCoordinator {
             g.maintain(now, &|t| self.partition_count(t));
             return f(&mut g, now);
         }
+    }
+
+    /// A new member id for a Kafka client: its client id (shortened), a sequence number and this
+    /// coordinator's incarnation.
+    pub(super) fn new_classic_member_id(&self, client_id: &str) -> String {
+        let mut end = client_id.len().min(super::classic::CLASSIC_CLIENT_ID_PREFIX_MAX);
+        while !client_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        let prefix: String = client_id[..end].chars().filter(|c| !c.is_control()).collect();
+        let n = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{n}-{:06x}", self.inner.incarnation)
+    }
+
+    /// Writes committed offsets durably (one batch) and then to the group's memory.
+    pub(super) fn write_offsets(
+        &self,
+        g: &mut Group,
+        changes: Vec<(TopicPartition, CommittedOffset)>,
+        now: i64,
+    ) -> Result<()> {
+        let changes: Vec<_> = changes.into_iter().map(|(tp, c)| (tp, Some(c))).collect();
+        self.inner.offsets.write(&g.name, &changes, now)?;
+        for (tp, c) in changes {
+            g.offsets.insert(tp, c.expect("a commit"));
+        }
+        Ok(())
     }
 
     /// Joins `group` (or rejoins, with `member_id`): returns the member's id, the generation and its
@@ -372,13 +399,20 @@ impl GroupCoordinator {
             if !g.exists() {
                 return Err(not_found().into());
             }
+            // A Kafka-managed group: members, owners and topics come from the consumers' protocol bytes.
+            // (Also once its last Kafka member left, until HTTP consumers join it.)
+            let kafka_managed = g.classic.is_active() || (g.members.is_empty() && g.classic.protocol_type.is_some());
+            let kafka = kafka_managed.then(|| super::classic::KafkaView::of(&g.classic));
+            let owners = kafka.as_ref().map_or(&g.owners, |k| &k.owners);
             let mut tps: BTreeSet<TopicPartition> = g.offsets.keys().cloned().collect();
-            tps.extend(g.owners.keys().cloned());
-            for m in g.members.values() {
-                for t in &m.topics {
-                    if let Some(n) = self.partition_count(t) {
-                        tps.extend((0..n).map(|p| TopicPartition::new(t.clone(), p)));
-                    }
+            tps.extend(owners.keys().cloned());
+            let topics: BTreeSet<&String> = match &kafka {
+                Some(k) => k.members.iter().flat_map(|m| &m.topics).collect(),
+                None => g.members.values().flat_map(|m| &m.topics).collect(),
+            };
+            for t in topics {
+                if let Some(n) = self.partition_count(t) {
+                    tps.extend((0..n).map(|p| TopicPartition::new(t.clone(), p)));
                 }
             }
             let mut partitions = Vec::with_capacity(tps.len());
@@ -391,7 +425,7 @@ impl GroupCoordinator {
                 let log_end = p.high_watermark();
                 partitions.push(PartitionLag {
                     lag: committed.map(|c| log_end.saturating_sub(c)),
-                    owner: g.owners.get(&tp).cloned(),
+                    owner: owners.get(&tp).cloned(),
                     topic: tp.topic,
                     partition: tp.partition,
                     committed,
@@ -399,13 +433,25 @@ impl GroupCoordinator {
                     log_end,
                 });
             }
-            Ok(GroupDescription {
-                group: group.to_string(),
-                state: g.state(),
-                generation: g.generation,
-                strategy: g.strategy,
-                members: g.describe_members(),
-                partitions,
+            Ok(match kafka {
+                Some(k) => GroupDescription {
+                    group: group.to_string(),
+                    state: k.state,
+                    generation: k.generation,
+                    strategy: None,
+                    members: k.members,
+                    partitions,
+                    kafka: Some(k.info),
+                },
+                None => GroupDescription {
+                    group: group.to_string(),
+                    state: g.state(),
+                    generation: g.generation,
+                    strategy: g.strategy,
+                    members: g.describe_members(),
+                    partitions,
+                    kafka: None,
+                },
             })
         })
     }
@@ -439,6 +485,7 @@ impl GroupCoordinator {
         if !g.exists() {
             return Err(not_found().into());
         }
+        g.classic.kill();
         let changes: Vec<_> = g.offsets.keys().map(|tp| (tp.clone(), None)).collect();
         self.inner.offsets.write(group, &changes, now)?;
         g.offsets.clear();

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::assignment::{assign, AssignmentStrategy, Subscriptions};
+use super::classic::ClassicGroup;
 use super::{
     AutoOffsetReset, CommittedOffset, GroupError, GroupState, JoinRequest, MemberDescription, Membership,
     TopicPartition, GROUP_MEMBERS_MAX, MEMBER_ID_LEN_MAX, SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN,
@@ -48,11 +49,13 @@ pub(crate) struct Group {
     /// Counts changes a waiting member cares about: a new generation, or a member acknowledging
     /// one (which may release partitions pending for another).
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The group's Kafka-client (classic protocol) side: active only while HTTP has no members.
+    pub classic: ClassicGroup,
 }
 
 impl Group {
     pub fn new(name: &str) -> Group {
-        Group { name: name.to_string(), ..Group::default() }
+        Group { name: name.to_string(), classic: ClassicGroup::new(name), ..Group::default() }
     }
 
     pub fn state(&self) -> GroupState {
@@ -67,12 +70,13 @@ impl Group {
 
     /// Whether the group is worth listing: live members or committed offsets.
     pub fn exists(&self) -> bool {
-        !self.members.is_empty() || !self.offsets.is_empty()
+        !self.members.is_empty() || !self.offsets.is_empty() || self.classic.is_active()
     }
 
     /// Evicts members past their session timeout and rebalances when they or the subscribed topics'
     /// partitions changed. Returns the evicted member ids.
     pub fn maintain(&mut self, now_ms: i64, meta: Metadata<'_>) -> Vec<String> {
+        self.classic.tick(now_ms);
         let expired: Vec<String> =
             self.members.iter().filter(|(_, m)| m.expired(now_ms)).map(|(id, _)| id.clone()).collect();
         for id in &expired {
@@ -179,6 +183,9 @@ impl Group {
             }
         }
         self.maintain(now_ms, meta);
+        if self.classic.is_active() {
+            return Err(GroupError::ManagedByKafka { group: self.name.clone(), members: self.classic.members.len() });
+        }
         if let Some(current) = self.strategy {
             if current != req.strategy && !self.members.is_empty() {
                 return Err(GroupError::InconsistentStrategy {
@@ -308,14 +315,16 @@ impl Group {
 
     /// A commit or reset without a member (manual assignment, admin) needs an empty group.
     pub fn check_empty(&self, operation: &'static str) -> Result<(), GroupError> {
-        if !self.members.is_empty() {
-            return Err(GroupError::ActiveMembers { group: self.name.clone(), members: self.members.len(), operation });
+        let members = self.members.len() + self.classic.members.len();
+        if members > 0 {
+            return Err(GroupError::ActiveMembers { group: self.name.clone(), members, operation });
         }
         Ok(())
     }
 
     /// Removes every member (a forced reset): a new, empty generation.
     pub fn evict_all(&mut self, meta: Metadata<'_>) {
+        self.classic.evict_all();
         if !self.members.is_empty() {
             tracing::warn!(group = %self.name, members = self.members.len(), "evicting every member");
             self.members.clear();

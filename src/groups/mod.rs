@@ -31,6 +31,9 @@
 //!   describe / list / delete. Time comes from the store's clock; sessions expire lazily on every call
 //!   (and on [`GroupCoordinator::expire_sessions`]), so tests with a `ManualClock` are deterministic.
 //! - `membership.rs`: one group's state machine (members, generation, who owns what).
+//! - [`classic`]: Kafka's classic protocol for Kafka clients (the leader member assigns), in the
+//!   same groups: one group is managed over HTTP or by Kafka clients at a time; offsets, describe,
+//!   list, reset and delete are shared.
 //! - `assignment.rs`: the assignors (sticky, range, round-robin).
 //! - `offsets.rs`: the durable store of committed offsets, the internal compacted topic
 //!   [`OFFSETS_TOPIC`] (layout in `segment-format.md`).
@@ -49,6 +52,7 @@
 //! by two members at once ([`GroupCoordinator::check_fetch`]).
 
 mod assignment;
+pub mod classic;
 mod consumer;
 mod coordinator;
 mod membership;
@@ -60,6 +64,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::GroupError;
 pub use assignment::AssignmentStrategy;
+pub use classic::ClassicState;
 pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
@@ -186,7 +191,8 @@ pub struct CommittedOffset {
     pub topic_id: Option<crate::TopicId>,
 }
 
-/// Group states (Kafka's `Empty`, `PreparingRebalance`/`CompletingRebalance` as one, `Stable`).
+/// Group states (Kafka's `Empty`, `PreparingRebalance`/`CompletingRebalance` as one, `Stable`);
+/// a Kafka-managed group has Kafka's own in [`GroupDescription::kafka`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum GroupState {
     /// No live members (committed offsets may exist).
@@ -233,6 +239,20 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Every partition with a committed offset or of a subscribed topic, sorted.
     pub partitions: Vec<PartitionLag>,
+    /// Set while Kafka clients manage the group (`state` and `generation` are then Kafka's, and the
+    /// members' topics and assignments are read from their consumer-protocol bytes).
+    pub kafka: Option<KafkaGroupInfo>,
+}
+
+/// What only a Kafka-managed group has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KafkaGroupInfo {
+    /// Kafka's state name.
+    pub state: ClassicState,
+    pub protocol_type: String,
+    /// The chosen protocol (the client-side assignor), once a join completed.
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
 }
 
 /// Checks a group name: 1..=[`GROUP_NAME_LEN_MAX`] bytes, no control characters.

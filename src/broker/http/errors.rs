@@ -166,6 +166,7 @@ impl From<Error> for ApiError {
                 | GroupError::NotAssigned { .. }
                 | GroupError::NotReleased { .. }
                 | GroupError::ActiveMembers { .. }
+                | GroupError::ManagedByKafka { .. }
                 | GroupError::NoValidOffset { .. } => ApiError::conflict(code::ILLEGAL_STATE, message),
                 GroupError::BadOffsetRecord { .. } => {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message)

@@ -225,6 +225,9 @@ impl GroupCoordinator {
                             offset: u64::try_from(*offset).expect("checked"),
                             metadata: metadata.clone(),
                             commit_timestamp: now,
+                            // The topic this offset was committed on: never applied to a topic
+                            // deleted and created again under the same name.
+                            topic_id: self.store().topic(&tp.topic).ok().map(|t| t.id()),
                         };
                         changes.push((tp.clone(), c));
                     }

@@ -126,7 +126,8 @@ fn describe_prints_tables_by_default_and_json_when_asked() {
 
     let args = ["topics", "describe", "t"];
     let table = cells(&ok(&args, run(&b, &args, None)));
-    assert_eq!(table[0], ["topic", "t:", "2", "partitions"]);
+    assert_eq!(table[0][..5], ["topic", "t:", "2", "partitions,", "id"]);
+    assert_eq!(table[0][5].len(), 22, "the topic id: {:?}", table[0]);
     assert_eq!(table[1], ["PARTITION", "LOG-START", "HIGH-WATERMARK", "SEGMENTS", "BYTES"]);
     assert_eq!(table[2][..3], ["0", "0", "0"], "{table:?}");
     assert_eq!(table[3][..3], ["1", "0", "3"], "{table:?}");

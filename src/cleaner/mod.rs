@@ -70,6 +70,11 @@ pub(crate) struct CleanerState {
 
 impl CleanerState {
     fn check_no_pending_swap(&self, p: &Partition) -> Result<()> {
+        // A deleted topic's handle never touches the files at its path again: a topic created
+        // again under the name lives there now (`Store::delete_topic` waits for a run in progress).
+        if p.is_deleted() {
+            return Err(Error::TopicNotFound(p.topic().to_string()));
+        }
         if self.swap_pending {
             return Err(Error::CleanerSwapPending { topic: p.topic().to_string(), partition: p.id() });
         }
@@ -216,6 +221,9 @@ pub(crate) fn sweep(topics: &[Topic], now_ms: i64, offset_map_bytes: usize, stop
         for p in t.partitions().iter() {
             if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                 return;
+            }
+            if p.is_deleted() {
+                continue;
             }
             if policy.deletes() {
                 if let Err(e) = enforce_retention(p, now_ms) {

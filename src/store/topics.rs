@@ -64,6 +64,8 @@ impl Store {
         let topic = self.inner.topics.write().remove(name).ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
         for p in topic.partitions().iter() {
             p.mark_deleted();
+            // A retention or compaction run in progress finishes first; later ones refuse.
+            drop(p.maintenance().lock());
         }
         let trash = self.inner.dir.join(TRASH_DIR);
         std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;

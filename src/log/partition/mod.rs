@@ -273,8 +273,12 @@ impl Partition {
         self.inner.synced.notify_all();
     }
 
+    /// Marks the partition's topic deleted, and waits for a write (or roll) in progress: once
+    /// this returns, no write of this handle creates files at its path again, where a topic
+    /// created again under the name may live.
     pub(crate) fn mark_deleted(&self) {
         self.inner.deleted.store(true, Ordering::Release);
+        drop(self.inner.writer.lock());
     }
 
     /// Whether its topic was deleted (a reader holding this handle reads what was there).

@@ -122,10 +122,13 @@
 //! view's: a record appended to the emit topic by anyone else is not deduplicated.
 
 mod aggregate;
+mod cdc;
 mod checkpoint;
 mod definition;
 mod emit;
 mod expr;
+mod join;
+mod join_spec;
 mod loop_check;
 mod manager;
 mod operator;
@@ -142,6 +145,9 @@ pub use emit::{
     EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,
 };
 pub use expr::{CompareOp, Predicate, PREDICATE_DEPTH_MAX};
+pub use join_spec::{
+    JoinSpec, JoinType, SourceFormat, JOIN_BUFFER_RECORDS_MAX, JOIN_RETENTION_MS_DEFAULT, JOIN_VERSIONS_PER_KEY_MAX,
+};
 pub use manager::{RebuildFrom, Views, ViewsConfig};
 pub use operator::{ViewLogic, WindowResult};
 pub use spec::{

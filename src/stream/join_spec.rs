@@ -267,3 +267,77 @@ pub(crate) fn check(spec: &ViewSpec) -> Result<(), SpecError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::stream::ViewError;
+    use crate::stream::ViewSpec;
+    use serde_json::json;
+
+    fn field_of(v: serde_json::Value) -> String {
+        match ViewSpec::from_json(v.to_string().as_bytes()) {
+            Err(ViewError::InvalidSpec { field, .. }) => field,
+            other => panic!("expected InvalidSpec for {v}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_join_and_cdc_field_is_named_in_errors() {
+        let with_join = |join: serde_json::Value| json!({"name": "v", "source": {"topics": ["orders"]}, "join": join});
+        let table = || json!({"table": "products", "on": "/product_id", "as": "product"});
+        let stream = || json!({"stream": "clicks", "on": "/ad", "other_key": "/ad", "within_ms": 10, "as": "click"});
+        assert!(ViewSpec::from_json(with_join(table()).to_string().as_bytes()).is_ok());
+        assert!(ViewSpec::from_json(with_join(stream()).to_string().as_bytes()).is_ok());
+        let mut both = table();
+        both["stream"] = json!("clicks");
+        assert_eq!(field_of(with_join(both)), "join.table");
+        let set = |mut j: serde_json::Value, k: &str, v: serde_json::Value| {
+            j[k] = v;
+            with_join(j)
+        };
+        assert_eq!(field_of(set(table(), "table", json!("orders"))), "join.table");
+        assert_eq!(field_of(set(table(), "table", json!("a/b"))), "join.table");
+        assert_eq!(field_of(set(table(), "on", json!("product_id"))), "join.on");
+        assert_eq!(field_of(set(table(), "as", json!("product_id"))), "join.as");
+        assert_eq!(field_of(set(table(), "as", json!(""))), "join.as");
+        assert_eq!(field_of(set(table(), "as", json!("a/b"))), "join.as");
+        assert_eq!(field_of(set(table(), "type", json!("outer"))), "join.type");
+        assert_eq!(field_of(set(table(), "time", json!("at"))), "join.time");
+        assert_eq!(field_of(set(table(), "within_ms", json!(5))), "join.within_ms");
+        assert_eq!(field_of(set(table(), "other_key", json!("/x"))), "join.other_key");
+        assert_eq!(field_of(set(table(), "grace_ms", json!(5))), "join.grace_ms");
+        assert_eq!(field_of(set(table(), "retention_ms", json!(-1))), "join.retention_ms");
+        assert_eq!(field_of(set(table(), "format", json!("avro"))), "join.format");
+        assert_eq!(field_of(set(table(), "colour", json!(1))), "join.colour");
+        assert_eq!(field_of(set(stream(), "within_ms", serde_json::Value::Null)), "join.within_ms");
+        assert_eq!(field_of(set(stream(), "other_key", serde_json::Value::Null)), "join.other_key");
+        assert_eq!(field_of(set(stream(), "format", json!("debezium"))), "join.format");
+        assert_eq!(field_of(set(stream(), "retention_ms", json!(5))), "join.retention_ms");
+        let mut windowed = with_join(table());
+        windowed["aggregates"] = json!({"n": {"op": "count"}});
+        windowed["window"] = json!({"type": "tumbling", "size_ms": 10, "time": "/product/at"});
+        assert_eq!(field_of(windowed), "join.as", "window.time is read before the join");
+        let mut looped = with_join(table());
+        looped["emit"] = json!({"topic": "products"});
+        assert_eq!(field_of(looped), "emit.topic");
+
+        let cdc = |extra: serde_json::Value| {
+            let mut v = json!({"name": "v", "source": {"topics": ["users"], "format": "debezium"}, "key": "/country",
+                "aggregates": {"n": {"op": "count"}}});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        assert!(ViewSpec::from_json(cdc(json!({})).to_string().as_bytes()).is_ok());
+        assert_eq!(field_of(cdc(json!({"aggregates": {"lo": {"op": "min", "field": "/x"}}}))), "aggregates.lo.op");
+        assert_eq!(field_of(cdc(json!({"join": table()}))), "join");
+        assert_eq!(field_of(cdc(json!({"source": {"topics": ["users"], "format": "csv"}}))), "source.format");
+        assert_eq!(field_of(cdc(json!({"source": {"topics": ["users"], "primary_key": "/id"}}))), "source.primary_key");
+        assert_eq!(
+            field_of(json!({"name": "v", "source": {"topics": ["users"], "format": "debezium", "primary_key": "/id"},
+                "key": "/email"})),
+            "key"
+        );
+    }
+}

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use kappalog::{stream::RebuildFrom, NewRecord, Store, StoreConfig, TopicConfig, View, Views};
+use kappalog::stream::{AggregateOp, AggregateSpec, JoinSpec, JoinType, RebuildFrom, SourceSpec};
+use kappalog::{NewRecord, Store, StoreConfig, TopicConfig, View, ViewSpec, Views};
 use serde_json::{json, Value};
 use view_common::{fast_views, scan_all, Rng};
 
@@ -277,4 +278,45 @@ fn orders_join_the_price_of_their_time_live_after_and_rebuilt() {
         check(&format!("{what} (c) rebuilt"), &live, &expected, unmatched);
         views.close();
     }
+}
+
+#[test]
+fn the_rust_api_builds_the_same_joins() {
+    let sum = AggregateSpec { op: AggregateOp::Sum, field: Some("/product/price".into()) };
+    let spec = ViewSpec {
+        name: "revenue".into(),
+        source: SourceSpec::new(["orders"]),
+        filter: None,
+        key: Some("/product/category".into()),
+        window: None,
+        aggregates: BTreeMap::from([("revenue".to_string(), sum)]),
+        having: None,
+        emit: None,
+        join: Some(JoinSpec::table("products", "/product_id", "product").retention_ms(60_000)),
+    };
+    let json = r#"{"name": "revenue", "source": {"topics": ["orders"]}, "key": "/product/category",
+        "join": {"table": "products", "on": "/product_id", "as": "product", "retention_ms": 60000},
+        "aggregates": {"revenue": {"op": "sum", "field": "/product/price"}}}"#;
+    assert_eq!(ViewSpec::from_json(json.as_bytes()).unwrap(), spec);
+    let stream = JoinSpec::stream("clicks", "/ad_id", "/ad_id", 600_000, "click").kind(JoinType::Left).grace_ms(5);
+    let parsed: JoinSpec = serde_json::from_value(json!({"stream": "clicks", "on": "/ad_id", "other_key": "/ad_id",
+        "within_ms": 600000, "as": "click", "type": "left", "grace_ms": 5}))
+    .unwrap();
+    assert_eq!(stream, parsed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, views) = open(dir.path());
+    store.create_topic("products", 1, TopicConfig::default()).unwrap();
+    store.create_topic("orders", 1, TopicConfig::default()).unwrap();
+    let view = views.create(spec).unwrap();
+    let product = |price: i64, t: i64| {
+        NewRecord::keyed(r#""p1""#, json!({"price": price, "category": "books"}).to_string()).with_timestamp(t)
+    };
+    // Both versions first: the orders at 20 and 25 still join the price of 10.
+    store.topic("products").unwrap().append(&[product(5, 10), product(7, 30)]).unwrap();
+    let order = |t: i64| NewRecord::new(json!({"product_id": "p1"}).to_string()).with_timestamp(t);
+    store.topic("orders").unwrap().append(&[order(5), order(20), order(25), order(30)]).unwrap();
+    caught_up(&view);
+    assert_eq!(scan_all(&view), BTreeMap::from([("books".to_string(), json!({"revenue": 17}))]));
+    assert_eq!(view.status().counters.records_unmatched, 1, "the order before the product existed");
 }

@@ -1,7 +1,8 @@
 //! Windowed stream-stream joins: impressions joined with the clicks on the same ad within
 //! `within_ms` of them. Random impressions and clicks over 1-3 partitions each, every partition
 //! out of order by at most `grace_ms`; inner or left; the clicks' time their record timestamp or a
-//! `time` pointer. The view (pairs and click cost per ad) equals a batch interval join computed
+//! `time` pointer; with or without a tumbling window. The view (pairs and click cost per ad, or per
+//! ad and window of the impression's time) equals a batch interval join computed
 //! here, and a left join's unmatched impressions (applied with `click: null`, so an error record
 //! for the cost's sum) are exactly the batch's, when the view
 //! (a) runs live while the records are appended in a random interleaving, waiting for it at
@@ -35,6 +36,8 @@ struct Rec {
 
 struct Case {
     left: bool,
+    /// A tumbling window of the impressions' time (grace `within + grace`), or none.
+    window: Option<i64>,
     click_time_pointer: bool,
     within: i64,
     grace: i64,
@@ -64,6 +67,7 @@ fn generate(rng: &mut Rng) -> Case {
     let mut ids = 0;
     Case {
         left: rng.below(2) == 0,
+        window: (rng.below(2) == 0).then(|| 5 + rng.below(40) as i64),
         click_time_pointer: rng.below(2) == 0,
         within: rng.below(25) as i64,
         grace,
@@ -79,28 +83,46 @@ impl Case {
         if self.click_time_pointer {
             join["time"] = json!("/ts");
         }
-        json!({"name": name, "source": {"topics": ["impressions"]}, "join": join, "key": "/ad_id",
-            "aggregates": {"pairs": {"op": "count"}, "cost": {"op": "sum", "field": "/click/cost"}}})
-        .to_string()
+        let mut spec = json!({"name": name, "source": {"topics": ["impressions"]}, "join": join, "key": "/ad_id",
+            "aggregates": {"pairs": {"op": "count"}, "cost": {"op": "sum", "field": "/click/cost"}}});
+        if let Some(size) = self.window {
+            // A pair is applied when its second record comes: at most within + grace after the
+            // impression's time.
+            spec["window"] = json!({"type": "tumbling", "size_ms": size, "grace_ms": self.within + self.grace});
+        }
+        spec.to_string()
     }
 
     /// The batch interval join: per ad, the pairs within `within` and their cost; and how many
     /// impressions have no click within it.
     fn expected(&self) -> (BTreeMap<String, Value>, u64) {
         let clicks: Vec<&Rec> = self.clicks.iter().flatten().collect();
-        let mut per_ad: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        let mut per_ad: BTreeMap<(String, i64), (u64, i64)> = BTreeMap::new();
         let mut unmatched = 0;
         for i in self.impressions.iter().flatten() {
             let mut any = false;
+            let start = self.window.map_or(0, |size| i.t.div_euclid(size) * size);
             for c in clicks.iter().filter(|c| c.ad == i.ad && (c.t - i.t).abs() <= self.within) {
-                let g = per_ad.entry(i.ad.clone()).or_default();
+                let g = per_ad.entry((i.ad.clone(), start)).or_default();
                 g.0 += 1;
                 g.1 += c.n;
                 any = true;
             }
             unmatched += u64::from(!any);
         }
-        let state = per_ad.into_iter().map(|(ad, (n, cost))| (ad, json!({"pairs": n, "cost": cost}))).collect();
+        let mut state: BTreeMap<String, Value> = BTreeMap::new();
+        for ((ad, start), (n, cost)) in per_ad {
+            let value = json!({"pairs": n, "cost": cost});
+            match self.window {
+                None => {
+                    state.insert(ad, value);
+                }
+                Some(size) => {
+                    let w = json!({"start": start, "end": start + size, "value": value});
+                    state.entry(ad).or_insert_with(|| json!([])).as_array_mut().unwrap().push(w);
+                }
+            }
+        }
         (state, if self.left { unmatched } else { 0 })
     }
 
@@ -141,7 +163,7 @@ fn check(what: &str, view: &View, case: &Case, expected: &BTreeMap<String, Value
     assert_eq!(status.late_records, 0, "{what}: none is late within grace: {status:#?}");
     assert_eq!(status.error_records, unmatched, "{what}: left join: the unmatched impressions, once each");
     let mut state = scan_all(view);
-    let flush = state.remove("flush");
+    let flush = state.remove("flush").map(|f| if case.window.is_some() { f[0]["value"].clone() } else { f });
     let n = (case.impressions.len() * case.clicks.len()) as u64;
     assert_eq!(flush.map(|f| f["pairs"].clone()), Some(json!(n)), "{what}: the flush records pair up");
     assert_eq!(&state, expected, "{what}: the batch interval join");
@@ -155,8 +177,9 @@ fn impressions_join_clicks_within_the_window_live_after_and_rebuilt() {
         let case = generate(&mut rng);
         let (expected, unmatched) = case.expected();
         let what = format!(
-            "case {case_number} (left {}, pointer {}, within {}, grace {}, {}+{} partitions)",
+            "case {case_number} (left {}, window {:?}, pointer {}, within {}, grace {}, {}+{} partitions)",
             case.left,
+            case.window,
             case.click_time_pointer,
             case.within,
             case.grace,

@@ -117,10 +117,6 @@ impl CdcRows {
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.groups.is_empty()
     }
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.rows.len()
-    }
 }
 
 impl Declarative {

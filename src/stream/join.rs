@@ -314,17 +314,18 @@ impl Declarative {
             Some(p) => window::event_time(&doc, p),
             None => Some(m.timestamp),
         };
-        let (Some(t), Some(fields)) = (t, doc.as_object()) else {
+        if t.is_none() || !doc.is_object() {
             st.snap.counters.error_records += 1;
             return;
-        };
-        // `as` would hide a field of the record; an event time far after the record's timestamp
-        // would move the watermark past everything (see `window.max_future_ms`).
-        let far = self
+        }
+        let t = t.expect("checked above");
+        // An event time far after the record's timestamp would move the watermark past
+        // everything (see `window.max_future_ms`).
+        if self
             .windowing
             .as_ref()
-            .is_some_and(|w| self.time.is_some() && t > m.timestamp.saturating_add(w.max_future_ms));
-        if fields.contains_key(&j.alias) || far {
+            .is_some_and(|w| self.time.is_some() && t > m.timestamp.saturating_add(w.max_future_ms))
+        {
             st.snap.counters.error_records += 1;
             return;
         }

@@ -114,8 +114,8 @@
 //! `inner` (a record with no match is dropped and counted in `records_unmatched`) or `left` (it
 //! goes on with `as` set to `null`). `on` (and `other_key`) are JSON pointers whose values match
 //! as keys do (a string as it is, another value as its compact JSON text). `as` may not be the
-//! first field of `on` or `window.time` (read before the join); a record that already has a field
-//! `as` is an error record. The joined topic may not be a source or the emit topic. The runner
+//! first field of `on` or `window.time` (read before the join); a record's own field `as`, if it
+//! has one, is replaced. A record the join drops moves no watermark. The joined topic may not be a source or the emit topic. The runner
 //! reads the joined topic as one more input of its event-time merge (see Event time), its records
 //! first on equal times, so a record meets the same table versions and partners live, after a
 //! restart, in a rebuild and in a view created over existing data.

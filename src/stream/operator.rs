@@ -125,7 +125,6 @@ pub(crate) struct Declarative {
 impl Declarative {
     pub(crate) fn new(spec: ViewSpec) -> Declarative {
         let whole_value_needed = spec.aggregates.is_empty()
-            || spec.join.is_some()
             || spec.aggregates.values().any(|a| a.op == AggregateOp::Latest && a.field.is_none());
         let pointers = spec
             .window
@@ -135,7 +134,19 @@ impl Declarative {
             .chain(spec.aggregates.values().filter_map(|a| a.field.as_ref()))
             .map(String::as_str)
             .chain(spec.filter.iter().flat_map(Predicate::fields));
-        let plan = if whole_value_needed { None } else { project::Plan::new(spec.key.as_deref(), pointers) };
+        let plan = match &spec.join {
+            _ if whole_value_needed => None,
+            None => project::Plan::new(spec.key.as_deref(), pointers),
+            // A join reads `on` from the source record, and the rest from the joined document:
+            // what lies under `as` comes from the other side. The key is looked up after the join.
+            Some(j) => {
+                let alias = format!("/{}", j.alias);
+                let under_alias = |p: &&str| *p == alias || p.starts_with(&format!("{alias}/"));
+                let read: Vec<&str> =
+                    pointers.chain(spec.key.as_deref()).chain([j.on.as_str()]).filter(|p| !under_alias(p)).collect();
+                project::Plan::new(None, read)
+            }
+        };
         let time_plan =
             spec.window.as_ref().and_then(|w| w.time.as_deref()).and_then(|t| project::Plan::new(None, [t]));
         Declarative {

@@ -6,7 +6,7 @@
 //! sees the same table versions and partners live and in a replay. Semantics in the module docs
 //! of `stream` (`## Joins`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -137,8 +137,8 @@ impl Buffer {
 /// A join's state: the table's versions (table joins) or both sides' buffers (stream joins).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JoinState {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    table: BTreeMap<String, Versions>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    table: HashMap<String, Versions>,
     /// The greatest time of a table record applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     table_time_max: Option<i64>,
@@ -329,24 +329,28 @@ impl Declarative {
             st.snap.counters.error_records += 1;
             return;
         }
-        let key = lookup(&doc, &j.on).and_then(value_key).map(|k| k.into_owned());
         if j.stream.is_some() {
-            match key {
+            match lookup(&doc, &j.on).and_then(value_key).map(|k| k.into_owned()) {
                 Some(key) => self.apply_stream(Side::Main, doc, key, t, m, st, out),
                 None => self.unmatched(doc, m, st, out),
             }
             return;
         }
-        let found = match &key {
-            Some(k) => st.snap.join.lookup(k, t, self.retention_ms()),
-            None => Lookup::Absent,
+        // The key is borrowed from the record; the version found is copied into it after.
+        let found = match lookup(&doc, &j.on).and_then(value_key) {
+            Some(k) => match st.snap.join.lookup(&k, t, self.retention_ms()) {
+                Lookup::Found(v) => Ok(v.clone()),
+                other => Err(other == Lookup::Late),
+            },
+            None => Err(false),
         };
         match found {
-            Lookup::Late => st.snap.counters.late_records += 1,
-            Lookup::Absent => self.unmatched(doc, m, st, out),
-            Lookup::Found(v) => {
-                let v = v.clone();
-                doc[&j.alias] = v;
+            Err(true) => st.snap.counters.late_records += 1,
+            Err(false) => self.unmatched(doc, m, st, out),
+            Ok(v) => {
+                if let Value::Object(fields) = &mut doc {
+                    fields.insert(j.alias.clone(), v);
+                }
                 self.apply_doc(doc, None, m, st, out);
             }
         }

@@ -20,6 +20,7 @@ fn bad_specs_get_422_naming_the_field() {
     let broker = Broker::start(dir.path(), &[]);
     let http = broker.client();
     http.create_topic("orders", 1, serde_json::json!({}));
+    http.create_topic("orders2", 1, serde_json::json!({}));
     let post = |body: &str, field: &str| rejected_field(&http, "POST", "/views", body, field);
     post(r#"{"name": "v", "source": {"topics": ["orders", "nope"]}}"#, "source.topics[1]");
     post(r#"{"name": "v", "source": {"topics": ["orders"]}, "emit": {"topic": "out"}}"#, "emit.topic");
@@ -32,6 +33,23 @@ fn bad_specs_get_422_naming_the_field() {
         "having.any[0].value",
     );
     post(r#"{"name": "v", "source": {"topics": []}}"#, "source.topics");
+    // Joins and change-data-capture sources.
+    post(
+        r#"{"name": "v", "source": {"topics": ["orders"]}, "join": {"table": "nope", "on": "/p", "as": "product"}}"#,
+        "join.table",
+    );
+    post(
+        r#"{"name": "v", "source": {"topics": ["orders"]}, "join": {"stream": "nope", "on": "/p", "other_key": "/p", "within_ms": 5, "as": "click"}}"#,
+        "join.stream",
+    );
+    post(
+        r#"{"name": "v", "source": {"topics": ["orders"]}, "join": {"table": "orders2", "on": "/product", "as": "product"}}"#,
+        "join.as",
+    );
+    post(
+        r#"{"name": "v", "source": {"topics": ["orders"], "format": "debezium"}, "key": "/c", "aggregates": {"m": {"op": "max", "field": "/x"}}}"#,
+        "aggregates.m.op",
+    );
     post("[]", "(document)");
     post("{not json", "(document)");
 

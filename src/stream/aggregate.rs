@@ -266,6 +266,31 @@ impl Accumulator {
         }
     }
 
+    fn remove(&mut self, input: &Input<'_>) {
+        let Input::Number(n) = input else {
+            if let Accumulator::Count(c) = self {
+                *c = c.saturating_sub(1);
+            }
+            return;
+        };
+        match self {
+            Accumulator::Sum(s) => {
+                *s = match (*s, Num::of(n)) {
+                    (Sum::Int(a), Num::Int(b)) => a.checked_sub(b).map_or(Sum::Float(a as f64 - b as f64), Sum::Int),
+                    (s, b) => Sum::Float(s.as_f64() - b.as_f64()),
+                }
+            }
+            Accumulator::Avg { sum, count } => {
+                *sum -= Num::of(n).as_f64();
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    *sum = 0.0;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Folds `other` (of the same op) into `self`.
     pub(crate) fn merge(&mut self, other: &Accumulator) {
         match (self, other) {
@@ -321,6 +346,15 @@ impl Aggregates {
     pub(crate) fn add(&mut self, inputs: &[Input<'_>], stamp: Stamp) {
         for (acc, input) in self.0.iter_mut().zip(inputs) {
             acc.add(input, stamp);
+        }
+    }
+
+    /// Takes back what [`add`](Self::add) of the same `inputs` added (a change-data-capture row
+    /// that changed or was deleted). Exact for count, integer sums and averages of integers below
+    /// 2^53; min, max and latest cannot retract (refused by the spec) and are left as they are.
+    pub(crate) fn remove(&mut self, inputs: &[Input<'_>]) {
+        for (acc, input) in self.0.iter_mut().zip(inputs) {
+            acc.remove(input);
         }
     }
 

@@ -27,10 +27,15 @@ pub(crate) enum Definition {
 }
 
 impl Definition {
-    pub(crate) fn topics(&self) -> &[String] {
+    /// Every topic a version reads: the source topics, then a join's other topic.
+    pub(crate) fn topics(&self) -> Vec<String> {
         match self {
-            Definition::Spec(s) => &s.source.topics,
-            Definition::Custom { topics, .. } => topics,
+            Definition::Spec(s) => {
+                let mut all = s.source.topics.clone();
+                all.extend(s.join.as_ref().map(|j| j.topic().to_string()));
+                all
+            }
+            Definition::Custom { topics, .. } => topics.clone(),
         }
     }
     pub(crate) fn emit_topic(&self) -> Option<&str> {

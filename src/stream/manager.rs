@@ -184,8 +184,8 @@ impl Views {
                 let mut state = State::default();
                 for t in def.definition.topics() {
                     // The offsets below are of the topics of these ids.
-                    if let Ok(topic) = self.inner.store.topic(t) {
-                        state.snap.topic_ids.insert(t.clone(), topic.id());
+                    if let Ok(topic) = self.inner.store.topic(&t) {
+                        state.snap.topic_ids.insert(t, topic.id());
                     }
                 }
                 for p in self.partitions(&def.definition)? {
@@ -207,7 +207,7 @@ impl Views {
         for t in def.topics() {
             // A source deleted since the view was defined: the view opens (and shows its state)
             // without it, rather than keeping every other view from opening.
-            match self.inner.store.topic(t) {
+            match self.inner.store.topic(&t) {
                 Ok(topic) => out.extend(topic.partitions().iter().cloned()),
                 Err(e) => tracing::warn!(topic = %t, error = %e, "a view's source topic is missing"),
             }
@@ -238,6 +238,12 @@ impl Views {
         for (i, t) in spec.source.topics.iter().enumerate() {
             if self.inner.store.topic(t).is_err() {
                 return Err(invalid(format!("source.topics[{i}]"), format!("topic {t:?} does not exist")));
+            }
+        }
+        if let Some(j) = &spec.join {
+            let field = if j.table.is_some() { "join.table" } else { "join.stream" };
+            if self.inner.store.topic(j.topic()).is_err() {
+                return Err(invalid(field, format!("topic {:?} does not exist", j.topic())));
             }
         }
         if let Some(e) = &spec.emit {

@@ -9,6 +9,8 @@
 //! - `state.rs` — the keyed state; `checkpoint.rs` — state + offsets in one atomically replaced file.
 //! - `time.rs` — event time across partitions: partition watermarks, the view's watermark,
 //!   idleness, and the stamp that orders records (`latest`).
+//! - `join_spec.rs` — the `join` and `source.format` spec; `join.rs` — temporal table joins and
+//!   windowed stream joins; `cdc.rs` — Debezium change events, retraction.
 //! - `operator.rs` — applying a record (declarative operators, or a custom [`ViewLogic`]).
 //! - `runner.rs` — the thread per version: reads the sources, aligns them by event time, emits,
 //!   checkpoints. `view.rs` — [`View`]: queries, status, lag, rebuild progress.
@@ -101,6 +103,67 @@
 //!   record; a record older than a tombstone that deleted its key comes back (a key of one topic
 //!   lives in one partition, so this needs the same key in several partitions).
 //!
+//! ## Joins
+//! ```json
+//! "join": { "table": "products", "on": "/product_id", "as": "product", "type": "inner" }
+//! "join": { "stream": "clicks", "on": "/ad_id", "other_key": "/ad_id", "within_ms": 600000, "as": "click" }
+//! ```
+//! A join comes first: each source record (a JSON object) is joined, and the joined document,
+//! the record with the other side's value in the field `as`, goes through `filter`, `key`,
+//! `window`, `aggregates`, `having` and `emit` (`/product/category` is a field of it). `type` is
+//! `inner` (a record with no match is dropped and counted in `records_unmatched`) or `left` (it
+//! goes on with `as` set to `null`). `on` (and `other_key`) are JSON pointers whose values match
+//! as keys do (a string as it is, another value as its compact JSON text). `as` may not be the
+//! first field of `on` or `window.time` (read before the join); a record's own field `as`, if it
+//! has one, is replaced. A record the join drops moves no watermark. The joined topic may not be a source or the emit topic. The runner
+//! reads the joined topic as one more input of its event-time merge (see Event time), its records
+//! first on equal times, so a record meets the same table versions and partners live, after a
+//! restart, in a rebuild and in a view created over existing data.
+//! - **Temporal (stream-table) joins.** `table` is a topic read as a table: per record key (a
+//!   JSON string key `"p3"` is `p3`), its versions by time (its record timestamp, or the `time`
+//!   pointer into its value); a tombstone deletes the key from its time on. A source record joins
+//!   the version current at its event time (`window.time`, else its timestamp): the one with the
+//!   greatest time at or before it, so a replay joins each order with the price it had then.
+//!   `format: "debezium"` reads the table from change events (`ts_ms` its time, a delete deletes;
+//!   the key as described below). Superseded versions are kept for `join.retention_ms` (default
+//!   [`JOIN_RETENTION_MS_DEFAULT`], one day) behind the table's latest time, and at most
+//!   [`JOIN_VERSIONS_PER_KEY_MAX`] per key; a source record older than what is kept is late
+//!   (dropped, counted in `late_records`). The table neither moves nor holds the watermark.
+//!   Versions live in the view's state and are checkpointed with it.
+//! - **Windowed stream-stream joins.** Each source record joins each record of `stream` whose
+//!   `other_key` matches and whose event time (its timestamp, or `time`) is at most `within_ms`
+//!   from its own; each pair is one joined document (the source record's key, timestamp and time
+//!   go with it). Both streams' partitions take part in the watermark. A record is buffered until
+//!   the watermark passes its time plus `within_ms` plus `join.grace_ms` (default 0); a `left`
+//!   join's source record that met no partner by then goes on with `as` null (in a windowed view,
+//!   give `window.grace_ms` at least `within_ms + join.grace_ms`, or such records are late for
+//!   their window). A record more than `join.grace_ms` behind the watermark is late (dropped,
+//!   counted). Buffers hold at most [`JOIN_BUFFER_RECORDS_MAX`] records a side (a record past it
+//!   is joined but not buffered: an error record) and are checkpointed with the view. Within the
+//!   event-time bound above (each partition out of order by at most `join.grace_ms`), every pair
+//!   is found, live as in a replay.
+//!
+//! ## Change data capture
+//! `"source": {"topics": ["pg.public.users"], "format": "debezium"}` reads Debezium's JSON change
+//! events, with or without the `{"schema", "payload"}` wrapper: `op` `c` (create), `r` (snapshot
+//! read) and `u` (update) carry the row in `after`, `d` (delete) in `before`; a null value (the
+//! tombstone after a delete) is ignored; any other envelope is an error record. `key`, `filter`
+//! and `aggregates` address the row. A change's primary key is `source.primary_key` (a pointer
+//! into the row), else the record key as Debezium writes it: its JSON (unwrapped from `{"schema",
+//! "payload"}`), an object of one field being that field's value (`{"id": 3}` → `3`). The changes
+//! of one row must be in one partition (Debezium keys them by primary key), where they apply in
+//! offset order.
+//! - A table view (no aggregates) holds the current row per primary key (`key`, if given, is the
+//!   primary key): an upsert replaces it (a row the filter rejects leaves the table), a delete
+//!   removes it; emitted on update as a row or a tombstone.
+//! - An aggregating view retracts: it keeps each contributing row (its fields the view reads) per
+//!   primary key in its checkpointed state; a change first removes the old row's contribution from
+//!   its old group, then adds the new row's to its group (a user moving from `de` to `fr` moves
+//!   one count); a delete only removes. A group with no rows left is removed (emitted as a
+//!   tombstone). Exact for `count`, integer `sum` and `avg` (a float sum rounds as floats do);
+//!   `min`, `max` and `latest` cannot retract and are refused, naming the aggregate's `op`; so are
+//!   windows and joins over a Debezium source.
+//!
 //! Queries ([`View`]): `get(key)` → `{key, value}` or `{key, windows: [{start, end, value}]}`,
 //! `get_range(key, from_ms, to_ms)`, `scan(prefix, limit)`, `status()` (spec, version, running /
 //! rebuilding / failed, per partition its lag, watermark and whether it is idle, the view's
@@ -122,10 +185,13 @@
 //! view's: a record appended to the emit topic by anyone else is not deduplicated.
 
 mod aggregate;
+mod cdc;
 mod checkpoint;
 mod definition;
 mod emit;
 mod expr;
+mod join;
+mod join_spec;
 mod loop_check;
 mod manager;
 mod operator;
@@ -142,6 +208,9 @@ pub use emit::{
     EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,
 };
 pub use expr::{CompareOp, Predicate, PREDICATE_DEPTH_MAX};
+pub use join_spec::{
+    JoinSpec, JoinType, SourceFormat, JOIN_BUFFER_RECORDS_MAX, JOIN_RETENTION_MS_DEFAULT, JOIN_VERSIONS_PER_KEY_MAX,
+};
 pub use manager::{RebuildFrom, Views, ViewsConfig};
 pub use operator::{ViewLogic, WindowResult};
 pub use spec::{

@@ -4,10 +4,12 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::aggregate::{self, Aggregates};
 use super::expr::{lookup, Predicate};
+use super::join_spec::SourceFormat;
 use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
 use super::state::{Entry, RecordKeys, Snapshot, State, Window};
@@ -60,6 +62,15 @@ pub(crate) struct Origin {
     pub partition: u32,
 }
 
+/// The source record a document came from: what keys it (by record key), stamps it and times it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta<'a> {
+    pub key: Option<&'a [u8]>,
+    pub timestamp: i64,
+    pub offset: u64,
+    pub origin: Origin,
+}
+
 /// A record to apply, borrowed from a batch or from an owned [`Record`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Incoming<'a> {
@@ -102,7 +113,8 @@ pub(crate) struct Declarative {
     pub spec: ViewSpec,
     pub aggregates: Vec<(String, AggregateSpec)>,
     pub windowing: Option<Windowing>,
-    time: Option<String>,
+    /// `window.time`: the source records' event time (else their timestamp).
+    pub time: Option<String>,
     emit_on: Option<EmitOn>,
     /// What to parse of each value, when the view never needs a whole value.
     plan: Option<project::Plan>,
@@ -122,7 +134,19 @@ impl Declarative {
             .chain(spec.aggregates.values().filter_map(|a| a.field.as_ref()))
             .map(String::as_str)
             .chain(spec.filter.iter().flat_map(Predicate::fields));
-        let plan = if whole_value_needed { None } else { project::Plan::new(spec.key.as_deref(), pointers) };
+        let plan = match &spec.join {
+            _ if whole_value_needed => None,
+            None => project::Plan::new(spec.key.as_deref(), pointers),
+            // A join reads `on` from the source record, and the rest from the joined document:
+            // what lies under `as` comes from the other side. The key is looked up after the join.
+            Some(j) => {
+                let alias = format!("/{}", j.alias);
+                let under_alias = |p: &&str| *p == alias || p.starts_with(&format!("{alias}/"));
+                let read: Vec<&str> =
+                    pointers.chain(spec.key.as_deref()).chain([j.on.as_str()]).filter(|p| !under_alias(p)).collect();
+                project::Plan::new(None, read)
+            }
+        };
         let time_plan =
             spec.window.as_ref().and_then(|w| w.time.as_deref()).and_then(|t| project::Plan::new(None, [t]));
         Declarative {
@@ -140,7 +164,11 @@ impl Declarative {
         self.spec.having.as_ref().is_none_or(|h: &Predicate| h.eval(value))
     }
 
-    fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
+    pub(crate) fn emits_updates(&self) -> bool {
+        self.emit_on == Some(EmitOn::Update)
+    }
+
+    pub(crate) fn emit_update(&self, key: &str, value: Value, out: &mut Vec<NewRecord>) {
         if self.emit_on == Some(EmitOn::Update) && self.passes_having(&value) {
             out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(value.to_string())));
         }
@@ -154,7 +182,10 @@ impl Declarative {
     /// The event time that orders a record among the records of other partitions: its window
     /// time (`i64::MIN` when unreadable or too far in the future: such a record is an error
     /// record, applied at once), else its timestamp.
-    fn order_time(&self, rec: &Record) -> i64 {
+    fn order_time(&self, rec: &Record, topic: u32) -> i64 {
+        if self.is_joined_side(topic) {
+            return self.joined_order_time(rec);
+        }
         let (Some(w), Some(pointer)) = (&self.windowing, &self.time) else { return rec.timestamp };
         let Some(bytes) = rec.value.as_deref() else { return i64::MIN };
         let doc = match &self.time_plan {
@@ -168,6 +199,13 @@ impl Declarative {
     }
 
     fn apply(&self, rec: Incoming<'_>, origin: Origin, st: &mut State, out: &mut Vec<NewRecord>) {
+        let m = Meta { key: rec.key, timestamp: rec.timestamp, offset: rec.offset, origin };
+        if self.is_joined_side(origin.topic) {
+            return self.apply_joined_side(rec.value, m, st, out);
+        }
+        if self.spec.source.format == SourceFormat::Debezium {
+            return self.apply_change(rec.value, m, st, out);
+        }
         let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
         let Some(bytes) = rec.value else {
             // A tombstone deletes the key of a plain table keyed by the record key, unless the
@@ -197,6 +235,25 @@ impl Declarative {
             st.snap.counters.error_records += 1;
             return;
         };
+        if self.spec.join.is_some() {
+            return self.apply_joining(doc, m, st, out);
+        }
+        self.apply_doc(doc, raw_key, m, st, out)
+    }
+
+    /// Applies one document (a record's value, or a joined one) from the record `m`: filter,
+    /// key, window, aggregates, emit.
+    pub(crate) fn apply_doc(
+        &self,
+        doc: Value,
+        raw_key: Option<&RawValue>,
+        m: Meta<'_>,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) {
+        let origin = m.origin;
+        let rec = m;
+        let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
         if let Some(f) = &self.spec.filter {
             if !f.eval(&doc) {
                 st.snap.counters.records_filtered += 1;
@@ -285,7 +342,7 @@ impl Declarative {
         }
         let mut closed = Vec::new();
         // The watermark moves first: a record is never late for the windows its own time opens.
-        st.observe(origin.slot, t, w, &mut closed);
+        st.observe(origin.slot, t, Some(w), &mut closed);
         let stamp = stamp_at(t);
         let applied = match w.kind {
             WindowType::Session => self.apply_session(&key, t, &inputs, stamp, w, st, out),
@@ -296,8 +353,7 @@ impl Declarative {
         } else {
             st.snap.counters.late_records += 1;
         }
-        self.emit_closed(&closed, st, out);
-        st.evict_expired(w);
+        self.after_watermark(&closed, st, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -387,7 +443,7 @@ impl Declarative {
         }
     }
 
-    fn emit_closed(&self, closed: &[(String, i64, i64)], st: &State, out: &mut Vec<NewRecord>) {
+    pub(crate) fn emit_closed(&self, closed: &[(String, i64, i64)], st: &State, out: &mut Vec<NewRecord>) {
         if self.emit_on != Some(EmitOn::WindowClose) {
             return;
         }
@@ -441,9 +497,9 @@ impl Operator {
     }
 
     /// The event time that orders `rec` among the buffered records of other partitions.
-    pub(crate) fn order_time(&self, rec: &Record) -> i64 {
+    pub(crate) fn order_time(&self, rec: &Record, topic: u32) -> i64 {
         match self {
-            Operator::Declarative(d) => d.order_time(rec),
+            Operator::Declarative(d) => d.order_time(rec, topic),
             Operator::Custom(_) => rec.timestamp,
         }
     }
@@ -452,13 +508,34 @@ impl Operator {
     /// windows that closed.
     pub(crate) fn refresh_watermark(&self, st: &mut State, out: &mut Vec<NewRecord>) {
         if let Operator::Declarative(d) = self {
-            if let Some(w) = &d.windowing {
+            if d.windowing.is_some() || d.is_stream_join() {
                 let mut closed = Vec::new();
-                st.refresh_watermark(w, &mut closed);
-                d.emit_closed(&closed, st, out);
-                st.evict_expired(w);
+                st.refresh_watermark(d.windowing.as_ref(), &mut closed);
+                d.after_watermark(&closed, st, out);
             }
         }
+    }
+
+    /// How long a source partition with nothing to read holds the watermark back; `None` when
+    /// the view has no watermark.
+    pub(crate) fn idle_timeout_ms(&self) -> Option<i64> {
+        match self {
+            Operator::Declarative(d) => match &d.windowing {
+                Some(w) => Some(w.idle_timeout_ms),
+                None => d.is_stream_join().then_some(super::time::IDLE_TIMEOUT_MS_DEFAULT as i64),
+            },
+            Operator::Custom(_) => None,
+        }
+    }
+
+    /// Whether the records of topic place `topic` only feed a join's table (they neither move
+    /// nor hold the watermark), and whether they are the joined side (first on equal times).
+    pub(crate) fn is_table_side(&self, topic: u32) -> bool {
+        matches!(self, Operator::Declarative(d) if d.is_table_side(topic))
+    }
+
+    pub(crate) fn is_joined_side(&self, topic: u32) -> bool {
+        matches!(self, Operator::Declarative(d) if d.is_joined_side(topic))
     }
 
     /// How a key's entry looks in query results: a value, or windows starting in `from_ms..to_ms`.

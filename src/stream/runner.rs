@@ -117,6 +117,15 @@ fn sources(slot: &Slot, v: &Version, old: Vec<Source>, now_ms: i64) -> Result<Ve
             st.set_idle(i, true);
         }
     }
+    // A join's table neither moves nor holds the watermark. The joined topic's partitions come
+    // first, so that on equal event times its records are applied first: a source record sees
+    // the table versions (and partners) of its own time, in a replay as live.
+    for s in &out {
+        if v.operator.is_table_side(s.origin.topic) {
+            st.set_idle(s.origin.slot, true);
+        }
+    }
+    out.sort_by_key(|s| !v.operator.is_joined_side(s.origin.topic));
     Ok(out)
 }
 
@@ -127,7 +136,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         .map_err(|e| Error::io("tokio runtime", e))?;
     let cfg = &slot.config;
     let clock = Arc::clone(&slot.store.config().clock);
-    let idle_timeout_ms = v.operator.windowing().map(|w| w.idle_timeout_ms);
+    let idle_timeout_ms = v.operator.idle_timeout_ms();
     let emit_topic = match v.definition.emit_topic() {
         Some(t) => Some(slot.store.topic(t)?),
         None => None,
@@ -213,14 +222,14 @@ fn check_sources(slot: &Slot, v: &Version, sources: &[Source]) -> Result<()> {
         return Err(Error::TopicNotFound(s.partition.topic().to_string()));
     }
     for name in v.definition.topics() {
-        let found = slot.store.topic(name)?.id();
+        let found = slot.store.topic(&name)?.id();
         let mut st = v.state.write();
-        match st.snap.topic_ids.get(name) {
+        match st.snap.topic_ids.get(&name) {
             Some(&expected) if expected != found => {
                 return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found }.into());
             }
             Some(_) => {}
-            None => drop(st.snap.topic_ids.insert(name.clone(), found)),
+            None => drop(st.snap.topic_ids.insert(name, found)),
         }
     }
     Ok(())
@@ -237,6 +246,9 @@ fn mark_idle(v: &Version, sources: &mut [Source], now_ms: i64, timeout_ms: i64, 
     let mut st = v.state.write();
     let mut changed = false;
     for (s, pending) in sources.iter_mut().zip(pending) {
+        if v.operator.is_table_side(s.origin.topic) {
+            continue;
+        }
         let was = st.snap.offsets[s.origin.slot].idle;
         let idle = if pending {
             s.active_ms = now_ms;
@@ -310,7 +322,7 @@ fn fill(slot: &Slot, v: &Version, s: &mut Source) -> Result<()> {
         let buffer = &mut s.buffer;
         let given = b.for_each(|r| {
             let record = b.to_record(r);
-            let time = v.operator.order_time(&record);
+            let time = v.operator.order_time(&record, s.origin.topic);
             buffer.push_back(Buffered { record, time, next: r.offset + 1 });
         });
         match given {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::expr::Predicate;
+use super::join_spec::{JoinSpec, SourceFormat};
 use super::ViewError;
 
 /// The most source topics one view reads.
@@ -35,12 +36,43 @@ pub struct ViewSpec {
     /// Filters emitted results (evaluated on the object of named aggregates, or the latest value).
     pub having: Option<Predicate>,
     pub emit: Option<EmitSpec>,
+    /// A temporal (table) or windowed (stream) join, applied to each record before `filter`.
+    pub join: Option<JoinSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     pub topics: Vec<String>,
+    /// How values are read: JSON documents, or Debezium change events (a table of rows).
+    #[serde(default, skip_serializing_if = "SourceFormat::is_json")]
+    pub format: SourceFormat,
+    /// A Debezium source: a JSON pointer into the row to its primary key; `None`: the record key
+    /// (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+}
+
+impl SourceSpec {
+    /// JSON records of `topics`.
+    pub fn new<S: Into<String>>(topics: impl IntoIterator<Item = S>) -> SourceSpec {
+        SourceSpec {
+            topics: topics.into_iter().map(Into::into).collect(),
+            format: SourceFormat::Json,
+            primary_key: None,
+        }
+    }
+
+    /// Sets the pointer to a Debezium row's primary key.
+    pub fn primary_key(mut self, pointer: impl Into<String>) -> SourceSpec {
+        self.primary_key = Some(pointer.into());
+        self
+    }
+
+    /// Debezium change events of `topics`.
+    pub fn debezium<S: Into<String>>(topics: impl IntoIterator<Item = S>) -> SourceSpec {
+        SourceSpec { format: SourceFormat::Debezium, ..SourceSpec::new(topics) }
+    }
 }
 
 /// Window kind.
@@ -143,6 +175,8 @@ struct RawViewSpec {
     having: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     emit: Option<EmitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    join: Option<JoinSpec>,
 }
 
 /// A spec error: the field (a path like `window.size_ms`) and why.
@@ -184,6 +218,7 @@ impl TryFrom<RawViewSpec> for ViewSpec {
             aggregates: raw.aggregates,
             having,
             emit: raw.emit,
+            join: raw.join,
         };
         spec.check()?;
         Ok(spec)
@@ -201,6 +236,7 @@ impl From<ViewSpec> for RawViewSpec {
             aggregates: s.aggregates,
             having: s.having.map(|p| p.to_json()),
             emit: s.emit,
+            join: s.join,
         }
     }
 }
@@ -310,7 +346,7 @@ impl ViewSpec {
                 return Err(SpecError::new("emit.on", "window_close needs a window"));
             }
         }
-        Ok(())
+        super::join_spec::check(self)
     }
 }
 

@@ -50,6 +50,9 @@ pub struct ViewCounters {
     pub error_records: u64,
     /// Records written to the emit topic.
     pub records_emitted: u64,
+    /// Source records an inner join dropped: no match.
+    #[serde(default)]
+    pub records_unmatched: u64,
 }
 
 /// One source partition: the next offset to apply, and its watermark.
@@ -85,6 +88,12 @@ pub(crate) struct Snapshot {
     /// (the ids of the topics it resumes on are recorded then).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub topic_ids: BTreeMap<String, crate::TopicId>,
+    /// A join's table versions or stream buffers.
+    #[serde(default, skip_serializing_if = "super::join::JoinState::is_empty")]
+    pub join: super::join::JoinState,
+    /// A Debezium source's rows as they contribute to aggregates (to retract them).
+    #[serde(default, skip_serializing_if = "super::cdc::CdcRows::is_empty")]
+    pub cdc: super::cdc::CdcRows,
 }
 
 /// How a view keyed by the record key spells its keys.
@@ -238,6 +247,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn from_snapshot(snap: Snapshot, windowing: Option<&Windowing>) -> State {
         let mut st = State { snap, open: BTreeSet::new(), closed: BTreeSet::new() };
+        st.snap.join.rebuild_indexes();
         if let Some(w) = windowing {
             for (key, entry) in st.snap.entries.iter() {
                 if let Entry::Windows(ws) = entry {
@@ -284,7 +294,13 @@ impl State {
 
     /// Raises the watermark of source `slot` to `t` if later, and the view's watermark with it as
     /// the other partitions allow. Windows that closed go to `closed_out` (see [`advance`](Self::advance)).
-    pub(crate) fn observe(&mut self, slot: usize, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+    pub(crate) fn observe(
+        &mut self,
+        slot: usize,
+        t: i64,
+        w: Option<&Windowing>,
+        closed_out: &mut Vec<(String, i64, i64)>,
+    ) {
         let Some(source) = self.snap.offsets.get_mut(slot) else { return };
         if source.event_time_max.is_some_and(|m| m >= t) {
             return;
@@ -294,7 +310,7 @@ impl State {
     }
 
     /// Sets the view's watermark to what the partitions allow (never lower than it was).
-    pub(crate) fn refresh_watermark(&mut self, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+    pub(crate) fn refresh_watermark(&mut self, w: Option<&Windowing>, closed_out: &mut Vec<(String, i64, i64)>) {
         if let Some(t) = time::allowed_watermark(&self.snap.offsets) {
             self.advance(t, w, closed_out);
         }
@@ -313,11 +329,12 @@ impl State {
 
     /// Moves the view's watermark to `t` if later. Returns the windows that closed, `(key, start, end)`,
     /// oldest end first (they stay until [`evict_expired`](Self::evict_expired)).
-    fn advance(&mut self, t: i64, w: &Windowing, closed_out: &mut Vec<(String, i64, i64)>) {
+    fn advance(&mut self, t: i64, w: Option<&Windowing>, closed_out: &mut Vec<(String, i64, i64)>) {
         if self.snap.watermark.is_some_and(|wm| wm >= t) {
             return;
         }
         self.snap.watermark = Some(t);
+        let Some(w) = w else { return };
         while let Some(first) = self.open.first() {
             if !w.is_closed(first.0, self.snap.watermark) {
                 break;
@@ -413,20 +430,20 @@ mod tests {
             st.track_open(key, start, start + 10);
         }
         let mut closed = Vec::new();
-        st.advance(11, &w, &mut closed);
+        st.advance(11, Some(&w), &mut closed);
         assert!(closed.is_empty());
-        st.advance(12, &w, &mut closed);
+        st.advance(12, Some(&w), &mut closed);
         assert_eq!(closed, vec![("a".to_string(), 0, 10), ("b".to_string(), 0, 10)]);
         let reloaded = State::from_snapshot(st.snap.clone(), Some(&w));
         assert_eq!((reloaded.open.len(), reloaded.closed.len()), (1, 2));
         closed.clear();
-        st.advance(30, &w, &mut closed);
+        st.advance(30, Some(&w), &mut closed);
         assert_eq!(closed, vec![("a".to_string(), 10, 20)]);
         assert!(st.snap.entries.contains_key("b"), "kept until evicted");
         st.evict_expired(&w);
         assert!(!st.snap.entries.contains_key("b"), "b's only window expired");
         assert_eq!(st.window_count(), 1);
-        st.advance(40, &w, &mut closed);
+        st.advance(40, Some(&w), &mut closed);
         st.evict_expired(&w);
         assert!(st.snap.entries.is_empty());
         assert_eq!(st.window_count(), 0);

@@ -128,7 +128,7 @@ impl Version {
     fn sources(&self, store: &Store) -> Vec<Partition> {
         let mut out = Vec::new();
         for name in self.definition.topics() {
-            if let Ok(t) = store.topic(name) {
+            if let Ok(t) = store.topic(&name) {
                 out.extend(t.partitions().iter().cloned());
             }
         }

@@ -124,6 +124,7 @@ try:
 except ImportError as e:
     print("missing", e); sys.exit(3)
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 started = time.perf_counter()
 rows = con.sql("""{sql}""".replace("{{file}}", sys.argv[1])).fetchall()
 print(time.perf_counter() - started, len(rows))
@@ -139,7 +140,7 @@ print(time.perf_counter() - started, len(rows))
     if !out.status.success() {
         return Err(format!("{} {}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()));
     }
-    let mut it = text.split_whitespace();
+    let mut it = text.lines().last().unwrap_or_default().split_whitespace();
     let secs: f64 = it.next().and_then(|s| s.parse().ok()).ok_or(format!("unexpected output {text:?}"))?;
     let got: u64 = it.next().and_then(|s| s.parse().ok()).ok_or(format!("unexpected output {text:?}"))?;
     if got != rows {

@@ -15,4 +15,7 @@ pub enum ViewError {
     Exists(String),
     #[error("custom view {name:?}: {reason}")]
     Custom { name: String, reason: String },
+    /// The view's state passed its `state.memory_bytes_max`: the view fails rather than grow.
+    #[error("view {view:?}: its state takes about {bytes} bytes, more than state.memory_bytes_max ({max})")]
+    StateTooLarge { view: String, bytes: u64, max: u64 },
 }

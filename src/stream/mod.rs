@@ -126,6 +126,7 @@ mod checkpoint;
 mod definition;
 mod emit;
 mod expr;
+mod limits;
 mod loop_check;
 mod manager;
 mod operator;
@@ -133,7 +134,10 @@ mod project;
 mod runner;
 mod spec;
 mod state;
+mod state_size;
+mod state_spec;
 mod time;
+mod ttl;
 mod view;
 mod window;
 
@@ -145,7 +149,7 @@ pub use expr::{CompareOp, Predicate, PREDICATE_DEPTH_MAX};
 pub use manager::{RebuildFrom, Views, ViewsConfig};
 pub use operator::{ViewLogic, WindowResult};
 pub use spec::{
-    AggregateOp, AggregateSpec, EmitOn, EmitSpec, SourceSpec, SpecError, ViewSpec, WindowSpec, WindowType,
+    AggregateOp, AggregateSpec, EmitOn, EmitSpec, SourceSpec, SpecError, StateSpec, ViewSpec, WindowSpec, WindowType,
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::expr::Predicate;
+pub use super::state_spec::StateSpec;
 use super::ViewError;
 
 /// The most source topics one view reads.
@@ -35,6 +36,8 @@ pub struct ViewSpec {
     /// Filters emitted results (evaluated on the object of named aggregates, or the latest value).
     pub having: Option<Predicate>,
     pub emit: Option<EmitSpec>,
+    /// Key expiry and the memory bound (`state.ttl_ms`, `state.memory_bytes_max`).
+    pub state: Option<StateSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,8 @@ struct RawViewSpec {
     having: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     emit: Option<EmitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<StateSpec>,
 }
 
 /// A spec error: the field (a path like `window.size_ms`) and why.
@@ -184,6 +189,7 @@ impl TryFrom<RawViewSpec> for ViewSpec {
             aggregates: raw.aggregates,
             having,
             emit: raw.emit,
+            state: raw.state,
         };
         spec.check()?;
         Ok(spec)
@@ -201,6 +207,7 @@ impl From<ViewSpec> for RawViewSpec {
             aggregates: s.aggregates,
             having: s.having.map(|p| p.to_json()),
             emit: s.emit,
+            state: s.state,
         }
     }
 }
@@ -309,6 +316,9 @@ impl ViewSpec {
             if e.on == EmitOn::WindowClose && self.window.is_none() {
                 return Err(SpecError::new("emit.on", "window_close needs a window"));
             }
+        }
+        if let Some(st) = &self.state {
+            st.check(self.window.is_some())?;
         }
         Ok(())
     }

@@ -14,6 +14,9 @@ use view_common::{open, scan_all, wait, Rng};
 const PARTITIONS: u32 = 3;
 const RECORDS: u64 = 3000;
 
+/// A key's count, sum, min, max, and (timestamp, value) of its latest record.
+type Model = (u64, i64, i64, i64, (i64, i64));
+
 #[test]
 fn aggregates_equal_a_batch_computation_whatever_the_read_order() {
     let mut rng = Rng::from_env("view_aggregates_any_order");
@@ -29,8 +32,7 @@ fn aggregates_equal_a_batch_computation_whatever_the_read_order() {
         )
     };
     let live = views.create_json(spec("live").as_bytes()).unwrap();
-    // (n, total, lo, hi, (timestamp of latest, latest))
-    let mut model: BTreeMap<String, (u64, i64, i64, i64, (i64, i64))> = BTreeMap::new();
+    let mut model: BTreeMap<String, Model> = BTreeMap::new();
     let mut i = 0u64;
     while i < RECORDS {
         let p = rng.below(PARTITIONS as u64) as u32;

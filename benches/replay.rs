@@ -17,7 +17,6 @@
 //! cargo bench --bench replay                                   # 4 M records, 3 runs
 //! KAPPALOG_BENCH_REPLAY_RECORDS=400000 KAPPALOG_BENCH_RUNS=1 cargo bench --bench replay   # quick
 //! ```
-//! `KAPPALOG_BENCH_REPLAY_WORKERS` sets the views' `workers` (default: the cores available).
 
 use std::io::Write;
 use std::path::Path;
@@ -150,16 +149,15 @@ print(time.perf_counter() - started, len(rows))
 }
 
 const COUNT_SPEC: &str = r#"{"name": "NAME", "source": {"topics": ["clicks"]}, "key": "/page",
-    "aggregates": {"n": {"op": "count"}}WORKERS}"#;
+    "aggregates": {"n": {"op": "count"}}}"#;
 const WINDOW_SPEC: &str = r#"{"name": "NAME", "source": {"topics": ["clicks"]}, "key": "/page",
     "window": {"type": "tumbling", "size_ms": 60000, "time": "/ts"},
-    "aggregates": {"users": {"op": "sum", "field": "/user"}}WORKERS}"#;
+    "aggregates": {"users": {"op": "sum", "field": "/user"}}}"#;
 const COLUMNS: &str = "columns={'page': 'VARCHAR', 'user': 'BIGINT', 'ts': 'BIGINT'}";
 
 fn main() {
     let records: u64 = env("KAPPALOG_BENCH_REPLAY_RECORDS").unwrap_or(RECORDS_DEFAULT);
     let runs: usize = env("KAPPALOG_BENCH_RUNS").unwrap_or(RUNS_DEFAULT);
-    let workers: Option<usize> = env("KAPPALOG_BENCH_REPLAY_WORKERS");
     let dir = tempfile::tempdir().expect("temp dir");
     let ndjson = dir.path().join("clicks.ndjson");
     let store = Store::open(dir.path().join("store"), StoreConfig::default()).expect("open");
@@ -175,9 +173,7 @@ fn main() {
          {file_bytes} bytes of NDJSON), written in {:.1?}; {runs} runs, alternated",
         started.elapsed()
     );
-    let workers_field = workers.map_or(String::new(), |w| format!(r#", "workers": {w}"#));
-    let (count_spec, window_spec) =
-        (COUNT_SPEC.replace("WORKERS", &workers_field), WINDOW_SPEC.replace("WORKERS", &workers_field));
+    let (count_spec, window_spec) = (COUNT_SPEC, WINDOW_SPEC);
     let windows = {
         let first = t0.div_euclid(WINDOW_MS);
         let last = (t0 + records as i64 - 1).div_euclid(WINDOW_MS);
@@ -196,7 +192,7 @@ fn main() {
     let mut missing = None;
     for run in 0..runs {
         raw.push(raw_read(&parts, &cfg, records));
-        count.push(build(&views, &count_spec, &format!("count{run}"), records, Some(PAGES.min(records) as usize)));
+        count.push(build(&views, count_spec, &format!("count{run}"), records, Some(PAGES.min(records) as usize)));
         match duckdb(&ndjson, &count_sql, records, PAGES.min(records)) {
             Ok(r) => {
                 duck_count.push(r);
@@ -204,7 +200,7 @@ fn main() {
             }
             Err(e) => missing = Some(e),
         }
-        window.push(build(&views, &window_spec, &format!("window{run}"), records, None));
+        window.push(build(&views, window_spec, &format!("window{run}"), records, None));
         match duckdb(&ndjson, &window_sql, records, windows) {
             Ok(r) => {
                 duck_window.push(r);

@@ -133,6 +133,7 @@
 //! | closed-window retention | `window.retention_ms`, default [`WINDOW_RETENTION_MS_DEFAULT`](limits::WINDOW_RETENTION_MS_DEFAULT) (1 day of event time) |
 //! | idle source partition | `window.idle_timeout_ms`, default [`IDLE_TIMEOUT_MS_DEFAULT`](stream::IDLE_TIMEOUT_MS_DEFAULT) (30 s on the store clock) |
 //! | event time ahead of the record timestamp | `window.max_future_ms`, default [`MAX_FUTURE_MS_DEFAULT`](stream::MAX_FUTURE_MS_DEFAULT) (1 day) |
+//! | view state | `state.memory_bytes_max` (estimated bytes; none by default: the view fails past it), `state.ttl_ms` |
 //! | keys per scan | [`SCAN_LIMIT_MAX`](limits::SCAN_LIMIT_MAX) (10 000) |
 //! | compaction key map | `offset_map_bytes` >= [`OFFSET_MAP_BYTES_MIN`](limits::OFFSET_MAP_BYTES_MIN) (default [`OFFSET_MAP_BYTES_DEFAULT`](limits::OFFSET_MAP_BYTES_DEFAULT), 128 MiB) |
 //! | idempotent producers | the last [`PRODUCER_BATCHES_KEPT`](limits::PRODUCER_BATCHES_KEPT) (5) batches per producer and partition, remembered for `producer_id_expiration_ms` (default [`PRODUCER_ID_EXPIRATION_MS_DEFAULT`](limits::PRODUCER_ID_EXPIRATION_MS_DEFAULT), 1 day on the store clock); ids reserved [`PRODUCER_ID_BLOCK`](limits::PRODUCER_ID_BLOCK) (1000) at a time |

@@ -293,6 +293,7 @@ fn the_rust_api_builds_the_same_joins() {
         having: None,
         emit: None,
         join: Some(JoinSpec::table("products", "/product_id", "product").retention_ms(60_000)),
+        state: None,
     };
     let json = r#"{"name": "revenue", "source": {"topics": ["orders"]}, "key": "/product/category",
         "join": {"table": "products", "on": "/product_id", "as": "product", "retention_ms": 60000},

@@ -19,4 +19,7 @@ pub enum ViewError {
     /// not the one the view's checkpoint holds, so the view's state is of the old topic.
     #[error("source topic {topic:?} was deleted and created again (topic id {found}; the view's checkpoint is of {expected}): rebuild the view to read the new topic")]
     SourceRecreated { topic: String, expected: crate::TopicId, found: crate::TopicId },
+    /// The view's state passed its `state.memory_bytes_max`: the view fails rather than grow.
+    #[error("view {view:?}: its state takes about {bytes} bytes, more than state.memory_bytes_max ({max})")]
+    StateTooLarge { view: String, bytes: u64, max: u64 },
 }

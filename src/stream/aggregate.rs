@@ -201,29 +201,67 @@ mod float {
 
 /// The input an aggregate needs from one record, extracted before anything changes (so a record
 /// with a missing field changes nothing).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Input<'a> {
     None,
     Number(&'a Number),
     Value(&'a Value),
 }
 
+/// How many inputs [`Inputs`] holds without allocating.
+const INPUTS_INLINE: usize = 8;
+
+/// The inputs of one record, inline for up to [`INPUTS_INLINE`] aggregates (a record of a view
+/// with few aggregates costs no allocation).
+#[derive(Debug)]
+pub(crate) struct Inputs<'a> {
+    inline: [Input<'a>; INPUTS_INLINE],
+    len: usize,
+    more: Vec<Input<'a>>,
+}
+
+impl<'a> Inputs<'a> {
+    fn push(&mut self, input: Input<'a>) {
+        if self.more.is_empty() && self.len < INPUTS_INLINE {
+            self.inline[self.len] = input;
+            self.len += 1;
+        } else {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.more.push(input);
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Inputs<'a> {
+    type Target = [Input<'a>];
+    fn deref(&self) -> &[Input<'a>] {
+        if self.more.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.more
+        }
+    }
+}
+
 /// Extracts every aggregate's input from `doc`; `Err(field)` names the first missing or
 /// non-numeric one.
-pub(crate) fn inputs<'a>(specs: &'a [(String, AggregateSpec)], doc: &'a Value) -> Result<Vec<Input<'a>>, &'a str> {
-    specs
-        .iter()
-        .map(|(_, s)| match (s.op, &s.field) {
-            (AggregateOp::Count, _) => Ok(Input::None),
-            (AggregateOp::Latest, None) => Ok(Input::Value(doc)),
-            (AggregateOp::Latest, Some(f)) => lookup(doc, f).map(Input::Value).ok_or(f.as_str()),
+pub(crate) fn inputs<'a>(specs: &'a [(String, AggregateSpec)], doc: &'a Value) -> Result<Inputs<'a>, &'a str> {
+    let mut out = Inputs { inline: [Input::None; INPUTS_INLINE], len: 0, more: Vec::new() };
+    for (_, s) in specs {
+        out.push(match (s.op, &s.field) {
+            (AggregateOp::Count, _) => Input::None,
+            (AggregateOp::Latest, None) => Input::Value(doc),
+            (AggregateOp::Latest, Some(f)) => lookup(doc, f).map(Input::Value).ok_or(f.as_str())?,
             (_, Some(f)) => match lookup(doc, f) {
-                Some(Value::Number(n)) => Ok(Input::Number(n)),
-                _ => Err(f.as_str()),
+                Some(Value::Number(n)) => Input::Number(n),
+                _ => return Err(f.as_str()),
             },
-            (_, None) => Err(""),
-        })
-        .collect()
+            (_, None) => return Err(""),
+        });
+    }
+    Ok(out)
 }
 
 impl Accumulator {

@@ -166,7 +166,7 @@ impl Declarative {
 
     /// The group key (`key` on the row, else the primary key) and aggregate inputs of a row;
     /// `None` for a row that lacks them.
-    fn group_of<'a>(&'a self, pk: &str, row: &'a Value) -> Option<(String, Vec<aggregate::Input<'a>>)> {
+    fn group_of<'a>(&'a self, pk: &str, row: &'a Value) -> Option<(String, aggregate::Inputs<'a>)> {
         let key = match &self.spec.key {
             Some(p) => lookup(row, p).and_then(value_key)?.into_owned(),
             None => pk.to_string(),

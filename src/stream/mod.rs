@@ -55,6 +55,10 @@
 //!   `window_close` each window's final `{"start", "end", "value"}`; both filtered by `having`. Nor
 //!   may it feed a source through other views (`a` -> view -> `b` -> this view -> `a`): such a
 //!   view is refused, the error naming the path.
+//! - `state`: `ttl_ms` (views without a window: a key whose last record is that much older, in
+//!   event time, than the view's watermark is dropped, counted in `keys_expired` and emitted as a
+//!   tombstone) and `memory_bytes_max` (the view fails when its state's estimated size, the
+//!   status's `state_bytes`, passes it). See [`StateSpec`].
 //! - A record whose value is not JSON or lacks a field the view needs (key, time, an aggregate's
 //!   field), or whose field has no value (a lone surrogate `"\ud800"`, `1e999`, a 400-digit
 //!   integer), changes nothing and is counted (`error_records`).
@@ -192,6 +196,7 @@ mod emit;
 mod expr;
 mod join;
 mod join_spec;
+mod limits;
 mod loop_check;
 mod manager;
 mod operator;
@@ -199,7 +204,10 @@ mod project;
 mod runner;
 mod spec;
 mod state;
+mod state_size;
+mod state_spec;
 mod time;
+mod ttl;
 mod view;
 mod window;
 
@@ -214,7 +222,7 @@ pub use join_spec::{
 pub use manager::{RebuildFrom, Views, ViewsConfig};
 pub use operator::{ViewLogic, WindowResult};
 pub use spec::{
-    AggregateOp, AggregateSpec, EmitOn, EmitSpec, SourceSpec, SpecError, ViewSpec, WindowSpec, WindowType,
+    AggregateOp, AggregateSpec, EmitOn, EmitSpec, SourceSpec, SpecError, StateSpec, ViewSpec, WindowSpec, WindowType,
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;

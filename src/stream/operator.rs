@@ -120,6 +120,8 @@ pub(crate) struct Declarative {
     plan: Option<project::Plan>,
     /// What to parse of a value for its event time alone (ordering records across partitions).
     time_plan: Option<project::Plan>,
+    /// `state.ttl_ms`.
+    ttl_ms: Option<i64>,
 }
 
 impl Declarative {
@@ -156,6 +158,7 @@ impl Declarative {
             windowing: spec.window.as_ref().map(Windowing::new),
             time: spec.window.as_ref().and_then(|w| w.time.clone()),
             emit_on: spec.emit.as_ref().map(|e| e.on),
+            ttl_ms: spec.state.as_ref().and_then(|s| s.ttl_ms).map(|t| t as i64),
             spec,
         }
     }
@@ -218,6 +221,7 @@ impl Declarative {
                         return;
                     }
                     st.snap.entries.remove(key.as_ref());
+                    st.snap.ttl.remove(key.as_ref());
                     if self.emit_on == Some(EmitOn::Update) {
                         out.push(NewRecord::tombstone(project::emitted_key(&key)));
                     }
@@ -296,13 +300,18 @@ impl Declarative {
                 let stamp = stamp_at(rec.timestamp);
                 // The record with the greatest stamp holds the key, whatever the read order.
                 if matches!(st.snap.entries.get(&key), Some(Entry::Latest { stamp: held, .. }) if *held > stamp) {
+                    self.expire(&key, rec.timestamp, origin, st, out);
                     return;
                 }
                 if self.emit_on.is_some() {
                     self.emit_update(&key, doc.clone(), out);
                 }
                 let key = key.into_owned();
+                let expiring = self.ttl_ms.is_some().then(|| key.clone());
                 st.snap.entries.insert(key, Entry::Latest { value: doc, stamp });
+                if let Some(key) = expiring {
+                    self.expire(&key, rec.timestamp, origin, st, out);
+                }
                 return;
             }
             let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
@@ -324,6 +333,7 @@ impl Declarative {
                     self.emit_update(&key, v, out);
                 }
             }
+            self.expire(&key, rec.timestamp, origin, st, out);
             return;
         };
         let t = match &self.time {
@@ -437,6 +447,21 @@ impl Declarative {
         true
     }
 
+    /// With `state.ttl_ms`: `key` had a record at `t`; drops the keys the watermark expires
+    /// (emitting a tombstone of each when the view emits).
+    fn expire(&self, key: &str, t: i64, origin: Origin, st: &mut State, out: &mut Vec<NewRecord>) {
+        let Some(ttl_ms) = self.ttl_ms else { return };
+        st.snap.ttl.touch(key, t);
+        let expired = super::ttl::observe(st, origin.slot, t, ttl_ms);
+        self.emit_expired(expired, out);
+    }
+
+    fn emit_expired(&self, expired: Vec<String>, out: &mut Vec<NewRecord>) {
+        if self.emit_on.is_some() {
+            out.extend(expired.iter().map(|k| NewRecord::tombstone(project::emitted_key(k))));
+        }
+    }
+
     fn emit_window(&self, key: &str, shown: Value, out: &mut Vec<NewRecord>) {
         if self.passes_having(&shown["value"]) {
             out.push(NewRecord::keyed(project::emitted_key(key), Bytes::from(shown.to_string())));
@@ -470,6 +495,33 @@ impl Operator {
             snap.record_keys = RecordKeys::JsonStringValue;
         }
         snap
+    }
+
+    /// Whether the state does not depend on the order in which records of different partitions
+    /// are applied: a declarative view of aggregates without a window (counts, sums, min/max;
+    /// `latest` is decided by stamps). Such a view applies each partition's batches as they are
+    /// read, without aligning partitions by event time. Tables (a tombstone deletes what came
+    /// before it), windows (the watermark) and custom logic need the order.
+    pub(crate) fn order_free(&self) -> bool {
+        match self {
+            Operator::Declarative(d) => {
+                // Joins and change-data-capture sources depend on the order of their records.
+                d.windowing.is_none()
+                    && !d.aggregates.is_empty()
+                    && d.ttl_ms.is_none()
+                    && d.spec.join.is_none()
+                    && d.spec.source.format == SourceFormat::Json
+            }
+            Operator::Custom(_) => false,
+        }
+    }
+
+    /// `state.memory_bytes_max` of the view, if any.
+    pub(crate) fn memory_bytes_max(&self) -> Option<u64> {
+        match self {
+            Operator::Declarative(d) => d.spec.state.as_ref().and_then(|s| s.memory_bytes_max),
+            Operator::Custom(_) => None,
+        }
     }
 
     pub(crate) fn windowing(&self) -> Option<&Windowing> {
@@ -508,6 +560,10 @@ impl Operator {
     /// windows that closed.
     pub(crate) fn refresh_watermark(&self, st: &mut State, out: &mut Vec<NewRecord>) {
         if let Operator::Declarative(d) = self {
+            if let Some(ttl_ms) = d.ttl_ms {
+                let expired = super::ttl::refresh(st, ttl_ms);
+                d.emit_expired(expired, out);
+            }
             if d.windowing.is_some() || d.is_stream_join() {
                 let mut closed = Vec::new();
                 st.refresh_watermark(d.windowing.as_ref(), &mut closed);
@@ -522,7 +578,7 @@ impl Operator {
         match self {
             Operator::Declarative(d) => match &d.windowing {
                 Some(w) => Some(w.idle_timeout_ms),
-                None => d.is_stream_join().then_some(super::time::IDLE_TIMEOUT_MS_DEFAULT as i64),
+                None => (d.is_stream_join() || d.ttl_ms.is_some()).then_some(super::time::IDLE_TIMEOUT_MS_DEFAULT as i64),
             },
             Operator::Custom(_) => None,
         }

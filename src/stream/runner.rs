@@ -7,7 +7,8 @@
 //! time goes first (ties: the source's place, topic then partition). A partition with nothing
 //! left to read does not hold the others up (its next records, when they come, are applied as
 //! they come); it holds the watermark back until it is idle (see `time.rs`). When only one
-//! partition has anything to read, its batches are applied as they are read, without buffering.
+//! partition has anything to read, or when the view's state does not depend on the order
+//! (`Operator::order_free`), batches are applied as they are read, without buffering.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -173,6 +174,12 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             &[only] if sources[only].buffer.is_empty() && sources[only].failed.is_none() => {
                 apply_direct(slot, v, &mut sources[only], &mut emits)?
             }
+            // Nothing is ever buffered for such a view.
+            _ if v.operator.order_free() => {
+                for &i in &active {
+                    apply_direct(slot, v, &mut sources[i], &mut emits)?;
+                }
+            }
             _ => {
                 for &i in &active {
                     fill(slot, v, &mut sources[i])?;
@@ -181,6 +188,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
             }
         }
         since_checkpoint += v.state.read().snap.counters.records_read - before;
+        super::limits::check_memory(&slot.name, v)?;
         // Emitted records are staged in the state; the checkpoint that covers their inputs
         // appends them once it is durable (exactly once: see `emit.rs`).
         if !emits.is_empty() {

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::expr::Predicate;
 use super::join_spec::{JoinSpec, SourceFormat};
+pub use super::state_spec::StateSpec;
 use super::ViewError;
 
 /// The most source topics one view reads.
@@ -38,6 +39,8 @@ pub struct ViewSpec {
     pub emit: Option<EmitSpec>,
     /// A temporal (table) or windowed (stream) join, applied to each record before `filter`.
     pub join: Option<JoinSpec>,
+    /// Key expiry and the memory bound (`state.ttl_ms`, `state.memory_bytes_max`).
+    pub state: Option<StateSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +180,7 @@ struct RawViewSpec {
     emit: Option<EmitSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     join: Option<JoinSpec>,
+    state: Option<StateSpec>,
 }
 
 /// A spec error: the field (a path like `window.size_ms`) and why.
@@ -219,6 +223,7 @@ impl TryFrom<RawViewSpec> for ViewSpec {
             having,
             emit: raw.emit,
             join: raw.join,
+            state: raw.state,
         };
         spec.check()?;
         Ok(spec)
@@ -237,6 +242,7 @@ impl From<ViewSpec> for RawViewSpec {
             having: s.having.map(|p| p.to_json()),
             emit: s.emit,
             join: s.join,
+            state: s.state,
         }
     }
 }
@@ -345,6 +351,9 @@ impl ViewSpec {
             if e.on == EmitOn::WindowClose && self.window.is_none() {
                 return Err(SpecError::new("emit.on", "window_close needs a window"));
             }
+        }
+        if let Some(st) = &self.state {
+            st.check(self.window.is_some())?;
         }
         super::join_spec::check(self)
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::aggregate::Aggregates;
+use super::state_size as size;
 use super::time::{self, Stamp};
 use super::window::Windowing;
 
@@ -53,6 +54,9 @@ pub struct ViewCounters {
     /// Source records an inner join dropped: no match.
     #[serde(default)]
     pub records_unmatched: u64,
+    /// Keys dropped by `state.ttl_ms`.
+    #[serde(default)]
+    pub keys_expired: u64,
 }
 
 /// One source partition: the next offset to apply, and its watermark.
@@ -94,6 +98,9 @@ pub(crate) struct Snapshot {
     /// A Debezium source's rows as they contribute to aggregates (to retract them).
     #[serde(default, skip_serializing_if = "super::cdc::CdcRows::is_empty")]
     pub cdc: super::cdc::CdcRows,
+    /// The event time of each key's last record (views with `state.ttl_ms`).
+    #[serde(default, skip_serializing_if = "super::ttl::TtlIndex::is_empty")]
+    pub ttl: super::ttl::TtlIndex,
 }
 
 /// How a view keyed by the record key spells its keys.
@@ -155,15 +162,23 @@ impl Entry {
 /// prefix scans and deterministic checkpoints. (With a `BTreeMap` alone, every lookup is a chain
 /// of key comparisons.) Each key is held twice. The map hashes with aHash under random keys
 /// (cheaper than SipHash on short keys; random keys keep collisions unplannable).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entries {
     map: HashMap<String, Entry, ahash::RandomState>,
     order: BTreeSet<String>,
+    /// The estimated memory of the keys and of the entries as inserted (`state_size.rs`).
+    bytes: usize,
 }
 
 impl Default for Entries {
     fn default() -> Self {
-        Entries { map: HashMap::with_hasher(crate::hash::random_state()), order: BTreeSet::new() }
+        Entries { map: HashMap::with_hasher(crate::hash::random_state()), order: BTreeSet::new(), bytes: 0 }
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
     }
 }
 
@@ -179,15 +194,24 @@ impl Entries {
         self.map.contains_key(key)
     }
     pub(crate) fn insert(&mut self, key: String, entry: Entry) {
+        self.bytes += size::entry_bytes(&entry);
         if !self.map.contains_key(&key) {
+            self.bytes += size::key_bytes(&key);
             self.order.insert(key.clone());
         }
-        self.map.insert(key, entry);
+        if let Some(old) = self.map.insert(key, entry) {
+            self.bytes = self.bytes.saturating_sub(size::entry_bytes(&old));
+        }
     }
     pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
         let e = self.map.remove(key)?;
         self.order.remove(key);
+        self.bytes = self.bytes.saturating_sub(size::key_bytes(key) + size::entry_bytes(&e));
         Some(e)
+    }
+    /// The estimated memory of the keys and entries (entries as they were inserted).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
     /// The entry of `key`, inserting `make()` first when absent (the key string is allocated only then).
     pub(crate) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Entry) -> &mut Entry {
@@ -198,6 +222,7 @@ impl Entries {
     }
     /// Inserts an absent key and returns its entry.
     pub(crate) fn insert_new(&mut self, key: String, entry: Entry) -> &mut Entry {
+        self.bytes += size::key_bytes(&key) + size::entry_bytes(&entry);
         self.order.insert(key.clone());
         self.map.entry(key).or_insert(entry)
     }
@@ -229,6 +254,7 @@ impl<'de> Deserialize<'de> for Entries {
         let sorted = BTreeMap::<String, Entry>::deserialize(d)?;
         let order = sorted.keys().cloned().collect();
         let mut entries = Entries { order, ..Entries::default() };
+        entries.bytes = sorted.iter().map(|(k, e)| size::key_bytes(k) + size::entry_bytes(e)).sum();
         entries.map.extend(sorted);
         Ok(entries)
     }
@@ -242,16 +268,19 @@ pub(crate) struct State {
     open: BTreeSet<(i64, String, i64)>,
     /// Closed windows awaiting eviction, by `(end, key, start)`.
     closed: BTreeSet<(i64, String, i64)>,
+    /// The estimated memory of the windows and their index entries.
+    window_bytes: usize,
 }
 
 impl State {
     pub(crate) fn from_snapshot(snap: Snapshot, windowing: Option<&Windowing>) -> State {
-        let mut st = State { snap, open: BTreeSet::new(), closed: BTreeSet::new() };
+        let mut st = State { snap, open: BTreeSet::new(), closed: BTreeSet::new(), window_bytes: 0 };
         st.snap.join.rebuild_indexes();
         if let Some(w) = windowing {
             for (key, entry) in st.snap.entries.iter() {
                 if let Entry::Windows(ws) = entry {
                     for (&start, win) in ws {
+                        st.window_bytes += size::window_bytes(key, win);
                         let item = (win.end, key.clone(), start);
                         if w.is_closed(win.end, st.snap.watermark) {
                             st.closed.insert(item);
@@ -278,7 +307,17 @@ impl State {
 
     /// Records a new open window in the index (the caller put it in the map).
     pub(crate) fn track_open(&mut self, key: &str, start: i64, end: i64) {
+        if let Some(Entry::Windows(ws)) = self.snap.entries.get(key) {
+            if let Some(w) = ws.get(&start) {
+                self.window_bytes += size::window_bytes(key, w);
+            }
+        }
         self.open.insert((end, key.to_string(), start));
+    }
+
+    /// The estimated memory of the state: keys, entries, windows, indexes.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        (self.snap.entries.bytes() + self.window_bytes + self.snap.ttl.bytes()) as u64
     }
 
     /// Removes an open window from the map and the index (a session merged into another).
@@ -288,6 +327,7 @@ impl State {
             _ => return None,
         };
         let w = ws.remove(&start)?;
+        self.window_bytes = self.window_bytes.saturating_sub(size::window_bytes(key, &w));
         self.open.remove(&(w.end, key.to_string(), start));
         Some(w)
     }
@@ -354,7 +394,9 @@ impl State {
             }
             let (_, key, start) = self.closed.pop_first().expect("checked above");
             if let Some(Entry::Windows(ws)) = self.snap.entries.get_mut(&key) {
-                ws.remove(&start);
+                if let Some(w) = ws.remove(&start) {
+                    self.window_bytes = self.window_bytes.saturating_sub(size::window_bytes(&key, &w));
+                }
                 if ws.is_empty() {
                     self.snap.entries.remove(&key);
                 }

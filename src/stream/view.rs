@@ -251,6 +251,8 @@ pub struct ViewStatus {
     pub counters: ViewCounters,
     pub keys: usize,
     pub windows: usize,
+    /// The estimated memory of the state (keys, entries, windows, indexes), in bytes.
+    pub state_bytes: u64,
     pub rebuild: Option<RebuildProgress>,
     pub error: Option<String>,
 }
@@ -363,6 +365,7 @@ impl View {
             counters: st.snap.counters,
             keys: st.snap.entries.len(),
             windows: st.window_count(),
+            state_bytes: st.memory_bytes(),
             rebuild: pending.map(|p| p.progress()),
             error: failure,
         }

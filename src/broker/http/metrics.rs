@@ -306,8 +306,14 @@ fn views_text(state: &AppState, o: &mut String) {
             let _ = writeln!(o, "kappalog_view_watermark_ms{{view=\"{}\"}} {w}", escape(&s.name));
         }
     }
+    let _ =
+        writeln!(o, "# HELP kappalog_view_state_bytes Estimated memory of the view's state (keys, entries, windows).");
+    let _ = writeln!(o, "# TYPE kappalog_view_state_bytes gauge");
+    for s in &statuses {
+        let _ = writeln!(o, "kappalog_view_state_bytes{{view=\"{}\"}} {}", escape(&s.name), s.state_bytes);
+    }
     type Read = fn(&crate::stream::ViewStatus) -> u64;
-    let counters: [(&str, &str, Read); 3] = [
+    let counters: [(&str, &str, Read); 4] = [
         ("kappalog_view_late_records_total", "Records dropped because all their windows were closed.", |s| {
             s.late_records
         }),
@@ -315,6 +321,7 @@ fn views_text(state: &AppState, o: &mut String) {
             s.error_records
         }),
         ("kappalog_view_records_applied_total", "Records applied to the view's state.", |s| s.counters.records_applied),
+        ("kappalog_view_keys_expired_total", "Keys dropped by state.ttl_ms.", |s| s.counters.keys_expired),
     ];
     for (name, help, get) in counters {
         let _ =

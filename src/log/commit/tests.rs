@@ -54,10 +54,7 @@ fn a_full_queue_makes_appenders_wait() {
         assert_eq!(offsets, (0..8).collect::<Vec<_>>());
     });
     committer.stop();
-    assert!(matches!(
-        handle.enqueue_blocking(&p, p.prepare(&[NewRecord::new("late")]).unwrap()),
-        Err(Error::Closed)
-    ));
+    assert!(matches!(handle.enqueue_blocking(&p, p.prepare(&[NewRecord::new("late")]).unwrap()), Err(Error::Closed)));
 }
 
 /// An appender answered by a round and appending again at once shares the next round with the

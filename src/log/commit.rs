@@ -21,10 +21,11 @@
 //! into cohorts that alternate rounds: while one round fsyncs, the appenders the previous round
 //! answered queue for the next, and each round holds about half of them. So before it takes a
 //! round, a committer waits for the appenders the last round answered (each known by its thread
-//! or task) to queue again: until all of them have, the queue is full, or [`COMMIT_GATHER_WAIT_MAX`]
-//! or the last round's fsync time has passed, whichever comes first. An appender alone, whose
-//! next append is already queued, does not wait. When a wait sees none of them come back (one-off
-//! tasks or threads), the next rounds skip the wait, 1, 2, 4, ... up to 64 of them.
+//! or task) to queue again, until the first of: all of them have, the queue is full,
+//! [`COMMIT_GATHER_BYTES_MAX`] bytes are queued, [`COMMIT_GATHER_WAIT_MAX`] or the last round's
+//! fsync time has passed. An appender alone, whose next append is already queued, does not wait.
+//! When a wait sees none of them come back (one-off tasks or threads), the next rounds skip the
+//! wait, 1, 2, 4, ... up to 64 of them.
 //!
 //! The queue is bounded ([`COMMIT_QUEUE_BATCHES_MAX`], [`COMMIT_QUEUE_BYTES_MAX`]): when it is full,
 //! appenders wait for room (a thread on a condition variable, a task on a notification) until the
@@ -68,6 +69,9 @@ pub const COMMIT_THREADS_MAX: usize = 16;
 /// queue their next appends (and never longer than the last round's fsync took). See the module
 /// docs.
 pub const COMMIT_GATHER_WAIT_MAX: Duration = Duration::from_millis(1);
+/// A committer does not wait for answered appenders once this many bytes are queued: the fsync
+/// of a round that large is mostly its data, so more appends in it save little.
+pub const COMMIT_GATHER_BYTES_MAX: usize = 64 * 1024;
 /// After a wait that saw none of the answered appenders come back, the next this many rounds at
 /// most (1, 2, 4, ... after each such wait) do not wait.
 const GATHER_BACKOFF_ROUNDS_MAX: u32 = 64;
@@ -392,7 +396,7 @@ impl Shared {
             if st.queued.is_empty() {
                 return None;
             }
-            let wait = match st.awaited.is_empty() {
+            let wait = match st.awaited.is_empty() || st.bytes >= COMMIT_GATHER_BYTES_MAX {
                 true => Duration::ZERO,
                 false => gather.wait(self),
             };
@@ -402,7 +406,7 @@ impl Shared {
                 while !st.awaited.is_empty()
                     && !st.stopping
                     && st.queued.len() < self.batches_max
-                    && st.bytes < self.bytes_max
+                    && st.bytes < COMMIT_GATHER_BYTES_MAX.min(self.bytes_max)
                 {
                     if self.work.wait_until(&mut st, deadline).timed_out() {
                         break;

@@ -17,7 +17,10 @@ pub(crate) mod reaper;
 pub(crate) mod record;
 pub(crate) mod segment;
 
-pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS, COMMIT_THREADS_MAX};
+pub use commit::{
+    COMMIT_GATHER_BYTES_MAX, COMMIT_GATHER_WAIT_MAX, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS,
+    COMMIT_THREADS_MAX,
+};
 pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};
 pub use io::{fsync_latency, FsyncLatency, FSYNC_BUCKETS_SECONDS};

@@ -10,7 +10,8 @@
 //! on 127.0.0.1 when `redis-server` is on the PATH (skipped with a message otherwise). Broker and
 //! Redis runs alternate, [`PAIRS`] of each; the medians are compared.
 //! Sizes scale with KAPPALOG_BENCH_SECONDS (default 5 per scenario); KAPPALOG_BENCH_ONLY=single
-//! runs scenario 2 alone.
+//! runs scenario 2 alone; KAPPALOG_BENCH_BROKER=PATH runs that `kappalog` binary instead of this
+//! build's.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -41,7 +42,9 @@ impl Drop for Broker {
 }
 
 fn start(dir: &std::path::Path) -> Broker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kappalog"))
+    // Another build's binary, to compare two builds on the same machine.
+    let binary = std::env::var_os("KAPPALOG_BENCH_BROKER").unwrap_or_else(|| env!("CARGO_BIN_EXE_kappalog").into());
+    let mut child = Command::new(binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .env("KAPPALOG_KAFKA_LISTEN", "off")
         .arg(dir)

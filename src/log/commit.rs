@@ -16,6 +16,17 @@
 //! overlap their fsyncs; on one file, `Partition::sync_through` has them take turns (the later
 //! one's fsync covers what both wrote when it can).
 //!
+//! **Waiting for the answered appenders.** Appenders that append again as soon as they are
+//! answered (a thread or a task in a loop, a keep-alive HTTP connection's producer) would split
+//! into cohorts that alternate rounds: while one round fsyncs, the appenders the previous round
+//! answered queue for the next, and each round holds about half of them. So before it takes a
+//! round, a committer waits for the appenders the last round answered (each known by its thread
+//! or task) to queue again, until the first of: all of them have, the queue is full,
+//! [`COMMIT_GATHER_BYTES_MAX`] bytes are queued, [`COMMIT_GATHER_WAIT_MAX`] or the last round's
+//! fsync time has passed. An appender alone, whose next append is already queued, does not wait.
+//! When a wait sees none of them come back (one-off tasks or threads), the next rounds skip the
+//! wait, 1, 2, 4, ... up to 64 of them.
+//!
 //! The queue is bounded ([`COMMIT_QUEUE_BATCHES_MAX`], [`COMMIT_QUEUE_BYTES_MAX`]): when it is full,
 //! appenders wait for room (a thread on a condition variable, a task on a notification) until the
 //! committer takes the queue.
@@ -25,10 +36,12 @@
 //! on for the other partitions. An appender whose batch is dropped without a result (the committer
 //! thread died) gets `Error::Poisoned` too, and its partition is poisoned: nobody waits forever.
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{JoinHandle, Thread};
+use std::thread::{JoinHandle, Thread, ThreadId};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -51,6 +64,17 @@ pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const COMMIT_THREADS: usize = 1;
 /// The most committer threads a store may ask for (`StoreConfig::commit_threads`).
 pub const COMMIT_THREADS_MAX: usize = 16;
+
+/// The longest a committer waits, before a round, for the appenders the last round answered to
+/// queue their next appends (and never longer than the last round's fsync took). See the module
+/// docs.
+pub const COMMIT_GATHER_WAIT_MAX: Duration = Duration::from_millis(1);
+/// A committer does not wait for answered appenders once this many bytes are queued: the fsync
+/// of a round that large is mostly its data, so more appends in it save little.
+pub const COMMIT_GATHER_BYTES_MAX: usize = 64 * 1024;
+/// After a wait that saw none of the answered appenders come back, the next this many rounds at
+/// most (1, 2, 4, ... after each such wait) do not wait.
+const GATHER_BACKOFF_ROUNDS_MAX: u32 = 64;
 
 const _: () = assert!(COMMIT_QUEUE_BYTES_MAX >= crate::config::BATCH_BYTES_MAX as usize);
 
@@ -83,6 +107,10 @@ struct Shared {
     rounds: AtomicU64,
     batches_max: usize,
     bytes_max: usize,
+    /// The longest wait for answered appenders before a round ([`COMMIT_GATHER_WAIT_MAX`]), and
+    /// whether it is also bounded by the last round's fsync (only tests say no).
+    gather_max: Duration,
+    gather_follows_sync: bool,
     faults: Option<Arc<FaultInjector>>,
 }
 
@@ -94,6 +122,19 @@ struct State {
     threads: usize,
     /// The store is closing: the committer finishes the queue and exits; nothing more is queued.
     stopping: bool,
+    /// Appenders a round answered that have not queued again since (cleared by each round).
+    awaited: HashSet<AppenderId>,
+    /// How many of the answered appenders queued again since the last round was taken.
+    came_back: usize,
+    /// A committer waits for `awaited` to empty.
+    gathering: bool,
+}
+
+/// Who queued a batch: a thread, or a task (a connection's task in the broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AppenderId {
+    Thread(ThreadId),
+    Task(tokio::task::Id),
 }
 
 #[derive(Debug)]
@@ -108,6 +149,7 @@ struct Queued {
 struct Waiter {
     partition: Partition,
     to: Option<Notify>,
+    from: Option<AppenderId>,
 }
 
 #[derive(Debug)]
@@ -132,7 +174,7 @@ impl Drop for Waiter {
         if self.to.is_some() {
             self.partition.poison(&"a queued append was dropped by the group commit");
             let poisoned = self.partition.poisoned_error();
-            Waiter { partition: self.partition.clone(), to: self.to.take() }.finish(Err(poisoned));
+            Waiter { partition: self.partition.clone(), to: self.to.take(), from: None }.finish(Err(poisoned));
         }
     }
 }
@@ -185,15 +227,17 @@ impl Committer {
     /// Starts the `threads` committer threads of a store (clamped to 1..=[`COMMIT_THREADS_MAX`]).
     pub fn start(faults: Option<Arc<FaultInjector>>, threads: usize) -> Result<Committer> {
         let threads = threads.clamp(1, COMMIT_THREADS_MAX);
-        Self::start_with_limits(faults, threads, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX)
+        let limits = Limits {
+            batches_max: COMMIT_QUEUE_BATCHES_MAX,
+            bytes_max: COMMIT_QUEUE_BYTES_MAX,
+            gather_max: COMMIT_GATHER_WAIT_MAX,
+            gather_follows_sync: true,
+        };
+        Self::start_with_limits(faults, threads, limits)
     }
 
-    fn start_with_limits(
-        faults: Option<Arc<FaultInjector>>,
-        threads: usize,
-        batches_max: usize,
-        bytes_max: usize,
-    ) -> Result<Committer> {
+    fn start_with_limits(faults: Option<Arc<FaultInjector>>, threads: usize, limits: Limits) -> Result<Committer> {
+        let Limits { batches_max, bytes_max, gather_max, gather_follows_sync } = limits;
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             work: Condvar::new(),
@@ -203,6 +247,8 @@ impl Committer {
             rounds: AtomicU64::new(0),
             batches_max,
             bytes_max,
+            gather_max,
+            gather_follows_sync,
             faults,
         });
         let committer = Committer { handle: CommitHandle { shared }, threads: Mutex::new(Vec::new()) };
@@ -267,7 +313,8 @@ impl CommitHandle {
             self.shared.room.wait(&mut st);
         }
         let to = Some(Notify::Thread(Arc::clone(&waiter)));
-        self.shared.push(&mut st, partition, batch, to);
+        let from = Some(AppenderId::Thread(waiter.thread.id()));
+        self.shared.push(&mut st, partition, batch, to, from);
         Ok(Pending(waiter))
     }
 
@@ -285,7 +332,8 @@ impl CommitHandle {
                 }
                 if self.shared.has_room(&st, batch.len()) {
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    self.shared.push(&mut st, partition, batch, Some(Notify::Task(tx)));
+                    let from = tokio::task::try_id().map(AppenderId::Task);
+                    self.shared.push(&mut st, partition, batch, Some(Notify::Task(tx)), from);
                     return Ok(PendingAsync(rx));
                 }
             }
@@ -299,11 +347,20 @@ impl Shared {
         st.queued.is_empty() || (st.queued.len() < self.batches_max && st.bytes + bytes <= self.bytes_max)
     }
 
-    fn push(&self, st: &mut State, partition: &Partition, batch: PreparedBatch, to: Option<Notify>) {
+    fn push(
+        &self,
+        st: &mut State,
+        partition: &Partition,
+        batch: PreparedBatch,
+        to: Option<Notify>,
+        from: Option<AppenderId>,
+    ) {
         st.bytes += batch.len();
         partition.queued_changed(1);
-        st.queued.push(Queued { batch, waiter: Waiter { partition: partition.clone(), to } });
-        if st.queued.len() == 1 {
+        st.queued.push(Queued { batch, waiter: Waiter { partition: partition.clone(), to, from } });
+        let back = from.is_some_and(|id| st.awaited.remove(&id));
+        st.came_back += back as usize;
+        if st.queued.len() == 1 || (back && st.gathering && st.awaited.is_empty()) {
             self.work.notify_one();
         }
     }
@@ -314,18 +371,23 @@ impl Shared {
     /// fsynced, while this one's fsync runs.
     fn run(&self) {
         let _exit = ExitGuard(self);
+        let mut gather = Gather { last_sync: Duration::ZERO, backoff: 0, skip: 0 };
         loop {
             let written = {
                 let _turn = self.writing.lock();
-                let Some(round) = self.take() else { return };
+                let Some(round) = self.take(&mut gather) else { return };
                 self.write(round)
             };
+            let started = Instant::now();
             self.sync(written);
+            gather.last_sync = started.elapsed();
         }
     }
 
     /// Waits for batches and takes every one queued; `None` once the store stops with none left.
-    fn take(&self) -> Option<Vec<Queued>> {
+    /// Before it takes them, it may wait for the appenders the last round answered (see the module
+    /// docs).
+    fn take(&self, gather: &mut Gather) -> Option<Vec<Queued>> {
         let round = {
             let mut st = self.state.lock();
             while st.queued.is_empty() && !st.stopping {
@@ -334,6 +396,27 @@ impl Shared {
             if st.queued.is_empty() {
                 return None;
             }
+            let wait = match st.awaited.is_empty() || st.bytes >= COMMIT_GATHER_BYTES_MAX {
+                true => Duration::ZERO,
+                false => gather.wait(self),
+            };
+            if !wait.is_zero() {
+                let deadline = Instant::now() + wait;
+                st.gathering = true;
+                while !st.awaited.is_empty()
+                    && !st.stopping
+                    && st.queued.len() < self.batches_max
+                    && st.bytes < COMMIT_GATHER_BYTES_MAX.min(self.bytes_max)
+                {
+                    if self.work.wait_until(&mut st, deadline).timed_out() {
+                        break;
+                    }
+                }
+                st.gathering = false;
+                gather.waited(st.came_back > 0);
+            }
+            st.awaited.clear();
+            st.came_back = 0;
             self.rounds.fetch_add(1, Ordering::AcqRel);
             st.bytes = 0;
             std::mem::take(&mut st.queued)
@@ -371,9 +454,16 @@ impl Shared {
             .collect()
     }
 
+    /// Notes the appenders about to get their results: the next round waits a little for them.
+    fn answering(&self, waiters: &[Waiter]) {
+        let mut st = self.state.lock();
+        st.awaited.extend(waiters.iter().filter_map(|w| w.from));
+    }
+
     /// Fsyncs each partition a round wrote, then gives every appender its result.
     fn sync(&self, written: Vec<Written>) {
         for Written { partition: p, results, waiters } in written {
+            self.answering(&waiters);
             let results = match results {
                 Ok(results) => results,
                 Err(e) => {
@@ -396,6 +486,47 @@ impl Shared {
                 waiter.finish(result);
             }
         }
+    }
+}
+
+/// The queue bounds and the gathering wait of a committer.
+struct Limits {
+    batches_max: usize,
+    bytes_max: usize,
+    gather_max: Duration,
+    gather_follows_sync: bool,
+}
+
+/// A committer thread's waits for answered appenders before its rounds.
+struct Gather {
+    /// How long the thread's last round took to fsync.
+    last_sync: Duration,
+    /// Rounds not to wait after the last wait in which nobody came back, and the rounds left.
+    backoff: u32,
+    skip: u32,
+}
+
+impl Gather {
+    /// How long this round may wait for the answered appenders.
+    fn wait(&mut self, shared: &Shared) -> Duration {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Duration::ZERO;
+        }
+        match shared.gather_follows_sync {
+            true => self.last_sync.min(shared.gather_max),
+            false => shared.gather_max,
+        }
+    }
+
+    /// After a wait: appenders that come back keep the waits; a wait in which none came back (they
+    /// were one-off tasks or threads, or stopped appending) stops the next 1, 2, 4, ... rounds'.
+    fn waited(&mut self, came_back: bool) {
+        self.backoff = match came_back {
+            true => 0,
+            false => (self.backoff * 2).clamp(1, GATHER_BACKOFF_ROUNDS_MAX),
+        };
+        self.skip = self.backoff;
     }
 }
 
@@ -457,62 +588,4 @@ fn fail_all(waiters: Vec<Waiter>, first: Error, p: &Partition) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Durability, NewRecord, Store, StoreConfig, TopicConfig};
-    use std::time::{Duration, Instant};
-
-    fn wait_until(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond() {
-            assert!(Instant::now() < deadline, "gave up waiting for {what}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// A full queue makes appenders wait; it never holds more than its bound; every append
-    /// completes once the committer takes the queue.
-    #[test]
-    fn a_full_queue_makes_appenders_wait() {
-        let dir = tempfile::tempdir().unwrap();
-        let faults = FaultInjector::new();
-        let store =
-            Store::open(dir.path(), StoreConfig { faults: Some(faults.clone()), ..StoreConfig::default() }).unwrap();
-        let config = TopicConfig { durability: Durability::Sync, ..TopicConfig::default() };
-        let p = store.create_topic("t", 1, config).unwrap().partition(0).unwrap();
-        // A committer of its own, one thread, with room for 3 batches.
-        let committer = Committer::start_with_limits(Some(faults.clone()), 1, 3, usize::MAX).unwrap();
-        let handle = committer.handle();
-        faults.pause_syncs();
-        let syncs0 = faults.syncs();
-        std::thread::scope(|s| {
-            let appenders: Vec<_> = (0..8)
-                .map(|i| {
-                    let (p, handle) = (p.clone(), handle.clone());
-                    s.spawn(move || {
-                        let batch = p.prepare(&[NewRecord::new(format!("{i}"))]).unwrap();
-                        handle.enqueue_blocking(&p, batch).unwrap().wait().unwrap()
-                    })
-                })
-                .collect();
-            wait_until("a round in its fsync", || faults.syncs() == syncs0 + 1);
-            wait_until("the queue full", || p.queued_appends() == 3);
-            // One round in its fsync, 3 queued, the other appenders waiting for room (bounded, so
-            // this does not depend on how long they are given).
-            for _ in 0..50 {
-                assert_eq!(p.queued_appends(), 3, "the bound holds");
-                std::thread::yield_now();
-            }
-            assert!(p.log_end_offset() < 8, "not everything was written: some waited for room");
-            faults.resume_syncs();
-            let mut offsets: Vec<u64> = appenders.into_iter().map(|a| a.join().unwrap().base_offset).collect();
-            offsets.sort_unstable();
-            assert_eq!(offsets, (0..8).collect::<Vec<_>>());
-        });
-        committer.stop();
-        assert!(matches!(
-            handle.enqueue_blocking(&p, p.prepare(&[NewRecord::new("late")]).unwrap()),
-            Err(Error::Closed)
-        ));
-    }
-}
+mod tests;

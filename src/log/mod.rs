@@ -20,7 +20,10 @@ pub(crate) mod record;
 pub(crate) mod segment;
 
 pub use batch::ProducerFields;
-pub use commit::{COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS, COMMIT_THREADS_MAX};
+pub use commit::{
+    COMMIT_GATHER_BYTES_MAX, COMMIT_GATHER_WAIT_MAX, COMMIT_QUEUE_BATCHES_MAX, COMMIT_QUEUE_BYTES_MAX, COMMIT_THREADS,
+    COMMIT_THREADS_MAX,
+};
 pub use compression::DECOMPRESSED_BYTES_MAX;
 pub use cursor::{Cursor, CURSOR_FETCH_BYTES_DEFAULT, CURSOR_FETCH_RECORDS_DEFAULT};
 pub use inspect::{decode_batch, inspect_segment, BatchSummary, SegmentReport};

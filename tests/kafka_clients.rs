@@ -1,5 +1,5 @@
 //! Real Kafka clients against the real broker on 127.0.0.1: kcat (Debian's, librdkafka 2.0.2),
-//! kafka-python 3 and confluent-kafka (librdkafka 2.16). Metadata, produce with keys and headers
+//! kafka-python 3, confluent-kafka (librdkafka 2.16), aiokafka and kafkajs. Metadata, produce with keys and headers
 //! (acks=all), an assign + seek consumer reading everything back, watermarks; and interop with the
 //! HTTP API both ways (keys, values, headers, timestamps intact).
 
@@ -93,6 +93,18 @@ fn confluent_kafka_produces_and_an_assigned_consumer_reads_everything() {
     let marks = out["watermarks"].as_object().unwrap();
     assert_eq!(marks.values().map(|m| m[1].as_i64().unwrap()).sum::<i64>(), 1000);
     assert!(marks.values().all(|m| m[0] == 0));
+}
+
+#[test]
+fn aiokafka_produces_and_an_assigned_consumer_reads_everything() {
+    if !have_python("aiokafka") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    broker.client().create_topic("aio", 1, json!({}));
+    let out = python(&["aiokafka_roundtrip", &broker.kafka, "aio", "100"]);
+    check_roundtrip(&out, 100);
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn metrics_count_requests_per_api_and_connections() {
 fn connections_over_the_limit_are_closed_and_idle_ones_time_out() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kappalog.toml");
-    std::fs::write(&config, "connections_max = 2\nkeep_alive_idle_ms = 1000\n").unwrap();
+    std::fs::write(&config, "connections_max = 2\nkafka_connections_max_idle_ms = 1000\n").unwrap();
     let broker = Broker::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
     let mut a = Conn::connect(&broker.kafka);
     let mut b = Conn::connect(&broker.kafka);
@@ -49,7 +49,7 @@ fn connections_over_the_limit_are_closed_and_idle_ones_time_out() {
     assert_eq!(b.call(3, &ApiVersionsRequest::default()).error_code, 0);
     let mut third = Conn::connect(&broker.kafka);
     assert!(third.closed(), "a third connection is closed at once");
-    // Idle past keep_alive_idle_ms: closed by the broker.
+    // Idle past kafka_connections_max_idle_ms: closed by the broker.
     let started = Instant::now();
     assert!(a.closed(), "an idle connection is closed");
     assert!(started.elapsed() < Duration::from_secs(10));

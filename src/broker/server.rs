@@ -1,5 +1,5 @@
-//! `kappalog serve`: the broker process. Opens the store, serves the HTTP API, and on SIGINT or
-//! SIGTERM stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE_MS`]), stops
+//! `kappalog serve`: the broker process. Opens the store, serves the HTTP API and the Kafka
+//! protocol, and on SIGINT or SIGTERM stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE_MS`]), stops
 //! the views (each checkpoints its state), then drops the last store handle, which flushes,
 //! fsyncs and marks a clean shutdown.
 
@@ -48,6 +48,7 @@ pub struct FileConfig {
     /// `host:port` Metadata returns to Kafka clients.
     pub kafka_advertised: Option<String>,
     pub kafka_request_bytes_max: Option<usize>,
+    pub kafka_connections_max_idle_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -144,6 +145,9 @@ impl ServeConfig {
         if let Some(v) = f.kafka_request_bytes_max {
             self.kafka.request_bytes_max = v;
         }
+        if let Some(v) = f.kafka_connections_max_idle_ms {
+            self.kafka.connections_max_idle_ms = v;
+        }
         self
     }
 }
@@ -169,6 +173,7 @@ impl ServeConfig {
             ("body_read_timeout_ms", h.body_read_timeout_ms),
             ("header_read_timeout_ms", self.connections.header_read_timeout_ms),
             ("keep_alive_idle_ms", self.connections.keep_alive_idle_ms),
+            ("kafka_connections_max_idle_ms", self.kafka.connections_max_idle_ms),
         ] {
             if ms == 0 {
                 return bad(key, "must be positive".into());

@@ -4,6 +4,7 @@ Each command prints one JSON document on stdout. Bytes are base64 in JSON.
   kafka_python_roundtrip ADDR TOPIC N      kafka-python: produce N keyed records with headers
                                            (acks=all, its default idempotent producer), then an assign + seek consumer reads them
   confluent_roundtrip ADDR TOPIC N         the same with confluent-kafka (librdkafka)
+  aiokafka_roundtrip ADDR TOPIC N          aiokafka: produce N records to partition 0, read them back
   consume ADDR TOPIC PARTITIONS COUNT      kafka-python: COUNT records from the beginning
   produce ADDR TOPIC JSON                  kafka-python: the records in JSON ([{partition, key,
                                            value, headers: [[name, value]], timestamp}])
@@ -94,6 +95,34 @@ def confluent_roundtrip(addr, topic, n):
     return {"unflushed": left, "errors": errors, "acked": acked, "records": out, "watermarks": marks}
 
 
+def aiokafka_roundtrip(addr, topic, n):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=addr, acks="all")
+        await p.start()
+        acked = []
+        for i in range(n):
+            md = await p.send_and_wait(topic, b"v%d" % i, key=b"k%d" % i, partition=0, headers=[("i", b"%d" % i)],
+                                       timestamp_ms=1_700_000_000_000 + i)
+            acked.append([md.partition, md.offset])
+        await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=addr, enable_auto_commit=False)
+        await c.start()
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        out, deadline = [], time.time() + DEADLINE_S
+        while len(out) < n and time.time() < deadline:
+            for ms in (await c.getmany(tp, timeout_ms=1000)).values():
+                out += [record_json(m.partition, m.offset, m.key, m.value, list(m.headers), m.timestamp) for m in ms]
+        await c.stop()
+        return {"acked": acked, "records": out}
+
+    return asyncio.run(run())
+
+
 def produce(addr, topic, records):
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=addr, acks="all", enable_idempotence=False)
@@ -130,6 +159,8 @@ def main():
         out = kafka_python_roundtrip(args[0], args[1], int(args[2]))
     elif cmd == "confluent_roundtrip":
         out = confluent_roundtrip(args[0], args[1], int(args[2]))
+    elif cmd == "aiokafka_roundtrip":
+        out = aiokafka_roundtrip(args[0], args[1], int(args[2]))
     elif cmd == "consume":
         records, ends = kp_consume(args[0], args[1], int(args[2]), int(args[3]))
         out = {"records": records, "ends": ends}

@@ -79,7 +79,8 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     /// A TOML config file (keys: data_dir, listen, body_bytes_max, auto_create_topics,
     /// auto_create_partitions, consumer_instance_timeout_ms, advertised_uri, cleaner_interval_ms,
-    /// commit_threads, ...).
+    /// commit_threads, kafka_listen, kafka_advertised, kafka_request_bytes_max,
+    /// kafka_connections_max_idle_ms, ...).
     #[arg(long, env = "KAPPALOG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Create unknown topics on produce.

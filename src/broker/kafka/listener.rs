@@ -3,8 +3,9 @@
 //!
 //! - at most `connections_max` connections (the same rule as HTTP, counted separately); one over
 //!   the limit is closed at once and counted in `/metrics`;
-//! - a connection with nothing in flight and no bytes arriving for `keep_alive_idle_ms` is
-//!   closed; a request whose bytes stop arriving for `header_read_timeout_ms` closes it too;
+//! - a connection with nothing in flight and no bytes arriving for `connections_max_idle_ms`
+//!   (Kafka's setting, 10 minutes by default: clients keep idle connections open) is closed; a
+//!   request whose bytes stop arriving for `header_read_timeout_ms` closes it too;
 //! - a request larger than `request_bytes_max` (Kafka's `socket.request.max.bytes`) or smaller
 //!   than a header closes the connection; the buffer grows with the bytes that arrive, not with
 //!   the size a request declares;
@@ -115,7 +116,7 @@ pub(crate) async fn connection(
     loop {
         let frame = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            f = next_frame(&mut rd, &mut buf, ctx.config.request_bytes_max, config, &in_flight) => f,
+            f = next_frame(&mut rd, &mut buf, ctx, config, &in_flight) => f,
         };
         let frame = match frame {
             Ok(Some(f)) => f,
@@ -146,10 +147,11 @@ pub(crate) async fn connection(
 async fn next_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
-    max: usize,
+    ctx: &Context,
     config: &ConnectionConfig,
     in_flight: &AtomicUsize,
 ) -> Result<Option<Bytes>, String> {
+    let max = ctx.config.request_bytes_max;
     loop {
         if buf.len() >= 4 {
             let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
@@ -165,8 +167,11 @@ async fn next_frame(
         } else {
             buf.reserve(READ_CHUNK_BYTES.min(64 * 1024));
         }
-        let (wait, idle) =
-            if buf.is_empty() { (config.keep_alive_idle_ms, true) } else { (config.header_read_timeout_ms, false) };
+        let (wait, idle) = if buf.is_empty() {
+            (ctx.config.connections_max_idle_ms, true)
+        } else {
+            (config.header_read_timeout_ms, false)
+        };
         match tokio::time::timeout(Duration::from_millis(wait), rd.read_buf(buf)).await {
             Ok(Ok(0)) if buf.is_empty() => return Ok(None),
             Ok(Ok(0)) => return Err("the connection closed in the middle of a request".into()),

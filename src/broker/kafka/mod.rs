@@ -52,6 +52,9 @@ pub const REQUEST_BYTES_MIN: usize = 10;
 /// Default most requests of one connection read and not yet answered; past it the connection
 /// is not read until a response is written (back-pressure on a client that does not read).
 pub const IN_FLIGHT_MAX_DEFAULT: usize = 16;
+/// Default time a Kafka connection may sit idle (nothing in flight, no bytes arriving) before the
+/// broker closes it (Kafka's `connections.max.idle.ms`).
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
 /// The cluster id in Metadata.
 pub const CLUSTER_ID: &str = "kappalog";
 
@@ -109,6 +112,8 @@ pub struct KafkaConfig {
     pub advertised: Option<String>,
     pub request_bytes_max: usize,
     pub in_flight_max: usize,
+    /// An idle connection is closed after this long.
+    pub connections_max_idle_ms: u64,
     /// Metadata (v4+ when the client allows it) creates unknown topics, with `auto_create_partitions`.
     pub auto_create_topics: bool,
     pub auto_create_partitions: u32,
@@ -121,6 +126,7 @@ impl Default for KafkaConfig {
             advertised: None,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             in_flight_max: IN_FLIGHT_MAX_DEFAULT,
+            connections_max_idle_ms: CONNECTIONS_MAX_IDLE_MS_DEFAULT,
             auto_create_topics: false,
             auto_create_partitions: 1,
         }

@@ -16,6 +16,7 @@ pub(crate) mod offset_file;
 pub(crate) mod partition;
 pub(crate) mod reaper;
 pub(crate) mod record;
+pub(crate) mod recovery_point;
 pub(crate) mod segment;
 
 pub use batch::ProducerFields;

@@ -15,6 +15,7 @@ use crate::config::TopicConfig;
 use crate::error::{Corruption, Error, Result};
 use crate::log::io;
 use crate::log::offset_file;
+use crate::log::recovery_point::{self, RecoveryPoint};
 use crate::log::segment::{self, IndexCursor, Segment};
 
 /// The segments of a partition as opened, and what recovery found.
@@ -42,7 +43,8 @@ impl Partition {
         finish_deletion(&dir, &mut bases, saved_log_start)?;
         let cfg = config.read().clone();
         let now = store.clock.now_ms();
-        let Opened { segments, writer, corruption } = open_segments(&dir, &bases, &cfg, now, clean)?;
+        let recovery_point = recovery_point::read(&dir)?;
+        let Opened { segments, writer, corruption } = open_segments(&dir, &bases, &cfg, now, clean, recovery_point)?;
         let next_offset = writer.next_offset;
         let log_start_offset = segments[0].base_offset.max(saved_log_start.unwrap_or(0)).min(next_offset);
         let (high_watermark_tx, _) = tokio::sync::watch::channel(next_offset);
@@ -113,7 +115,14 @@ fn finish_deletion(dir: &Path, bases: &mut Vec<u64>, saved_log_start: Option<u64
 
 /// Opens every segment but the last as sealed, and the last as the active one (recovering it
 /// unless `clean`), or creates the first segment of an empty partition.
-fn open_segments(dir: &Path, bases: &[u64], cfg: &TopicConfig, now: i64, clean: bool) -> Result<Opened> {
+fn open_segments(
+    dir: &Path,
+    bases: &[u64],
+    cfg: &TopicConfig,
+    now: i64,
+    clean: bool,
+    recovery_point: Option<RecoveryPoint>,
+) -> Result<Opened> {
     let interval = cfg.index_interval_bytes;
     let mut segments = Vec::with_capacity(bases.len().max(1));
     for pair in bases.windows(2) {
@@ -121,7 +130,7 @@ fn open_segments(dir: &Path, bases: &[u64], cfg: &TopicConfig, now: i64, clean: 
     }
     let capacity = capacity_for(cfg);
     let (segment, files, cursor, corruption) = match bases.last() {
-        Some(&base) => Segment::open_active(dir, base, capacity, interval, clean)?,
+        Some(&base) => Segment::open_active(dir, base, capacity, interval, clean, recovery_point)?,
         None => {
             let (s, f) = Segment::create(dir, 0, capacity, interval)?;
             (s, f, IndexCursor::new(), None)

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
 use crate::log::record::NewRecord;
+use crate::log::recovery_point::{self, RecoveryPoint};
 use crate::log::segment::{self, IndexCursor, Segment};
 
 /// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
@@ -312,6 +313,9 @@ impl Partition {
         io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
         io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
         self.mark_durable(w.next_offset);
+        // Everything below the new segment is durable: the recovery point moves to its start.
+        let rp = RecoveryPoint { offset: w.next_offset, segment_base: w.next_offset, position: 0 };
+        recovery_point::write(&self.inner.dir, rp)?;
         let (segment, files) =
             Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
         {

@@ -53,7 +53,8 @@ fn segment_files_decode_with_an_independent_decoder() {
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         for (codec, _) in CODECS {
-            let config = TopicConfig::default().compression_type(codec).segment_bytes(4096).durability(Durability::None);
+            let config =
+                TopicConfig::default().compression_type(codec).segment_bytes(4096).durability(Durability::None);
             let p = store.create_topic(codec.as_str(), 1, config).unwrap().partition(0).unwrap();
             for b in 0..40 {
                 let recs: Vec<NewRecord> = (0..5)

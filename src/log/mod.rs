@@ -17,6 +17,7 @@ pub(crate) mod partition;
 pub mod producer_state;
 pub(crate) mod reaper;
 pub(crate) mod record;
+pub(crate) mod recovery_point;
 pub(crate) mod segment;
 
 pub use batch::ProducerFields;

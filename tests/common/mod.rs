@@ -242,3 +242,16 @@ pub mod batch {
         out
     }
 }
+
+/// Writes a partition's `recovery-point` file (segment-format.md, section 9): every offset below
+/// `offset` durable, at byte `position` of the segment with base `segment_base`. Tests use it to
+/// set the state a crash leaves: the last flush before the last writes.
+pub fn set_recovery_point(partition_dir: &Path, offset: u64, segment_base: u64, position: u64) {
+    let mut b = Vec::with_capacity(28);
+    for v in [offset, segment_base, position] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    std::fs::write(partition_dir.join("recovery-point"), b).unwrap();
+}

@@ -7,6 +7,7 @@ use super::Partition;
 use crate::config::Durability;
 use crate::error::Result;
 use crate::log::io;
+use crate::log::recovery_point::{self, RecoveryPoint};
 
 impl Partition {
     pub(super) fn advance_high_watermark(&self, end: u64) {
@@ -76,7 +77,14 @@ impl Partition {
         // A failed fsync poisons, whatever the file: it is never retried.
         io::sync_data(&w.files.index, &w.segment.index_path, faults)
             .and_then(|_| io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults))
-            .inspect_err(|e| self.poison(e))
+            .inspect_err(|e| self.poison(e))?;
+        // The log is durable through `end`: the recovery point moves there (unless appends came
+        // in meanwhile, when the position of `end` is not at hand; the next flush moves it).
+        if w.next_offset == end {
+            let rp = RecoveryPoint { offset: end, segment_base: w.segment.base_offset, position: w.cursor.position };
+            recovery_point::write(&self.inner.dir, rp)?;
+        }
+        Ok(())
     }
 
     /// For `interval` durability: flush when the last flush is older than the interval.

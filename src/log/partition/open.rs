@@ -15,6 +15,7 @@ use crate::config::TopicConfig;
 use crate::error::{Corruption, Error, Result};
 use crate::log::io;
 use crate::log::offset_file;
+use crate::log::recovery_point::{self, RecoveryPoint};
 use crate::log::segment::{self, IndexCursor, Segment};
 
 /// The segments of a partition as opened, and what recovery found.
@@ -43,7 +44,9 @@ impl Partition {
         let cfg = config.read().clone();
         let now = store.clock.now_ms();
         let expiration_ms = store.producer_id_expiration_ms;
-        let Opened { segments, writer, corruption } = open_segments(&dir, &bases, &cfg, now, clean, expiration_ms)?;
+        let recovery_point = recovery_point::read(&dir)?;
+        let Opened { segments, writer, corruption } =
+            open_segments(&dir, &bases, &cfg, now, clean, recovery_point, expiration_ms)?;
         let next_offset = writer.next_offset;
         let log_start_offset = segments[0].base_offset.max(saved_log_start.unwrap_or(0)).min(next_offset);
         let (high_watermark_tx, _) = tokio::sync::watch::channel(next_offset);
@@ -120,6 +123,7 @@ fn open_segments(
     cfg: &TopicConfig,
     now: i64,
     clean: bool,
+    recovery_point: Option<RecoveryPoint>,
     producer_id_expiration_ms: u64,
 ) -> Result<Opened> {
     let interval = cfg.index_interval_bytes;
@@ -129,7 +133,7 @@ fn open_segments(
     }
     let capacity = capacity_for(cfg);
     let (segment, files, cursor, corruption) = match bases.last() {
-        Some(&base) => Segment::open_active(dir, base, capacity, interval, clean)?,
+        Some(&base) => Segment::open_active(dir, base, capacity, interval, clean, recovery_point)?,
         None => {
             let (s, f) = Segment::create(dir, 0, capacity, interval)?;
             (s, f, IndexCursor::new(), None)

@@ -12,6 +12,7 @@ use crate::log::batch::{self, ProducerFields};
 use crate::log::io;
 use crate::log::producer_state::{BatchMetadata, Checked, ProducerState};
 use crate::log::record::NewRecord;
+use crate::log::recovery_point::{self, RecoveryPoint};
 use crate::log::segment::{self, IndexCursor, Segment};
 
 /// A validated, encoded batch waiting for its base offset (see [`Partition::prepare`]).
@@ -371,6 +372,9 @@ impl Partition {
         io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
         io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
         self.mark_durable(w.next_offset);
+        // Everything below the new segment is durable: the recovery point moves to its start.
+        let rp = RecoveryPoint { offset: w.next_offset, segment_base: w.next_offset, position: 0 };
+        recovery_point::write(&self.inner.dir, rp)?;
         // Every batch below the new segment's base is durable: the producer state as of there.
         self.snapshot_producers(w);
         let (segment, files) =

@@ -211,7 +211,7 @@ impl Segment {
                 let why = o.err().or(t.err()).unwrap_or_else(|| "empty index".into());
                 tracing::warn!(path = %self.index_path.display(), %why, "rebuilding the indexes of a sealed segment");
                 let data = self.map.bytes();
-                let s = scan(&data, self.base_offset, self.index_interval_bytes);
+                let s = scan(&data, self.base_offset, self.index_interval_bytes, u64::MAX, &[]);
                 let write = |p: &Path, b: Vec<u8>| io::write_atomic(p, &b);
                 write(&self.index_path, s.indexes.offsets.iter().flat_map(|e| e.encode()).collect())?;
                 write(&self.time_index_path, s.indexes.times.iter().flat_map(|e| e.encode()).collect())?;

@@ -89,7 +89,7 @@ impl Segment {
         if !self.indexes_rebuilt.swap(true, Ordering::AcqRel) {
             tracing::warn!(path = %self.index_path.display(), position = pos, offset = entry_offset,
                 "an index entry does not match the log; rebuilding the indexes in memory");
-            *guard = Some(scan(data, self.base_offset, self.index_interval_bytes).indexes);
+            *guard = Some(scan(data, self.base_offset, self.index_interval_bytes, u64::MAX, &[]).indexes);
         }
         // Still no match after a rebuild: the log itself is damaged there, and the read reports it.
         Ok(guard.as_ref().map_or(0, |ix| index::lookup_offset(&ix.offsets, rel).0 as usize))

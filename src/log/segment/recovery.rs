@@ -15,6 +15,7 @@ use super::{IndexCursor, OpenedActive, Segment, SegmentFiles, TIMESTAMP_NONE};
 use crate::error::{Corruption, Error, Result};
 use crate::log::index::{self, Indexes};
 use crate::log::mmap::Map;
+use crate::log::recovery_point::RecoveryPoint;
 
 impl Segment {
     /// Opens the last segment of a partition for appending. After a clean shutdown its indexes are
@@ -26,6 +27,7 @@ impl Segment {
         capacity: usize,
         index_interval_bytes: u32,
         clean: bool,
+        recovery_point: Option<RecoveryPoint>,
     ) -> Result<OpenedActive> {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
         let log = open_log(&log_path, false)?;
@@ -39,7 +41,20 @@ impl Segment {
             Some((indexes, cursor, next_offset)) => {
                 Recovered { indexes, cursor, next_offset, corruption: None, rewrite_indexes: false }
             }
-            None => recover_by_scan(&log, &log_path, base_offset, len, index_interval_bytes)?,
+            None => {
+                let recovery_position = RecoveryPoint::position_in(recovery_point, base_offset, len);
+                // Its entries as they are, unchecked: only hints, each proven by the scan before use
+                // (a rewritten index may lack the entry at position 0 that `decode_offsets` wants).
+                let hints = std::fs::read(&index_path).ok().map(|b| {
+                    let entry = |e: &[u8]| index::OffsetEntry {
+                        relative_offset: u32::from_le_bytes(e[..4].try_into().unwrap()),
+                        position: u32::from_le_bytes(e[4..].try_into().unwrap()),
+                    };
+                    b.chunks_exact(8).map(entry).collect::<Vec<_>>()
+                });
+                let at = (base_offset, len, index_interval_bytes, recovery_position);
+                recover_by_scan(&log, &log_path, at, &hints.unwrap_or_default())?
+            }
         };
         let Recovered { indexes, cursor, next_offset, corruption, rewrite_indexes } = recovered;
         let mut index = open_append(&index_path)?;
@@ -84,7 +99,7 @@ impl Segment {
         let mut next = offsets.last().map_or(base_offset, |e| base_offset + e.relative_offset as u64);
         let mut max_ts = TIMESTAMP_NONE;
         while pos < data.len() {
-            match valid_batch_at(&data, pos, next) {
+            match valid_batch_at(&data, pos, next, true) {
                 Ok(h) => {
                     next = h.next_offset();
                     max_ts = max_ts.max(h.max_timestamp);
@@ -117,14 +132,20 @@ struct Recovered {
     rewrite_indexes: bool,
 }
 
-/// Scans the whole log file of `len` bytes, truncates it to its valid batches and rebuilds the
-/// indexes (the index files are then rewritten from them).
-fn recover_by_scan(log: &File, log_path: &Path, base_offset: u64, len: u64, index_interval: u32) -> Result<Recovered> {
+/// Scans the whole log file (base offset, length, index interval, position of the recovery point
+/// in it), truncates it to its valid batches and rebuilds the indexes (the index files are then
+/// rewritten from them). `hints`: the entries of its old offset index, if it decoded.
+fn recover_by_scan(
+    log: &File,
+    log_path: &Path,
+    (base_offset, len, index_interval, recovery_position): (u64, u64, u32, u64),
+    hints: &[index::OffsetEntry],
+) -> Result<Recovered> {
     let scan = {
         // A temporary map for the scan, dropped before any truncation (mmap fact 3).
         let map = Map::new(log, len as usize, len as usize).map_err(|e| Error::io(log_path, e))?;
         let data = map.bytes();
-        scan(&data, base_offset, index_interval)
+        scan(&data, base_offset, index_interval, recovery_position, hints)
     };
     let torn = scan.valid_len < len;
     if torn {

@@ -371,8 +371,6 @@ impl Partition {
         io::sync_data(&w.files.index, &w.segment.index_path, faults)?;
         io::sync_data(&w.files.time_index, &w.segment.time_index_path, faults)?;
         self.mark_durable(w.next_offset);
-        // Every batch below the new segment's base is durable: the producer state as of there.
-        self.snapshot_producers(w);
         let (segment, files) =
             Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
         {
@@ -393,6 +391,8 @@ impl Partition {
             reserved_to: 0,
             producers: std::mem::replace(&mut w.producers, ProducerState::new(0)),
         };
+        // Every batch below the new segment's base is durable: the producer state as of there.
+        self.snapshot_producers(w);
         Ok(())
     }
 

@@ -162,3 +162,23 @@ fn the_state_is_rebuilt_from_the_log_after_a_crash() {
         q.append_with_producer(&big(30), producer(3, 2, 90)).unwrap();
     }
 }
+
+/// A producer idle for `producer_id_expiration_ms` of the store's clock is forgotten: a retry after
+/// that is written again (as in Kafka), and the producer may start at any sequence.
+#[test]
+fn idle_producers_expire_on_the_store_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = kappalog::clock::ManualClock::new(1_000_000);
+    let config = StoreConfig::default().clock(clock.clone()).producer_id_expiration_ms(60_000);
+    let store = Store::open(dir.path(), config).unwrap();
+    let p = store.create_topic("t", 1, TopicConfig::default()).unwrap().partition(0).unwrap();
+    let first = p.append_with_producer(&records("a", 1), producer(1, 0, 0)).unwrap();
+    clock.advance(59_999);
+    assert_eq!(p.append_with_producer(&records("a", 1), producer(1, 0, 0)).unwrap(), first);
+    assert_eq!(p.producer_count(), 1);
+    clock.advance(60_000);
+    let later = p.append_with_producer(&records("a", 1), producer(1, 0, 0)).unwrap();
+    assert_eq!(later.base_offset, 1, "forgotten: written again");
+    p.append_with_producer(&records("b", 1), producer(2, 0, 77)).unwrap();
+    assert_eq!(p.log_end_offset(), 3);
+}

@@ -51,6 +51,10 @@ impl Partition {
     /// Writes the producer-state snapshot as of the writer's next offset. A failure is logged, not
     /// fatal: the next open replays the batches after an older snapshot instead.
     pub(super) fn snapshot_producers(&self, w: &Writer) {
+        // A deleted topic's directory may be another topic's by now.
+        if self.is_deleted() {
+            return;
+        }
         if let Err(e) = snapshot::write(&self.inner.dir, &w.producers, w.next_offset) {
             tracing::warn!(topic = %self.inner.topic, partition = self.inner.id, error = %e,
                 "writing a producer-state snapshot failed");

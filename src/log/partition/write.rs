@@ -375,8 +375,6 @@ impl Partition {
         // Everything below the new segment is durable: the recovery point moves to its start.
         let rp = RecoveryPoint { offset: w.next_offset, segment_base: w.next_offset, position: 0 };
         recovery_point::write(&self.inner.dir, rp)?;
-        // Every batch below the new segment's base is durable: the producer state as of there.
-        self.snapshot_producers(w);
         let (segment, files) =
             Segment::create(&self.inner.dir, w.next_offset, capacity_for(cfg), cfg.index_interval_bytes)?;
         {
@@ -397,6 +395,8 @@ impl Partition {
             reserved_to: 0,
             producers: std::mem::replace(&mut w.producers, ProducerState::new(0)),
         };
+        // Every batch below the new segment's base is durable: the producer state as of there.
+        self.snapshot_producers(w);
         Ok(())
     }
 

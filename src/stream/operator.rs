@@ -578,7 +578,9 @@ impl Operator {
         match self {
             Operator::Declarative(d) => match &d.windowing {
                 Some(w) => Some(w.idle_timeout_ms),
-                None => (d.is_stream_join() || d.ttl_ms.is_some()).then_some(super::time::IDLE_TIMEOUT_MS_DEFAULT as i64),
+                None => {
+                    (d.is_stream_join() || d.ttl_ms.is_some()).then_some(super::time::IDLE_TIMEOUT_MS_DEFAULT as i64)
+                }
             },
             Operator::Custom(_) => None,
         }

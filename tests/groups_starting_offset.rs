@@ -2,6 +2,8 @@
 //! error). Commits above the high watermark, with oversized metadata, or to unknown partitions are
 //! refused and store nothing.
 
+mod common;
+
 use kappalog::{
     clock::ManualClock,
     groups::{AutoOffsetReset, GroupError, TopicPartition, OFFSET_METADATA_BYTES_MAX},
@@ -73,9 +75,12 @@ fn an_out_of_range_committed_offset_falls_back_to_auto_offset_reset() {
         c.commit("g", None, &[(tp.clone(), 10, None)]).unwrap();
         p.segment_infos().unwrap()[0].path.clone()
     };
-    // Simulate the loss of the unsynced second batch: tear it, and make the next open recover.
+    // Simulate the loss of the unsynced second batch: tear it, and make the next open recover
+    // from the state a crash leaves: the last durable point after the first batch (both batches
+    // have the same size), not the clean close's.
     let len = std::fs::metadata(&log_path).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&log_path).unwrap().set_len(len - 3).unwrap();
+    common::set_recovery_point(log_path.parent().unwrap(), 5, 0, len / 2);
     let _ = std::fs::remove_file(dir.path().join("clean-shutdown"));
 
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();

@@ -61,9 +61,9 @@ pub enum Error {
 
     #[error(
         "{} is format version {found}, older than this build's version {supported} (whose segments are Kafka \
-         RecordBatch v2): this build does not read it and changed nothing; keep using a build of format version \
-         {found} for this data directory, or copy its records into a new data directory (consume them with that \
-         build, produce them into this one)",
+         RecordBatch v2): this build does not read it and changed nothing; rewrite the data directory into \
+         version {supported} with `kappalog migrate DIR` (crash-safe; run it again if interrupted), or keep \
+         using a build of format version {found}",
         path.display()
     )]
     FormatTooOld { path: PathBuf, found: u32, supported: u32 },

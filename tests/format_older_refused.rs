@@ -27,7 +27,7 @@ fn an_older_store_is_refused_with_both_versions_and_what_to_do() {
             msg.contains(&format!("format version {old}")) && msg.contains(&format!("version {FORMAT_VERSION}")),
             "{msg}"
         );
-        assert!(msg.contains("new data directory") && msg.contains("changed nothing"), "says what to do: {msg}");
+        assert!(msg.contains("kappalog migrate DIR") && msg.contains("changed nothing"), "says what to do: {msg}");
         assert_eq!(std::fs::read_to_string(&meta).unwrap(), older, "the refusal rewrote nothing");
     }
 }

@@ -32,7 +32,7 @@ mod compaction;
 mod offset_map;
 mod offset_set;
 mod retention;
-mod rewrite;
+pub(crate) mod rewrite;
 pub(crate) mod swap;
 
 use std::sync::mpsc;

@@ -11,6 +11,7 @@ mod cursor;
 pub(crate) mod index;
 mod inspect;
 pub(crate) mod io;
+pub mod migrate;
 pub(crate) mod mmap;
 pub(crate) mod offset_file;
 pub(crate) mod partition;

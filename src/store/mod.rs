@@ -29,11 +29,11 @@ pub const FORMAT_VERSION: u32 = 3;
 
 /// The file in the data directory whose exclusive lock a `Store` holds.
 pub(crate) const LOCK_FILE: &str = "LOCK";
-const META_FILE: &str = "kappalog.json";
-const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
-const TOPICS_DIR: &str = "topics";
+pub(crate) const META_FILE: &str = "kappalog.json";
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+pub(crate) const TOPICS_DIR: &str = "topics";
 const TRASH_DIR: &str = "trash";
-const TOPIC_META_FILE: &str = "topic.json";
+pub(crate) const TOPIC_META_FILE: &str = "topic.json";
 /// Topics whose names start with this belong to kappalog itself (e.g. `__consumer_offsets`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 /// Why a user may not create or reconfigure a topic of that name.

@@ -99,7 +99,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Topics { command, broker } => topics(&Client::new(&broker)?, command),
         Command::Groups { command, broker } => groups(&Client::new(&broker)?, command),
         Command::Views { command, broker } => super::views::run(&Client::new(&broker)?, command),
-        Command::Serve(_) | Command::Dump { .. } => unreachable!("handled by cli::run"),
+        Command::Serve(_) | Command::Dump { .. } | Command::Migrate { .. } => unreachable!("handled by cli::run"),
     }
 }
 

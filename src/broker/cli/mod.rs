@@ -67,6 +67,12 @@ pub enum Command {
         #[arg(long)]
         records: bool,
     },
+    /// Rewrite a data directory of an older format version into the current one, crash-safely
+    /// (run it again after an interruption). The broker must not be running on it.
+    Migrate {
+        /// The data directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +285,10 @@ pub fn run(cli: Cli) -> i32 {
             init_tracing("warn");
             dump::run(&path, records)
         }
+        Command::Migrate { dir } => {
+            init_tracing("warn");
+            migrate(&dir)
+        }
         command => {
             init_tracing("warn");
             match client::run(command) {
@@ -288,6 +298,38 @@ pub fn run(cli: Cli) -> i32 {
                     EXIT_FAILURE
                 }
             }
+        }
+    }
+}
+
+fn migrate(dir: &std::path::Path) -> i32 {
+    match crate::log::migrate::migrate_store(dir) {
+        Ok(r) if r.from_version == crate::limits::FORMAT_VERSION => {
+            println!("{} is already format version {}: nothing to do", dir.display(), r.from_version);
+            0
+        }
+        Ok(r) => {
+            for (path, position, bytes) in &r.torn_tails {
+                output::warn(format!("cut a torn tail of {bytes} bytes at byte {position} of {}", path.display()));
+            }
+            println!(
+                "migrated {} from format version {} to {}: {} partitions, {} batches, {} records rewritten",
+                dir.display(),
+                r.from_version,
+                crate::limits::FORMAT_VERSION,
+                r.partitions,
+                r.batches,
+                r.records
+            );
+            0
+        }
+        Err(e @ crate::Error::Corrupted { .. }) => {
+            output::warn(format!("kappalog migrate: {e}; nothing of that partition was changed"));
+            EXIT_CORRUPT
+        }
+        Err(e) => {
+            output::warn(format!("kappalog migrate: {e}"));
+            EXIT_FAILURE
         }
     }
 }

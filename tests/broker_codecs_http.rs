@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 const CODECS: [(&str, &str); 6] =
     [("none", "none"), ("gzip", "gzip"), ("snappy", "snappy"), ("lz4", "lz4"), ("zstd", "zstd"), ("producer", "none")];
 
+/// A record as produced: key JSON, value JSON, headers (name, raw value).
+type Produced = (Value, Value, Vec<(String, Option<Vec<u8>>)>);
+
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -33,7 +36,7 @@ fn every_codec_round_trips_through_http_produce_and_consume() {
         let shown = if codec == "none" { "uncompressed" } else { codec }; // Kafka's synonym
         assert_eq!(cfg["configs"]["compression.type"], json!(shown), "{topic}: {cfg}");
         // (key JSON, value JSON, headers as name -> raw bytes) of every record, in offset order.
-        let mut want: Vec<(Value, Value, Vec<(String, Option<Vec<u8>>)>)> = Vec::new();
+        let mut want: Vec<Produced> = Vec::new();
         for round in 0..4 {
             let n = 1 + rng.below(30) as usize;
             let mut recs = Vec::new();

@@ -9,8 +9,18 @@ use kappalog::log::migrate::migrate_store;
 use kappalog::{limits::FORMAT_VERSION, Error};
 use migrate_common::{assert_store_equals, write_old_store};
 
+/// One test at a time: a child process forked by one test (the real command) inherits, until it
+/// execs, the descriptor of a lock another test's store holds at that moment, which would make
+/// that test's migration see the directory locked.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_format_2_store_migrates_and_reads_back_equal() {
+    let _serial = serial();
     let seed = common::seed();
     let mut rng = common::Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +46,7 @@ fn a_format_2_store_migrates_and_reads_back_equal() {
 
 #[test]
 fn a_damaged_old_batch_is_reported_with_its_file_and_byte() {
+    let _serial = serial();
     let seed = common::seed();
     let mut rng = common::Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +83,7 @@ fn a_damaged_old_batch_is_reported_with_its_file_and_byte() {
 
 #[test]
 fn a_torn_tail_of_the_active_segment_is_cut_and_reported() {
+    let _serial = serial();
     let seed = common::seed();
     let mut rng = common::Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -97,6 +109,7 @@ fn a_torn_tail_of_the_active_segment_is_cut_and_reported() {
 
 #[test]
 fn a_store_in_use_is_not_migrated() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = kappalog::Store::open(dir.path(), kappalog::StoreConfig::default()).unwrap();
     assert!(matches!(migrate_store(dir.path()), Err(Error::Locked { .. })));

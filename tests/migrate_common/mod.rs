@@ -106,7 +106,7 @@ pub fn write_old_store(dir: &Path, rng: &mut Rng, topics: u32, partitions: u32) 
             for s in 0..segments {
                 let mut log = Vec::new();
                 let seg_base = offset;
-                let batches = if s + 1 == segments && rng.below(3) == 0 { 0 } else { 1 + rng.below(6) };
+                let batches = if s > 0 && s + 1 == segments && rng.below(3) == 0 { 0 } else { 1 + rng.below(6) };
                 for _ in 0..batches {
                     let base = offset;
                     let n = 1 + rng.below(5);

@@ -145,7 +145,7 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
     if let Some(topic) = &emit_topic {
         // Emits staged by the last checkpoint may or may not have reached the topic before a crash.
         let mut log = std::mem::take(&mut v.state.write().snap.emit);
-        emit::forget_published(topic, &slot.name, v.number, &mut log)?;
+        emit::resume(&slot.store, topic, &slot.name, v.number, &mut log)?;
         let staged = log.take();
         v.state.write().snap.emit = log;
         emit::publish(topic, &slot.name, v.number, staged)?;

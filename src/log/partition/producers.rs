@@ -33,6 +33,15 @@ impl Partition {
         self.inner.writer.lock().producers.len()
     }
 
+    /// The epoch and the last sequence this partition remembers for producer `id`, unless it does
+    /// not remember it (it never appended here, or expired): where that producer goes on from
+    /// after a restart (the next batch starts at the sequence after it).
+    pub fn producer_last_sequence(&self, id: i64) -> Option<(i16, i32)> {
+        let now = self.inner.clock.now_ms();
+        let w = self.inner.writer.lock();
+        w.producers.entry(id, now).and_then(|e| Some((e.epoch, e.batches.back()?.last_sequence)))
+    }
+
     pub(crate) fn producer_error(&self, error: ProducerError) -> Error {
         Error::Producer { topic: self.inner.topic.to_string(), partition: self.inner.id, error }
     }

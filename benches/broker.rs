@@ -13,51 +13,22 @@
 //! runs scenario 2 alone; KAPPALOG_BENCH_BROKER=PATH runs that `kappalog` binary instead of this
 //! build's.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use kappalog::{NewRecord, Store, StoreConfig, TopicConfig};
 use serde_json::json;
-
-const CONNECTIONS: usize = 16;
-const BATCH_RECORDS: usize = 1000;
-const RECORD_BYTES: usize = 100;
-const PARTITIONS: u32 = 4;
+use support::{
+    client, closed_loop, fsyncs, library_load, median, produce_load, start, BATCH_RECORDS, CONNECTIONS, PARTITIONS,
+    RECORD_BYTES,
+};
 const LATENCY_SAMPLES: usize = 2000;
 /// Alternated broker / Redis runs of the single-record scenario.
 const PAIRS: usize = 3;
-
-struct Broker(Child, String);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Broker {
-    // Another build's binary, to compare two builds on the same machine.
-    let binary = std::env::var_os("KAPPALOG_BENCH_BROKER").unwrap_or_else(|| env!("CARGO_BIN_EXE_kappalog").into());
-    let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .env("KAPPALOG_KAFKA_LISTEN", "off")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the broker");
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("the broker's first line");
-    let url = line.trim().strip_prefix("kappalog listening on ").expect("listening line").to_string();
-    Broker(child, url)
-}
 
 /// A `redis-server` with an append-only file fsynced before every reply, on a free port.
 struct Redis {
@@ -134,31 +105,6 @@ impl Redis {
     }
 }
 
-/// Runs `CONNECTIONS` threads, each calling the closure `connect` made for it in a loop, for
-/// `seconds`: calls/s times `per_call`.
-fn closed_loop<F: FnMut() + Send + 'static>(seconds: f64, per_call: usize, connect: impl Fn() -> F) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let threads: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (stop, done, mut call) = (stop.clone(), done.clone(), connect());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    call();
-                    done.fetch_add(per_call as u64, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
 /// `CONNECTIONS` keep-alive HTTP/1.1 connections, each posting `body` to `path` and reading the
 /// response in a loop, for `seconds`: requests/s times `per_request`. A minimal client (a written
 /// request, a parsed status line and `Content-Length`), as light as the Redis client beside it, so
@@ -196,69 +142,6 @@ fn produce_load_raw(addr: &str, path: &str, body: &str, per_request: usize, seco
             reader.read_exact(&mut body).expect("the response body");
         }
     })
-}
-
-/// The broker's fsync count, from `/metrics`.
-fn fsyncs(base: &str) -> u64 {
-    let text = client().get(format!("{base}/metrics")).send().unwrap().text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("kappalog_fsync_duration_seconds_count "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("kappalog_fsync_duration_seconds_count in /metrics")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
-}
-
-/// Runs `CONNECTIONS` threads posting `body` to `url` for `seconds`; returns records/s.
-fn produce_load(url: &str, body: String, records_per_request: usize, seconds: f64) -> f64 {
-    closed_loop(seconds, records_per_request, || {
-        let (c, url, body) = (client(), url.to_string(), body.clone());
-        move || {
-            let r = c
-                .post(&url)
-                .header("Content-Type", "application/vnd.kafka.binary.v2+json")
-                .body(body.clone())
-                .send()
-                .expect("produce");
-            assert_eq!(r.status(), 200, "{:?}", r.text());
-        }
-    })
-}
-
-/// The same appends through the library, `CONNECTIONS` threads: records/s.
-fn library_load(records_per_append: usize, seconds: f64) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let topic = store.create_topic("bench", PARTITIONS, TopicConfig::default()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let threads: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (stop, done, topic) = (stop.clone(), done.clone(), topic.clone());
-            std::thread::spawn(move || {
-                let value = vec![b'x'; RECORD_BYTES];
-                while !stop.load(Ordering::Relaxed) {
-                    let recs: Vec<NewRecord> = (0..records_per_append).map(|_| NewRecord::new(value.clone())).collect();
-                    topic.append(&recs).unwrap();
-                    done.fetch_add(records_per_append as u64, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -152,6 +152,7 @@ fn every_group_api_at_every_advertised_version() {
             (g.members[0].client_id.as_str(), &g.members[0].member_assignment[..]),
             ("kappalog-test", ASSIGNMENT)
         );
+        assert_eq!(g.members[0].client_host.as_str(), "/127.0.0.1", "{ctx}: the client's address, as Kafka gives it");
 
         let l = c.call(v(ApiKey::ListGroups), &ListGroupsRequest::default());
         let listed = l.groups.iter().find(|g| g.group_id.0.as_str() == group).expect("listed");

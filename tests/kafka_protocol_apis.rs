@@ -136,6 +136,10 @@ fn every_api_and_version_round_trips() {
         let t2 = resp.topics.iter().find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("t2")).expect("t2");
         assert_eq!(t2.partitions.len(), 2, "v{v}");
         assert!(t2.partitions.iter().all(|p| p.leader_id.0 == 0 && p.replica_nodes == vec![BrokerId(0)]));
+        if v >= 7 {
+            // The epoch stored in every batch (fetched below), so clients' fencing agrees.
+            assert!(t2.partitions.iter().all(|p| p.leader_epoch == 0), "v{v}: leader epoch 0");
+        }
         let mut one = metadata_request::MetadataRequestTopic::default();
         one.name = Some(topic("nope"));
         let resp = c.call(v, &MetadataRequest::default().with_topics(Some(vec![one])));
@@ -175,6 +179,7 @@ fn every_api_and_version_round_trips() {
             offset = records.last().map_or(offset, |r| r.offset + 1);
         }
         assert_eq!(records.len() as i64, next, "v{v}");
+        assert!(records.iter().all(|r| r.partition_leader_epoch == 0), "v{v}: batches carry leader epoch 0");
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.offset, i as i64);
             assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
@@ -203,6 +208,15 @@ fn every_api_and_version_round_trips() {
         assert_eq!(list_offsets(&mut c, v, "t2", ts + 12), (0, ts + 12, 12), "v{v} by time");
         assert_eq!(list_offsets(&mut c, v, "t2", ts + 1_000_000), (0, -1, -1), "v{v} after every record");
         assert_eq!(list_offsets(&mut c, v, "nope", -1).0, 3);
+    }
+    for v in 4..=5 {
+        let mut p = list_offsets_request::ListOffsetsPartition::default();
+        p.timestamp = -1;
+        let mut t = list_offsets_request::ListOffsetsTopic::default();
+        t.name = topic("t2");
+        t.partitions = vec![p];
+        let resp = c.call(v, &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t]));
+        assert_eq!(resp.topics[0].partitions[0].leader_epoch, 0, "v{v}: the leader epoch Metadata gives");
     }
 
     // DescribeConfigs v1-3 and IncrementalAlterConfigs v0.

@@ -54,7 +54,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a Kafka connection failed");
                 tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
@@ -70,7 +70,9 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let (ctx, config, stop, open) = (ctx.clone(), config.clone(), stop.clone(), open_rx.clone());
+        let (stream, peer) = stream;
+        let (mut ctx, config, stop, open) = (ctx.clone(), config.clone(), stop.clone(), open_rx.clone());
+        ctx.peer = Some(peer.ip());
         tokio::spawn(async move {
             ctx.metrics.connection(true);
             connection(stream, &ctx, &config, stop).await;

@@ -67,7 +67,7 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Write
         for p in 0..t.partitions {
             w.i16(code::NONE).i32(p as i32).i32(NODE_ID);
             if version >= 7 {
-                w.i32(-1); // leader_epoch
+                w.i32(super::LEADER_EPOCH);
             }
             w.array_len(1).i32(NODE_ID); // replica_nodes
             w.array_len(1).i32(NODE_ID); // isr_nodes

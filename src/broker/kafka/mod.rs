@@ -55,6 +55,9 @@ pub const IN_FLIGHT_MAX_DEFAULT: usize = 16;
 /// Default time a Kafka connection may sit idle (nothing in flight, no bytes arriving) before the
 /// broker closes it (Kafka's `connections.max.idle.ms`).
 pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
+/// The leader epoch of every partition in Metadata and ListOffsets: the `partitionLeaderEpoch` of
+/// every stored batch (one node, always its first leader epoch).
+pub const LEADER_EPOCH: i32 = crate::log::batch::PARTITION_LEADER_EPOCH;
 /// The cluster id in Metadata.
 pub const CLUSTER_ID: &str = "kappalog";
 
@@ -144,6 +147,8 @@ pub struct Context {
     pub metrics: Arc<metrics::KafkaMetrics>,
     /// Turns true at shutdown: parked fetches answer with what they have.
     pub stop: watch::Receiver<bool>,
+    /// The client's address, on a connection's own copy (DescribeGroups' `client_host`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Context {
@@ -162,6 +167,7 @@ impl Context {
             advertised_port: advertised.1,
             metrics,
             stop,
+            peer: None,
         }
     }
 }

@@ -81,7 +81,7 @@ pub async fn list_offsets(ctx: &Context, version: i16, r: &mut Reader) -> Result
         for &(index, (error, timestamp, offset)) in parts {
             w.i32(index).i16(error).i64(timestamp).i64(offset);
             if version >= 4 {
-                w.i32(-1); // leader_epoch
+                w.i32(super::LEADER_EPOCH);
             }
         }
     }

@@ -119,7 +119,8 @@ pub(super) async fn join_group(ctx: &Context, h: &RequestHeader, r: &mut Reader)
         member_id: req.member_id,
         group_instance_id: req.group_instance_id,
         client_id: h.client_id.clone().unwrap_or_default(),
-        client_host: String::new(),
+        // As Kafka reports it: the client's address after a slash.
+        client_host: ctx.peer.map_or_else(String::new, |ip| format!("/{ip}")),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if v == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms },
         protocol_type: req.protocol_type,

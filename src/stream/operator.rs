@@ -71,6 +71,14 @@ pub(crate) struct Meta<'a> {
     pub origin: Origin,
 }
 
+/// A record value parsed while the record waits to be applied (see `Declarative::pre_parse`).
+#[derive(Debug)]
+pub(crate) struct PreParsed {
+    doc: Value,
+    /// Where the key field's raw JSON lies in the value, when the plan captures it.
+    key: Option<std::ops::Range<usize>>,
+}
+
 /// A record to apply, borrowed from a batch or from an owned [`Record`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Incoming<'a> {
@@ -199,6 +207,48 @@ impl Declarative {
             Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
             _ => i64::MIN,
         }
+    }
+
+    /// For a windowed view of JSON values without a join: the record's value parsed once, for
+    /// both its event time (which orders it among other partitions' records, as
+    /// [`order_time`](Self::order_time)) and its apply ([`apply_pre_parsed`](Self::apply_pre_parsed)).
+    /// `None` when the view is not such a view or the value does not parse (the record is then
+    /// ordered and applied as any other).
+    fn pre_parse(&self, rec: &Record, topic: u32) -> Option<(i64, PreParsed)> {
+        if self.is_joined_side(topic) || self.spec.join.is_some() || self.spec.source.format != SourceFormat::Json {
+            return None;
+        }
+        let (Some(w), Some(pointer), Some(plan)) = (&self.windowing, &self.time, &self.plan) else { return None };
+        let bytes = rec.value.as_deref()?;
+        let parsed = project::parse(bytes, plan).ok()?;
+        let time = match window::event_time(&parsed.doc, pointer) {
+            Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
+            _ => i64::MIN,
+        };
+        let key = parsed.key.map(|raw| {
+            let start = raw.get().as_ptr() as usize - bytes.as_ptr() as usize;
+            start..start + raw.get().len()
+        });
+        Some((time, PreParsed { doc: parsed.doc, key }))
+    }
+
+    /// Applies a record whose value [`pre_parse`](Self::pre_parse) parsed: as [`apply`](Self::apply) would.
+    fn apply_pre_parsed(
+        &self,
+        rec: Incoming<'_>,
+        pre: PreParsed,
+        origin: Origin,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) {
+        let m = Meta { key: rec.key, timestamp: rec.timestamp, offset: rec.offset, origin };
+        let raw_key = match (pre.key, rec.value) {
+            (Some(range), Some(bytes)) => {
+                bytes.get(range).and_then(|raw| serde_json::from_slice::<&RawValue>(raw).ok())
+            }
+            _ => None,
+        };
+        self.apply_doc(pre.doc, raw_key, m, st, out)
     }
 
     fn apply(&self, rec: Incoming<'_>, origin: Origin, st: &mut State, out: &mut Vec<NewRecord>) {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
-use super::operator::{Incoming, Origin};
+use super::operator::{Origin, PreParsed};
 use super::view::{Slot, Version};
 use crate::error::{Error, Result, ViewError};
 use crate::log::{NewRecord, Partition, ReadBatch, Record};
@@ -64,6 +64,8 @@ struct Buffered {
     time: i64,
     /// The offset to apply next after it.
     next: u64,
+    /// Its value, parsed once for both its time and its apply (windowed JSON views).
+    pre: Option<PreParsed>,
 }
 
 /// One source partition as the runner reads it.
@@ -330,8 +332,8 @@ fn fill(slot: &Slot, v: &Version, s: &mut Source) -> Result<()> {
         let buffer = &mut s.buffer;
         let given = b.for_each(|r| {
             let record = b.to_record(r);
-            let time = v.operator.order_time(&record, s.origin.topic);
-            buffer.push_back(Buffered { record, time, next: r.offset + 1 });
+            let (time, pre) = v.operator.order_time_parsed(&record, s.origin.topic);
+            buffer.push_back(Buffered { record, time, next: r.offset + 1, pre });
         });
         match given {
             Ok(next_after_batch) => {
@@ -365,9 +367,9 @@ fn apply_in_time_order(v: &Version, sources: &mut [Source], emits: &mut Vec<NewR
     }
     while let Some(Reverse((_, i))) = heads.pop() {
         let s = &mut sources[i];
-        let b = s.buffer.pop_front().expect("a head is buffered");
-        v.operator.apply(Incoming::from(&b.record), s.origin, || b.record.clone(), &mut st, emits);
-        st.set_offset_at(s.origin.slot, b.next);
+        let Buffered { record, next, pre, .. } = s.buffer.pop_front().expect("a head is buffered");
+        v.operator.apply_buffered(&record, pre, s.origin, &mut st, emits);
+        st.set_offset_at(s.origin.slot, next);
         match s.buffer.front() {
             Some(next) => heads.push(Reverse((next.time, i))),
             None => {

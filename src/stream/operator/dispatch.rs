@@ -70,11 +70,34 @@ impl Operator {
         st.snap.counters.records_read += 1;
     }
 
-    /// The event time that orders `rec` among the buffered records of other partitions.
-    pub(crate) fn order_time(&self, rec: &Record, topic: u32) -> i64 {
+    /// The event time that orders `rec` among the buffered records of other partitions, and its
+    /// value parsed for [`apply_buffered`](Self::apply_buffered) when the view can apply it so.
+    pub(crate) fn order_time_parsed(&self, rec: &Record, topic: u32) -> (i64, Option<PreParsed>) {
         match self {
-            Operator::Declarative(d) => d.order_time(rec, topic),
-            Operator::Custom(_) => rec.timestamp,
+            Operator::Declarative(d) => match d.pre_parse(rec, topic) {
+                Some((t, pre)) => (t, Some(pre)),
+                None => (d.order_time(rec, topic), None),
+            },
+            Operator::Custom(_) => (rec.timestamp, None),
+        }
+    }
+
+    /// Applies a buffered record, with its value as [`order_time_parsed`](Self::order_time_parsed)
+    /// parsed it, if it did.
+    pub(crate) fn apply_buffered(
+        &self,
+        rec: &Record,
+        pre: Option<PreParsed>,
+        origin: Origin,
+        st: &mut State,
+        out: &mut Vec<NewRecord>,
+    ) {
+        match (self, pre) {
+            (Operator::Declarative(d), Some(pre)) => {
+                d.apply_pre_parsed(rec.into(), pre, origin, st, out);
+                st.snap.counters.records_read += 1;
+            }
+            _ => self.apply(rec.into(), origin, || rec.clone(), st, out),
         }
     }
 

@@ -186,12 +186,24 @@ pub(crate) fn resume(store: &Store, topic: &Topic, view: &str, version: u64, log
         log.number_pending();
         return Ok(());
     };
+    let mut stale = false;
+    // A partition with nothing pending must not remember the producer past the checkpoint's next
+    // sequence there (0 if it has none): if it does, the topic holds emits this checkpoint does not
+    // know of (an earlier checkpoint was restored), and the version goes on with a new producer id.
+    for part in topic.partitions().iter() {
+        if log.pending.iter().any(|p| p.partition == part.id()) {
+            continue;
+        }
+        let next = log.partition_sequences.get(&part.id()).copied().unwrap_or(0);
+        if let Some((epoch, last)) = part.producer_last_sequence(producer.id) {
+            stale |= epoch != producer.epoch || written_count(next, 0, last).is_none();
+        }
+    }
     let mut partitions: BTreeMap<u32, (i32, u32)> = BTreeMap::new();
     for p in &log.pending {
         partitions.entry(p.partition).or_insert((p.partition_sequence, 0)).1 += 1;
     }
     let mut written: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut stale = false;
     for (&partition, &(first, count)) in &partitions {
         let part = topic.partition(partition)?;
         let from = log.scan_from.get(&partition).copied().unwrap_or(0);

@@ -99,6 +99,39 @@ fn a_restart_appends_only_what_had_not_reached_the_topic() {
     assert_eq!(again.producer, Some(producer));
 }
 
+/// A checkpoint older than what its emit topic holds (it was lost and an earlier one restored),
+/// with nothing pending: the topic remembers the producer past the checkpoint's sequences, so the
+/// version goes on with a new producer id, and its next records are accepted, not refused as out
+/// of order.
+#[test]
+fn a_checkpoint_behind_the_topic_goes_on_with_a_new_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let store = open(dir.path(), &clock);
+    let topic = store.create_topic("out", 1, TopicConfig::default()).unwrap();
+    let mut log = EmitLog::default();
+    resume(&store, &topic, "v", 3, &mut log).unwrap();
+    let producer = log.producer.expect("a producer id once the runner started");
+    // The first restored checkpoint: nothing staged yet.
+    let mut before_any = log.clone();
+    log.stage(&topic, records(0, 4)).unwrap();
+    publish(&topic, "v", 3, log.take()).unwrap();
+    resume(&store, &topic, "v", 3, &mut before_any).unwrap();
+    assert_ne!(before_any.producer, Some(producer), "a checkpoint from before any emit: a new producer id");
+    // The second one: published through sequence 3, nothing pending.
+    let mut restored = log.clone();
+    log.stage(&topic, records(4, 5)).unwrap();
+    publish(&topic, "v", 3, log.take()).unwrap();
+    resume(&store, &topic, "v", 3, &mut restored).unwrap();
+    assert_ne!(restored.producer, Some(producer), "a new producer id");
+    restored.stage(&topic, records(4, 3)).unwrap();
+    assert_eq!(publish(&topic, "v", 3, restored.take()).unwrap(), 3, "accepted, not out of order");
+    // Up to date with the topic, the same producer goes on.
+    let mut current = log.clone();
+    resume(&store, &topic, "v", 3, &mut current).unwrap();
+    assert_eq!(current.producer, Some(producer));
+}
+
 /// A checkpoint of an earlier build (staged records, no producer): those that reached the topic
 /// are found by their headers, and the version takes a producer id for the rest.
 #[test]

@@ -25,19 +25,17 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use super::{dispatch, Context, Outcome, REQUEST_BYTES_MIN};
-use crate::broker::listener::{ConnectionConfig, ACCEPT_ERROR_PAUSE_MS};
+use crate::broker::listener::{accept_loop, ConnectionConfig};
 
-/// Least interval between two log lines about refused connections.
-const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Most bytes the read buffer grows by per read.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -47,48 +45,27 @@ pub async fn serve(
     listener: TcpListener,
     ctx: Context,
     config: ConnectionConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let max = config.connections_max();
-    let slots = Arc::new(Semaphore::new(max));
-    let (open_tx, open_rx) = watch::channel(());
-    let mut last_refused_log: Option<Instant> = None;
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a Kafka connection failed");
-                tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
-                continue;
+    let metrics = Arc::clone(&ctx.metrics);
+    accept_loop(
+        listener,
+        max,
+        "Kafka",
+        move || metrics.connection_refused(),
+        stop,
+        |stream, peer, stop| {
+            let (mut ctx, config) = (ctx.clone(), config.clone());
+            ctx.peer = Some(peer.ip());
+            async move {
+                ctx.metrics.connection(true);
+                connection(stream, &ctx, &config, stop).await;
+                ctx.metrics.connection(false);
             }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            ctx.metrics.connection_refused();
-            if last_refused_log.is_none_or(|t| t.elapsed() >= REFUSED_LOG_INTERVAL) {
-                tracing::warn!(connections_max = max, "Kafka connection refused: the broker holds its maximum");
-                last_refused_log = Some(Instant::now());
-            }
-            drop(stream);
-            continue;
-        };
-        let (stream, peer) = stream;
-        let (mut ctx, config, stop, open) = (ctx.clone(), config.clone(), stop.clone(), open_rx.clone());
-        ctx.peer = Some(peer.ip());
-        tokio::spawn(async move {
-            ctx.metrics.connection(true);
-            connection(stream, &ctx, &config, stop).await;
-            ctx.metrics.connection(false);
-            drop((slot, open));
-        });
-    }
-    drop(listener);
-    drop(open_rx);
-    open_tx.closed().await;
-    Ok(())
+        },
+    )
+    .await
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<Bytes>>> + Send>>;

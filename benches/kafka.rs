@@ -9,7 +9,9 @@
 //! message when confluent-kafka cannot be imported, and leaves the kcat rows out without kcat.
 //! To tell the broker's limit from the client's, it also measures each client's ceiling:
 //! confluent-kafka's `produce()` into its queue with no broker, kcat producing with `acks=0`, and
-//! confluent-kafka consuming without touching the records.
+//! confluent-kafka consuming without touching the records; and for every case the CPU seconds per
+//! million records of the broker process and of the client (this process for HTTP and the
+//! library, the child for kcat and Python), from `/proc`.
 //!
 //! Environment: `KAPPALOG_BENCH_RUNS` (alternated runs, default 3), `KAPPALOG_BENCH_SECONDS` (seconds
 //! of each HTTP and library run, default 3), `KAPPALOG_BENCH_KAFKA_RECORDS` (records of each kcat
@@ -47,6 +49,72 @@ const CONSUMER_TUNING: &[(&str, &str)] = &[
     ("queued.min.messages", "1000000"),
     ("queued.max.messages.kbytes", "1048576"),
 ];
+
+/// CPU seconds (user + system) from `/proc/PID/stat`: the process's own (`children`: false) or
+/// its waited-for children's.
+fn cpu_seconds(pid: &str, children: bool) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: state is field 3, utime field 14.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let at = if children { 13 } else { 11 };
+    let ticks: f64 = fields.get(at..at + 2).map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
+    ticks / CLOCK_TICKS
+}
+
+/// `sysconf(_SC_CLK_TCK)` on Linux.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU seconds per million records of the broker (`server`) and of the client (`client`), measured
+/// around one case.
+struct Cpu {
+    broker: String,
+    server: f64,
+    own: f64,
+    children: f64,
+}
+
+impl Cpu {
+    fn start(broker: &str) -> Cpu {
+        Cpu {
+            broker: broker.to_string(),
+            server: cpu_seconds(broker, false),
+            own: cpu_seconds("self", false),
+            children: cpu_seconds("self", true),
+        }
+    }
+
+    /// (broker, client) CPU seconds per million records since `start`; the client is this process
+    /// (HTTP, library) or the children it waited for (kcat, Python).
+    fn per_million(&self, records: f64, client_is_child: bool) -> (f64, f64) {
+        let server = cpu_seconds(&self.broker, false) - self.server;
+        let client = match client_is_child {
+            true => cpu_seconds("self", true) - self.children,
+            false => cpu_seconds("self", false) - self.own,
+        };
+        (server / records * 1e6, client / records * 1e6)
+    }
+}
+
+/// One case's figures over the runs: records/s and CPU seconds per million records.
+#[derive(Default)]
+struct Case {
+    rate: Vec<f64>,
+    server: Vec<f64>,
+    client: Vec<f64>,
+}
+
+impl Case {
+    fn push(&mut self, rate: f64, (server, client): (f64, f64)) {
+        self.rate.push(rate);
+        self.server.push(server);
+        self.client.push(client);
+    }
+
+    /// "broker s | client s" per million records, medians.
+    fn cpu(&self) -> String {
+        format!("{:.2} | {:.2}", median(self.server.clone()), median(self.client.clone()))
+    }
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -205,51 +273,70 @@ fn main() {
     let http_body = json!({"records": vec![json!({"value": value}); BATCH_RECORDS]}).to_string();
     let py_n = py_records.to_string();
 
-    let (mut http, mut lib, mut kc, mut py, mut per_fsync) = (vec![], vec![], vec![], vec![], vec![]);
+    let pid = broker.0.id().to_string();
+    // Runs one case: its records/s, and the CPU per million records of broker and client.
+    let measure = |case: &mut Case, client_is_child: bool, run: &mut dyn FnMut() -> f64| {
+        let cpu = Cpu::start(&pid);
+        let started = Instant::now();
+        let rate = run();
+        let records = rate * started.elapsed().as_secs_f64();
+        case.push(rate, cpu.per_million(records, client_is_child));
+    };
+    let (mut http, mut lib, mut kc, mut py, mut per_fsync) =
+        (Case::default(), Case::default(), Case::default(), Case::default(), vec![]);
     for run in 0..runs {
         settle();
-        http.push(produce_load(&format!("{base}/topics/http"), http_body.clone(), BATCH_RECORDS, seconds));
+        let url = format!("{base}/topics/http");
+        measure(&mut http, false, &mut || produce_load(&url, http_body.clone(), BATCH_RECORDS, seconds));
         settle();
-        lib.push(library_load(BATCH_RECORDS, seconds));
+        measure(&mut lib, false, &mut || library_load(BATCH_RECORDS, seconds));
         if kcat {
             let f0 = fsyncs(&base);
-            kc.push(kcat_produce(&kafka, &base, "kcat", lines.path(), kcat_records, "all"));
+            measure(&mut kc, true, &mut || kcat_produce(&kafka, &base, "kcat", lines.path(), kcat_records, "all"));
             per_fsync.push(kcat_records as f64 / (fsyncs(&base) - f0).max(1) as f64);
         }
         settle();
         let before = end_offsets(&base, "python");
-        let p = python(&["produce", &kafka, "python", &py_n, "all"]);
-        assert_eq!(p["failed"], 0, "confluent-kafka deliveries failed: {p}");
+        measure(&mut py, true, &mut || {
+            let p = python(&["produce", &kafka, "python", &py_n, "all"]);
+            assert_eq!(p["failed"], 0, "confluent-kafka deliveries failed: {p}");
+            rate(&p, "records")
+        });
         assert_eq!(end_offsets(&base, "python") - before, py_records, "confluent-kafka records appended");
-        py.push(rate(&p, "records"));
         println!(
             "run {}: HTTP {} rec/s, library {} rec/s, kcat {} rec/s, confluent-kafka {} rec/s",
             run + 1,
-            si(http[run]),
-            si(lib[run]),
-            kc.last().map_or("-".into(), |&r| si(r)),
-            si(py[run])
+            si(http.rate[run]),
+            si(lib.rate[run]),
+            kc.rate.last().map_or("-".into(), |&r| si(r)),
+            si(py.rate[run])
         );
     }
 
     // The clients' ceilings.
     let enqueue = rate(&python(&["enqueue", &py_n]), "records");
-    let kcat_acks0 = kcat.then(|| kcat_produce(&kafka, &base, "acks0", lines.path(), kcat_records, "0"));
+    let mut kcat_acks0 = Case::default();
+    if kcat {
+        measure(&mut kcat_acks0, true, &mut || kcat_produce(&kafka, &base, "acks0", lines.path(), kcat_records, "0"));
+    }
 
     // Consume what kcat (or else confluent-kafka) produced.
     let (topic, total) = if kcat { ("kcat", kcat_records * runs as u64) } else { ("python", py_records * runs as u64) };
-    let mut kc_consume = vec![];
-    let (mut py_touch, mut py_count) = (vec![], vec![]);
+    let (mut kc_consume, mut py_touch, mut py_count) = (Case::default(), Case::default(), Case::default());
     let py_consume_n = total.min(3 * py_records).to_string();
+    let parts = PARTITIONS.to_string();
     for _ in 0..runs {
         if kcat {
-            kc_consume.push(kcat_consume(&kafka, topic, total));
+            measure(&mut kc_consume, true, &mut || kcat_consume(&kafka, topic, total));
         }
-        let t = python(&["consume", &kafka, topic, &PARTITIONS.to_string(), &py_consume_n, "touch"]);
-        assert_eq!(t["errors"], 0, "confluent-kafka consume errors: {t}");
-        py_touch.push(rate(&t, "timed_records"));
-        py_count
-            .push(rate(&python(&["consume", &kafka, topic, &PARTITIONS.to_string(), &py_consume_n]), "timed_records"));
+        measure(&mut py_touch, true, &mut || {
+            let t = python(&["consume", &kafka, topic, &parts, &py_consume_n, "touch"]);
+            assert_eq!(t["errors"], 0, "confluent-kafka consume errors: {t}");
+            rate(&t, "timed_records")
+        });
+        measure(&mut py_count, true, &mut || {
+            rate(&python(&["consume", &kafka, topic, &parts, &py_consume_n]), "timed_records")
+        });
     }
     drop(broker);
 
@@ -257,49 +344,66 @@ fn main() {
     let x = |v: f64| format!("{v:.2}");
     println!();
     println!("Kafka benchmark, {runs} alternated runs, 100 B records, acks=all to sync topics, 4 partitions; median (lowest - highest)");
-    println!("| case | records/s | ratio to HTTP batched | ratio to library | target |");
-    println!("|---|---|---|---|---|");
-    println!("| HTTP produce, {BATCH_RECORDS} records per request, 16 connections | {} | | | |", spread(&http, rec));
-    println!("| library `Topic::append`, {BATCH_RECORDS} records, 16 threads | {} | | | |", spread(&lib, rec));
-    if kcat {
-        let (vs_http, vs_lib) = (ratios(&kc, &http), ratios(&kc, &lib));
+    println!("CPU: seconds of CPU per million records (user + system), of the broker and of the client, medians");
+    println!("| case | records/s | ratio to HTTP batched | ratio to library | target | CPU broker | CPU client |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| HTTP produce, {BATCH_RECORDS} records per request, 16 connections | {} | | | | {} |",
+        spread(&http.rate, rec),
+        http.cpu()
+    );
+    println!(
+        "| library `Topic::append`, {BATCH_RECORDS} records, 16 threads | {} | | | | - | {:.2} |",
+        spread(&lib.rate, rec),
+        median(lib.client.clone())
+    );
+    let produce_row = |name: String, c: &Case, bold: bool| {
+        let (vs_http, vs_lib) = (ratios(&c.rate, &http.rate), ratios(&c.rate, &lib.rate));
         let ok =
             median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP && median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY;
+        let (h, l) =
+            (median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP, median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY);
+        let b = if bold { "**" } else { "" };
         println!(
-            "| **kcat produce**, {kcat_records} records per run, {:.0} records per fsync | {} | {} | {} | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: **{}** |",
-            median(per_fsync),
-            spread(&kc, rec),
+            "| {name} | {} | {} ({}) | {} ({}) | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: {b}{}{b} | {} |",
+            spread(&c.rate, rec),
             spread(&vs_http, x),
+            verdict(h),
             spread(&vs_lib, x),
-            verdict(ok)
+            verdict(l),
+            verdict(ok),
+            c.cpu()
         );
-    }
-    let (vs_http, vs_lib) = (ratios(&py, &http), ratios(&py, &lib));
-    let ok = median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP && median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY;
-    println!(
-        "| confluent-kafka produce, {py_records} records per run | {} | {} | {} | {} |",
-        spread(&py, rec),
-        spread(&vs_http, x),
-        spread(&vs_lib, x),
-        verdict(ok)
-    );
-    println!("| (ceiling) confluent-kafka `produce()` into its queue, no broker | {} | | | |", si(enqueue));
-    if let Some(r) = kcat_acks0 {
-        println!("| (ceiling) kcat produce with acks=0 | {} | | | |", si(r));
-    }
+    };
     if kcat {
-        let ok = median(kc_consume.clone()) >= CONSUME_TARGET;
-        println!(
-            "| **kcat consume**, {total} records from the beginning | {} | | | >= 2 M: **{}** |",
-            spread(&kc_consume, rec),
-            verdict(ok)
+        produce_row(
+            format!("**kcat produce**, {kcat_records} records per run, {:.0} records per fsync", median(per_fsync)),
+            &kc,
+            true,
         );
     }
-    let ok = median(py_touch.clone()) >= CONSUME_TARGET;
+    produce_row(format!("confluent-kafka produce, {py_records} records per run"), &py, false);
+    println!("| (ceiling) confluent-kafka `produce()` into its queue, no broker | {} | | | | | |", si(enqueue));
+    if kcat {
+        println!("| (ceiling) kcat produce with acks=0 | {} | | | | {} |", si(kcat_acks0.rate[0]), kcat_acks0.cpu());
+        let ok = median(kc_consume.rate.clone()) >= CONSUME_TARGET;
+        println!(
+            "| **kcat consume**, {total} records from the beginning | {} | | | >= 2 M: **{}** | {} |",
+            spread(&kc_consume.rate, rec),
+            verdict(ok),
+            kc_consume.cpu()
+        );
+    }
+    let ok = median(py_touch.rate.clone()) >= CONSUME_TARGET;
     println!(
-        "| confluent-kafka consume, every value read | {} | | | >= 2 M: {} |",
-        spread(&py_touch, rec),
-        verdict(ok)
+        "| confluent-kafka consume, every value read | {} | | | >= 2 M: {} | {} |",
+        spread(&py_touch.rate, rec),
+        verdict(ok),
+        py_touch.cpu()
     );
-    println!("| (ceiling) confluent-kafka consume, batches counted only | {} | | | |", spread(&py_count, rec));
+    println!(
+        "| (ceiling) confluent-kafka consume, batches counted only | {} | | | | {} |",
+        spread(&py_count.rate, rec),
+        py_count.cpu()
+    );
 }

@@ -2,8 +2,8 @@
 //! `kafka-protocol` crate as the independent codec (requests it encodes decode with the broker's
 //! codec; the broker's responses decode with it, every byte consumed): one member's whole life
 //! (FindCoordinator, the JoinGroup handshake, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch,
-//! DescribeGroups, ListGroups, LeaveGroup, DeleteGroups), and one group never managed both over
-//! HTTP and by Kafka clients.
+//! DescribeGroups, ListGroups, LeaveGroup, DeleteGroups), one group never managed both over
+//! HTTP and by Kafka clients, and OffsetCommit taking any offset as Kafka does.
 
 mod broker_common;
 mod kafka_common;
@@ -15,9 +15,9 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest, TopicName,
+    fetch_request, ApiKey, ApiVersionsRequest, BrokerId, DeleteGroupsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
@@ -212,6 +212,64 @@ fn a_group_is_managed_over_http_or_by_kafka_clients_not_both() {
     let (status, body) =
         http.post("/groups/kafka/reset-offsets", &json!({"topic": "t", "strategy": "to_earliest", "dry_run": false}));
     assert_eq!(status, 409, "{body}");
+}
+
+/// Kafka's OffsetCommit does not check an offset against the log: one past the log end is
+/// committed and fetched back, and a consumer resuming there gets OFFSET_OUT_OF_RANGE from Fetch
+/// (its `auto.offset.reset` then applies). Only a negative offset, which cannot be stored, is refused.
+#[test]
+fn offset_commit_takes_an_offset_past_the_log_end_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let http = broker.client();
+    http.create_topic("t", 1, json!({}));
+    let (status, _) = http.post("/topics/t", &json!({"records": [{"value": "a"}, {"value": "b"}]}));
+    assert_eq!(status, 200);
+    let mut c = Conn::connect(&broker.kafka);
+    let commit = |offset| {
+        // A commit without a member (generation -1) to a group with no live members, as a
+        // consumer with manual assignment sends.
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("manual")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
+                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset),
+            ])])
+    };
+    let committed = |c: &mut Conn| {
+        let fetch = OffsetFetchRequest::default().with_group_id(GroupId(s("manual"))).with_topics(Some(vec![
+            OffsetFetchRequestTopic::default().with_name(TopicName(s("t"))).with_partition_indexes(vec![0]),
+        ]));
+        c.call(5, &fetch).topics[0].partitions[0].committed_offset
+    };
+    for v in [2, 7] {
+        let past = 1000 + i64::from(v);
+        assert_eq!(c.call(v, &commit(past)).topics[0].partitions[0].error_code, 0, "v{v}: past the log end (2)");
+        assert_eq!(committed(&mut c), past, "v{v}");
+        assert_eq!(c.call(v, &commit(-5)).topics[0].partitions[0].error_code, 1, "v{v}: negative");
+        assert_eq!(committed(&mut c), past, "v{v}: the refused commit changed nothing");
+    }
+    let (status, g) = http.get("/groups/manual");
+    assert_eq!(
+        (status, g["partitions"][0]["committed"].as_u64(), g["partitions"][0]["lag"].as_u64()),
+        (200, Some(1007), Some(0)),
+        "{g}"
+    );
+
+    let mut p = fetch_request::FetchPartition::default();
+    p.fetch_offset = committed(&mut c);
+    p.partition_max_bytes = 1 << 20;
+    let mut t = fetch_request::FetchTopic::default();
+    t.topic = TopicName(s("t"));
+    t.partitions = vec![p];
+    let mut fetch = FetchRequest::default();
+    fetch.replica_id = BrokerId(-1);
+    fetch.max_bytes = 1 << 20;
+    fetch.topics = vec![t];
+    let r = c.call(11, &fetch);
+    let got = &r.responses[0].partitions[0];
+    assert_eq!((got.error_code, got.high_watermark), (1, 2), "OFFSET_OUT_OF_RANGE at the committed offset");
 }
 
 #[test]

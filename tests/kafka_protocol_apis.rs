@@ -355,3 +355,56 @@ fn crc32c(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Produce requests sent back to back on one connection (more than the broker keeps in flight, so
+/// it stops reading meanwhile) to a `sync` topic: answered in request order, each batch at the
+/// offsets the requests' order gives (computed here from the batch sizes), and read back in that
+/// order. The batch sizes and partitions are random, from a printed seed.
+#[test]
+fn pipelined_produce_requests_keep_their_order() {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    println!("seed {seed}");
+    let mut rng = seed | 1;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    broker.client().create_topic("q", 2, serde_json::json!({"durability": "sync"}));
+    let mut c = Conn::connect(&broker.kafka);
+    let (mut frames, mut expected, mut ends, mut first) = (Vec::new(), Vec::new(), [0i64; 2], 0usize);
+    for _ in 0..40 {
+        let (p, n) = (next(2) as usize, 1 + next(20) as usize);
+        let (corr, f) = c.frame(8, &produce_request("q", p as i32, batch(first, n, 1), -1));
+        frames.extend(f);
+        expected.push((corr, p, ends[p], first, n));
+        ends[p] += n as i64;
+        first += n;
+    }
+    c.send_raw(&frames);
+    for &(corr, p, base, _, _) in &expected {
+        let r = Conn::decode::<ProduceRequest>(8, corr, c.read_frame().expect("an answer per request"));
+        let got = &r.responses[0].partition_responses[0];
+        assert_eq!((got.index, got.error_code, got.base_offset), (p as i32, 0, base), "seed {seed}, request {corr}");
+    }
+    for (p, &end) in ends.iter().enumerate() {
+        let mut keys = Vec::new();
+        while (keys.len() as i64) < end {
+            let resp = c.call(11, &fetch_request("q", p as i32, keys.len() as i64, 100));
+            let mut bytes = resp.responses[0].partitions[0].records.clone().expect("records");
+            let from = keys.len() as i64;
+            for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+                keys.extend(set.records.into_iter().filter(|r| r.offset >= from).map(|r| r.key.unwrap()));
+            }
+        }
+        let want: Vec<Bytes> = expected
+            .iter()
+            .filter(|e| e.1 == p)
+            .flat_map(|&(_, _, _, first, n)| (first..first + n).map(|i| Bytes::from(format!("k{i}"))))
+            .collect();
+        assert_eq!(keys, want, "seed {seed}, partition {p}");
+    }
+}

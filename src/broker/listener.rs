@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -79,9 +80,45 @@ pub async fn serve(
     app: Router,
     config: ConnectionConfig,
     state: AppState,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let max = config.connections_max();
+    let refused = state.clone();
+    accept_loop(
+        listener,
+        max,
+        "HTTP",
+        move || refused.metrics().connection_refused(),
+        stop,
+        |stream, _, stop| {
+            let (app, config, state) = (app.clone(), config.clone(), state.clone());
+            async move {
+                state.metrics().connection(true);
+                connection(stream, app, &config, stop).await;
+                state.metrics().connection(false);
+            }
+        },
+    )
+    .await
+}
+
+/// The accept loop of every listener of the broker (HTTP and Kafka): accepts on `listener` until
+/// `stop` turns true and spawns `serve` for each connection, at most `max` open at once. A
+/// connection over the limit is closed at once and counted by `refused`, with a log line at most
+/// once a second; a failed `accept` is logged and retried after [`ACCEPT_ERROR_PAUSE_MS`]. Once
+/// `stop` turns true, returns when every connection it spawned has finished.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    max: usize,
+    protocol: &'static str,
+    refused: impl Fn(),
+    mut stop: watch::Receiver<bool>,
+    mut serve: F,
+) -> io::Result<()>
+where
+    F: FnMut(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(max));
     let (open_tx, open_rx) = watch::channel(());
     let mut last_refused_log: Option<Instant> = None;
@@ -91,19 +128,20 @@ pub async fn serve(
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
-                tracing::warn!(error = %e, "accepting a connection failed");
+                tracing::warn!(protocol, error = %e, "accepting a connection failed");
                 tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
                 continue;
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            state.metrics().connection_refused();
+            refused();
             refused_since_log += 1;
             if last_refused_log.is_none_or(|t| t.elapsed() >= REFUSED_LOG_INTERVAL) {
                 tracing::warn!(
+                    protocol,
                     connections_max = max,
                     refused = refused_since_log,
                     "connection refused: the broker holds its maximum number of connections"
@@ -114,12 +152,9 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let (app, config, state, stop, open) =
-            (app.clone(), config.clone(), state.clone(), stop.clone(), open_rx.clone());
+        let (served, open) = (serve(stream, peer, stop.clone()), open_rx.clone());
         tokio::spawn(async move {
-            state.metrics().connection(true);
-            connection(stream, app, &config, stop).await;
-            state.metrics().connection(false);
+            served.await;
             drop((slot, open));
         });
     }

@@ -9,10 +9,15 @@
 //! - a request larger than `request_bytes_max` (Kafka's `socket.request.max.bytes`) or smaller
 //!   than a header closes the connection; the buffer grows with the bytes that arrive, not with
 //!   the size a request declares;
-//! - requests of one connection are handled one after another, in order (as Kafka does: appends
-//!   of one producer keep their order), and answered in that order; at most `in_flight_max`
-//!   answers wait to be written (acknowledgements waiting for their fsync): past that the
-//!   connection is not read until the client reads its responses.
+//! - requests of one connection are handled one after another, in order, and answered in that
+//!   order (Kafka's rule). A Produce is handled once its batches are queued in the log's order (so
+//!   a producer's batches keep their order); its acknowledgement waits for the fsync while the
+//!   next requests are read and appended, so a client's pipelined requests share fsyncs. At most
+//!   `in_flight_max` answers wait to be written (acknowledgements waiting for their fsync): past
+//!   that the connection is not read until they are written, nor while the client does not read
+//!   its responses.
+//! - an answer's chunks (a Fetch's batches are slices of the mapped segments, not copies) go to
+//!   the socket in vectored writes.
 //!
 //! At shutdown the listener stops accepting, each connection stops reading, parked fetches answer
 //! with what they have, and the answers in flight are written before the connection closes.
@@ -20,19 +25,17 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use super::{dispatch, Context, Outcome, REQUEST_BYTES_MIN};
-use crate::broker::listener::{ConnectionConfig, ACCEPT_ERROR_PAUSE_MS};
+use crate::broker::listener::{accept_loop, ConnectionConfig};
 
-/// Least interval between two log lines about refused connections.
-const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Most bytes the read buffer grows by per read.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -42,48 +45,27 @@ pub async fn serve(
     listener: TcpListener,
     ctx: Context,
     config: ConnectionConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let max = config.connections_max();
-    let slots = Arc::new(Semaphore::new(max));
-    let (open_tx, open_rx) = watch::channel(());
-    let mut last_refused_log: Option<Instant> = None;
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a Kafka connection failed");
-                tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
-                continue;
+    let metrics = Arc::clone(&ctx.metrics);
+    accept_loop(
+        listener,
+        max,
+        "Kafka",
+        move || metrics.connection_refused(),
+        stop,
+        |stream, peer, stop| {
+            let (mut ctx, config) = (ctx.clone(), config.clone());
+            ctx.peer = Some(peer.ip());
+            async move {
+                ctx.metrics.connection(true);
+                connection(stream, &ctx, &config, stop).await;
+                ctx.metrics.connection(false);
             }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            ctx.metrics.connection_refused();
-            if last_refused_log.is_none_or(|t| t.elapsed() >= REFUSED_LOG_INTERVAL) {
-                tracing::warn!(connections_max = max, "Kafka connection refused: the broker holds its maximum");
-                last_refused_log = Some(Instant::now());
-            }
-            drop(stream);
-            continue;
-        };
-        let (stream, peer) = stream;
-        let (mut ctx, config, stop, open) = (ctx.clone(), config.clone(), stop.clone(), open_rx.clone());
-        ctx.peer = Some(peer.ip());
-        tokio::spawn(async move {
-            ctx.metrics.connection(true);
-            connection(stream, &ctx, &config, stop).await;
-            ctx.metrics.connection(false);
-            drop((slot, open));
-        });
-    }
-    drop(listener);
-    drop(open_rx);
-    open_tx.closed().await;
-    Ok(())
+        },
+    )
+    .await
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<Bytes>>> + Send>>;
@@ -105,11 +87,9 @@ pub(crate) async fn connection(
         while let Some(answer) = rx.recv().await {
             let chunks = answer.await;
             writing.fetch_sub(1, Ordering::Relaxed);
-            for c in chunks.into_iter().flatten() {
-                if let Err(e) = wr.write_all(&c).await {
-                    tracing::debug!(error = %e, "writing a Kafka response failed");
-                    return;
-                }
+            if let Err(e) = write_chunks(&mut wr, chunks.unwrap_or_default()).await {
+                tracing::debug!(error = %e, "writing a Kafka response failed");
+                return;
             }
         }
         let _ = wr.shutdown().await;
@@ -143,6 +123,37 @@ pub(crate) async fn connection(
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Most chunks handed to one vectored write.
+const IOV_MAX: usize = 64;
+
+/// Writes `chunks` in order with vectored writes.
+async fn write_chunks(wr: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> io::Result<()> {
+    let mut at = 0;
+    loop {
+        while at < chunks.len() && chunks[at].is_empty() {
+            at += 1;
+        }
+        if at == chunks.len() {
+            return Ok(());
+        }
+        let slices: Vec<io::IoSlice<'_>> = chunks[at..].iter().take(IOV_MAX).map(|c| io::IoSlice::new(c)).collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let c = &mut chunks[at];
+            if n >= c.len() {
+                n -= c.len();
+                at += 1;
+            } else {
+                c.advance(n);
+                n = 0;
+            }
+        }
+    }
 }
 
 /// The next request (without its size prefix); `None` at a clean end of stream.

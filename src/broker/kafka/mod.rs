@@ -172,9 +172,11 @@ impl Context {
     }
 }
 
-/// A handler's answer: a response body, or none (Produce with `acks = 0`).
+/// A handler's answer: a response body, one to await (Produce's acknowledgement, once its
+/// batches are durable), or none (Produce with `acks = 0`).
 pub(crate) enum Answer {
     Now(Writer),
+    Later(Pin<Box<dyn Future<Output = Writer> + Send>>),
     Nothing,
 }
 
@@ -261,6 +263,15 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
         Ok(Answer::Now(body)) => {
             metrics.request(api_key, false, started.elapsed().as_secs_f64());
             ready(header::frame(&header, body))
+        }
+        Ok(Answer::Later(body)) => {
+            let in_flight = metrics.in_flight();
+            Outcome::Reply(Box::pin(async move {
+                let body = body.await;
+                drop(in_flight);
+                metrics.request(api_key, false, started.elapsed().as_secs_f64());
+                Some(header::frame(&header, body))
+            }))
         }
     }
 }

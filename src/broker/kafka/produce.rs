@@ -16,7 +16,9 @@
 
 use super::wire::{Error, Reader, Result, Writer};
 use super::{code, error_code, Answer, Context};
-use crate::{Appended, TimestampType};
+use crate::log::commit::PendingAsync;
+use crate::log::partition::PreparedBatch;
+use crate::{Appended, Partition, TimestampType};
 
 /// The first Produce version served.
 pub const VERSION_SERVED_MIN: i16 = 3;
@@ -60,9 +62,12 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Answe
         topics.push((name, parts));
     }
 
-    let mut pending = Vec::with_capacity(topics.len());
+    // Every partition's batch is checked concurrently, then queued in the request's order: the
+    // connection reads its next request only once this one's batches are in the log's order, so a
+    // producer's batches keep their order while their fsyncs are awaited together.
+    let mut checking = Vec::with_capacity(topics.len());
     for (name, parts) in topics {
-        let mut results = Vec::with_capacity(parts.len());
+        let mut slots = Vec::with_capacity(parts.len());
         for (index, data) in parts {
             let refuse = |error, message: String| Slot::Done(PartitionResult::failed(index, error, Some(message)));
             let slot = if !matches!(acks, -1..=1) {
@@ -72,48 +77,77 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Answe
             } else if name.starts_with(crate::limits::INTERNAL_TOPIC_PREFIX) {
                 refuse(code::INVALID_TOPIC_EXCEPTION, format!("{name} is an internal topic"))
             } else {
-                match append(ctx, &name, index, data) {
-                    Ok(handle) => Slot::Appending(index, handle),
+                match check(ctx, &name, index, data) {
+                    Ok(handle) => Slot::Checking(index, handle),
                     Err(refused) => refuse(refused.code, refused.message),
                 }
             };
-            results.push(slot);
+            slots.push(slot);
         }
-        pending.push((name, results));
+        checking.push((name, slots));
     }
-
-    let mut responses = Vec::with_capacity(pending.len());
-    for (name, slots) in pending {
-        let mut done = Vec::with_capacity(slots.len());
+    let mut queued = Vec::with_capacity(checking.len());
+    for (name, slots) in checking {
+        let mut next = Vec::with_capacity(slots.len());
         for slot in slots {
-            done.push(match slot {
-                Slot::Done(r) => r,
-                Slot::Appending(index, handle) => match handle.await {
-                    Ok((Ok(a), log_append, log_start, count)) => {
-                        ctx.metrics.produced(count);
-                        PartitionResult {
-                            index,
-                            error: code::NONE,
-                            message: None,
-                            base_offset: a.base_offset as i64,
-                            log_append_time_ms: if log_append { a.log_append_time_ms } else { -1 },
-                            log_start_offset: log_start as i64,
-                        }
+            next.push(match slot {
+                Slot::Checking(index, handle) => match handle.await {
+                    Ok(Ok(checked)) => Slot::Queued(index, queue(checked).await),
+                    Ok(Err(refused)) => Slot::Done(PartitionResult::failed(index, refused.code, Some(refused.message))),
+                    Err(e) => {
+                        Slot::Done(PartitionResult::failed(index, code::UNKNOWN_SERVER_ERROR, Some(e.to_string())))
                     }
-                    Ok((Err((code, e)), ..)) => PartitionResult::failed(index, code, Some(e.to_string())),
-                    Err(e) => PartitionResult::failed(index, code::UNKNOWN_SERVER_ERROR, Some(e.to_string())),
                 },
+                done => done,
             });
         }
-        responses.push((name, done));
-    }
-    if acks == 0 {
-        return Ok(Answer::Nothing);
+        queued.push((name, next));
     }
 
+    let metrics = std::sync::Arc::clone(&ctx.metrics);
+    let answer = async move {
+        let mut responses = Vec::with_capacity(queued.len());
+        for (name, slots) in queued {
+            let mut done = Vec::with_capacity(slots.len());
+            for slot in slots {
+                done.push(match slot {
+                    Slot::Queued(index, q) => {
+                        let (partition, log_append, count) = (q.partition.clone(), q.log_append, q.count);
+                        match q.durable.wait().await {
+                            Ok(a) => {
+                                metrics.produced(count);
+                                PartitionResult {
+                                    index,
+                                    error: code::NONE,
+                                    message: None,
+                                    base_offset: a.base_offset as i64,
+                                    log_append_time_ms: if log_append { a.log_append_time_ms } else { -1 },
+                                    log_start_offset: partition.log_start_offset() as i64,
+                                }
+                            }
+                            Err(e) => PartitionResult::failed(index, error_code(&e), Some(e.to_string())),
+                        }
+                    }
+                    Slot::Done(r) => r,
+                    Slot::Checking(..) => unreachable!("every batch is queued or refused"),
+                });
+            }
+            responses.push((name, done));
+        }
+        encode(version, &responses)
+    };
+    if acks == 0 {
+        // Nothing is sent back; the appends still complete (and are counted) in the background.
+        tokio::spawn(answer);
+        return Ok(Answer::Nothing);
+    }
+    Ok(Answer::Later(Box::pin(answer)))
+}
+
+fn encode(version: i16, responses: &[(String, Vec<PartitionResult>)]) -> Writer {
     let mut w = Writer::new();
     w.array_len(responses.len());
-    for (name, parts) in &responses {
+    for (name, parts) in responses {
         w.string(name).array_len(parts.len());
         for p in parts {
             w.i32(p.index).i16(p.error).i64(p.base_offset).i64(p.log_append_time_ms);
@@ -127,16 +161,63 @@ pub async fn handle(ctx: &Context, version: i16, r: &mut Reader) -> Result<Answe
         }
     }
     w.i32(0); // throttle_time_ms
-    Ok(Answer::Now(w))
+    w
 }
 
-type Appending = tokio::task::JoinHandle<(std::result::Result<Appended, (i16, crate::Error)>, bool, u64, u64)>;
+/// A partition's batch, checked and ready to queue.
+struct Checked {
+    partition: Partition,
+    batch: PreparedBatch,
+    log_append: bool,
+    count: u64,
+}
+
+/// A batch in the log's order, waiting to be durable.
+struct Queued {
+    partition: Partition,
+    durable: Durable,
+    log_append: bool,
+    count: u64,
+}
+
+/// Where a queued batch stands: written (or failed) already, or in the group commit until its fsync.
+enum Durable {
+    Done(crate::Result<Appended>),
+    Pending(PendingAsync),
+}
+
+impl Durable {
+    async fn wait(self) -> crate::Result<Appended> {
+        match self {
+            Durable::Done(done) => done,
+            Durable::Pending(pending) => pending.wait().await,
+        }
+    }
+}
+
+/// Queues a checked batch: under `sync` into the store's group commit (awaiting room when its
+/// queue is full: the back-pressure on a producer faster than the disk); otherwise it is written
+/// before this returns.
+async fn queue(c: Checked) -> Queued {
+    let Checked { partition, batch, log_append, count } = c;
+    let durable = if batch.is_sync() {
+        match partition.committer().enqueue(&partition, batch).await {
+            Ok(pending) => Durable::Pending(pending),
+            Err(e) => Durable::Done(Err(e)),
+        }
+    } else {
+        Durable::Done(partition.write_prepared_async(batch).await.map(|(appended, _, _)| appended))
+    };
+    Queued { partition, durable, log_append, count }
+}
+
+type Checking = tokio::task::JoinHandle<std::result::Result<Checked, Refused>>;
 
 enum Slot {
     Done(PartitionResult),
-    Appending(i32, Appending),
+    Checking(i32, Checking),
+    Queued(i32, Queued),
 }
-
 /// The Kafka code for a refused batch: CORRUPT_MESSAGE when its CRC-32C does not match (or it is
 /// too short to have one), else the store error's code.
 fn refusal_code(batch: &[u8], e: &crate::Error) -> i16 {
@@ -155,14 +236,9 @@ const CRC_START: usize = 21;
 /// Where `recordsCount` is.
 const RECORD_COUNT_AT: usize = 57;
 
-/// Starts appending one partition's batch, stored as the client sent it (see
+/// Starts checking one partition's batch, stored as the client sent it (see
 /// [`Partition::append_batch`](crate::Partition::append_batch) for what is checked).
-fn append(
-    ctx: &Context,
-    topic: &str,
-    index: i32,
-    data: Option<bytes::Bytes>,
-) -> std::result::Result<Appending, Refused> {
+fn check(ctx: &Context, topic: &str, index: i32, data: Option<bytes::Bytes>) -> std::result::Result<Checking, Refused> {
     let unknown = |message: String| Refused { code: code::UNKNOWN_TOPIC_OR_PARTITION, message };
     let t = ctx.store.topic(topic).map_err(|e| unknown(e.to_string()))?;
     let p = u32::try_from(index)
@@ -173,9 +249,10 @@ fn append(
         batch.get(RECORD_COUNT_AT..RECORD_COUNT_AT + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     let log_append = p.config().timestamp_type == TimestampType::LogAppendTime;
     Ok(tokio::spawn(async move {
-        let appended = p.append_batch_async(batch.clone()).await;
-        let appended = appended.map_err(|e| (refusal_code(&batch, &e), e));
-        (appended, log_append, p.log_start_offset(), u64::from(count))
+        match p.prepare_client_batch(batch.clone()) {
+            Ok(prepared) => Ok(Checked { partition: p, batch: prepared, log_append, count: u64::from(count) }),
+            Err(e) => Err(Refused { code: refusal_code(&batch, &e), message: e.to_string() }),
+        }
     }))
 }
 

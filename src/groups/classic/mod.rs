@@ -95,7 +95,7 @@ impl ClassicState {
 pub enum ClassicError {
     #[error("the server failed (see its log)")]
     UnknownServerError,
-    #[error("the offset is above the partition's high watermark, or negative")]
+    #[error("the offset is negative")]
     OffsetOutOfRange,
     #[error("the topic or partition does not exist")]
     UnknownTopicOrPartition,

@@ -195,7 +195,8 @@ impl GroupCoordinator {
     }
 
     /// OffsetCommit: checks member and generation as Kafka does, then commits every valid
-    /// partition in one durable batch. Blocking (an fsync). An answer per partition, in order.
+    /// partition (an existing partition, any offset from 0, even past the log end) in one durable
+    /// batch. Blocking (an fsync). An answer per partition, in order.
     pub fn classic_commit(
         &self,
         group: &str,
@@ -249,13 +250,15 @@ impl GroupCoordinator {
         if metadata.is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
             return Some(ClassicError::OffsetMetadataTooLarge);
         }
-        let p = match self.store().topic(&tp.topic).and_then(|t| t.partition(tp.partition)) {
-            Ok(p) => p,
-            Err(e) => return Some(classic_error(&e)),
-        };
+        if let Err(e) = self.store().topic(&tp.topic).and_then(|t| t.partition(tp.partition)) {
+            return Some(classic_error(&e));
+        }
+        // As Kafka: any offset is committed, even past the log end (the consumer's
+        // `auto.offset.reset` applies when its fetch there is out of range); only a negative one,
+        // which no stored offset can be, is refused.
         match u64::try_from(offset) {
-            Ok(o) if o <= p.high_watermark() => None,
-            _ => Some(ClassicError::OffsetOutOfRange),
+            Ok(_) => None,
+            Err(_) => Some(ClassicError::OffsetOutOfRange),
         }
     }
 

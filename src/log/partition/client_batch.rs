@@ -124,7 +124,9 @@ fn check_records(h: &BatchHeader, records: &[u8], cfg: &TopicConfig) -> Result<i
 }
 
 impl Partition {
-    fn prepare_client_batch(&self, batch: Bytes) -> Result<PreparedBatch> {
+    /// Checks a client's batch as [`append_batch`](Self::append_batch) does, writing nothing: the
+    /// batch to queue (its producer fields are checked against the producer state when written).
+    pub(crate) fn prepare_client_batch(&self, batch: Bytes) -> Result<PreparedBatch> {
         let cfg = self.inner.config.read().clone();
         let now = self.inner.clock.now_ms();
         let buf = prepare(batch, &cfg, now)?;

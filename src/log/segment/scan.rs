@@ -202,65 +202,38 @@ mod tests {
         let mut starts = [0; 3];
         for (i, start) in starts.iter_mut().enumerate() {
             *start = data.len();
-            let value = vec![b'v'; 100];
-            let _ = batch::encode_to_vec(
-                &mut data,
-                10 + i as u64,
-                0,
-                (1_000, 1_000),
-                std::iter::once(
-                    record::RecordFields {
-                        offset_delta: 0,
-                        timestamp_delta: 0,
-                        key: None,
-                        value: Some(&value),
-                        headers: &[],
-                    }
-                    .with_body_len(),
-                ),
-            );
+            one_record_batch(&mut data, 10 + i as u64, &[b'v'; 100]);
         }
         (data, starts)
+    }
+
+    /// Appends a batch at `base_offset` holding one record with `value`.
+    fn one_record_batch(data: &mut Vec<u8>, base_offset: u64, value: &[u8]) {
+        let _ = batch::encode_to_vec(
+            data,
+            base_offset,
+            0,
+            (1_000, 1_000),
+            std::iter::once(
+                record::RecordFields {
+                    offset_delta: 0,
+                    timestamp_delta: 0,
+                    key: None,
+                    value: Some(value),
+                    headers: &[],
+                }
+                .with_body_len(),
+            ),
+        );
     }
 
     /// A record value that holds a whole valid batch (with the right offsets), as a crafted
     /// producer could send: the outer batch, then the inner one's bytes at `inner`.
     fn batch_in_a_value() -> (Vec<u8>, usize, usize) {
         let mut inner = Vec::new();
-        let value = vec![b'v'; 40];
-        let _ = batch::encode_to_vec(
-            &mut inner,
-            11,
-            0,
-            (1_000, 1_000),
-            std::iter::once(
-                record::RecordFields {
-                    offset_delta: 0,
-                    timestamp_delta: 0,
-                    key: None,
-                    value: Some(&value),
-                    headers: &[],
-                }
-                .with_body_len(),
-            ),
-        );
+        one_record_batch(&mut inner, 11, &[b'v'; 40]);
         let mut data = Vec::new();
-        let _ = batch::encode_to_vec(
-            &mut data,
-            10,
-            0,
-            (1_000, 1_000),
-            std::iter::once(
-                record::RecordFields {
-                    offset_delta: 0,
-                    timestamp_delta: 0,
-                    key: None,
-                    value: Some(&inner),
-                    headers: &[],
-                }
-                .with_body_len(),
-            ),
-        );
+        one_record_batch(&mut data, 10, &inner);
         let at = data.windows(inner.len()).position(|w| w == &inner[..]).unwrap();
         let outer_len = data.len();
         (data, at, outer_len)

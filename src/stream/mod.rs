@@ -192,7 +192,9 @@ mod aggregate;
 mod cdc;
 mod checkpoint;
 mod definition;
+mod delta;
 mod emit;
+mod entries;
 mod expr;
 mod join;
 mod join_spec;
@@ -206,6 +208,7 @@ mod spec;
 mod state;
 mod state_size;
 mod state_spec;
+mod state_store;
 mod time;
 mod ttl;
 mod view;
@@ -226,6 +229,7 @@ pub use spec::{
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;
+pub use state_store::CheckpointStats;
 pub use time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 pub use view::{
     KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, SCAN_LIMIT_MAX,

@@ -6,7 +6,9 @@
 //! - `spec.rs` — the declarative spec (serde) and its validation; `expr.rs` — filter/having predicates.
 //! - `aggregate.rs` — count, sum, min, max, avg, latest; `window.rs` — tumbling, hopping, session
 //!   windows, watermark, grace, retention, RFC 3339.
-//! - `state.rs` — the keyed state; `checkpoint.rs` — state + offsets in one atomically replaced file.
+//! - `state.rs` — the keyed state (`entries.rs`: keys and entries, and which changed since the last
+//!   checkpoint); `state_store.rs` — a version's checkpoints: a base (`checkpoint.rs`, state + offsets
+//!   in one atomically replaced file) and its delta log of incremental checkpoints (`delta.rs`).
 //! - `time.rs` — event time across partitions: partition watermarks, the view's watermark,
 //!   idleness, and the stamp that orders records (`latest`).
 //! - `join_spec.rs` — the `join` and `source.format` spec; `join.rs` — temporal table joins and

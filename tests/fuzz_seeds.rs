@@ -131,8 +131,9 @@ fn write_store_files_seeds() {
     for (name, view, selector) in [("table", "counts", 4u8), ("window", "per_second", 5u8)] {
         let checkpoint = std::fs::read(dir.path().join("views").join(view).join("v1.checkpoint")).unwrap();
         write("store_files", &format!("checkpoint-{name}-raw"), &with(selector, &checkpoint));
-        // The body alone: the harness frames it (magic, version, length, CRC).
-        write("store_files", &format!("checkpoint-{name}-body-framed"), &with(selector | 8, &checkpoint[20..]));
+        // The body alone (after the 28-byte header of version 3): the harness frames it (magic,
+        // version 1, length, CRC).
+        write("store_files", &format!("checkpoint-{name}-body-framed"), &with(selector | 8, &checkpoint[28..]));
     }
     let config =
         "data_dir = \"/tmp/x\"\nlisten = \"127.0.0.1:8082\"\nbody_bytes_max = 1048576\ncleaner_interval_ms = 500\n";

@@ -376,7 +376,10 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
         }
         step += 1;
         if step == case.snapshot_step {
-            saved = std::fs::read(checkpoint_path(dir2.path(), "d")).ok();
+            // The base checkpoint and its delta log (segment-format.md §15).
+            saved = std::fs::read(checkpoint_path(dir2.path(), "d"))
+                .ok()
+                .map(|base| (base, std::fs::read(checkpoint_path(dir2.path(), "d").with_extension("delta")).ok()));
         }
         if step == case.crash_step {
             (store2, views2, d) = crash(dir2.path(), &clock, store2, views2, d, saved.take());
@@ -422,19 +425,25 @@ fn crash(
     store: Store,
     views: Views,
     view: View,
-    saved: Option<Vec<u8>>,
+    saved: Option<(Vec<u8>, Option<Vec<u8>>)>,
 ) -> (Store, Views, View) {
     drop(view);
     views.close();
     store.close().unwrap();
     let path = checkpoint_path(dir, "d");
-    match saved {
-        Some(bytes) => std::fs::write(&path, bytes).unwrap(),
-        None => match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => panic!("{e}"),
-        },
+    let (base, log) = match saved {
+        Some((base, log)) => (Some(base), log),
+        None => (None, None),
+    };
+    for (path, bytes) in [(path.clone(), base), (path.with_extension("delta"), log)] {
+        match bytes {
+            Some(bytes) => std::fs::write(&path, bytes).unwrap(),
+            None => match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("{e}"),
+            },
+        }
     }
     let (store, views) = open(dir, clock);
     let view = views.get("d").unwrap();

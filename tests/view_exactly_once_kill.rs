@@ -98,11 +98,12 @@ fn kill_nine_mid_stream_then_resume_exactly_once() {
         child.wait().unwrap();
         eprintln!("round {round}: killed after {seen} appends");
     }
-    // The last checkpoint (format: segment-format.md §6) is behind the log: the view must resume
-    // from it mid-stream, not from the beginning and not from the end.
+    // The base checkpoint (format: segment-format.md §15; the incremental checkpoints after it
+    // are in its delta log) is behind the log: the view must resume mid-stream, not from the
+    // beginning and not from the end.
     let bytes = std::fs::read(&checkpoint).unwrap();
-    assert_eq!(&bytes[..4], b"KLVC");
-    let snap: Value = serde_json::from_slice(&bytes[20..]).unwrap();
+    assert_eq!((&bytes[..4], &bytes[4..8]), (&b"KLVC"[..], &3u32.to_le_bytes()[..]));
+    let snap: Value = serde_json::from_slice(&bytes[28..]).unwrap();
     let checkpointed = snap["counters"]["records_read"].as_u64().unwrap();
     let offsets: u64 = snap["offsets"].as_array().unwrap().iter().map(|o| o["next_offset"].as_u64().unwrap()).sum();
     assert_eq!(offsets, checkpointed, "the state reflects exactly the offsets stored with it");

@@ -13,11 +13,13 @@ use super::checkpoint;
 use super::definition::{
     read_view_file, write_view_file, Definition, VersionDef, ViewFile, VIEW_FILE, VIEW_FILE_VERSION,
 };
+use super::delta;
 use super::loop_check::{self, Edge};
 use super::operator::{Declarative, Operator, ViewLogic};
 use super::runner;
 use super::spec::ViewSpec;
 use super::state::State;
+use super::state_store::StateStore;
 use super::view::{PartitionTarget, Slot, Version, View};
 use super::ViewError;
 use crate::error::{Corruption, Error, Result};
@@ -173,8 +175,8 @@ impl Views {
     /// A version from its checkpoint, or fresh from its start offsets.
     fn load_version(&self, dir: &Path, def: &VersionDef, logic: Option<Arc<dyn ViewLogic>>) -> Result<Arc<Version>> {
         let operator = operator_for(&def.definition, logic)?;
-        let path = checkpoint::path_for(dir, def.version);
-        let (state, targets) = match checkpoint::read(&path)? {
+        let (files, snap) = StateStore::open(dir, def.version)?;
+        let (state, targets) = match snap {
             Some(snap) => {
                 let state = State::from_snapshot(operator.upgrade(snap), operator.windowing());
                 let targets = self.targets(&def.definition, &state)?;
@@ -199,7 +201,7 @@ impl Views {
                 (state, targets)
             }
         };
-        Ok(Arc::new(Version::new(def.version, def.definition.clone(), operator, state, path, targets)))
+        Ok(Arc::new(Version::new(def.version, def.definition.clone(), operator, state, files, targets)))
     }
 
     fn partitions(&self, def: &Definition) -> Result<Vec<crate::log::Partition>> {
@@ -541,12 +543,7 @@ fn check_emit_not_internal(topic: &str) -> Result<()> {
 }
 
 fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {
-    let path = checkpoint::path_for(dir, version);
-    match std::fs::remove_file(&path) {
-        Ok(()) => sync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(&path, e)),
-    }
+    StateStore::remove(dir, version)
 }
 
 /// Deletes checkpoints (and temp files) of versions `view.json` no longer names: left by a crash
@@ -556,7 +553,8 @@ fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name.ends_with(".tmp") || checkpoint::parse_name(&name).is_some_and(|v| !keep.contains(&Some(v)));
+        let version = checkpoint::parse_name(&name).or_else(|| delta::parse_name(&name));
+        let stale = name.ends_with(".tmp") || version.is_some_and(|v| !keep.contains(&Some(v)));
         if stale {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
         }

@@ -6,7 +6,9 @@
 //! - `spec.rs` — the declarative spec (serde) and its validation; `expr.rs` — filter/having predicates.
 //! - `aggregate.rs` — count, sum, min, max, avg, latest; `window.rs` — tumbling, hopping, session
 //!   windows, watermark, grace, retention, RFC 3339.
-//! - `state.rs` — the keyed state; `checkpoint.rs` — state + offsets in one atomically replaced file.
+//! - `state.rs` — the keyed state (`entries.rs`: keys and entries, and which changed since the last
+//!   checkpoint); `state_store.rs` — a version's checkpoints: a base (`checkpoint.rs`, state + offsets
+//!   in one atomically replaced file) and its delta log of incremental checkpoints (`delta.rs`).
 //! - `time.rs` — event time across partitions: partition watermarks, the view's watermark,
 //!   idleness, and the stamp that orders records (`latest`).
 //! - `join_spec.rs` — the `join` and `source.format` spec; `join.rs` — temporal table joins and
@@ -192,7 +194,9 @@ mod aggregate;
 mod cdc;
 mod checkpoint;
 mod definition;
+mod delta;
 mod emit;
+mod entries;
 mod expr;
 mod join;
 mod join_spec;
@@ -206,6 +210,7 @@ mod spec;
 mod state;
 mod state_size;
 mod state_spec;
+mod state_store;
 mod time;
 mod ttl;
 mod view;
@@ -226,6 +231,7 @@ pub use spec::{
     VIEW_AGGREGATES_MAX, VIEW_NAME_LEN_MAX, VIEW_SOURCE_TOPICS_MAX,
 };
 pub use state::ViewCounters;
+pub use state_store::CheckpointStats;
 pub use time::{IDLE_TIMEOUT_MS_DEFAULT, MAX_FUTURE_MS_DEFAULT};
 pub use view::{
     KeyResult, PartitionLag, PartitionTarget, RebuildProgress, View, ViewRunState, ViewStatus, SCAN_LIMIT_MAX,

@@ -2,13 +2,13 @@
 //! aggregates, or to windows of aggregates; the watermark; counters; and the source offsets it
 //! reflects. The state and the offsets are checkpointed together (see `checkpoint.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::aggregate::Aggregates;
+pub(crate) use super::entries::Entries;
 use super::state_size as size;
 use super::time::{self, Stamp};
 use super::window::Windowing;
@@ -155,108 +155,6 @@ impl Entry {
             }
             (me, other) => *me = other,
         }
-    }
-}
-
-/// Keys to entries: a hash map for the lookup every record does, and the ordered set of keys for
-/// prefix scans and deterministic checkpoints. (With a `BTreeMap` alone, every lookup is a chain
-/// of key comparisons.) Each key is held twice. The map hashes with aHash under random keys
-/// (cheaper than SipHash on short keys; random keys keep collisions unplannable).
-#[derive(Debug, Clone)]
-pub(crate) struct Entries {
-    map: HashMap<String, Entry, ahash::RandomState>,
-    order: BTreeSet<String>,
-    /// The estimated memory of the keys and of the entries as inserted (`state_size.rs`).
-    bytes: usize,
-}
-
-impl Default for Entries {
-    fn default() -> Self {
-        Entries { map: HashMap::with_hasher(crate::hash::random_state()), order: BTreeSet::new(), bytes: 0 }
-    }
-}
-
-impl PartialEq for Entries {
-    fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
-    }
-}
-
-impl Entries {
-    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
-        self.map.get(key)
-    }
-    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.map.get_mut(key)
-    }
-    #[cfg(test)]
-    pub(crate) fn contains_key(&self, key: &str) -> bool {
-        self.map.contains_key(key)
-    }
-    pub(crate) fn insert(&mut self, key: String, entry: Entry) {
-        self.bytes += size::entry_bytes(&entry);
-        if !self.map.contains_key(&key) {
-            self.bytes += size::key_bytes(&key);
-            self.order.insert(key.clone());
-        }
-        if let Some(old) = self.map.insert(key, entry) {
-            self.bytes = self.bytes.saturating_sub(size::entry_bytes(&old));
-        }
-    }
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
-        let e = self.map.remove(key)?;
-        self.order.remove(key);
-        self.bytes = self.bytes.saturating_sub(size::key_bytes(key) + size::entry_bytes(&e));
-        Some(e)
-    }
-    /// The estimated memory of the keys and entries (entries as they were inserted).
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-    /// The entry of `key`, inserting `make()` first when absent (the key string is allocated only then).
-    pub(crate) fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Entry) -> &mut Entry {
-        if !self.map.contains_key(key) {
-            self.insert(key.to_string(), make());
-        }
-        self.map.get_mut(key).expect("present or inserted above")
-    }
-    /// Inserts an absent key and returns its entry.
-    pub(crate) fn insert_new(&mut self, key: String, entry: Entry) -> &mut Entry {
-        self.bytes += size::key_bytes(&key) + size::entry_bytes(&entry);
-        self.order.insert(key.clone());
-        self.map.entry(key).or_insert(entry)
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-    /// Entries in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
-        self.order.iter().map(|k| (k, &self.map[k]))
-    }
-    /// Entries in key order from `from` on.
-    pub(crate) fn iter_from<'a>(&'a self, from: &str) -> impl Iterator<Item = (&'a String, &'a Entry)> {
-        self.order.range::<str, _>((Bound::Included(from), Bound::Unbounded)).map(|k| (k, &self.map[k]))
-    }
-}
-
-impl Serialize for Entries {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
-        let sorted = BTreeMap::<String, Entry>::deserialize(d)?;
-        let order = sorted.keys().cloned().collect();
-        let mut entries = Entries { order, ..Entries::default() };
-        entries.bytes = sorted.iter().map(|(k, e)| size::key_bytes(k) + size::entry_bytes(e)).sum();
-        entries.map.extend(sorted);
-        Ok(entries)
     }
 }
 

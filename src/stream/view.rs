@@ -12,13 +12,13 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::checkpoint;
 use super::definition::Definition;
 use super::emit;
 use super::manager::ViewsConfig;
 use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
 use super::state::{State, ViewCounters};
+use super::state_store::{CheckpointStats, StateStore};
 use crate::error::Result;
 use crate::log::Partition;
 use crate::store::Store;
@@ -33,11 +33,12 @@ pub(crate) struct Version {
     pub definition: Definition,
     pub operator: Operator,
     pub state: RwLock<State>,
-    pub checkpoint_path: PathBuf,
     /// Set when the version must stop (shutdown, delete, superseded).
     pub(crate) stop: AtomicBool,
     /// Set (under this lock) when the version was superseded: it must not write its checkpoint any more.
     retired: Mutex<bool>,
+    /// Its checkpoint files (a base and its delta log), written under `retired`'s lock.
+    files: Mutex<StateStore>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     /// Why the runner stopped on its own, if it did.
     pub failure: Mutex<Option<String>>,
@@ -62,7 +63,7 @@ impl Version {
         definition: Definition,
         operator: Operator,
         state: State,
-        checkpoint_path: PathBuf,
+        files: StateStore,
         targets: Vec<PartitionTarget>,
     ) -> Version {
         let records_at_start = state.snap.counters.records_read;
@@ -71,9 +72,9 @@ impl Version {
             definition,
             operator,
             state: RwLock::new(state),
-            checkpoint_path,
             stop: AtomicBool::new(false),
             retired: Mutex::new(false),
+            files: Mutex::new(files),
             wake: Arc::new(tokio::sync::Notify::new()),
             failure: Mutex::new(None),
             caught_up: AtomicBool::new(false),
@@ -113,9 +114,8 @@ impl Version {
         if *retired {
             return Ok(());
         }
-        // The runner is the only writer of the state, so the read lock sees a consistent state.
-        let bytes = checkpoint::encode(&self.state.read().snap);
-        checkpoint::write_bytes(&self.checkpoint_path, &bytes)?;
+        // The runner is the only writer of the state: what it changed since the last checkpoint.
+        self.files.lock().write(&self.state)?;
         if let Some(topic) = emit {
             let staged = self.state.write().snap.emit.take();
             if !staged.is_empty() {
@@ -123,6 +123,11 @@ impl Version {
             }
         }
         Ok(())
+    }
+
+    /// What the last checkpoint of this process wrote.
+    pub(crate) fn last_checkpoint(&self) -> Option<CheckpointStats> {
+        self.files.lock().last
     }
 
     fn sources(&self, store: &Store) -> Vec<Partition> {
@@ -253,6 +258,8 @@ pub struct ViewStatus {
     pub windows: usize,
     /// The estimated memory of the state (keys, entries, windows, indexes), in bytes.
     pub state_bytes: u64,
+    /// What the serving version's last checkpoint (since the view was opened) wrote.
+    pub checkpoint: Option<CheckpointStats>,
     pub rebuild: Option<RebuildProgress>,
     pub error: Option<String>,
 }
@@ -366,6 +373,7 @@ impl View {
             keys: st.snap.entries.len(),
             windows: st.window_count(),
             state_bytes: st.memory_bytes(),
+            checkpoint: v.last_checkpoint(),
             rebuild: pending.map(|p| p.progress()),
             error: failure,
         }

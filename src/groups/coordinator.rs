@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::error::Result;
-use crate::store::Store;
+use super::Result;
+use crate::store::{Store, StoreExtension};
 
 use super::membership::Group;
 
@@ -25,6 +25,13 @@ use super::{
     validate_group_name, AutoOffsetReset, CommittedOffset, GroupDescription, GroupError, JoinRequest, Membership,
     PartitionLag, TopicPartition, OFFSET_METADATA_BYTES_MAX,
 };
+
+impl StoreExtension for GroupCoordinator {
+    /// As in Kafka, a deleted topic's committed offsets go with it.
+    fn topic_deleted(&self, name: &str) -> crate::Result<()> {
+        self.forget_topic(name)
+    }
+}
 
 /// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
 ///
@@ -366,7 +373,7 @@ impl GroupCoordinator {
                     // The ids are of the topics planned against: a partition is marked deleted
                     // before a topic of its name can be created again.
                     if let Some(p) = partitions.iter().find(|p| p.is_deleted()) {
-                        return Err(crate::Error::TopicNotFound(p.topic().to_string()));
+                        return Err(crate::Error::TopicNotFound(p.topic().to_string()).into());
                     }
                     self.inner.offsets.write(group, &changes, now)?;
                     g.evict_all(&|t| self.partition_count(t));
@@ -501,7 +508,7 @@ impl GroupCoordinator {
     /// group's lock first and is deleted too; one on a topic created again since is kept. Until
     /// this is done (or if a crash stops it), such offsets are not applied: they name the old
     /// topic's id, and the coordinator deletes them when it opens.
-    pub fn forget_topic(&self, topic: &str) -> Result<()> {
+    pub fn forget_topic(&self, topic: &str) -> crate::Result<()> {
         let groups: Vec<(String, Arc<Mutex<Group>>)> =
             self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
         let now = self.now_ms();

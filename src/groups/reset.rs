@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::Result;
+use crate::error::Error;
 use crate::log::Partition;
 use crate::store::Store;
 
@@ -101,7 +102,7 @@ pub(crate) fn scope(
                     Ok(topic) => out.extend(topic.partitions().iter().cloned()),
                     // Offsets of a deleted topic: nothing to reset to.
                     Err(Error::TopicNotFound(_)) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

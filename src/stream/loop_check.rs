@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::definition::Definition;
+use super::Result;
 use super::ViewError;
-use crate::error::Result;
 
 /// One other view's edge: its name, its source topics and its emit topic.
 pub(crate) struct Edge {

@@ -19,10 +19,11 @@ use super::runner;
 use super::spec::ViewSpec;
 use super::state::State;
 use super::view::{PartitionTarget, Slot, Version, View};
+use super::Result;
 use super::ViewError;
-use crate::error::{Corruption, Error, Result};
+use crate::error::{Corruption, Error};
 use crate::log::io::sync_dir;
-use crate::store::Store;
+use crate::store::{Store, StoreExtension};
 
 const VIEWS_DIR: &str = "views";
 
@@ -135,7 +136,8 @@ impl Views {
                             path: path.join(VIEW_FILE),
                             position: 0,
                             detail: Corruption::Malformed(format!("view {:?} in directory {name:?}", spec.name)),
-                        });
+                        }
+                        .into());
                     }
                     views.start(&name, &file, None)?;
                 }
@@ -459,6 +461,9 @@ impl Views {
     }
 }
 
+/// The store keeps its views registry; the deletion of a topic asks nothing of it.
+impl StoreExtension for Views {}
+
 impl Store {
     /// The store's views (one registry per store), opened with [`ViewsConfig::default`] on first
     /// use; [`Views::open`] chooses another config.
@@ -527,8 +532,8 @@ fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<O
     }
 }
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-    ViewError::InvalidSpec { field: field.into(), reason: reason.into() }.into()
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ViewError {
+    ViewError::InvalidSpec { field: field.into(), reason: reason.into() }
 }
 
 /// Internal topics (`__consumer_offsets`) hold records only their owner can read back: results
@@ -540,7 +545,7 @@ fn check_emit_not_internal(topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {
+fn remove_checkpoint(dir: &Path, version: u64) -> crate::Result<()> {
     let path = checkpoint::path_for(dir, version);
     match std::fs::remove_file(&path) {
         Ok(()) => sync_dir(dir),
@@ -551,7 +556,7 @@ fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {
 
 /// Deletes checkpoints (and temp files) of versions `view.json` no longer names: left by a crash
 /// between a switch (or a cancelled rebuild) and the deletion.
-fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> Result<()> {
+fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> crate::Result<()> {
     let keep = [Some(file.current.version), file.pending.as_ref().map(|p| p.version)];
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;

@@ -81,13 +81,15 @@ impl KafkaView {
 }
 
 /// The Kafka error for a refusal of the coordinator or the store.
-fn classic_error(e: &Error) -> ClassicError {
+fn classic_error(e: &GroupError) -> ClassicError {
     match e {
-        Error::Group(GroupError::InvalidGroupName { .. }) => ClassicError::InvalidGroupId,
-        Error::Group(GroupError::GroupNotFound(_)) => ClassicError::GroupIdNotFound,
-        Error::Group(GroupError::ActiveMembers { .. }) => ClassicError::NonEmptyGroup,
-        Error::TopicNotFound(_) | Error::PartitionNotFound { .. } => ClassicError::UnknownTopicOrPartition,
-        Error::Group(GroupError::UnknownMember { .. }) => ClassicError::UnknownMemberId,
+        GroupError::InvalidGroupName { .. } => ClassicError::InvalidGroupId,
+        GroupError::GroupNotFound(_) => ClassicError::GroupIdNotFound,
+        GroupError::ActiveMembers { .. } => ClassicError::NonEmptyGroup,
+        GroupError::Log(Error::TopicNotFound(_) | Error::PartitionNotFound { .. }) => {
+            ClassicError::UnknownTopicOrPartition
+        }
+        GroupError::UnknownMember { .. } => ClassicError::UnknownMemberId,
         other => {
             tracing::error!(error = %other, "a Kafka group request failed");
             ClassicError::UnknownServerError
@@ -189,7 +191,7 @@ impl GroupCoordinator {
         );
         match left {
             Ok(answers) => Ok(answers),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(unknown()),
+            Err(GroupError::GroupNotFound(_)) => Ok(unknown()),
             Err(e) => Err(classic_error(&e)),
         }
     }
@@ -251,7 +253,7 @@ impl GroupCoordinator {
         }
         let p = match self.store().topic(&tp.topic).and_then(|t| t.partition(tp.partition)) {
             Ok(p) => p,
-            Err(e) => return Some(classic_error(&e)),
+            Err(e) => return Some(classic_error(&e.into())),
         };
         match u64::try_from(offset) {
             Ok(o) if o <= p.high_watermark() => None,
@@ -284,7 +286,7 @@ impl GroupCoordinator {
         );
         match r {
             Ok(offsets) => Ok(offsets),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(BTreeMap::new()),
+            Err(GroupError::GroupNotFound(_)) => Ok(BTreeMap::new()),
             Err(e) => Err(classic_error(&e)),
         }
     }
@@ -346,7 +348,7 @@ impl GroupCoordinator {
         );
         match r {
             Ok(d) => Ok(d),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(dead()),
+            Err(GroupError::GroupNotFound(_)) => Ok(dead()),
             Err(e) => Err(classic_error(&e)),
         }
     }

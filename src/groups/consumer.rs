@@ -194,8 +194,7 @@ impl Consumer {
                 return Err(GroupError::InvalidRequest(format!(
                     "a consumer of group {:?} with a manual assignment cannot subscribe: unsubscribe first",
                     self.group
-                ))
-                .into())
+                )))
             }
             Mode::Subscribed { topics: current, .. } if *current == topics => return Ok(()),
             Mode::Subscribed { membership, .. } => {
@@ -225,8 +224,7 @@ impl Consumer {
             return Err(GroupError::InvalidRequest(format!(
                 "a subscribed consumer of group {:?} cannot assign partitions: unsubscribe first",
                 self.group
-            ))
-            .into());
+            )));
         }
         partitions.sort();
         partitions.dedup();
@@ -367,8 +365,7 @@ impl Consumer {
                             committed: Some(from),
                             log_start: log_start_offset,
                             log_end: high_watermark,
-                        }
-                        .into())
+                        })
                     }
                 };
                 tracing::info!(group = %self.group, %tp, from, "position out of range: reset");
@@ -439,8 +436,7 @@ impl Consumer {
             return Err(GroupError::InvalidRequest(format!(
                 "cannot seek {tp}: it is not assigned to this consumer of group {:?}",
                 self.group
-            ))
-            .into());
+            )));
         }
         self.positions.insert(tp.clone(), offset);
         self.changed();

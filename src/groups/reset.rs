@@ -80,7 +80,7 @@ pub(crate) fn scope(
     let mut out = Vec::new();
     match (&req.topic, &req.partitions) {
         (None, Some(_)) => {
-            return Err(GroupError::InvalidRequest("a reset of chosen partitions needs a topic".into()).into());
+            return Err(GroupError::InvalidRequest("a reset of chosen partitions needs a topic".into()));
         }
         (Some(t), parts) => {
             let topic = store.topic(t)?;
@@ -153,8 +153,7 @@ pub(crate) fn plan(
                         group: group.to_string(),
                         topic: tp.topic.clone(),
                         partition: tp.partition,
-                    }
-                    .into());
+                    });
                 };
                 clamp(c as i128 + n as i128, "shifted offset")
             }

@@ -42,8 +42,7 @@ pub(crate) fn check_no_loop(definition: &Definition, others: &[Edge]) -> Result<
             return Err(ViewError::InvalidSpec {
                 field: "emit.topic".into(),
                 reason: format!("the views would loop: this view emits to {}, one of its sources", path.join(" -> ")),
-            }
-            .into());
+            });
         }
         for edge in others {
             if edge.sources.contains(&topic) && edge.emit != emit && !via.contains_key(&edge.emit) {

@@ -301,8 +301,7 @@ impl Views {
                 return Err(ViewError::Custom {
                     name: name.to_string(),
                     reason: "it exists with other topics; delete it first".into(),
-                }
-                .into());
+                });
             }
             let file = read_view_file(&self.inner.dir.join(name))?.ok_or_else(|| ViewError::NotFound(name.into()))?;
             let view = self.start(name, &file, Some(logic))?;
@@ -316,7 +315,7 @@ impl Views {
     fn create_definition(&self, name: &str, definition: Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<View> {
         let _admin = self.inner.admin.lock();
         if self.inner.views.read().contains_key(name) || self.inner.detached.lock().contains_key(name) {
-            return Err(ViewError::Exists(name.to_string()).into());
+            return Err(ViewError::Exists(name.to_string()));
         }
         self.check_no_loop(name, &definition)?;
         let dir = self.inner.dir.join(name);
@@ -345,7 +344,7 @@ impl Views {
 
     pub fn get(&self, name: &str) -> Result<View> {
         let slot = self.inner.views.read().get(name).cloned();
-        slot.map(|slot| View { slot }).ok_or_else(|| ViewError::NotFound(name.to_string()).into())
+        slot.map(|slot| View { slot }).ok_or_else(|| ViewError::NotFound(name.to_string()))
     }
 
     /// Replaces a view's definition: a new version is rebuilt from the beginning while the current
@@ -374,7 +373,7 @@ impl Views {
         let slot = &view.slot;
         let _admin = slot.admin.lock();
         if slot.deleted.load(Ordering::Acquire) {
-            return Err(ViewError::NotFound(slot.name.clone()).into());
+            return Err(ViewError::NotFound(slot.name.clone()));
         }
         let current = Arc::clone(&slot.current.read());
         let old_pending = slot.pending.lock().clone();
@@ -527,7 +526,7 @@ fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<O
         (Definition::Spec(spec), _) => Ok(Operator::Declarative(Box::new(Declarative::new(spec.as_ref().clone())))),
         (Definition::Custom { .. }, Some(l)) => Ok(Operator::Custom(l)),
         (Definition::Custom { .. }, None) => {
-            Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() }.into())
+            Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() })
         }
     }
 }

@@ -237,7 +237,7 @@ fn check_sources(slot: &Slot, v: &Version, sources: &[Source]) -> Result<()> {
         let mut st = v.state.write();
         match st.snap.topic_ids.get(&name) {
             Some(&expected) if expected != found => {
-                return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found }.into());
+                return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found });
             }
             Some(_) => {}
             None => drop(st.snap.topic_ids.insert(name, found)),

@@ -1,19 +1,15 @@
 //! The crate's error type. Corruption carries its evidence; a torn tail is not an error (recovery truncates it).
 //!
-//! Every layer returns [`Error`]. The errors of consumer groups ([`GroupError`]) and views
-//! ([`ViewError`]) are defined here too, in `error/`, so that this base module imports nothing from
-//! the layers above it; `kappalog::groups` and `kappalog::stream` re-export them.
+//! The store, its topics, the log and the cleaner return [`Error`]. The layers above have errors
+//! of their own that wrap it ([`crate::groups::GroupError`], [`crate::stream::ViewError`]): this
+//! base module names none of them.
 
 use std::fmt;
 use std::path::PathBuf;
 
-mod group;
 mod producer;
-mod view;
 
-pub use group::GroupError;
 pub use producer::ProducerError;
-pub use view::ViewError;
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -100,14 +96,9 @@ pub enum Error {
 
     #[error("a compaction swap of {topic}-{partition} failed after its commit point; recovery completes it when the store is reopened, and the cleaner leaves the partition alone until then")]
     CleanerSwapPending { topic: String, partition: u32 },
-    #[error(transparent)]
-    View(#[from] ViewError),
 
     #[error("partition {topic}-{partition} is poisoned by an earlier failed write or fsync; reopen the store")]
     Poisoned { topic: String, partition: u32 },
-
-    #[error(transparent)]
-    Group(#[from] GroupError),
 
     #[error("{topic}-{partition}: {error}")]
     Producer {

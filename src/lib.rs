@@ -87,7 +87,8 @@
 //! The root holds what most embedders need: [`Store`] (and its [`StoreBuilder`]), [`Topic`] (and
 //! its [`TopicId`]), [`Partition`], [`Cursor`], the records ([`NewRecord`], [`Record`], [`Header`], [`Appended`]),
 //! [`Consumer`], [`Views`] / [`View`] / [`ViewSpec`], the errors ([`Error`], [`Result`],
-//! [`Corruption`]) and the configs ([`StoreConfig`], [`TopicConfig`], [`ConsumerConfig`],
+//! [`Corruption`]: those of the store, its topics and the log; groups and views return their own,
+//! [`groups::GroupError`] and [`stream::ViewError`], which wrap an [`Error`] from below) and the configs ([`StoreConfig`], [`TopicConfig`], [`ConsumerConfig`],
 //! [`ViewsConfig`], [`Durability`], [`TimestampType`], [`CleanupPolicy`], [`CompressionType`]). Configs are
 //! `#[non_exhaustive]`: build them from `Default` with the setters named after their fields
 //! (`TopicConfig::default().segment_bytes(1 << 20)`). The rest is in named modules:

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use kappalog::{
     groups::{AutoOffsetReset, GroupCoordinator, GroupError, TopicPartition},
     stream::RebuildFrom,
-    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, NewRecord, Store, StoreConfig, Topic, TopicConfig,
-    ViewSpec, Views, ViewsConfig,
+    CleanupPolicy, Consumer, ConsumerConfig, Durability, NewRecord, Store, StoreConfig, Topic, TopicConfig, ViewSpec,
+    Views, ViewsConfig,
 };
 use serde_json::{json, Value};
 
@@ -249,11 +249,11 @@ fn consume(s: &Shared, group: &str, pace: Pace) -> u64 {
                 match c.commit() {
                     Ok(()) => s.commits.fetch_add(1, Ordering::Relaxed),
                     // A rebalance since the poll: the next poll rejoins.
-                    Err(Error::Group(
+                    Err(
                         GroupError::IllegalGeneration { .. }
                         | GroupError::NotAssigned { .. }
                         | GroupError::UnknownMember { .. },
-                    )) => s.commits_fenced.fetch_add(1, Ordering::Relaxed),
+                    ) => s.commits_fenced.fetch_add(1, Ordering::Relaxed),
                     Err(e) => panic!("{group}: commit: {e}"),
                 };
             }

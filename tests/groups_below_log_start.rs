@@ -33,7 +33,7 @@ fn a_committed_offset_below_the_log_start_follows_auto_offset_reset() {
     assert_eq!(groups.starting_offset("g", &tp, AutoOffsetReset::Earliest).unwrap(), start);
     assert_eq!(groups.starting_offset("g", &tp, AutoOffsetReset::Latest).unwrap(), 200);
     let err = groups.starting_offset("g", &tp, AutoOffsetReset::None).unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::NoValidOffset { committed: Some(5), .. })), "{err}");
+    assert!(matches!(err, GroupError::NoValidOffset { committed: Some(5), .. }), "{err}");
 
     // Committing below the log start is allowed, as in Kafka; above the high watermark is not.
     groups.commit("g", None, &[(tp.clone(), 1, None)]).unwrap();

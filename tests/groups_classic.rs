@@ -10,7 +10,7 @@ use kappalog::groups::classic::{ClassicError, ClassicJoin, ClassicState, Classic
 use kappalog::groups::{
     GroupCoordinator, GroupError, GroupState, JoinRequest, ResetRequest, ResetStrategy, TopicPartition,
 };
-use kappalog::{Error, NewRecord, Store, StoreConfig, TopicConfig};
+use kappalog::{NewRecord, Store, StoreConfig, TopicConfig};
 
 fn subscription(topics: &[&str]) -> Bytes {
     let mut b = vec![0, 0];
@@ -145,7 +145,7 @@ async fn two_members_split_commit_describe_and_reset() {
 
     // One group, one manager: HTTP consumers may not join; admin operations need it empty.
     let http = c.join("g", JoinRequest { topics: vec!["t".into()], ..JoinRequest::default() });
-    assert!(matches!(http, Err(Error::Group(GroupError::ManagedByKafka { members: 2, .. }))), "{http:?}");
+    assert!(matches!(http, Err(GroupError::ManagedByKafka { members: 2, .. })), "{http:?}");
     let reset = |force| ResetRequest {
         topic: Some("t".into()),
         partitions: None,
@@ -153,10 +153,7 @@ async fn two_members_split_commit_describe_and_reset() {
         execute: true,
         force,
     };
-    assert!(matches!(
-        c.reset_offsets("g", reset(false)),
-        Err(Error::Group(GroupError::ActiveMembers { members: 2, .. }))
-    ));
+    assert!(matches!(c.reset_offsets("g", reset(false)), Err(GroupError::ActiveMembers { members: 2, .. })));
     assert_eq!(c.classic_delete("g"), Err(ClassicError::NonEmptyGroup));
     assert_eq!(c.classic_commit("g", "", -1, &[(tp(0), 0, None)]), vec![Some(ClassicError::UnknownMemberId)]);
     // Forced: the members are evicted and told so; the offsets are reset durably.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use kappalog::{
     groups::{AutoOffsetReset, GroupError, TopicPartition},
-    Consumer, ConsumerConfig, Error, NewRecord, Store, StoreConfig, TopicConfig,
+    Consumer, ConsumerConfig, NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -35,7 +35,7 @@ fn consumers_share_partitions_and_commits_are_fenced() {
 
     let mut b = Consumer::subscribe(&coordinator, "g", vec!["t".into()], config).unwrap();
     let err = a.commit().unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::IllegalGeneration { .. })), "{err}");
+    assert!(matches!(err, GroupError::IllegalGeneration { .. }), "{err}");
     // Bounded: each round either reads or the group settles.
     for _ in 0..50 {
         for c in [&mut a, &mut b] {

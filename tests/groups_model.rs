@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kappalog::{
     clock::ManualClock,
     groups::{AutoOffsetReset, GroupCoordinator, GroupError, ResetRequest, ResetStrategy, TopicPartition},
-    Error, NewRecord, Store, StoreConfig, TopicConfig,
+    NewRecord, Store, StoreConfig, TopicConfig,
 };
 use proptest::prelude::*;
 
@@ -101,10 +101,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let offset = raw % (m.hw(p) + 3);
                 let got = c.commit("g", None, &[(tp(p), offset, None)]);
                 if offset > m.hw(p) {
-                    prop_assert!(
-                        matches!(got, Err(Error::Group(GroupError::OffsetAboveHighWatermark { .. }))),
-                        "{got:?}"
-                    );
+                    prop_assert!(matches!(got, Err(GroupError::OffsetAboveHighWatermark { .. })), "{got:?}");
                 } else {
                     got.unwrap();
                     m.committed[p as usize] = Some(offset);
@@ -144,7 +141,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     expected.push((p, current, new));
                 }
                 if nothing_to_shift {
-                    prop_assert!(matches!(got, Err(Error::Group(GroupError::NothingToShift { .. }))), "{got:?}");
+                    prop_assert!(matches!(got, Err(GroupError::NothingToShift { .. })), "{got:?}");
                 } else {
                     let plan = got.unwrap();
                     prop_assert_eq!(plan.executed, execute);
@@ -178,7 +175,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert_eq!(&ts[..], &m.timestamps[p as usize][start as usize..]);
                     }
                     None => {
-                        prop_assert!(matches!(got, Err(Error::Group(GroupError::NoValidOffset { .. }))), "{got:?}")
+                        prop_assert!(matches!(got, Err(GroupError::NoValidOffset { .. })), "{got:?}")
                     }
                 }
             }

@@ -4,7 +4,7 @@
 use kappalog::{
     clock::ManualClock,
     groups::{AssignmentStrategy, GroupCoordinator, GroupError, GroupState, JoinRequest, Membership, TopicPartition},
-    Error, Store, StoreConfig, TopicConfig,
+    Store, StoreConfig, TopicConfig,
 };
 
 fn all_partitions() -> Vec<TopicPartition> {
@@ -57,7 +57,7 @@ fn join(c: &GroupCoordinator, group: &str, id: Option<&str>, strategy: Assignmen
 /// The old member learns of the new generation by its heartbeat failing, then rejoins.
 fn rejoin(c: &GroupCoordinator, group: &str, m: &Membership, strategy: AssignmentStrategy) -> Membership {
     let err = c.heartbeat(group, &m.member_id, m.generation).unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::IllegalGeneration { .. })), "{err}");
+    assert!(matches!(err, GroupError::IllegalGeneration { .. }), "{err}");
     assert!(err.to_string().ends_with("rejoin"), "{err}");
     let again = join(c, group, Some(&m.member_id), strategy);
     assert_eq!(again.member_id, m.member_id);
@@ -123,7 +123,7 @@ fn new_partitions_rebalance() {
     store.create_topic("later", 1, TopicConfig::default()).unwrap();
     assert!(matches!(
         c.heartbeat("g", &m.member_id, m.generation),
-        Err(Error::Group(GroupError::IllegalGeneration { generation: 1, current: 2, .. }))
+        Err(GroupError::IllegalGeneration { generation: 1, current: 2, .. })
     ));
     let m = c.join("g", JoinRequest { member_id: Some(m.member_id), ..JoinRequest::default() }).unwrap();
     assert_eq!(m.assignment.len(), 0, "the rejoin changed the subscription to nothing");
@@ -140,6 +140,6 @@ fn new_partitions_rebalance() {
     assert_eq!(m.assignment.len(), 4);
     assert!(matches!(
         c.join("g", JoinRequest { strategy: AssignmentStrategy::Range, ..JoinRequest::default() }),
-        Err(Error::Group(GroupError::InconsistentStrategy { .. }))
+        Err(GroupError::InconsistentStrategy { .. })
     ));
 }

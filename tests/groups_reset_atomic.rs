@@ -17,7 +17,7 @@ fn all(c: &GroupCoordinator) -> Vec<Option<u64>> {
     v
 }
 
-fn execute(c: &GroupCoordinator, strategy: ResetStrategy) -> kappalog::Result<kappalog::groups::ResetPlan> {
+fn execute(c: &GroupCoordinator, strategy: ResetStrategy) -> kappalog::groups::Result<kappalog::groups::ResetPlan> {
     c.reset_offsets("g", ResetRequest { topic: None, partitions: None, strategy, execute: true, force: false })
 }
 
@@ -44,7 +44,7 @@ fn an_executed_reset_is_all_or_nothing() {
         // The reset's one batch fails half written: nothing applies.
         faults.fail_write_after(1, FaultKind::Io);
         let err = execute(&c, ResetStrategy::ToLatest).unwrap_err();
-        assert!(matches!(err, kappalog::Error::Io { .. }), "{err}");
+        assert!(matches!(err, kappalog::groups::GroupError::Log(kappalog::Error::Io { .. })), "{err}");
         faults.heal();
         assert_eq!(all(&c), committed, "in memory: nothing applied");
         committed

@@ -3,7 +3,7 @@
 
 use kappalog::{
     groups::{GroupError, GroupState, JoinRequest, ResetRequest, ResetStrategy, TopicPartition},
-    Error, NewRecord, Store, StoreConfig, TopicConfig,
+    NewRecord, Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -25,7 +25,7 @@ fn a_reset_is_refused_while_members_are_live_unless_forced() {
     };
     for execute in [false, true] {
         let err = c.reset_offsets("g", req(execute, false)).unwrap_err();
-        assert!(matches!(err, Error::Group(GroupError::ActiveMembers { members: 1, .. })), "{err}");
+        assert!(matches!(err, GroupError::ActiveMembers { members: 1, .. }), "{err}");
         assert!(err.to_string().contains("or force"), "{err}");
     }
     assert_eq!(c.committed("g", &tp).unwrap().offset, 6);
@@ -40,7 +40,7 @@ fn a_reset_is_refused_while_members_are_live_unless_forced() {
     assert!(plan.executed);
     assert_eq!(c.committed("g", &tp).unwrap().offset, 0);
     let err = c.heartbeat("g", &m.member_id, m.generation).unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::UnknownMember { .. })), "{err}");
+    assert!(matches!(err, GroupError::UnknownMember { .. }), "{err}");
     let d = c.describe("g").unwrap();
     assert_eq!((d.state, d.generation, d.members.len()), (GroupState::Empty, 2, 0));
 

@@ -4,7 +4,7 @@
 use kappalog::{
     clock::ManualClock,
     groups::{GroupError, GroupState, JoinRequest, TopicPartition},
-    Error, Store, StoreConfig, TopicConfig,
+    Store, StoreConfig, TopicConfig,
 };
 
 #[test]
@@ -35,7 +35,7 @@ fn a_silent_member_is_evicted_and_its_partitions_move() {
     clock.advance(1);
     // The next call on the group evicts b and rebalances.
     let err = c.heartbeat("g", &a.member_id, 2).unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::IllegalGeneration { current: 3, .. })), "{err}");
+    assert!(matches!(err, GroupError::IllegalGeneration { current: 3, .. }), "{err}");
     let a = c.join("g", req(Some(&a.member_id))).unwrap();
     assert_eq!(a.generation, 3);
     assert_eq!(a.assignment, (0..6).map(|p| TopicPartition::new("t", p)).collect::<Vec<_>>());
@@ -46,10 +46,10 @@ fn a_silent_member_is_evicted_and_its_partitions_move() {
 
     // b comes back: told it is unknown, to join again without an id; its commit is refused.
     let err = c.heartbeat("g", &b.member_id, 2).unwrap_err();
-    assert!(matches!(&err, Error::Group(GroupError::UnknownMember { member_id, .. }) if *member_id == b.member_id));
+    assert!(matches!(&err, GroupError::UnknownMember { member_id, .. } if *member_id == b.member_id));
     assert!(err.to_string().contains("join again without a member id"), "{err}");
     let err = c.commit("g", Some((&b.member_id, 2)), &[(b_partitions[0].clone(), 0, None)]).unwrap_err();
-    assert!(matches!(err, Error::Group(GroupError::UnknownMember { .. })), "{err}");
+    assert!(matches!(err, GroupError::UnknownMember { .. }), "{err}");
     assert!(c.committed("g", &b_partitions[0]).is_none());
 
     // expire_sessions sweeps every group without any other call.

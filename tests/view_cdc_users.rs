@@ -14,7 +14,7 @@ mod view_common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kappalog::{stream::RebuildFrom, Error, NewRecord, Store, TopicConfig, View, ViewSpec};
+use kappalog::{stream::RebuildFrom, NewRecord, Store, TopicConfig, View, ViewSpec};
 use serde_json::{json, Value};
 use view_common::{all_records, open, scan_all, Rng};
 
@@ -226,7 +226,7 @@ fn aggregates_that_cannot_retract_are_refused_naming_the_field() {
         let spec = json!({"name": "v", "source": {"topics": [TOPIC], "format": "debezium"}, "key": "/country",
             "aggregates": {"lo": {"op": op, "field": "/score"}}});
         match views.create_json(spec.to_string().as_bytes()) {
-            Err(Error::View(kappalog::stream::ViewError::InvalidSpec { field: f, reason })) => {
+            Err(kappalog::stream::ViewError::InvalidSpec { field: f, reason }) => {
                 assert_eq!(f, field, "{reason}");
                 assert!(reason.contains("retract"), "{reason}");
             }

@@ -5,15 +5,15 @@
 
 mod view_common;
 
-use kappalog::{stream::ViewError, Error, NewRecord, TopicConfig, ViewSpec};
+use kappalog::{stream::ViewError, NewRecord, TopicConfig, ViewSpec};
 use view_common::open;
 
 const INTERNAL_EMIT: &str = r#"{"name": "v", "source": {"topics": ["orders"]}, "key": "/k",
     "aggregates": {"n": {"op": "count"}}, "emit": {"topic": "__consumer_offsets"}}"#;
 
-fn assert_emit_refused<T: std::fmt::Debug>(r: kappalog::Result<T>) {
+fn assert_emit_refused<T: std::fmt::Debug>(r: kappalog::stream::Result<T>) {
     match r {
-        Err(Error::View(ViewError::InvalidSpec { field, reason })) => {
+        Err(ViewError::InvalidSpec { field, reason }) => {
             assert_eq!(field, "emit.topic", "{reason}");
             assert!(reason.contains("internal"), "{reason}");
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kappalog::{
     stream::{ViewError, ViewLogic},
-    Error, NewRecord, Record, TopicConfig, ViewSpec,
+    NewRecord, Record, TopicConfig, ViewSpec,
 };
 use serde_json::{json, Value};
 use view_common::open;
@@ -25,9 +25,9 @@ fn spec(name: &str, source: &str, emit: Option<&str>) -> ViewSpec {
     ViewSpec::from_json(spec.to_string().as_bytes()).unwrap()
 }
 
-fn assert_loop_refused<T: std::fmt::Debug>(r: kappalog::Result<T>, path: &str) {
+fn assert_loop_refused<T: std::fmt::Debug>(r: kappalog::stream::Result<T>, path: &str) {
     match r {
-        Err(Error::View(ViewError::InvalidSpec { field, reason })) => {
+        Err(ViewError::InvalidSpec { field, reason }) => {
             assert_eq!(field, "emit.topic", "{reason}");
             assert!(reason.contains("loop") && reason.contains(path), "{reason}");
         }

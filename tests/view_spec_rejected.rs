@@ -2,12 +2,12 @@
 
 mod view_common;
 
-use kappalog::{stream::ViewError, Error, TopicConfig};
+use kappalog::{stream::ViewError, TopicConfig};
 use view_common::open;
 
-fn field_of(r: kappalog::Result<kappalog::View>) -> String {
+fn field_of(r: kappalog::stream::Result<kappalog::View>) -> String {
     match r {
-        Err(Error::View(ViewError::InvalidSpec { field, reason })) => {
+        Err(ViewError::InvalidSpec { field, reason }) => {
             assert!(!reason.is_empty());
             field
         }
@@ -38,7 +38,7 @@ fn bad_specs_name_the_field() {
 
     let ok = r#"{"name": "v", "source": {"topics": ["orders"]}}"#;
     views.create_json(ok.as_bytes()).unwrap();
-    assert!(matches!(views.create_json(ok.as_bytes()), Err(Error::View(ViewError::Exists(_)))));
-    assert!(matches!(views.get("w"), Err(Error::View(ViewError::NotFound(_)))));
-    assert!(matches!(views.delete("w"), Err(Error::View(ViewError::NotFound(_)))));
+    assert!(matches!(views.create_json(ok.as_bytes()), Err(ViewError::Exists(_))));
+    assert!(matches!(views.get("w"), Err(ViewError::NotFound(_))));
+    assert!(matches!(views.delete("w"), Err(ViewError::NotFound(_))));
 }

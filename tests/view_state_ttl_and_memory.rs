@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kappalog::{
     stream::{ViewError, ViewRunState},
-    Error, NewRecord, TopicConfig,
+    NewRecord, TopicConfig,
 };
 use serde_json::json;
 use view_common::{all_records, open, scan_all, wait};
@@ -130,7 +130,7 @@ fn state_fields_are_checked() {
                 "state": {state}{window}}}"#
         );
         match views.create_json(spec.as_bytes()) {
-            Err(Error::View(ViewError::InvalidSpec { field: f, .. })) => assert_eq!(f, field, "{spec}"),
+            Err(ViewError::InvalidSpec { field: f, .. }) => assert_eq!(f, field, "{spec}"),
             other => panic!("{spec}: {other:?}"),
         }
     }

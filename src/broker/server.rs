@@ -207,6 +207,12 @@ impl ServeConfig {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] crate::Error),
+    /// Opening the group coordinator failed (replaying its committed offsets).
+    #[error(transparent)]
+    Groups(#[from] crate::groups::GroupError),
+    /// Opening the views failed (loading their definitions and checkpoints).
+    #[error(transparent)]
+    Views(#[from] crate::stream::ViewError),
     #[error("{what}: {source}")]
     Io {
         what: String,

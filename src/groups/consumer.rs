@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use super::Result;
+use crate::error::Error;
 use crate::log::{Partition, Record};
 
 use super::wait::DataWait;
@@ -193,15 +194,14 @@ impl Consumer {
                 return Err(GroupError::InvalidRequest(format!(
                     "a consumer of group {:?} with a manual assignment cannot subscribe: unsubscribe first",
                     self.group
-                ))
-                .into())
+                )))
             }
             Mode::Subscribed { topics: current, .. } if *current == topics => return Ok(()),
             Mode::Subscribed { membership, .. } => {
                 let req = join_request(Some(membership.member_id.clone()), &topics, &self.config);
                 match self.coordinator.join(&self.group, req) {
                     // Evicted meanwhile: as in `refresh`, it starts again from what the group committed.
-                    Err(Error::Group(GroupError::UnknownMember { .. })) => {
+                    Err(GroupError::UnknownMember { .. }) => {
                         self.forget_positions();
                         self.coordinator.join(&self.group, join_request(None, &topics, &self.config))?
                     }
@@ -224,8 +224,7 @@ impl Consumer {
             return Err(GroupError::InvalidRequest(format!(
                 "a subscribed consumer of group {:?} cannot assign partitions: unsubscribe first",
                 self.group
-            ))
-            .into());
+            )));
         }
         partitions.sort();
         partitions.dedup();
@@ -279,11 +278,11 @@ impl Consumer {
         let beat = self.coordinator.heartbeat(&self.group, &membership.member_id, membership.generation);
         *membership = match beat {
             Ok(m) => m,
-            Err(Error::Group(GroupError::IllegalGeneration { .. })) => {
+            Err(GroupError::IllegalGeneration { .. }) => {
                 let req = join_request(Some(membership.member_id.clone()), topics, &self.config);
                 self.coordinator.join(&self.group, req)?
             }
-            Err(Error::Group(GroupError::UnknownMember { .. })) => {
+            Err(GroupError::UnknownMember { .. }) => {
                 // Evicted: its partitions were lost (Kafka's `onPartitionsLost`). Others may have
                 // read and committed them since, or a forced reset moved their offsets: positions
                 // start again from what the group committed, and what it fetched is not its to
@@ -300,7 +299,7 @@ impl Consumer {
     }
 
     fn partition(&self, tp: &TopicPartition) -> Result<Partition> {
-        self.coordinator.store().topic(&tp.topic)?.partition(tp.partition)
+        Ok(self.coordinator.store().topic(&tp.topic)?.partition(tp.partition)?)
     }
 
     fn position_or_start(&mut self, tp: &TopicPartition) -> Result<u64> {
@@ -366,15 +365,14 @@ impl Consumer {
                             committed: Some(from),
                             log_start: log_start_offset,
                             log_end: high_watermark,
-                        }
-                        .into())
+                        })
                     }
                 };
                 tracing::info!(group = %self.group, %tp, from, "position out of range: reset");
                 self.positions.insert(tp.clone(), from);
-                p.read(from, bytes, records)
+                Ok(p.read(from, bytes, records)?)
             }
-            r => r,
+            r => Ok(r?),
         }
     }
 
@@ -424,7 +422,7 @@ impl Consumer {
             return;
         }
         let mut result = self.commit_fetched();
-        if let Err(Error::Group(GroupError::IllegalGeneration { .. })) = result {
+        if let Err(GroupError::IllegalGeneration { .. }) = result {
             result = self.refresh().and_then(|()| self.commit_fetched());
         }
         if let Err(e) = result {
@@ -438,8 +436,7 @@ impl Consumer {
             return Err(GroupError::InvalidRequest(format!(
                 "cannot seek {tp}: it is not assigned to this consumer of group {:?}",
                 self.group
-            ))
-            .into());
+            )));
         }
         self.positions.insert(tp.clone(), offset);
         self.changed();

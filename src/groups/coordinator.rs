@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::error::Result;
-use crate::store::Store;
+use super::Result;
+use crate::store::{Store, StoreExtension};
 
 use super::membership::Group;
 
@@ -25,6 +25,13 @@ use super::{
     validate_group_name, AutoOffsetReset, CommittedOffset, GroupDescription, GroupError, JoinRequest, Membership,
     PartitionLag, TopicPartition, OFFSET_METADATA_BYTES_MAX,
 };
+
+impl StoreExtension for GroupCoordinator {
+    /// As in Kafka, a deleted topic's committed offsets go with it.
+    fn topic_deleted(&self, name: &str) -> crate::Result<()> {
+        self.forget_topic(name)
+    }
+}
 
 /// Coordinates consumer groups over one [`Store`]. Cheap to clone; `Send + Sync`.
 ///
@@ -115,7 +122,7 @@ impl GroupCoordinator {
                         map.insert(name.to_string(), Arc::clone(&g));
                         g
                     }
-                    None => return Err(missing().into()),
+                    None => return Err(missing()),
                 }
             };
             let mut g = group.lock();
@@ -168,7 +175,7 @@ impl GroupCoordinator {
                     let n = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
                     format!("m-{n}-{:06x}", self.inner.incarnation)
                 };
-                Ok(g.join(&request, now, &meta, new_id)?)
+                g.join(&request, now, &meta, new_id)
             },
         )
     }
@@ -178,12 +185,7 @@ impl GroupCoordinator {
     /// [`join`](Self::join) again with its member id, which returns the current assignment without a
     /// rebalance; an evicted member gets [`GroupError::UnknownMember`] and joins without an id.
     pub fn heartbeat(&self, group: &str, member_id: &str, generation: u64) -> Result<Membership> {
-        self.with_group(
-            group,
-            false,
-            || unknown(group, member_id),
-            |g, now| Ok(g.heartbeat(member_id, generation, now)?),
-        )
+        self.with_group(group, false, || unknown(group, member_id), |g, now| g.heartbeat(member_id, generation, now))
     }
 
     /// A receiver that sees a change whenever the group starts a new generation or a member
@@ -199,7 +201,7 @@ impl GroupCoordinator {
             group,
             false,
             || unknown(group, member_id),
-            |g, _| Ok(g.leave(member_id, &|t| self.partition_count(t))?),
+            |g, _| g.leave(member_id, &|t| self.partition_count(t)),
         )
     }
 
@@ -210,7 +212,7 @@ impl GroupCoordinator {
             group,
             false,
             || unknown(group, member_id),
-            |g, now| Ok(g.check_owner(member_id, generation, tp, now)?),
+            |g, now| g.check_owner(member_id, generation, tp, now),
         )
     }
 
@@ -246,9 +248,7 @@ impl GroupCoordinator {
                 for (tp, offset, metadata) in offsets {
                     if let Some(m) = metadata {
                         if m.len() > OFFSET_METADATA_BYTES_MAX {
-                            return Err(
-                                GroupError::MetadataTooLarge { len: m.len(), max: OFFSET_METADATA_BYTES_MAX }.into()
-                            );
+                            return Err(GroupError::MetadataTooLarge { len: m.len(), max: OFFSET_METADATA_BYTES_MAX });
                         }
                     }
                     let topic = self.inner.store.topic(&tp.topic)?;
@@ -261,8 +261,7 @@ impl GroupCoordinator {
                             partition: tp.partition,
                             offset: *offset,
                             high_watermark,
-                        }
-                        .into());
+                        });
                     }
                     let topic_id = Some(topic.id());
                     let c = CommittedOffset {
@@ -334,8 +333,7 @@ impl GroupCoordinator {
                 committed,
                 log_start: start,
                 log_end: end,
-            }
-            .into()),
+            }),
         }
     }
 
@@ -366,7 +364,7 @@ impl GroupCoordinator {
                     // The ids are of the topics planned against: a partition is marked deleted
                     // before a topic of its name can be created again.
                     if let Some(p) = partitions.iter().find(|p| p.is_deleted()) {
-                        return Err(crate::Error::TopicNotFound(p.topic().to_string()));
+                        return Err(crate::Error::TopicNotFound(p.topic().to_string()).into());
                     }
                     self.inner.offsets.write(group, &changes, now)?;
                     g.evict_all(&|t| self.partition_count(t));
@@ -397,7 +395,7 @@ impl GroupCoordinator {
         let not_found = || GroupError::GroupNotFound(group.to_string());
         self.with_group(group, false, not_found, |g, _| {
             if !g.exists() {
-                return Err(not_found().into());
+                return Err(not_found());
             }
             // A Kafka-managed group: members, owners and topics come from the consumers' protocol bytes.
             // (Also once its last Kafka member left, until HTTP consumers join it.)
@@ -483,7 +481,7 @@ impl GroupCoordinator {
         g.maintain(now, &|t| self.partition_count(t));
         g.check_empty("deleting the group")?;
         if !g.exists() {
-            return Err(not_found().into());
+            return Err(not_found());
         }
         g.classic.kill();
         let changes: Vec<_> = g.offsets.keys().map(|tp| (tp.clone(), None)).collect();
@@ -501,7 +499,7 @@ impl GroupCoordinator {
     /// group's lock first and is deleted too; one on a topic created again since is kept. Until
     /// this is done (or if a crash stops it), such offsets are not applied: they name the old
     /// topic's id, and the coordinator deletes them when it opens.
-    pub fn forget_topic(&self, topic: &str) -> Result<()> {
+    pub fn forget_topic(&self, topic: &str) -> crate::Result<()> {
         let groups: Vec<(String, Arc<Mutex<Group>>)> =
             self.inner.groups.lock().iter().map(|(n, g)| (n.clone(), Arc::clone(g))).collect();
         let now = self.now_ms();

@@ -55,6 +55,7 @@ mod assignment;
 pub mod classic;
 mod consumer;
 mod coordinator;
+mod error;
 mod membership;
 mod offsets;
 mod reset;
@@ -62,11 +63,11 @@ mod wait;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::GroupError;
 pub use assignment::AssignmentStrategy;
 pub use classic::ClassicState;
 pub use consumer::{Consumer, ConsumerConfig, CONSUMER_FETCH_BYTES_MAX};
 pub use coordinator::GroupCoordinator;
+pub use error::{GroupError, Result};
 pub use offsets::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 pub use reset::{ResetEntry, ResetPlan, ResetRequest, ResetStrategy};
 pub use wait::{DataWait, Wake};

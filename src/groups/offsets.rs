@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use super::Result;
 use crate::config::{CleanupPolicy, Durability, TopicConfig};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::log::NewRecord;
 use crate::partitioner::partition_for_key;
 use crate::store::Store;
@@ -60,10 +61,10 @@ impl OffsetStore {
                 match store.create_internal_topic(OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, config) {
                     Ok(t) => t,
                     Err(Error::TopicExists(_)) => store.topic(OFFSETS_TOPIC)?,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let mut groups: BTreeMap<String, GroupOffsets> = BTreeMap::new();
         for p in topic.partitions().iter() {
@@ -139,7 +140,12 @@ impl OffsetStore {
 
     /// Writes one group's changes (`None` forgets the offset) as one batch: all or nothing, and
     /// durable when this returns.
-    pub fn write(&self, group: &str, changes: &[(TopicPartition, Option<CommittedOffset>)], now_ms: i64) -> Result<()> {
+    pub fn write(
+        &self,
+        group: &str,
+        changes: &[(TopicPartition, Option<CommittedOffset>)],
+        now_ms: i64,
+    ) -> crate::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }

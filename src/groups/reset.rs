@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::Result;
+use crate::error::Error;
 use crate::log::Partition;
 use crate::store::Store;
 
@@ -79,7 +80,7 @@ pub(crate) fn scope(
     let mut out = Vec::new();
     match (&req.topic, &req.partitions) {
         (None, Some(_)) => {
-            return Err(GroupError::InvalidRequest("a reset of chosen partitions needs a topic".into()).into());
+            return Err(GroupError::InvalidRequest("a reset of chosen partitions needs a topic".into()));
         }
         (Some(t), parts) => {
             let topic = store.topic(t)?;
@@ -101,7 +102,7 @@ pub(crate) fn scope(
                     Ok(topic) => out.extend(topic.partitions().iter().cloned()),
                     // Offsets of a deleted topic: nothing to reset to.
                     Err(Error::TopicNotFound(_)) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -152,8 +153,7 @@ pub(crate) fn plan(
                         group: group.to_string(),
                         topic: tp.topic.clone(),
                         partition: tp.partition,
-                    }
-                    .into());
+                    });
                 };
                 clamp(c as i128 + n as i128, "shifted offset")
             }

@@ -67,7 +67,18 @@ struct Extensions {
     slots: Mutex<Vec<(TypeId, Slot)>>,
 }
 
-type Extension = Box<dyn Any + Send + Sync>;
+/// A layer above the store kept by it ([`Store::extension`]), told of what the store does to its
+/// topics.
+pub(crate) trait StoreExtension: Any + Send + Sync {
+    /// The topic `name` was deleted (its files are gone). An error fails the deletion's caller
+    /// (the topic stays deleted).
+    fn topic_deleted(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
+    }
+}
+
+pub(crate) type Extension = Arc<dyn StoreExtension>;
 /// One type's extension, locked on its own while it opens.
 type Slot = Arc<Mutex<Option<Extension>>>;
 
@@ -100,7 +111,11 @@ impl Store {
     /// The store's one `T` (its group coordinator, its views), made by `open` the first time, with
     /// a handle that does not keep the extensions alive. [`Error::Closed`] once every handle from
     /// [`Store::open`] is gone.
-    pub(crate) fn extension<T: Any + Clone + Send + Sync>(&self, open: impl FnOnce(Store) -> Result<T>) -> Result<T> {
+    pub(crate) fn extension<T, E>(&self, open: impl FnOnce(Store) -> Result<T, E>) -> Result<T, E>
+    where
+        T: StoreExtension + Clone,
+        E: From<Error>,
+    {
         let extensions = match &self.extensions {
             Some(e) => Arc::clone(e),
             None => self.inner.extensions.upgrade().ok_or(Error::Closed)?,
@@ -118,28 +133,34 @@ impl Store {
         };
         // Only this type's slot is locked while it opens: another type's open may run meanwhile.
         let mut slot = slot.lock();
-        if let Some(t) = slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+        if let Some(t) = slot.as_deref().and_then(|e| (e as &dyn Any).downcast_ref::<T>()) {
             return Ok(t.clone());
         }
         let t = open(Store { inner: Arc::clone(&self.inner), extensions: None })?;
-        *slot = Some(Box::new(t.clone()));
+        *slot = Some(Arc::new(t.clone()));
         Ok(t)
     }
 
     /// Forgets the store's `T` when `is_it` says it is the one given (its `close`): the next
     /// [`extension`](Self::extension) opens a new one.
-    pub(crate) fn remove_extension<T: Any>(
-        &self,
-        is_it: impl FnOnce(&T) -> bool,
-    ) -> Option<Box<dyn Any + Send + Sync>> {
+    pub(crate) fn remove_extension<T: Any>(&self, is_it: impl FnOnce(&T) -> bool) -> Option<Extension> {
         let extensions = self.extensions.clone().or_else(|| self.inner.extensions.upgrade())?;
         let slot =
             extensions.slots.lock().iter().find(|(id, _)| *id == TypeId::of::<T>()).map(|(_, s)| Arc::clone(s))?;
         let mut slot = slot.lock();
-        match slot.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+        match slot.as_deref().and_then(|e| (e as &dyn Any).downcast_ref::<T>()) {
             Some(t) if is_it(t) => slot.take(),
             _ => None,
         }
+    }
+
+    /// The extensions open now, in the order they were first opened.
+    fn open_extensions(&self) -> Vec<Extension> {
+        let Some(extensions) = self.extensions.clone().or_else(|| self.inner.extensions.upgrade()) else {
+            return Vec::new();
+        };
+        let slots: Vec<Slot> = extensions.slots.lock().iter().map(|(_, s)| Arc::clone(s)).collect();
+        slots.iter().filter_map(|s| s.lock().clone()).collect()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -78,10 +78,10 @@ impl Store {
         std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
         tracing::info!(topic = name, "topic deleted");
         drop(_admin);
-        // As in Kafka, its committed offsets go with it (opening the coordinator takes no admin lock
-        // when the offsets topic exists).
-        if self.topic(crate::groups::OFFSETS_TOPIC).is_ok() {
-            crate::groups::GroupCoordinator::open(self)?.forget_topic(name)?;
+        // The layers above hear of it: as in Kafka, the group coordinator deletes the topic's
+        // committed offsets (a coordinator opened later deletes them when it opens).
+        for extension in self.open_extensions() {
+            extension.topic_deleted(name)?;
         }
         Ok(())
     }

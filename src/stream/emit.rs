@@ -58,7 +58,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use super::Result;
 use crate::log::batch::BatchHeader;
 use crate::log::partition::PreparedBatch;
 use crate::log::{Appended, Header, NewRecord, Partition, ProducerFields};
@@ -355,7 +355,7 @@ impl Wait {
     fn wait(self) -> Result<Appended> {
         match self {
             Wait::Written(a) => Ok(a),
-            Wait::Commit(p) => p.wait(),
+            Wait::Commit(p) => Ok(p.wait()?),
         }
     }
 }
@@ -364,7 +364,7 @@ fn enqueue(part: &Partition, prepared: PreparedBatch) -> Result<Wait> {
     if prepared.is_sync() {
         Ok(Wait::Commit(part.committer().enqueue_blocking(part, prepared)?))
     } else {
-        part.write_prepared(prepared).map(|(a, _, _)| Wait::Written(a))
+        Ok(part.write_prepared(prepared).map(|(a, _, _)| Wait::Written(a))?)
     }
 }
 

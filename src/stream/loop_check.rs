@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::definition::Definition;
+use super::Result;
 use super::ViewError;
-use crate::error::Result;
 
 /// One other view's edge: its name, its source topics and its emit topic.
 pub(crate) struct Edge {
@@ -42,8 +42,7 @@ pub(crate) fn check_no_loop(definition: &Definition, others: &[Edge]) -> Result<
             return Err(ViewError::InvalidSpec {
                 field: "emit.topic".into(),
                 reason: format!("the views would loop: this view emits to {}, one of its sources", path.join(" -> ")),
-            }
-            .into());
+            });
         }
         for edge in others {
             if edge.sources.contains(&topic) && edge.emit != emit && !via.contains_key(&edge.emit) {

@@ -21,10 +21,11 @@ use super::spec::ViewSpec;
 use super::state::State;
 use super::state_store::StateStore;
 use super::view::{PartitionTarget, Slot, Version, View};
+use super::Result;
 use super::ViewError;
-use crate::error::{Corruption, Error, Result};
+use crate::error::{Corruption, Error};
 use crate::log::io::sync_dir;
-use crate::store::Store;
+use crate::store::{Store, StoreExtension};
 
 const VIEWS_DIR: &str = "views";
 
@@ -137,7 +138,8 @@ impl Views {
                             path: path.join(VIEW_FILE),
                             position: 0,
                             detail: Corruption::Malformed(format!("view {:?} in directory {name:?}", spec.name)),
-                        });
+                        }
+                        .into());
                     }
                     views.start(&name, &file, None)?;
                 }
@@ -301,8 +303,7 @@ impl Views {
                 return Err(ViewError::Custom {
                     name: name.to_string(),
                     reason: "it exists with other topics; delete it first".into(),
-                }
-                .into());
+                });
             }
             let file = read_view_file(&self.inner.dir.join(name))?.ok_or_else(|| ViewError::NotFound(name.into()))?;
             let view = self.start(name, &file, Some(logic))?;
@@ -316,7 +317,7 @@ impl Views {
     fn create_definition(&self, name: &str, definition: Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<View> {
         let _admin = self.inner.admin.lock();
         if self.inner.views.read().contains_key(name) || self.inner.detached.lock().contains_key(name) {
-            return Err(ViewError::Exists(name.to_string()).into());
+            return Err(ViewError::Exists(name.to_string()));
         }
         self.check_no_loop(name, &definition)?;
         let dir = self.inner.dir.join(name);
@@ -345,7 +346,7 @@ impl Views {
 
     pub fn get(&self, name: &str) -> Result<View> {
         let slot = self.inner.views.read().get(name).cloned();
-        slot.map(|slot| View { slot }).ok_or_else(|| ViewError::NotFound(name.to_string()).into())
+        slot.map(|slot| View { slot }).ok_or_else(|| ViewError::NotFound(name.to_string()))
     }
 
     /// Replaces a view's definition: a new version is rebuilt from the beginning while the current
@@ -374,7 +375,7 @@ impl Views {
         let slot = &view.slot;
         let _admin = slot.admin.lock();
         if slot.deleted.load(Ordering::Acquire) {
-            return Err(ViewError::NotFound(slot.name.clone()).into());
+            return Err(ViewError::NotFound(slot.name.clone()));
         }
         let current = Arc::clone(&slot.current.read());
         let old_pending = slot.pending.lock().clone();
@@ -461,6 +462,9 @@ impl Views {
     }
 }
 
+/// The store keeps its views registry; the deletion of a topic asks nothing of it.
+impl StoreExtension for Views {}
+
 impl Store {
     /// The store's views (one registry per store), opened with [`ViewsConfig::default`] on first
     /// use; [`Views::open`] chooses another config.
@@ -524,13 +528,13 @@ fn operator_for(def: &Definition, logic: Option<Arc<dyn ViewLogic>>) -> Result<O
         (Definition::Spec(spec), _) => Ok(Operator::Declarative(Box::new(Declarative::new(spec.as_ref().clone())))),
         (Definition::Custom { .. }, Some(l)) => Ok(Operator::Custom(l)),
         (Definition::Custom { .. }, None) => {
-            Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() }.into())
+            Err(ViewError::Custom { name: String::new(), reason: "a custom view needs its logic".into() })
         }
     }
 }
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-    ViewError::InvalidSpec { field: field.into(), reason: reason.into() }.into()
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ViewError {
+    ViewError::InvalidSpec { field: field.into(), reason: reason.into() }
 }
 
 /// Internal topics (`__consumer_offsets`) hold records only their owner can read back: results
@@ -542,13 +546,13 @@ fn check_emit_not_internal(topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn remove_checkpoint(dir: &Path, version: u64) -> Result<()> {
+fn remove_checkpoint(dir: &Path, version: u64) -> crate::Result<()> {
     StateStore::remove(dir, version)
 }
 
 /// Deletes checkpoints (and temp files) of versions `view.json` no longer names: left by a crash
 /// between a switch (or a cancelled rebuild) and the deletion.
-fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> Result<()> {
+fn remove_stale_checkpoints(dir: &Path, file: &ViewFile) -> crate::Result<()> {
     let keep = [Some(file.current.version), file.pending.as_ref().map(|p| p.version)];
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;

@@ -197,6 +197,7 @@ mod definition;
 mod delta;
 mod emit;
 mod entries;
+mod error;
 mod expr;
 mod join;
 mod join_spec;
@@ -216,10 +217,10 @@ mod ttl;
 mod view;
 mod window;
 
-pub use crate::error::ViewError;
 pub use emit::{
     EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,
 };
+pub use error::{Result, ViewError};
 pub use expr::{CompareOp, Predicate, PREDICATE_DEPTH_MAX};
 pub use join_spec::{
     JoinSpec, JoinType, SourceFormat, JOIN_BUFFER_RECORDS_MAX, JOIN_RETENTION_MS_DEFAULT, JOIN_VERSIONS_PER_KEY_MAX,

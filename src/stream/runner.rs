@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
 use super::operator::{Origin, PreParsed};
 use super::view::{Slot, Version};
-use crate::error::{Error, Result, ViewError};
+use super::{Result, ViewError};
+use crate::error::Error;
 use crate::log::{NewRecord, Partition, ReadBatch, Record};
 
 /// Starts the runner thread of `v`.
@@ -33,7 +34,7 @@ pub(crate) fn spawn(slot: &Arc<Slot>, v: Arc<Version>) {
             // boundary. A reopen of the views retries.
             let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&s, &v))) {
                 Ok(Ok(())) => return,
-                Ok(Err(Error::TopicNotFound(t))) if v.definition.topics().contains(&t) => {
+                Ok(Err(ViewError::Log(Error::TopicNotFound(t)))) if v.definition.topics().contains(&t) => {
                     format!("source topic {t:?} was deleted")
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -229,14 +230,14 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
 /// also when that happened while the view was not running (its id is not the checkpoint's).
 fn check_sources(slot: &Slot, v: &Version, sources: &[Source]) -> Result<()> {
     if let Some(s) = sources.iter().find(|s| s.partition.is_deleted()) {
-        return Err(Error::TopicNotFound(s.partition.topic().to_string()));
+        return Err(Error::TopicNotFound(s.partition.topic().to_string()).into());
     }
     for name in v.definition.topics() {
         let found = slot.store.topic(&name)?.id();
         let mut st = v.state.write();
         match st.snap.topic_ids.get(&name) {
             Some(&expected) if expected != found => {
-                return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found }.into());
+                return Err(ViewError::SourceRecreated { topic: name.clone(), expected, found });
             }
             Some(_) => {}
             None => drop(st.snap.topic_ids.insert(name, found)),
@@ -293,7 +294,7 @@ fn read(slot: &Slot, v: &Version, s: &mut Source) -> Result<Option<Vec<ReadBatch
             }
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -313,7 +314,7 @@ fn apply_direct(slot: &Slot, v: &Version, s: &mut Source, emits: &mut Vec<NewRec
                 // A malformed record inside a checked batch: the state keeps what was applied
                 // before it, and the offsets say so (never counted twice).
                 st.set_offset_at(s.origin.slot, after);
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -386,7 +387,7 @@ fn apply_in_time_order(v: &Version, sources: &mut [Source], emits: &mut Vec<NewR
 /// The error of a source whose buffered records were all applied before a malformed one.
 fn fail_if_stopped(s: &mut Source) -> Result<()> {
     match s.failed.take() {
-        Some(e) if s.buffer.is_empty() => Err(e),
+        Some(e) if s.buffer.is_empty() => Err(e.into()),
         other => {
             s.failed = other;
             Ok(())

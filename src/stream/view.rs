@@ -19,7 +19,7 @@ use super::operator::{Operator, ViewLogic, WindowResult};
 use super::spec::ViewSpec;
 use super::state::{State, ViewCounters};
 use super::state_store::{CheckpointStats, StateStore};
-use crate::error::Result;
+use super::Result;
 use crate::log::Partition;
 use crate::store::Store;
 use crate::topic::Topic;

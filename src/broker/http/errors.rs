@@ -159,32 +159,46 @@ impl From<Error> for ApiError {
             Error::OffsetOutOfRange { .. } => ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
             Error::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, message),
             Error::Locked { .. } => ApiError::internal(message),
-            Error::Group(g) => match g {
-                GroupError::GroupNotFound(_) => ApiError::not_found(code::GROUP_NOT_FOUND, message),
-                GroupError::UnknownMember { .. } => ApiError::not_found(code::CONSUMER_INSTANCE_NOT_FOUND, message),
-                GroupError::IllegalGeneration { .. }
-                | GroupError::NotAssigned { .. }
-                | GroupError::NotReleased { .. }
-                | GroupError::ActiveMembers { .. }
-                | GroupError::ManagedByKafka { .. }
-                | GroupError::NoValidOffset { .. } => ApiError::conflict(code::ILLEGAL_STATE, message),
-                GroupError::BadOffsetRecord { .. } => {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message)
-                }
-                _ => ApiError::invalid(code::INVALID_REQUEST, message),
-            },
             Error::Producer { error, .. } => match error {
                 ProducerError::OutOfOrderSequence { .. } => ApiError::conflict(code::OUT_OF_ORDER_SEQUENCE, message),
                 ProducerError::InvalidProducerEpoch { .. } => ApiError::conflict(code::INVALID_PRODUCER_EPOCH, message),
                 _ => ApiError::invalid(code::INVALID_PRODUCER, message),
             },
-            Error::View(v) => match v {
-                ViewError::InvalidSpec { .. } => ApiError::invalid(code::INVALID_VIEW_SPEC, message),
-                ViewError::NotFound(_) => ApiError::not_found(code::VIEW_NOT_FOUND, message),
-                ViewError::Exists(_) => ApiError::conflict(code::VIEW_EXISTS, message),
-                _ => ApiError::conflict(code::ILLEGAL_STATE, message),
-            },
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message),
+        }
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            GroupError::Log(e) => e.into(),
+            GroupError::GroupNotFound(_) => ApiError::not_found(code::GROUP_NOT_FOUND, message),
+            GroupError::UnknownMember { .. } => ApiError::not_found(code::CONSUMER_INSTANCE_NOT_FOUND, message),
+            GroupError::IllegalGeneration { .. }
+            | GroupError::NotAssigned { .. }
+            | GroupError::NotReleased { .. }
+            | GroupError::ActiveMembers { .. }
+            | GroupError::ManagedByKafka { .. }
+            | GroupError::NoValidOffset { .. } => ApiError::conflict(code::ILLEGAL_STATE, message),
+            GroupError::BadOffsetRecord { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::STORAGE, message)
+            }
+            _ => ApiError::invalid(code::INVALID_REQUEST, message),
+        }
+    }
+}
+
+impl From<ViewError> for ApiError {
+    fn from(e: ViewError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ViewError::Log(e) => e.into(),
+            ViewError::InvalidSpec { .. } => ApiError::invalid(code::INVALID_VIEW_SPEC, message),
+            ViewError::NotFound(_) => ApiError::not_found(code::VIEW_NOT_FOUND, message),
+            ViewError::Exists(_) => ApiError::conflict(code::VIEW_EXISTS, message),
+            _ => ApiError::conflict(code::ILLEGAL_STATE, message),
         }
     }
 }
@@ -242,10 +256,15 @@ mod tests {
         let e: ApiError = Error::LimitExceeded { limit: "max_message_bytes", value: 9, max: 1 }.into();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(e.message.contains("max_message_bytes"), "{}", e.message);
-        let e: ApiError = Error::View(ViewError::NotFound("v".into())).into();
+        let e: ApiError = ViewError::NotFound("v".into()).into();
         assert_eq!((e.status, e.error_code), (StatusCode::NOT_FOUND, 40410));
-        let e: ApiError =
-            Error::View(ViewError::InvalidSpec { field: "window.size_ms".into(), reason: "0".into() }).into();
+        let e: ApiError = ViewError::Log(Error::TopicNotFound("t".into())).into();
+        assert_eq!((e.status, e.error_code), (StatusCode::NOT_FOUND, 40401));
+        let e: ApiError = GroupError::GroupNotFound("g".into()).into();
+        assert_eq!((e.status, e.error_code), (StatusCode::NOT_FOUND, 40404));
+        let e: ApiError = GroupError::Log(Error::Closed).into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        let e: ApiError = ViewError::InvalidSpec { field: "window.size_ms".into(), reason: "0".into() }.into();
         assert_eq!((e.status, e.error_code), (StatusCode::UNPROCESSABLE_ENTITY, 42210));
         assert!(e.message.contains("window.size_ms"), "{}", e.message);
     }

@@ -103,7 +103,7 @@ impl AppState {
     /// Opens the group coordinator over `store` (creating its offsets topic if needed) and its
     /// views (resuming each from its checkpoint). Blocking: it replays the committed offsets and
     /// loads checkpoints. The views stop (after a final checkpoint) when the last clone is dropped.
-    pub fn new(store: Store, config: HttpConfig) -> crate::Result<AppState> {
+    pub fn new(store: Store, config: HttpConfig) -> Result<AppState, crate::broker::server::ServeError> {
         let coordinator = store.groups()?;
         let views = crate::stream::Views::open(&store, crate::stream::ViewsConfig::default())?;
         let memory = budget::MemoryBudget::new(config.requests_memory_bytes_max);

@@ -18,7 +18,7 @@ use crate::stream::{RebuildFrom, ViewError, ViewSpec, SCAN_LIMIT_MAX};
 pub const SCAN_LIMIT_DEFAULT: usize = 100;
 
 fn parse_spec(body: &[u8]) -> Result<ViewSpec, ApiError> {
-    ViewSpec::from_json(body).map_err(|e| ApiError::from(crate::Error::View(e)))
+    ViewSpec::from_json(body).map_err(ApiError::from)
 }
 
 /// The views whose runner stopped, with why (for `/health`); in-memory only.
@@ -129,10 +129,10 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let spec = parse_spec(&body)?;
     if spec.name != name {
-        return Err(ApiError::from(crate::Error::View(ViewError::InvalidSpec {
+        return Err(ApiError::from(ViewError::InvalidSpec {
             field: "name".into(),
             reason: format!("the spec names {:?} but the path names {name:?}", spec.name),
-        })));
+        }));
     }
     let views = state.views().clone();
     let status = blocking(move || Ok(views.update(spec)?.status())).await?;

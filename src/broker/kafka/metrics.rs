@@ -42,10 +42,12 @@ impl Drop for InFlight {
     }
 }
 
+impl crate::store::StoreExtension for Arc<KafkaMetrics> {}
+
 impl KafkaMetrics {
     /// The store's counters, created on first use.
     pub fn of(store: &Store) -> Arc<KafkaMetrics> {
-        store.extension::<Arc<KafkaMetrics>>(|_| Ok(Arc::default())).unwrap_or_default()
+        store.extension::<Arc<KafkaMetrics>, crate::Error>(|_| Ok(Arc::default())).unwrap_or_default()
     }
     /// One request of `api_key` answered (`error`: refused or failed) after `seconds`.
     pub fn request(&self, api_key: i16, error: bool, seconds: f64) {

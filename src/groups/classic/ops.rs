@@ -81,13 +81,15 @@ impl KafkaView {
 }
 
 /// The Kafka error for a refusal of the coordinator or the store.
-fn classic_error(e: &Error) -> ClassicError {
+fn classic_error(e: &GroupError) -> ClassicError {
     match e {
-        Error::Group(GroupError::InvalidGroupName { .. }) => ClassicError::InvalidGroupId,
-        Error::Group(GroupError::GroupNotFound(_)) => ClassicError::GroupIdNotFound,
-        Error::Group(GroupError::ActiveMembers { .. }) => ClassicError::NonEmptyGroup,
-        Error::TopicNotFound(_) | Error::PartitionNotFound { .. } => ClassicError::UnknownTopicOrPartition,
-        Error::Group(GroupError::UnknownMember { .. }) => ClassicError::UnknownMemberId,
+        GroupError::InvalidGroupName { .. } => ClassicError::InvalidGroupId,
+        GroupError::GroupNotFound(_) => ClassicError::GroupIdNotFound,
+        GroupError::ActiveMembers { .. } => ClassicError::NonEmptyGroup,
+        GroupError::Log(Error::TopicNotFound(_) | Error::PartitionNotFound { .. }) => {
+            ClassicError::UnknownTopicOrPartition
+        }
+        GroupError::UnknownMember { .. } => ClassicError::UnknownMemberId,
         other => {
             tracing::error!(error = %other, "a Kafka group request failed");
             ClassicError::UnknownServerError
@@ -189,7 +191,7 @@ impl GroupCoordinator {
         );
         match left {
             Ok(answers) => Ok(answers),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(unknown()),
+            Err(GroupError::GroupNotFound(_)) => Ok(unknown()),
             Err(e) => Err(classic_error(&e)),
         }
     }
@@ -251,7 +253,7 @@ impl GroupCoordinator {
             return Some(ClassicError::OffsetMetadataTooLarge);
         }
         if let Err(e) = self.store().topic(&tp.topic).and_then(|t| t.partition(tp.partition)) {
-            return Some(classic_error(&e));
+            return Some(classic_error(&e.into()));
         }
         // As Kafka: any offset is committed, even past the log end (the consumer's
         // `auto.offset.reset` applies when its fetch there is out of range); only a negative one,
@@ -287,7 +289,7 @@ impl GroupCoordinator {
         );
         match r {
             Ok(offsets) => Ok(offsets),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(BTreeMap::new()),
+            Err(GroupError::GroupNotFound(_)) => Ok(BTreeMap::new()),
             Err(e) => Err(classic_error(&e)),
         }
     }
@@ -349,7 +351,7 @@ impl GroupCoordinator {
         );
         match r {
             Ok(d) => Ok(d),
-            Err(Error::Group(GroupError::GroupNotFound(_))) => Ok(dead()),
+            Err(GroupError::GroupNotFound(_)) => Ok(dead()),
             Err(e) => Err(classic_error(&e)),
         }
     }

@@ -15,7 +15,6 @@ use super::super::AppState;
 use super::instance::{illegal, invalid, Settings, Subscription};
 use super::registry::on_instance;
 use crate::groups::TopicPartition;
-use crate::Error;
 
 pub(super) type InstancePath = PathParams<(String, String)>;
 
@@ -29,7 +28,7 @@ pub async fn create(
     PathParams(group): PathParams<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    crate::groups::validate_group_name(&group).map_err(|e| ApiError::from(Error::from(e)))?;
+    crate::groups::validate_group_name(&group).map_err(ApiError::from)?;
     let req: serde_json::Map<String, Value> = parse_body_or_default(&body)?;
     let settings = Settings::parse(&req, state.config().consumer_timeout_ms_default)?;
     let id = state.consumers().create(&group, &settings)?;

@@ -1,10 +1,12 @@
-//! Errors of views. Defined with the base error so that it names no layer above it;
-//! `kappalog::stream` re-exports it.
+//! Errors of views.
 
-/// Errors of views, converging into [`Error::View`](crate::Error::View).
+/// Why a view operation failed: a view's own error, or an error of the store below it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ViewError {
+    /// An error of the store, its topics or the log (a view's source and output are topics).
+    #[error(transparent)]
+    Log(#[from] crate::Error),
     /// The spec does not parse or does not fit the store; `field` names what was wrong
     /// (`window.size_ms`, `source.topics[1]`, …). The broker maps it to 422.
     #[error("invalid view spec: {field}: {reason}")]
@@ -23,3 +25,6 @@ pub enum ViewError {
     #[error("view {view:?}: its state takes about {bytes} bytes, more than state.memory_bytes_max ({max})")]
     StateTooLarge { view: String, bytes: u64, max: u64 },
 }
+
+/// `Result` with [`ViewError`].
+pub type Result<T, E = ViewError> = std::result::Result<T, E>;

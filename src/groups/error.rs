@@ -1,10 +1,14 @@
 //! Errors of consumer groups. Each says what to do next when there is something to do (rejoin, force).
-//! Defined with the base error so that it names no layer above it; `kappalog::groups` re-exports it.
 
-/// Why a group operation was refused. Converges into [`crate::Error::Group`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a group operation failed: refused by the group ([`GroupError::Log`] aside, every variant),
+/// or an error of the store below it.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GroupError {
+    /// An error of the store, its topics or the log (the offsets topic is a topic of the store).
+    #[error(transparent)]
+    Log(#[from] crate::Error),
+
     #[error("invalid group name {name:?}: {reason}")]
     InvalidGroupName { name: String, reason: &'static str },
 
@@ -63,3 +67,6 @@ pub enum GroupError {
     #[error("bad record in the offsets topic {topic}-{partition} at offset {offset}: {reason}")]
     BadOffsetRecord { topic: String, partition: u32, offset: u64, reason: String },
 }
+
+/// `Result` with [`GroupError`].
+pub type Result<T, E = GroupError> = std::result::Result<T, E>;

@@ -144,6 +144,17 @@ fn produce_load_raw(addr: &str, path: &str, body: &str, per_request: usize, seco
     })
 }
 
+/// CPU time (user and kernel, all threads) a process has used so far, in ns, from
+/// `/proc/PID/task/*/schedstat` (Linux; 0 elsewhere). Threads that exited are not counted, so it is
+/// read around runs of long-lived threads only.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -167,7 +178,7 @@ fn main() {
         let batch_body = json!({"records": vec![json!({"value": value}); BATCH_RECORDS]}).to_string();
         batch_scenario(&url, batch_body, seconds);
     }
-    single_record_scenario(&broker.1, &value, seconds);
+    single_record_scenario(broker.0.id(), &broker.1, &value, seconds);
     if !only_single {
         latency_scenario(&broker.1);
     }
@@ -185,35 +196,46 @@ fn batch_scenario(url: &str, batch_body: String, seconds: f64) {
 
 /// One record per request: the broker (with its records per fsync) and Redis `XADD` with
 /// `appendfsync always`, alternated, then the library baseline.
-fn single_record_scenario(base: &str, value: &str, seconds: f64) {
+fn single_record_scenario(broker_pid: u32, base: &str, value: &str, seconds: f64) {
     let addr = base.strip_prefix("http://").expect("an http:// address");
     let path = "/topics/bench";
     let single_body = json!({"records": [{"value": value}]}).to_string();
     let redis = Redis::start();
     let (mut broker_runs, mut redis_runs, mut per_fsync) = (Vec::new(), Vec::new(), Vec::new());
+    // CPU µs per record or entry of the server process (all its threads, user and kernel).
+    let (mut broker_cpu, mut redis_cpu) = (Vec::new(), Vec::new());
     for _ in 0..PAIRS {
         let fsyncs0 = fsyncs(base);
+        let (cpu0, t0) = (cpu_ns(broker_pid), Instant::now());
         let rate = produce_load_raw(addr, path, &single_body, 1, seconds);
+        let records = rate * t0.elapsed().as_secs_f64();
+        broker_cpu.push((cpu_ns(broker_pid) - cpu0) as f64 / 1000.0 / records.max(1.0));
         let synced = fsyncs(base) - fsyncs0;
         broker_runs.push(rate);
-        per_fsync.push(rate * seconds / synced.max(1) as f64);
+        per_fsync.push(records / synced.max(1) as f64);
         if let Some(redis) = &redis {
-            redis_runs.push(redis.xadd_load(seconds));
+            let (cpu0, t0) = (cpu_ns(redis.child.id()), Instant::now());
+            let rate = redis.xadd_load(seconds);
+            let entries = rate * t0.elapsed().as_secs_f64();
+            redis_cpu.push((cpu_ns(redis.child.id()) - cpu0) as f64 / 1000.0 / entries.max(1.0));
+            redis_runs.push(rate);
         }
     }
     let single = median(broker_runs.clone());
     let single_lib = library_load(1, seconds);
     println!(
-        "produce 1 record per request, {CONNECTIONS} connections: {single:.0} records/s, {:.1} records per fsync \
-         (runs {broker_runs:.0?}; library baseline {single_lib:.0} records/s, ratio {:.2})",
+        "produce 1 record per request, {CONNECTIONS} connections: {single:.0} records/s, {:.1} records per fsync, \
+         {:.1} µs broker CPU per record (runs {broker_runs:.0?}; library baseline {single_lib:.0} records/s, ratio {:.2})",
         median(per_fsync),
+        median(broker_cpu),
         single / single_lib
     );
     if redis.is_some() {
         let xadd = median(redis_runs.clone());
         println!(
             "redis-server XADD 1 entry per command, appendfsync always, {CONNECTIONS} connections: {xadd:.0} \
-             entries/s (runs {redis_runs:.0?}); broker / Redis ratio {:.2}",
+             entries/s, {:.1} µs redis-server CPU per entry (runs {redis_runs:.0?}); broker / Redis ratio {:.2}",
+            median(redis_cpu),
             single / xadd
         );
     }

@@ -204,4 +204,8 @@ impl Iterator for PlacedOffsets {
         self.next[p as usize] += 1;
         Some((p, offset))
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.count - self.at, Some(self.count - self.at))
+    }
 }

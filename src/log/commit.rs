@@ -319,26 +319,38 @@ impl CommitHandle {
     }
 
     /// Queues `batch` for `partition`, awaiting room while the queue is full.
-    pub async fn enqueue(&self, partition: &Partition, batch: PreparedBatch) -> Result<PendingAsync> {
+    pub async fn enqueue(&self, partition: &Partition, mut batch: PreparedBatch) -> Result<PendingAsync> {
+        // Room now: queued without registering for a notification.
+        batch = match self.try_enqueue(partition, batch)? {
+            Ok(pending) => return Ok(pending),
+            Err(batch) => batch,
+        };
         loop {
             let room = self.shared.room_async.notified();
             tokio::pin!(room);
             // Registered before the check: a notification between the check and the await is kept.
             room.as_mut().enable();
-            {
-                let mut st = self.shared.state.lock();
-                if st.stopping {
-                    return Err(Error::Closed);
-                }
-                if self.shared.has_room(&st, batch.len()) {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    let from = tokio::task::try_id().map(AppenderId::Task);
-                    self.shared.push(&mut st, partition, batch, Some(Notify::Task(tx)), from);
-                    return Ok(PendingAsync(rx));
-                }
-            }
+            batch = match self.try_enqueue(partition, batch)? {
+                Ok(pending) => return Ok(pending),
+                Err(batch) => batch,
+            };
             room.await;
         }
+    }
+
+    /// Queues `batch` if the queue has room; gives it back if not.
+    fn try_enqueue(&self, partition: &Partition, batch: PreparedBatch) -> Result<Result<PendingAsync, PreparedBatch>> {
+        let mut st = self.shared.state.lock();
+        if st.stopping {
+            return Err(Error::Closed);
+        }
+        if !self.shared.has_room(&st, batch.len()) {
+            return Ok(Err(batch));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let from = tokio::task::try_id().map(AppenderId::Task);
+        self.shared.push(&mut st, partition, batch, Some(Notify::Task(tx)), from);
+        Ok(Ok(PendingAsync(rx)))
     }
 }
 

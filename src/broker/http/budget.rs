@@ -16,14 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::body::{BodyDataStream, Bytes};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use tokio::sync::Semaphore;
 
-use super::errors::{code, ApiError};
+use super::errors::{code, confluent_fallback, ApiError};
 use super::AppState;
 
 /// A request's peak memory is at most this many times its body (plus a small constant): what
@@ -64,6 +65,10 @@ impl MemoryBudget {
     /// takes all of it. `None`: no room in time.
     async fn reserve(&self, bytes: usize, wait: Duration) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let n = bytes.div_ceil(PERMIT_BYTES).clamp(1, self.total as usize) as u32;
+        // Room now (the semaphore is fair: permits set aside for a waiter are not taken): no timer.
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) {
+            return Some(permit);
+        }
         match tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_many_owned(n)).await {
             Ok(Ok(permit)) => Some(permit),
             _ => None,
@@ -106,9 +111,27 @@ fn too_large(declared: u64, max: usize) -> Response {
     r
 }
 
-/// The middleware: refuses oversized bodies from their header, reserves the request's memory,
-/// reads the body into one buffer of its declared size, and runs the handler.
-pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The next chunk of a request body, or `Err` when none comes for `pause`. A chunk already
+/// received needs no timer.
+async fn next_chunk(stream: &mut BodyDataStream, pause: Duration) -> Result<Option<Result<Bytes, axum::Error>>, ()> {
+    let mut poll =
+        |cx: &mut std::task::Context<'_>| futures_core::Stream::poll_next(std::pin::Pin::new(&mut *stream), cx);
+    let mut now = None;
+    std::future::poll_fn(|cx| {
+        now = Some(poll(cx));
+        std::task::Poll::Ready(())
+    })
+    .await;
+    if let Some(std::task::Poll::Ready(chunk)) = now {
+        return Ok(chunk);
+    }
+    tokio::time::timeout(pause, std::future::poll_fn(poll)).await.map_err(drop)
+}
+
+/// Refuses oversized bodies from their header, reserves the request's memory, reads the body
+/// (into one buffer of its declared size when it comes in several chunks), and runs the handler,
+/// whose error responses get Confluent's body (see `errors::confluent_fallback`).
+pub(crate) async fn bounded_body(state: &AppState, req: Request, next: Next) -> Response {
     let max = state.config().body_bytes_max;
     let declared = match req.headers().get(header::CONTENT_LENGTH) {
         None => None,
@@ -122,27 +145,24 @@ pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Nex
     }
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     if declared.unwrap_or(0) == 0 && !chunked {
-        return next.run(req).await;
+        return confluent_fallback(next.run(req).await).await;
     }
     let expected = declared.map_or(max, |n| n as usize);
     let wait = Duration::from_millis(REQUEST_MEMORY_WAIT_MS);
     let reserve = expected.saturating_mul(REQUEST_MEMORY_FACTOR);
     let Some(permit) = state.memory().reserve(reserve, wait).await else {
-        let mut r = spent(&state, reserve).into_response();
+        let mut r = spent(state, reserve).into_response();
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         return r;
     };
     let (parts, body) = req.into_parts();
     let pause = Duration::from_millis(state.config().body_read_timeout_ms);
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    // The first chunk, kept as it is while it is the only one.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     let mut stream = body.into_data_stream();
     loop {
-        let chunk = match tokio::time::timeout(
-            pause,
-            std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)),
-        )
-        .await
-        {
+        let chunk = match next_chunk(&mut stream, pause).await {
             Err(_) => {
                 let msg = format!("the request body stopped arriving for {} ms", pause.as_millis());
                 let mut r = ApiError::new(StatusCode::REQUEST_TIMEOUT, code::REQUEST_TIMEOUT, msg).into_response();
@@ -153,12 +173,25 @@ pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Nex
             Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(e))) => return ApiError::bad_request(format!("reading the request body: {e}")).into_response(),
         };
-        if buf.len() + chunk.len() > max {
-            return too_large((buf.len() + chunk.len()) as u64, max);
+        let had = first.as_ref().map_or(0, |f| f.len()) + buf.len();
+        if had + chunk.len() > max {
+            return too_large((had + chunk.len()) as u64, max);
         }
-        buf.extend_from_slice(&chunk);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            None => buf.extend_from_slice(&chunk),
+            Some(f) => {
+                buf.reserve(declared.map_or(0, |n| n as usize).max(f.len() + chunk.len()));
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&chunk);
+            }
+        }
     }
-    let response = next.run(Request::from_parts(parts, Body::from(buf.freeze()))).await;
+    let body = match first {
+        Some(f) => f,
+        None => buf.freeze(),
+    };
+    let response = confluent_fallback(next.run(Request::from_parts(parts, Body::from(body))).await).await;
     drop(permit);
     response
 }

@@ -1,12 +1,11 @@
 //! `GET /metrics` in Prometheus' text format, and the counters and histograms behind it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
@@ -52,9 +51,15 @@ pub struct Metrics {
     connections_open: AtomicU64,
     /// One produce's append: encode, write, and the fsync under `sync` durability.
     append: Mutex<Histogram>,
-    /// (method, route) → latency; (method, route, status class) → count.
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
-    responses: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Method → route → its latency and its responses by status (looked up without allocating).
+    requests: Mutex<HashMap<String, HashMap<String, RouteStats>>>,
+}
+
+/// The requests of one (method, route).
+#[derive(Debug, Default)]
+struct RouteStats {
+    latency: Histogram,
+    responses: BTreeMap<u16, u64>,
 }
 
 impl Metrics {
@@ -85,20 +90,35 @@ impl Metrics {
         }
     }
     fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.latency.lock().entry((method.to_string(), route.to_string())).or_default().observe(seconds);
-        *self.responses.lock().entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        let mut methods = self.requests.lock();
+        if !methods.contains_key(method) {
+            methods.insert(method.to_string(), HashMap::new());
+        }
+        let routes = methods.get_mut(method).expect("inserted above");
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), RouteStats::default());
+        }
+        let stats = routes.get_mut(route).expect("inserted above");
+        stats.latency.observe(seconds);
+        *stats.responses.entry(status).or_default() += 1;
     }
 }
 
-/// Middleware: times every request by its route template.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Times the request `run` answers by its method and route template (the middleware of every
+/// route: see `router`).
+pub(crate) async fn track<F: std::future::Future<Output = Response>>(
+    state: &AppState,
+    req: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
-    let resp = next.run(req).await;
+    let resp = run(req).await;
     state.metrics().in_flight.fetch_sub(1, Ordering::Relaxed);
-    state.metrics().request(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
+    state.metrics().request(method.as_str(), route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
 }
 
@@ -184,7 +204,13 @@ fn durations_text(m: &Metrics, o: &mut String) {
 fn requests_text(m: &Metrics, o: &mut String) {
     let _ = writeln!(o, "# HELP kappalog_http_request_duration_seconds Request latency by route.");
     let _ = writeln!(o, "# TYPE kappalog_http_request_duration_seconds histogram");
-    for ((method, route), h) in m.latency.lock().iter() {
+    let requests = m.requests.lock();
+    let sorted: BTreeMap<(&str, &str), &RouteStats> = requests
+        .iter()
+        .flat_map(|(method, routes)| routes.iter().map(move |(route, s)| ((method.as_str(), route.as_str()), s)))
+        .collect();
+    for ((method, route), s) in &sorted {
+        let h = &s.latency;
         let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
         for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS_SECONDS) {
             let _ = writeln!(o, "kappalog_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {b}");
@@ -195,13 +221,15 @@ fn requests_text(m: &Metrics, o: &mut String) {
     }
     let _ = writeln!(o, "# HELP kappalog_http_responses_total Responses by route and status.");
     let _ = writeln!(o, "# TYPE kappalog_http_responses_total counter");
-    for ((method, route, status), n) in m.responses.lock().iter() {
-        let _ = writeln!(
-            o,
-            "kappalog_http_responses_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-            escape(method),
-            escape(route)
-        );
+    for ((method, route), s) in &sorted {
+        for (status, n) in &s.responses {
+            let _ = writeln!(
+                o,
+                "kappalog_http_responses_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
     }
 }
 

@@ -211,6 +211,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/views/{name}/rebuild"),
 ];
 
+/// The middleware of every route, in one layer: the request is timed ([`metrics`]), its body
+/// bounded and read ([`budget`]), and its error responses get Confluent's body.
+async fn every_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    metrics::track(&state, req, |req| budget::bounded_body(&state, req, next)).await
+}
+
 /// The router over `state`: every route of [`ROUTES`], Confluent-shaped errors for everything
 /// (unknown routes and oversized bodies included), the body limit, request metrics.
 pub fn router(state: AppState) -> Router {
@@ -251,9 +261,7 @@ pub fn router(state: AppState) -> Router {
         .route("/views/{name}/keys/{key}", get(views::get_key))
         .route("/views/{name}/rebuild", post(views::rebuild))
         .fallback(|| async { ApiError::not_found(errors::code::NOT_FOUND, "no such route: see GET /openapi.json") })
-        .layer(axum::middleware::map_response(errors::confluent_fallback))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), budget::bounded_body))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), every_request))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

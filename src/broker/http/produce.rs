@@ -68,16 +68,19 @@ async fn produce(
 ) -> Result<Response, ApiError> {
     super::topics::refuse_internal(&topic)?;
     let format = request_format(&headers)?;
-    if state.store().topic(&topic).is_err() {
-        // Check the body before a missing topic is reported or created: a bad body is a 422.
-        let body = body.clone();
-        blocking(move || {
-            for_each_record(&body, |i, r| convert(&body, i, r, format).map(drop))?;
-            Ok(())
-        })
-        .await?;
-    }
-    let t = topic_for_produce(&state, &topic).await?;
+    let t = match state.store().topic(&topic) {
+        Ok(t) => t,
+        Err(_) => {
+            // Check the body before a missing topic is reported or created: a bad body is a 422.
+            let body = body.clone();
+            blocking(move || {
+                for_each_record(&body, |i, r| convert(&body, i, r, format).map(drop))?;
+                Ok(())
+            })
+            .await?;
+            topic_for_produce(&state, &topic).await?
+        }
+    };
     if let Some(p) = partition {
         t.partition(p)?;
     }

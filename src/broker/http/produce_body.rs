@@ -45,12 +45,22 @@ pub fn walk_body<'a>(
 ) -> Result<(usize, Option<ProducerField>), ApiError> {
     let mut walk = Walk { each: &mut each, count: 0, failed: None, producer: None };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let mut track = serde_path_to_error::Track::new();
-    let walked = (&mut walk).deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    let walked = (&mut walk).deserialize(&mut de);
     if let Some(e) = walk.failed.take() {
         return Err(e);
     }
-    if let Err(inner) = walked {
+    if walked.is_err() {
+        // Walked again, tracking the path, to name the bad field: the same error at the same place
+        // (the records before it were accepted the first time, so they are again).
+        let mut again = Walk { each: &mut |_, _| Ok(()), count: 0, failed: None, producer: None };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let mut track = serde_path_to_error::Track::new();
+        let walked = (&mut again).deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+        let inner = match (again.failed, walked) {
+            (Some(e), _) => return Err(e),
+            (None, Err(inner)) => inner,
+            (None, Ok(())) => return Err(ApiError::internal("a produce body parsed only the second time")),
+        };
         let path = track.path().to_string();
         return Err(if inner.is_syntax() || inner.is_eof() {
             ApiError::payload(format!("malformed JSON body (in field {path}): {inner}"))
@@ -180,7 +190,9 @@ impl<I: Iterator<Item = (u32, u64)>> OffsetsBody<I> {
         if self.done {
             return None;
         }
-        let mut out = String::with_capacity(OFFSETS_PER_CHUNK * 64);
+        // About 60 bytes per offset: a chunk of a small answer stays small.
+        let (low, _) = self.offsets.size_hint();
+        let mut out = String::with_capacity(64 + low.min(OFFSETS_PER_CHUNK) * 64);
         if !self.started {
             out.push_str(r#"{"key_schema_id":null,"value_schema_id":null,"offsets":["#);
         }

@@ -1,7 +1,8 @@
 //! An aggregating view without a window applies each partition's records as they are read (its
 //! state does not depend on the order across partitions): live in a random interleaving of
 //! appends, created after the data, and rebuilt, it equals a batch computation of count, sum,
-//! min, max and latest (by event time) per key. `SEED=<n>` replays a run.
+//! min, max and latest (by event time) per key, with one decode worker and with three. `SEED=<n>`
+//! replays a run.
 
 mod view_common;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use kappalog::{stream::RebuildFrom, NewRecord, TopicConfig};
 use serde_json::{json, Value};
-use view_common::{open, scan_all, wait, Rng};
+use view_common::{fast_views, scan_all, wait, Rng};
 
 const PARTITIONS: u32 = 3;
 const RECORDS: u64 = 3000;
@@ -19,9 +20,18 @@ type Model = (u64, i64, i64, i64, (i64, i64));
 
 #[test]
 fn aggregates_equal_a_batch_computation_whatever_the_read_order() {
-    let mut rng = Rng::from_env("view_aggregates_any_order");
+    let seed = Rng::from_env("view_aggregates_any_order").0;
+    // The same records, the same model, with and without decode workers.
+    for workers in [1, 3] {
+        case(&mut Rng(seed), workers);
+    }
+}
+
+/// One run with `workers` decode workers (`ViewsConfig::workers`).
+fn case(rng: &mut Rng, workers: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, views) = open(dir.path());
+    let store = kappalog::Store::open(dir.path(), kappalog::StoreConfig::default()).unwrap();
+    let views = kappalog::Views::open(&store, fast_views().workers(workers).read_records_max(50)).unwrap();
     let topic = store.create_topic("t", PARTITIONS, TopicConfig::default()).unwrap();
     let spec = |name: &str| {
         format!(
@@ -67,12 +77,12 @@ fn aggregates_equal_a_batch_computation_whatever_the_read_order() {
         })
         .collect();
     wait(&live);
-    assert_eq!(scan_all(&live), expected, "live");
+    assert_eq!(scan_all(&live), expected, "live, {workers} workers");
     let after = views.create_json(spec("after").as_bytes()).unwrap();
     wait(&after);
-    assert_eq!(scan_all(&after), expected, "created after the data");
+    assert_eq!(scan_all(&after), expected, "created after the data, {workers} workers");
     views.rebuild("live", RebuildFrom::Beginning).unwrap();
     wait(&live);
     assert_eq!(live.status().version, 2);
-    assert_eq!(scan_all(&live), expected, "rebuilt");
+    assert_eq!(scan_all(&live), expected, "rebuilt, {workers} workers");
 }

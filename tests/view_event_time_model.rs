@@ -8,7 +8,8 @@
 //! (c) is rebuilt,
 //! (d) crashes and resumes: its store is closed in the middle of the appends, its checkpoint
 //!     replaced by an older one (what a crash right after that checkpoint leaves), and reopened.
-//! Emits are exactly once in (a)-(c); in (d) at least once (none missing, none wrong).
+//! Emits are exactly once in (a)-(c); in (d) at least once (none missing, none wrong). Every case
+//! runs with one decode worker and with three (`ViewsConfig::workers`), with equal results.
 //!
 //! `SEED=<n>` replays a run; `CASES=<n>` sets the number of cases.
 
@@ -32,6 +33,9 @@ use view_common::{all_records, scan_all, Rng};
 const NOW_MS: i64 = 2_000_000;
 const BASE_MS: i64 = 1_000_000;
 const CASES_DEFAULT: u32 = 24;
+/// Each case runs with the runner parsing every record itself and with decode workers: both must
+/// equal the batch computation, so they equal each other.
+const WORKERS: [usize; 2] = [1, 3];
 const AGGREGATES: [&str; 6] = ["n", "total", "lo", "hi", "mean", "last"];
 
 #[derive(Debug, Clone, Copy)]
@@ -283,9 +287,10 @@ fn batch(case: &Case, parts: &[Vec<Rec>]) -> Expected {
     Expected { state: state.into_iter().map(|(k, ws)| (k, Value::Array(ws))).collect(), closed, watermark }
 }
 
-fn open(dir: &Path, clock: &Arc<ManualClock>) -> (Store, Views) {
+fn open(dir: &Path, clock: &Arc<ManualClock>, workers: usize) -> (Store, Views) {
     let store = Store::open(dir, StoreConfig::default().clock(clock.clone())).unwrap();
     let config = ViewsConfig::default()
+        .workers(workers)
         .checkpoint_interval_ms(5)
         .checkpoint_interval_records(7)
         .read_records_max(5)
@@ -334,14 +339,14 @@ fn checkpoint_path(dir: &Path, view: &str) -> std::path::PathBuf {
     dir.join("views").join(view).join("v1.checkpoint")
 }
 
-fn run_case(case: &Case) -> Result<(), TestCaseError> {
+fn run_case(case: &Case, workers: usize) -> Result<(), TestCaseError> {
     let parts = case.records();
     let expected = batch(case, &parts);
     let clock = ManualClock::new(NOW_MS);
     let topic_config = TopicConfig::default().durability(Durability::None);
     let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (store1, views1) = open(dir1.path(), &clock);
-    let (mut store2, mut views2) = open(dir2.path(), &clock);
+    let (store1, views1) = open(dir1.path(), &clock, workers);
+    let (mut store2, mut views2) = open(dir2.path(), &clock, workers);
     for (store, emits) in [(&store1, &["out_a", "out_b"][..]), (&store2, &["out_d"][..])] {
         store.create_topic("src", parts.len() as u32, topic_config.clone()).unwrap();
         for e in emits {
@@ -382,12 +387,12 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
                 .map(|base| (base, std::fs::read(checkpoint_path(dir2.path(), "d").with_extension("delta")).ok()));
         }
         if step == case.crash_step {
-            (store2, views2, d) = crash(dir2.path(), &clock, store2, views2, d, saved.take());
+            (store2, views2, d) = crash(dir2.path(), &clock, workers, store2, views2, d, saved.take());
             crashed = true;
         }
     }
     if !crashed {
-        (store2, views2, d) = crash(dir2.path(), &clock, store2, views2, d, saved.take());
+        (store2, views2, d) = crash(dir2.path(), &clock, workers, store2, views2, d, saved.take());
     }
     caught_up(&a)?;
     check_state("(a) live", &a, &expected)?;
@@ -419,9 +424,11 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
 /// Closes the store and views of `dir` and puts back `saved` as the view's checkpoint (none: a
 /// crash before the first checkpoint), then reopens them: what a crash right after that checkpoint
 /// leaves behind.
+#[allow(clippy::too_many_arguments)]
 fn crash(
     dir: &Path,
     clock: &Arc<ManualClock>,
+    workers: usize,
     store: Store,
     views: Views,
     view: View,
@@ -445,7 +452,7 @@ fn crash(
             },
         }
     }
-    let (store, views) = open(dir, clock);
+    let (store, views) = open(dir, clock, workers);
     let view = views.get("d").unwrap();
     (store, views, view)
 }
@@ -461,7 +468,11 @@ fn views_over_partitions_equal_a_batch_computation_live_after_rebuilt_and_resume
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config { cases, max_shrink_iters: 200, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
-    if let Err(e) = runner.run(&case_strategy(), |case| run_case(&case)) {
+    if let Err(e) = runner.run(&case_strategy(), |case| {
+        WORKERS.iter().try_for_each(|&w| {
+            run_case(&case, w).map_err(|e| TestCaseError::fail(format!("with {w} decode workers: {e}")))
+        })
+    }) {
         panic!("SEED={seed}: {e}");
     }
 }

@@ -20,7 +20,7 @@ use super::operator::{Declarative, Meta, Origin};
 use super::state::State;
 use super::time::Stamp;
 use super::window;
-use crate::log::{NewRecord, Record};
+use crate::log::NewRecord;
 
 /// How often (in the table's event time, at least) every key's superseded versions are swept.
 const SWEEP_INTERVAL_MS_MIN: i64 = 60_000;
@@ -258,8 +258,8 @@ impl Declarative {
 
     /// The time that orders a joined-side record in the runner's merge (`i64::MIN` when
     /// unreadable: applied at once, an error record).
-    pub(crate) fn joined_order_time(&self, rec: &Record) -> i64 {
-        self.joined_time(rec.value.as_deref(), rec.timestamp).map_or(i64::MIN, |(t, _)| t)
+    pub(crate) fn joined_order_time(&self, value: Option<&[u8]>, timestamp: i64) -> i64 {
+        self.joined_time(value, timestamp).map_or(i64::MIN, |(t, _)| t)
     }
 
     /// A record of the joined topic: a table version, or a stream record to buffer and join.

@@ -43,6 +43,11 @@ pub struct ViewsConfig {
     pub read_bytes_max: usize,
     /// How long an idle runner waits for data before it looks again (bounds shutdown latency).
     pub idle_wait_ms: u64,
+    /// Threads that parse a view's record values (the runner thread among them; see
+    /// `stream/workers.rs`); the state is applied by the runner thread, in the same order and with
+    /// the same results whatever this is. Default 1 (the runner alone): on a machine whose cores
+    /// are busy, more is slower (see benches/README.md).
+    pub workers: usize,
 }
 
 crate::config::setters!(ViewsConfig {
@@ -51,6 +56,7 @@ crate::config::setters!(ViewsConfig {
     read_records_max: usize,
     read_bytes_max: usize,
     idle_wait_ms: u64,
+    workers: usize,
 });
 
 impl Default for ViewsConfig {
@@ -61,6 +67,7 @@ impl Default for ViewsConfig {
             read_records_max: 4096,
             read_bytes_max: 4 << 20,
             idle_wait_ms: 100,
+            workers: 1,
         }
     }
 }

@@ -15,7 +15,8 @@
 //!   windowed stream joins; `cdc.rs` — Debezium change events, retraction.
 //! - `operator.rs` — applying a record (declarative operators, or a custom [`ViewLogic`]).
 //! - `runner.rs` — the thread per version: reads the sources, aligns them by event time, emits,
-//!   checkpoints. `view.rs` — [`View`]: queries, status, lag, rebuild progress.
+//!   checkpoints; `workers.rs` — its decode workers (record values parsed on several threads).
+//!   `view.rs` — [`View`]: queries, status, lag, rebuild progress.
 //! - `manager.rs` — [`Views`]: the registry; create / update / rebuild / delete, the atomic switch
 //!   after a rebuild. `definition.rs` — `view.json`; `loop_check.rs` — refusing emit loops.
 //!
@@ -216,6 +217,7 @@ mod time;
 mod ttl;
 mod view;
 mod window;
+mod workers;
 
 pub use emit::{
     EMIT_BATCH_RECORDS_MAX, EMIT_HEADER_SEQUENCE, EMIT_HEADER_VERSION, EMIT_HEADER_VIEW, EMIT_PENDING_RECORDS_MAX,

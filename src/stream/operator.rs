@@ -193,12 +193,12 @@ impl Declarative {
     /// The event time that orders a record among the records of other partitions: its window
     /// time (`i64::MIN` when unreadable or too far in the future: such a record is an error
     /// record, applied at once), else its timestamp.
-    fn order_time(&self, rec: &Record, topic: u32) -> i64 {
+    fn order_time(&self, rec: Incoming<'_>, topic: u32) -> i64 {
         if self.is_joined_side(topic) {
-            return self.joined_order_time(rec);
+            return self.joined_order_time(rec.value, rec.timestamp);
         }
         let (Some(w), Some(pointer)) = (&self.windowing, &self.time) else { return rec.timestamp };
-        let Some(bytes) = rec.value.as_deref() else { return i64::MIN };
+        let Some(bytes) = rec.value else { return i64::MIN };
         let doc = match &self.time_plan {
             Some(plan) => project::parse(bytes, plan).map(|p| p.doc),
             None => serde_json::from_slice::<Value>(bytes),
@@ -209,27 +209,39 @@ impl Declarative {
         }
     }
 
-    /// For a windowed view of JSON values without a join: the record's value parsed once, for
-    /// both its event time (which orders it among other partitions' records, as
-    /// [`order_time`](Self::order_time)) and its apply ([`apply_pre_parsed`](Self::apply_pre_parsed)).
-    /// `None` when the view is not such a view or the value does not parse (the record is then
-    /// ordered and applied as any other).
-    fn pre_parse(&self, rec: &Record, topic: u32) -> Option<(i64, PreParsed)> {
-        if self.is_joined_side(topic) || self.spec.join.is_some() || self.spec.source.format != SourceFormat::Json {
+    /// For a view of JSON values without a join: the record's value parsed (projected) ahead of
+    /// its apply, with the event time that orders it among other partitions' records (as
+    /// [`order_time`](Self::order_time)). It is parsed once, by the runner's decode workers or
+    /// while it waits in a buffer, and applied by [`apply_pre_parsed`](Self::apply_pre_parsed) as
+    /// [`apply`](Self::apply) would apply it. `None` when the view is not such a view, for a
+    /// tombstone and for a value that does not parse (the record is then ordered and applied as
+    /// any other).
+    pub(crate) fn pre_parse(&self, rec: Incoming<'_>, topic: u32) -> Option<(i64, PreParsed)> {
+        if !self.pre_parses() || self.is_joined_side(topic) {
             return None;
         }
-        let (Some(w), Some(pointer), Some(plan)) = (&self.windowing, &self.time, &self.plan) else { return None };
-        let bytes = rec.value.as_deref()?;
-        let parsed = project::parse(bytes, plan).ok()?;
-        let time = match window::event_time(&parsed.doc, pointer) {
-            Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
-            _ => i64::MIN,
+        let bytes = rec.value?;
+        let parsed = match &self.plan {
+            Some(plan) => project::parse(bytes, plan).ok()?,
+            None => project::Parsed { doc: serde_json::from_slice::<Value>(bytes).ok()?, key: None },
+        };
+        let time = match (&self.windowing, &self.time) {
+            (Some(w), Some(pointer)) => match window::event_time(&parsed.doc, pointer) {
+                Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
+                _ => i64::MIN,
+            },
+            _ => rec.timestamp,
         };
         let key = parsed.key.map(|raw| {
             let start = raw.get().as_ptr() as usize - bytes.as_ptr() as usize;
             start..start + raw.get().len()
         });
         Some((time, PreParsed { doc: parsed.doc, key }))
+    }
+
+    /// Whether [`pre_parse`](Self::pre_parse) parses this view's records: JSON values, no join.
+    pub(crate) fn pre_parses(&self) -> bool {
+        self.spec.join.is_none() && self.spec.source.format == SourceFormat::Json
     }
 
     /// Applies a record whose value [`pre_parse`](Self::pre_parse) parsed: as [`apply`](Self::apply) would.
@@ -427,18 +439,19 @@ impl Declarative {
         st: &mut State,
         out: &mut Vec<NewRecord>,
     ) -> bool {
-        let mut assigned = Vec::new();
-        w.assign(t, &mut assigned);
         let watermark = st.snap.watermark;
         let mut applied = false;
-        for &(start, end) in &assigned {
+        w.for_each_window(t, |start, end| {
             if w.is_closed(end, watermark) {
-                continue;
+                return;
             }
             applied = true;
-            let ws = st.windows_mut(key);
-            let fresh = !ws.contains_key(&start);
-            let win = ws.entry(start).or_insert_with(|| Window { end, aggregates: Aggregates::new(&self.aggregates) });
+            let (win, fresh) = match st.windows_mut(key).entry(start) {
+                std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    (e.insert(Window { end, aggregates: Aggregates::new(&self.aggregates) }), true)
+                }
+            };
             win.aggregates.add(inputs, stamp);
             let shown = (self.emit_on == Some(EmitOn::Update)).then(|| self.window_json(start, win));
             if fresh {
@@ -447,7 +460,7 @@ impl Declarative {
             if let Some(v) = shown {
                 self.emit_window(key, v, out);
             }
-        }
+        });
         applied
     }
 

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use super::emit::{self, EMIT_PENDING_RECORDS_MAX};
 use super::operator::{Origin, PreParsed};
+use super::state::State;
 use super::view::{Slot, Version};
 use super::{Result, ViewError};
 use crate::error::Error;
+use crate::log::record::RecordRef;
 use crate::log::{NewRecord, Partition, ReadBatch, Record};
 
 /// Starts the runner thread of `v`.
@@ -282,7 +284,10 @@ fn mark_idle(v: &Version, sources: &mut [Source], now_ms: i64, timeout_ms: i64, 
 /// reads on from the log start).
 fn read(slot: &Slot, v: &Version, s: &mut Source) -> Result<Option<Vec<ReadBatch>>> {
     let cfg = &slot.config;
-    match s.partition.read_batches(s.read_next, cfg.read_bytes_max, cfg.read_records_max) {
+    // With decode workers, each has a share of the read (see `workers.rs`).
+    let scale = if v.operator.pre_parses() { super::workers::count(cfg.workers) } else { 1 };
+    let (bytes, records) = (cfg.read_bytes_max.saturating_mul(scale), cfg.read_records_max.saturating_mul(scale));
+    match s.partition.read_batches(s.read_next, bytes, records) {
         Ok(b) => Ok(Some(b)),
         Err(Error::OffsetOutOfRange { log_start_offset, .. }) if s.read_next < log_start_offset => {
             // Retention deleted what the view had not read yet: those records are lost to it.
@@ -300,6 +305,10 @@ fn read(slot: &Slot, v: &Version, s: &mut Source) -> Result<Option<Vec<ReadBatch
 
 /// The only source with records: applies its batches as they are read, borrowing each record.
 fn apply_direct(slot: &Slot, v: &Version, s: &mut Source, emits: &mut Vec<NewRecord>) -> Result<()> {
+    let workers = super::workers::count(slot.config.workers);
+    if workers > 1 && v.operator.pre_parses() {
+        return apply_direct_parallel(slot, v, s, workers, emits);
+    }
     let Some(batches) = read(slot, v, s)? else { return Ok(()) };
     let mut st = v.state.write();
     let mut after = s.read_next;
@@ -323,36 +332,105 @@ fn apply_direct(slot: &Slot, v: &Version, s: &mut Source, emits: &mut Vec<NewRec
     Ok(())
 }
 
-/// Buffers the next batches of `s` when it has none buffered, each record with its event time.
+/// [`apply_direct`] with decode workers: the values of the batches read are parsed on `workers`
+/// threads, then applied in order by this one, exactly as `apply_direct` applies them.
+fn apply_direct_parallel(
+    slot: &Slot,
+    v: &Version,
+    s: &mut Source,
+    workers: usize,
+    emits: &mut Vec<NewRecord>,
+) -> Result<()> {
+    let Some(batches) = read(slot, v, s)? else { return Ok(()) };
+    let (records, ends, failed) = records_of(&batches);
+    let topic = s.origin.topic;
+    let mut parsed = super::workers::parse_all(&records, workers, slot.config.read_records_max, |(_, r)| {
+        v.operator.pre_parse((*r).into(), topic)
+    });
+    let mut st = v.state.write();
+    let mut after = s.read_next;
+    let mut done = 0;
+    let mut apply =
+        |range: std::ops::Range<usize>, parsed: &mut [Option<PreParsed>], st: &mut State, after: &mut u64| {
+            for i in range {
+                let (b, r) = records[i];
+                v.operator.apply_buffered(r.into(), parsed[i].take(), s.origin, || batches[b].to_record(r), st, emits);
+                *after = r.offset + 1;
+            }
+        };
+    for &(end, next_after_batch) in &ends {
+        apply(done..end, &mut parsed, &mut st, &mut after);
+        done = end;
+        after = next_after_batch;
+    }
+    if let Some(e) = failed {
+        // As in `apply_direct`: what came before the malformed record is applied, and the
+        // offsets say so.
+        apply(done..records.len(), &mut parsed, &mut st, &mut after);
+        st.set_offset_at(s.origin.slot, after);
+        return Err(e.into());
+    }
+    st.set_offset_at(s.origin.slot, after);
+    s.read_next = after;
+    Ok(())
+}
+
+/// Buffers the next batches of `s` when it has none buffered, each record with its event time
+/// (and its value parsed, by the decode workers when the view has them).
 fn fill(slot: &Slot, v: &Version, s: &mut Source) -> Result<()> {
     if !s.buffer.is_empty() || s.failed.is_some() || s.read_next >= s.partition.high_watermark() {
         return Ok(());
     }
     let Some(batches) = read(slot, v, s)? else { return Ok(()) };
-    for b in &batches {
-        let buffer = &mut s.buffer;
-        let given = b.for_each(|r| {
-            let record = b.to_record(r);
-            let (time, pre) = v.operator.order_time_parsed(&record, s.origin.topic);
-            buffer.push_back(Buffered { record, time, next: r.offset + 1, pre });
-        });
-        match given {
-            Ok(next_after_batch) => {
-                s.read_next = next_after_batch;
-                // Offsets that compaction removed at the batch's end are passed with the last
-                // record buffered (or at once when none is).
-                match s.buffer.back_mut() {
-                    Some(last) => last.next = next_after_batch,
-                    None => v.state.write().set_offset_at(s.origin.slot, next_after_batch),
-                }
-            }
-            Err(e) => {
-                s.failed = Some(e);
-                break;
-            }
+    let (records, ends, failed) = records_of(&batches);
+    let workers = super::workers::count(slot.config.workers);
+    let topic = s.origin.topic;
+    let time_of = |(_, r): &(usize, RecordRef<'_>)| v.operator.order_time_parsed((*r).into(), topic);
+    let mut timed = if workers > 1 && v.operator.pre_parses() {
+        super::workers::parse_all(&records, workers, slot.config.read_records_max, time_of)
+    } else {
+        records.iter().map(time_of).collect()
+    }
+    .into_iter();
+    let mut push = |range: std::ops::Range<usize>, buffer: &mut VecDeque<Buffered>| {
+        for &(b, r) in &records[range] {
+            let (time, pre) = timed.next().expect("one per record");
+            buffer.push_back(Buffered { record: batches[b].to_record(r), time, next: r.offset + 1, pre });
+        }
+    };
+    let mut done = 0;
+    for (end, next_after_batch) in ends {
+        push(done..end, &mut s.buffer);
+        done = end;
+        s.read_next = next_after_batch;
+        // Offsets that compaction removed at the batch's end are passed with the last record
+        // buffered (or at once when none is).
+        match s.buffer.back_mut() {
+            Some(last) => last.next = next_after_batch,
+            None => v.state.write().set_offset_at(s.origin.slot, next_after_batch),
         }
     }
+    if let Some(e) = failed {
+        push(done..records.len(), &mut s.buffer);
+        s.failed = Some(e);
+    }
     Ok(())
+}
+
+/// Every record of `batches` in order (with the index of its batch); for each batch given whole,
+/// where its records end and the offset after it; and the error of a malformed record, which
+/// ends the list (the records before it in its batch are in it).
+#[allow(clippy::type_complexity)]
+fn records_of(batches: &[ReadBatch]) -> (Vec<(usize, RecordRef<'_>)>, Vec<(usize, u64)>, Option<Error>) {
+    let mut records = Vec::new();
+    let mut ends = Vec::with_capacity(batches.len());
+    for (i, b) in batches.iter().enumerate() {
+        match b.for_each(|r| records.push((i, r))) {
+            Ok(next_after_batch) => ends.push((records.len(), next_after_batch)),
+            Err(e) => return (records, ends, Some(e)),
+        }
+    }
+    (records, ends, None)
 }
 
 /// Applies buffered records, least event time first, until a source runs out of buffered records
@@ -369,7 +447,7 @@ fn apply_in_time_order(v: &Version, sources: &mut [Source], emits: &mut Vec<NewR
     while let Some(Reverse((_, i))) = heads.pop() {
         let s = &mut sources[i];
         let Buffered { record, next, pre, .. } = s.buffer.pop_front().expect("a head is buffered");
-        v.operator.apply_buffered(&record, pre, s.origin, &mut st, emits);
+        v.operator.apply_buffered((&record).into(), pre, s.origin, || record.clone(), &mut st, emits);
         st.set_offset_at(s.origin.slot, next);
         match s.buffer.front() {
             Some(next) => heads.push(Reverse((next.time, i))),

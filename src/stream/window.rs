@@ -44,10 +44,22 @@ impl Windowing {
     }
 
     /// The `[start, end)` windows that contain `t` (tumbling and hopping), oldest first.
+    #[cfg(test)]
     pub(crate) fn assign(&self, t: i64, out: &mut Vec<(i64, i64)>) {
-        debug_assert!(self.kind != WindowType::Session);
         out.clear();
+        self.for_each_window(t, |start, end| out.push((start, end)));
+    }
+
+    /// Calls `f(start, end)` for each `[start, end)` window that contains `t` (tumbling and
+    /// hopping), oldest first.
+    #[inline]
+    pub(crate) fn for_each_window(&self, t: i64, mut f: impl FnMut(i64, i64)) {
+        debug_assert!(self.kind != WindowType::Session);
         let last_start = t.div_euclid(self.advance_ms) * self.advance_ms;
+        if self.size_ms == self.advance_ms {
+            // Tumbling: the one window.
+            return f(last_start, last_start.saturating_add(self.size_ms));
+        }
         let mut start = last_start;
         // Walk back while the window still contains t.
         while start > t.saturating_sub(self.size_ms) {
@@ -55,7 +67,7 @@ impl Windowing {
         }
         start += self.advance_ms;
         while start <= last_start {
-            out.push((start, start.saturating_add(self.size_ms)));
+            f(start, start.saturating_add(self.size_ms));
             start += self.advance_ms;
         }
     }

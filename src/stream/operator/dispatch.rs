@@ -72,7 +72,8 @@ impl Operator {
 
     /// The event time that orders `rec` among the buffered records of other partitions, and its
     /// value parsed for [`apply_buffered`](Self::apply_buffered) when the view can apply it so.
-    pub(crate) fn order_time_parsed(&self, rec: &Record, topic: u32) -> (i64, Option<PreParsed>) {
+    /// A pure function of the record: any thread may compute it.
+    pub(crate) fn order_time_parsed(&self, rec: Incoming<'_>, topic: u32) -> (i64, Option<PreParsed>) {
         match self {
             Operator::Declarative(d) => match d.pre_parse(rec, topic) {
                 Some((t, pre)) => (t, Some(pre)),
@@ -82,22 +83,38 @@ impl Operator {
         }
     }
 
-    /// Applies a buffered record, with its value as [`order_time_parsed`](Self::order_time_parsed)
-    /// parsed it, if it did.
+    /// Whether the runner's decode workers can parse this view's records ahead of their apply
+    /// (a declarative view of JSON values without a join; see [`pre_parse`](Self::pre_parse)).
+    pub(crate) fn pre_parses(&self) -> bool {
+        matches!(self, Operator::Declarative(d) if d.pre_parses())
+    }
+
+    /// The value of `rec` parsed for [`apply_buffered`](Self::apply_buffered), when the view can
+    /// apply it so; a pure function of the record, so any thread may compute it.
+    pub(crate) fn pre_parse(&self, rec: Incoming<'_>, topic: u32) -> Option<PreParsed> {
+        match self {
+            Operator::Declarative(d) => d.pre_parse(rec, topic).map(|(_, pre)| pre),
+            Operator::Custom(_) => None,
+        }
+    }
+
+    /// Applies a record, with its value as [`order_time_parsed`](Self::order_time_parsed) or
+    /// [`pre_parse`](Self::pre_parse) parsed it, if it did: as [`apply`](Self::apply) would.
     pub(crate) fn apply_buffered(
         &self,
-        rec: &Record,
+        rec: Incoming<'_>,
         pre: Option<PreParsed>,
         origin: Origin,
+        owned: impl FnOnce() -> Record,
         st: &mut State,
         out: &mut Vec<NewRecord>,
     ) {
         match (self, pre) {
             (Operator::Declarative(d), Some(pre)) => {
-                d.apply_pre_parsed(rec.into(), pre, origin, st, out);
+                d.apply_pre_parsed(rec, pre, origin, st, out);
                 st.snap.counters.records_read += 1;
             }
-            _ => self.apply(rec.into(), origin, || rec.clone(), st, out),
+            _ => self.apply(rec, origin, owned, st, out),
         }
     }
 

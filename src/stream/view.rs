@@ -354,6 +354,8 @@ impl View {
         let v = self.current();
         let pending = self.slot.pending.lock().clone();
         let lag = v.lag(&self.slot.store);
+        // Before the state's lock: a checkpoint holds its files' lock while it reads the state.
+        let checkpoint = v.last_checkpoint();
         let st = v.state.read();
         let failure = v.failure.lock().clone().or_else(|| pending.as_ref().and_then(|p| p.failure.lock().clone()));
         ViewStatus {
@@ -373,7 +375,7 @@ impl View {
             keys: st.snap.entries.len(),
             windows: st.window_count(),
             state_bytes: st.memory_bytes(),
-            checkpoint: v.last_checkpoint(),
+            checkpoint,
             rebuild: pending.map(|p| p.progress()),
             error: failure,
         }

@@ -176,7 +176,14 @@ fn run(slot: &Arc<Slot>, v: &Arc<Version>) -> Result<()> {
         let before = v.state.read().snap.counters.records_read;
         match active.as_slice() {
             [] => {}
-            &[only] if sources[only].buffer.is_empty() && sources[only].failed.is_none() => {
+            // A table join's lookups depend on which table records were applied first, so its
+            // source records always go through the time-ordered merge below (which sees table
+            // records appended before them); other views take the direct path.
+            &[only]
+                if sources[only].buffer.is_empty()
+                    && sources[only].failed.is_none()
+                    && !sources.iter().any(|s| v.operator.is_table_side(s.origin.topic)) =>
+            {
                 apply_direct(slot, v, &mut sources[only], &mut emits)?
             }
             // Nothing is ever buffered for such a view.
@@ -436,6 +443,12 @@ fn records_of(batches: &[ReadBatch]) -> (Vec<(usize, RecordRef<'_>)>, Vec<(usize
 /// Applies buffered records, least event time first, until a source runs out of buffered records
 /// while it still has records to read (it is read again first) or every buffer is empty.
 fn apply_in_time_order(v: &Version, sources: &mut [Source], emits: &mut Vec<NewRecord>) -> Result<()> {
+    // A source that had nothing to read when the others were read may have records now, appended
+    // before some of the buffered ones: it is read first (records appended to the table before a
+    // source record are applied before it, live as in a replay).
+    if sources.iter().any(|s| s.buffer.is_empty() && s.failed.is_none() && s.read_next < s.partition.high_watermark()) {
+        return Ok(());
+    }
     let mut st = v.state.write();
     let mut heads: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::with_capacity(sources.len());
     for (i, s) in sources.iter_mut().enumerate() {

@@ -164,10 +164,12 @@ fn consume(bootstrap: &str, topic: &str, partitions: u64, records: u64, extra: &
     consumer.assign(&assignment).unwrap_or_else(|e| fail(&format!("assign: {e}")));
     let (mut got, mut bytes, mut sum, mut first) = (0u64, 0u64, 0u64, None);
     let mut next = vec![0i64; partitions as usize];
-    let mut last_progress = Instant::now();
+    // The clock is read only when a poll returns nothing (it is not free on every machine).
+    let mut last_progress = (Instant::now(), 0u64);
     while got < records {
         match consumer.poll(Duration::from_millis(100)) {
-            None if last_progress.elapsed() > STALL => fail(&format!("no record for {STALL:?} after {got}")),
+            None if got > last_progress.1 => last_progress = (Instant::now(), got),
+            None if last_progress.0.elapsed() > STALL => fail(&format!("no record for {STALL:?} after {got}")),
             None => {}
             Some(Err(e)) => fail(&format!("consume: {e}")),
             Some(Ok(m)) => {
@@ -181,7 +183,6 @@ fn consume(bootstrap: &str, topic: &str, partitions: u64, records: u64, extra: &
                 bytes += v.len() as u64;
                 sum += v.iter().map(|&b| u64::from(b)).sum::<u64>();
                 got += 1;
-                last_progress = Instant::now();
             }
         }
     }

@@ -5,9 +5,12 @@
 //! measured in the same run, alternating.
 //!
 //! The client is `benches/kafka_load` (a crate of its own on the `rdkafka` crate, librdkafka
-//! compiled from its bundled source; built here with `cargo build --release` on the first run),
-//! so that the client's cost per record is librdkafka's and not a tool's or an interpreter's.
-//! kcat (librdkafka 2.0 in C, Debian's) is measured too when it is on the PATH.
+//! compiled from its bundled source; built here with `cargo build --release` on the first run), so
+//! that the client's cost per record is librdkafka's and not a tool's or an interpreter's. It is
+//! measured two ways: with librdkafka's batch calls (`rd_kafka_produce_batch`, 10 000 records per
+//! call, only failures reported; `rd_kafka_consume_batch_queue`), and with the rdkafka crate's
+//! per-record `send` (every delivery reported) and `poll`. kcat (librdkafka 2.0 in C, Debian's) is
+//! measured too when it is on the PATH. The consumers read what the batch producer wrote.
 //!
 //! For every case the benchmark reports the CPU seconds per million records of the broker process
 //! and of the client (this process for HTTP and the library, the child for the Kafka clients),
@@ -17,7 +20,8 @@
 //! Environment: `KAPPALOG_BENCH_RUNS` (alternated runs, default 3), `KAPPALOG_BENCH_SECONDS`
 //! (seconds of each HTTP and library run, default 3), `KAPPALOG_BENCH_KAFKA_RECORDS` (records of
 //! each Kafka produce run, default 3 000 000), `KAPPALOG_BENCH_BROKER` (another build's
-//! `kappalog`), `KAPPALOG_BENCH_KAFKA_LOAD` (a `kafka_load` binary built already).
+//! `kappalog`), `KAPPALOG_BENCH_KAFKA_LOAD` (a `kafka_load` binary built already),
+//! `KAPPALOG_BENCH_KAFKA_PRODUCERS` (producers of `kafka_load`, default 4).
 
 mod support;
 
@@ -41,16 +45,24 @@ const PRODUCER_TUNING: &[(&str, &str)] = &[
     ("batch.size", "1000000"),
     ("batch.num.messages", "10000"),
     ("compression.codec", "none"),
-    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.messages", "100000"),
     ("queue.buffering.max.kbytes", "1048576"),
 ];
-const CONSUMER_TUNING: &[(&str, &str)] = &[
-    ("fetch.wait.max.ms", "100"),
-    ("fetch.max.bytes", "52428800"),
-    ("max.partition.fetch.bytes", "10485760"),
-    ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "1048576"),
-];
+/// `kafka_load produce` with librdkafka's batch call (see its documentation).
+const BATCH_PRODUCE: &[(&str, &str)] = &[("load.api", "batch"), ("delivery.report.only.error", "true")];
+/// Producers (threads with a connection each) of `kafka_load produce`, by default: one per
+/// partition (16, as many connections as the HTTP case's, spend more CPU per record on both sides).
+const PRODUCERS: u32 = 4;
+const CONSUMER_TUNING: &[(&str, &str)] =
+    &[("fetch.wait.max.ms", "100"), ("fetch.max.bytes", "4194304"), ("max.partition.fetch.bytes", "1048576")];
+/// `kafka_load consume`: a prefetch queue small enough for its memory to be reused, refilled at
+/// once (`fetch.queue.backoff.ms`, which Debian's kcat's librdkafka 2.0 does not have).
+const LOAD_CONSUMER_QUEUE: &[(&str, &str)] =
+    &[("queued.min.messages", "50000"), ("queued.max.messages.kbytes", "32768"), ("fetch.queue.backoff.ms", "1")];
+const KCAT_CONSUMER_QUEUE: &[(&str, &str)] =
+    &[("queued.min.messages", "1000000"), ("queued.max.messages.kbytes", "1048576")];
+/// Consumers (threads with a connection each) of `kafka_load consume`.
+const CONSUMERS: u32 = 2;
 
 /// CPU seconds (user + system) from `/proc/PID/stat`: the process's own (`children`: false) or
 /// its waited-for children's.
@@ -158,12 +170,14 @@ fn settings(tuning: &[(&str, &str)]) -> Vec<String> {
     tuning.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// `kafka_load produce` of `records` by one producer: records/s. Checks that exactly `records` were
-/// appended.
-fn load_produce(bin: &Path, addr: &str, base: &str, topic: &str, records: u64) -> f64 {
+/// `kafka_load produce` of `records` by `PRODUCERS` (or `KAPPALOG_BENCH_KAFKA_PRODUCERS`)
+/// producers with `PRODUCER_TUNING` and `extra`: records/s. Checks that exactly `records` were appended.
+fn load_produce(bin: &Path, addr: &str, base: &str, topic: &str, records: u64, extra: &[(&str, &str)]) -> f64 {
     let before = end_offsets(base, topic);
-    let mut args = vec!["produce".to_string(), addr.into(), topic.into(), records.to_string(), "1".into()];
+    let producers: u32 = env_or("KAPPALOG_BENCH_KAFKA_PRODUCERS", PRODUCERS);
+    let mut args = vec!["produce".to_string(), addr.into(), topic.into(), records.to_string(), producers.to_string()];
     args.extend(settings(PRODUCER_TUNING));
+    args.extend(settings(extra));
     settle();
     let out = kafka_load(bin, &args);
     assert_eq!(out["failed"], 0, "kafka_load deliveries failed: {out}");
@@ -171,10 +185,14 @@ fn load_produce(bin: &Path, addr: &str, base: &str, topic: &str, records: u64) -
     records as f64 / out["seconds"].as_f64().unwrap()
 }
 
-/// `kafka_load consume` of all of `topic` from the beginning: records/s.
-fn load_consume(bin: &Path, addr: &str, topic: &str, records: u64) -> f64 {
+/// `kafka_load consume` of all of `topic` from the beginning by `CONSUMERS` consumers, with
+/// `extra`: records/s.
+fn load_consume(bin: &Path, addr: &str, topic: &str, records: u64, extra: &[(&str, &str)]) -> f64 {
     let mut args = vec!["consume".to_string(), addr.into(), topic.into(), PARTITIONS.to_string(), records.to_string()];
+    args.push(CONSUMERS.to_string());
     args.extend(settings(CONSUMER_TUNING));
+    args.extend(settings(LOAD_CONSUMER_QUEUE));
+    args.extend(settings(extra));
     let out = kafka_load(bin, &args);
     assert_eq!(out["records"], records, "kafka_load consume of {topic}: {out}");
     records as f64 / out["seconds"].as_f64().unwrap()
@@ -219,7 +237,7 @@ fn kcat_produce(addr: &str, base: &str, topic: &str, file: &Path, records: u64) 
 /// `kcat -C -e` of all of `topic` from the beginning, one byte of output per record: records/s
 /// from spawn to exit. Checks the count.
 fn kcat_consume(addr: &str, topic: &str, records: u64) -> f64 {
-    let mut args = kcat_args(addr, topic, CONSUMER_TUNING);
+    let mut args = kcat_args(addr, topic, &[CONSUMER_TUNING, KCAT_CONSUMER_QUEUE].concat());
     args.extend(["-C", "-e", "-o", "beginning", "-f", "\n"].map(String::from));
     let started = Instant::now();
     let mut child = Command::new("kcat").args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
@@ -287,10 +305,10 @@ fn main() {
         println!("kcat is not on the PATH (apt-get install kcat): the kcat rows are left out");
     }
     let load = load_generator();
-    if load.is_none() && !kcat {
-        println!("SKIPPED: neither benches/kafka_load nor kcat can run");
+    let Some(load) = load else {
+        println!("SKIPPED: benches/kafka_load cannot be built");
         return;
-    }
+    };
     let runs: usize = env_or("KAPPALOG_BENCH_RUNS", 3);
     let seconds: f64 = env_or("KAPPALOG_BENCH_SECONDS", 3.0);
     let records: u64 = env_or("KAPPALOG_BENCH_KAFKA_RECORDS", 3_000_000);
@@ -298,7 +316,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, kafka) = start_with_kafka(dir.path());
     let base = broker.1.clone();
-    for t in ["http", "rdkafka", "kcat"] {
+    for t in ["http", "batch", "send", "kcat"] {
         create_topic(&base, t);
     }
     let mut lines = tempfile::NamedTempFile::new().unwrap();
@@ -321,51 +339,63 @@ fn main() {
         let records = rate * started.elapsed().as_secs_f64();
         case.push(rate, cpu.per_million(records, client_is_child));
     };
-    let (mut http, mut lib, mut rdk, mut kc) = (Case::default(), Case::default(), Case::default(), Case::default());
-    let (mut rdk_per_fsync, mut kc_per_fsync) = (vec![], vec![]);
+    let (mut http, mut lib) = (Case::default(), Case::default());
+    let (mut batch, mut send, mut kc) = (Case::default(), Case::default(), Case::default());
+    let mut per_fsync = [vec![], vec![], vec![]];
     for run in 0..runs {
         settle();
         let url = format!("{base}/topics/http");
         measure(&mut http, false, &mut || produce_load(&url, http_body.clone(), BATCH_RECORDS, seconds));
         settle();
         measure(&mut lib, false, &mut || library_load(BATCH_RECORDS, seconds));
-        if let Some(bin) = &load {
-            let f0 = fsyncs(&base);
-            measure(&mut rdk, true, &mut || load_produce(bin, &kafka, &base, "rdkafka", records));
-            rdk_per_fsync.push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
-        }
+        let f0 = fsyncs(&base);
+        measure(&mut batch, true, &mut || load_produce(&load, &kafka, &base, "batch", records, BATCH_PRODUCE));
+        per_fsync[0].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
+        let f0 = fsyncs(&base);
+        measure(&mut send, true, &mut || load_produce(&load, &kafka, &base, "send", records, &[]));
+        per_fsync[1].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
         if kcat {
             let f0 = fsyncs(&base);
             measure(&mut kc, true, &mut || kcat_produce(&kafka, &base, "kcat", lines.path(), records));
-            kc_per_fsync.push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
+            per_fsync[2].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
         }
         println!(
-            "run {}: HTTP {} rec/s, library {} rec/s, rdkafka {} rec/s, kcat {} rec/s",
+            "run {}: HTTP {} rec/s, library {} rec/s, librdkafka batch {} rec/s, rdkafka send {} rec/s, kcat {} rec/s",
             run + 1,
             si(http.rate[run]),
             si(lib.rate[run]),
-            last(&rdk),
+            last(&batch),
+            last(&send),
             last(&kc)
         );
     }
 
-    // Consume what each client produced, alternating.
+    // Consume what the batch producer wrote, alternating the clients.
     let total = records * runs as u64;
-    let (mut rdk_consume, mut kc_consume) = (Case::default(), Case::default());
+    let (mut batch_consume, mut poll_consume, mut kc_consume) = (Case::default(), Case::default(), Case::default());
     for run in 0..runs {
-        if let Some(bin) = &load {
-            measure(&mut rdk_consume, true, &mut || load_consume(bin, &kafka, "rdkafka", total));
-        }
+        measure(&mut batch_consume, true, &mut || {
+            load_consume(&load, &kafka, "batch", total, &[("load.api", "batch")])
+        });
+        measure(&mut poll_consume, true, &mut || load_consume(&load, &kafka, "batch", total, &[]));
         if kcat {
-            measure(&mut kc_consume, true, &mut || kcat_consume(&kafka, "kcat", total));
+            measure(&mut kc_consume, true, &mut || kcat_consume(&kafka, "batch", total));
         }
-        println!("consume run {}: rdkafka {} rec/s, kcat {} rec/s", run + 1, last(&rdk_consume), last(&kc_consume));
+        println!(
+            "consume run {}: librdkafka batch {} rec/s, rdkafka poll {} rec/s, kcat {} rec/s",
+            run + 1,
+            last(&batch_consume),
+            last(&poll_consume),
+            last(&kc_consume)
+        );
     }
     drop(broker);
 
     let x = |v: f64| format!("{v:.2}");
     println!();
-    println!("Kafka benchmark, {runs} alternated runs, 100 B records, acks=all to sync topics, 4 partitions; median (lowest - highest)");
+    println!(
+        "Kafka benchmark, {runs} alternated runs, 100 B records, acks=all to sync topics, {PARTITIONS} partitions; median (lowest - highest)"
+    );
     println!("CPU: seconds of CPU per million records (user + system), of the broker and of the client, medians");
     println!("| case | records/s | ratio to HTTP batched | ratio to library | target | CPU broker | CPU client |");
     println!("|---|---|---|---|---|---|---|");
@@ -387,7 +417,7 @@ fn main() {
         let (h, l) =
             (median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP, median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY);
         println!(
-            "| **{name} produce**, {records} records per run, {:.0} records per fsync | {} | {} ({}) | {} ({}) | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: **{}** | {} |",
+            "| {name}, {records} records per run, {:.0} records per fsync | {} | {} ({}) | {} ({}) | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: **{}** | {} |",
             median(per_fsync.to_vec()),
             spread(&c.rate, si),
             spread(&vs_http, x),
@@ -398,12 +428,22 @@ fn main() {
             c.cpu()
         );
     };
-    produce_row("rdkafka", &rdk, &rdk_per_fsync);
-    produce_row("kcat", &kc, &kc_per_fsync);
-    for (name, c) in [("rdkafka", &rdk_consume), ("kcat", &kc_consume)] {
+    produce_row(
+        &format!("**librdkafka `rd_kafka_produce_batch` produce**, {PRODUCERS} producers"),
+        &batch,
+        &per_fsync[0],
+    );
+    produce_row(&format!("rdkafka `send` produce, {PRODUCERS} producers"), &send, &per_fsync[1]);
+    produce_row("kcat produce", &kc, &per_fsync[2]);
+    let consume_rows = [
+        (format!("**librdkafka `rd_kafka_consume_batch_queue` consume**, {CONSUMERS} consumers"), &batch_consume),
+        (format!("rdkafka `poll` consume, {CONSUMERS} consumers"), &poll_consume),
+        ("kcat consume".to_string(), &kc_consume),
+    ];
+    for (name, c) in consume_rows {
         if !c.rate.is_empty() {
             println!(
-                "| **{name} consume**, {total} records from the beginning | {} | | | >= 2 M: **{}** | {} |",
+                "| {name}, {total} records from the beginning | {} | | | >= 2 M: **{}** | {} |",
                 spread(&c.rate, si),
                 verdict(median(c.rate.clone()) >= CONSUME_TARGET),
                 c.cpu()

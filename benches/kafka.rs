@@ -1,26 +1,32 @@
 //! Kafka clients against the real broker (`cargo bench --bench kafka`): produce and consume
-//! records/s with real librdkafka clients, 100 B records, `acks=all` to `sync` topics (fsync before
-//! every acknowledgement), beside the HTTP batched produce path (1000 records per request, 16
-//! connections) and the library's `Topic::append` (1000 records per append, 16 threads), measured
-//! in the same run, alternating.
+//! records/s with a real librdkafka client, 100 B records, `acks=all` to `sync` topics (fsync
+//! before every acknowledgement), beside the HTTP batched produce path (1000 records per request,
+//! 16 connections) and the library's `Topic::append` (1000 records per append, 16 threads),
+//! measured in the same run, alternating.
 //!
-//! Clients: kcat (librdkafka in C: `kcat -P -l FILE` to produce, `kcat -C -e` to consume) and
-//! confluent-kafka (librdkafka under Python, `benches/kafka_client.py`). The benchmark skips with a
-//! message when confluent-kafka cannot be imported, and leaves the kcat rows out without kcat.
-//! To tell the broker's limit from the client's, it also measures each client's ceiling:
-//! confluent-kafka's `produce()` into its queue with no broker, kcat producing with `acks=0`, and
-//! confluent-kafka consuming without touching the records; and for every case the CPU seconds per
-//! million records of the broker process and of the client (this process for HTTP and the
-//! library, the child for kcat and Python), from `/proc`.
+//! The client is `benches/kafka_load` (a crate of its own on the `rdkafka` crate, librdkafka
+//! compiled from its bundled source; built here with `cargo build --release` on the first run), so
+//! that the client's cost per record is librdkafka's and not a tool's or an interpreter's. It is
+//! measured two ways: with librdkafka's batch calls (`rd_kafka_produce_batch`, 10 000 records per
+//! call, only failures reported; `rd_kafka_consume_batch_queue`), and with the rdkafka crate's
+//! per-record `send` (every delivery reported) and `poll`. kcat (librdkafka 2.0 in C, Debian's) is
+//! measured too when it is on the PATH. The consumers read what the batch producer wrote.
 //!
-//! Environment: `KAPPALOG_BENCH_RUNS` (alternated runs, default 3), `KAPPALOG_BENCH_SECONDS` (seconds
-//! of each HTTP and library run, default 3), `KAPPALOG_BENCH_KAFKA_RECORDS` (records of each kcat
-//! produce run, default 3 000 000; confluent-kafka runs a third of it), `KAPPALOG_BENCH_BROKER`
-//! (another build's `kappalog`).
+//! For every case the benchmark reports the CPU seconds per million records of the broker process
+//! and of the client (this process for HTTP and the library, the child for the Kafka clients),
+//! from `/proc`: on a shared machine records/s depend on the share of the cores each side gets,
+//! the CPU per record does not.
+//!
+//! Environment: `KAPPALOG_BENCH_RUNS` (alternated runs, default 3), `KAPPALOG_BENCH_SECONDS`
+//! (seconds of each HTTP and library run, default 3), `KAPPALOG_BENCH_KAFKA_RECORDS` (records of
+//! each Kafka produce run, default 3 000 000), `KAPPALOG_BENCH_BROKER` (another build's
+//! `kappalog`), `KAPPALOG_BENCH_KAFKA_LOAD` (a `kafka_load` binary built already),
+//! `KAPPALOG_BENCH_KAFKA_PRODUCERS` (producers of `kafka_load`, default 4).
 
 mod support;
 
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -32,23 +38,31 @@ const RECORD_BYTES: usize = support::RECORD_BYTES;
 const PRODUCE_TARGET_VS_HTTP: f64 = 1.5;
 const PRODUCE_TARGET_VS_LIBRARY: f64 = 0.5;
 const CONSUME_TARGET: f64 = 2_000_000.0;
-/// librdkafka settings a user tunes for throughput (kcat's `-X`, confluent-kafka's config).
+/// librdkafka settings a user tunes for throughput (`kafka_load`'s and kcat's `-X`); `acks=all`
+/// is set by each command.
 const PRODUCER_TUNING: &[(&str, &str)] = &[
-    ("enable.idempotence", "true"),
     ("linger.ms", "5"),
     ("batch.size", "1000000"),
     ("batch.num.messages", "10000"),
     ("compression.codec", "none"),
-    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.messages", "100000"),
     ("queue.buffering.max.kbytes", "1048576"),
 ];
-const CONSUMER_TUNING: &[(&str, &str)] = &[
-    ("fetch.wait.max.ms", "100"),
-    ("fetch.max.bytes", "52428800"),
-    ("max.partition.fetch.bytes", "10485760"),
-    ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "1048576"),
-];
+/// `kafka_load produce` with librdkafka's batch call (see its documentation).
+const BATCH_PRODUCE: &[(&str, &str)] = &[("load.api", "batch"), ("delivery.report.only.error", "true")];
+/// Producers (threads with a connection each) of `kafka_load produce`, by default: one per
+/// partition (16, as many connections as the HTTP case's, spend more CPU per record on both sides).
+const PRODUCERS: u32 = 4;
+const CONSUMER_TUNING: &[(&str, &str)] =
+    &[("fetch.wait.max.ms", "100"), ("fetch.max.bytes", "4194304"), ("max.partition.fetch.bytes", "1048576")];
+/// `kafka_load consume`: a prefetch queue small enough for its memory to be reused, refilled at
+/// once (`fetch.queue.backoff.ms`, which Debian's kcat's librdkafka 2.0 does not have).
+const LOAD_CONSUMER_QUEUE: &[(&str, &str)] =
+    &[("queued.min.messages", "50000"), ("queued.max.messages.kbytes", "32768"), ("fetch.queue.backoff.ms", "1")];
+const KCAT_CONSUMER_QUEUE: &[(&str, &str)] =
+    &[("queued.min.messages", "1000000"), ("queued.max.messages.kbytes", "1048576")];
+/// Consumers (threads with a connection each) of `kafka_load consume`.
+const CONSUMERS: u32 = 2;
 
 /// CPU seconds (user + system) from `/proc/PID/stat`: the process's own (`children`: false) or
 /// its waited-for children's.
@@ -64,8 +78,7 @@ fn cpu_seconds(pid: &str, children: bool) -> f64 {
 /// `sysconf(_SC_CLK_TCK)` on Linux.
 const CLOCK_TICKS: f64 = 100.0;
 
-/// CPU seconds per million records of the broker (`server`) and of the client (`client`), measured
-/// around one case.
+/// CPU seconds of the broker and of the client, measured around one case.
 struct Cpu {
     broker: String,
     server: f64,
@@ -84,7 +97,7 @@ impl Cpu {
     }
 
     /// (broker, client) CPU seconds per million records since `start`; the client is this process
-    /// (HTTP, library) or the children it waited for (kcat, Python).
+    /// (HTTP, library) or the children it waited for (the Kafka clients).
     fn per_million(&self, records: f64, client_is_child: bool) -> (f64, f64) {
         let server = cpu_seconds(&self.broker, false) - self.server;
         let client = match client_is_child {
@@ -120,20 +133,69 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+/// The `kafka_load` binary: `KAPPALOG_BENCH_KAFKA_LOAD`, or built from `benches/kafka_load` with
+/// the cargo running this benchmark. `None` (with the reason printed) when it cannot be built.
+fn load_generator() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KAPPALOG_BENCH_KAFKA_LOAD") {
+        return Some(path.into());
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kafka_load");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("building {} (the first build compiles librdkafka: minutes)", dir.display());
+    let target = dir.join("target");
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status();
+    match built {
+        Ok(s) if s.success() => Some(target.join("release/kafka_load")),
+        other => {
+            println!("building benches/kafka_load failed ({other:?}): the rdkafka rows are left out");
+            None
+        }
+    }
 }
 
-/// Runs `benches/kafka_client.py ARGS...` and parses its JSON answer.
-fn python(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/kafka_client.py");
-    let out = Command::new("python3").arg(script).args(args).stderr(Stdio::inherit()).output().expect("python3");
-    assert!(out.status.success(), "kafka_client.py {args:?} failed");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("kafka_client.py {args:?}: {e}"))
+/// Runs `kafka_load ARGS...` and parses its JSON answer; panics when it failed (a record not
+/// delivered or not read).
+fn kafka_load(bin: &Path, args: &[String]) -> Value {
+    let out = Command::new(bin).args(args).stderr(Stdio::inherit()).output().expect("kafka_load");
+    assert!(out.status.success(), "kafka_load {args:?} failed: {}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("kafka_load {args:?}: {e}"))
 }
 
-fn rate(v: &Value, records: &str) -> f64 {
-    v[records].as_f64().unwrap() / v["seconds"].as_f64().unwrap()
+fn settings(tuning: &[(&str, &str)]) -> Vec<String> {
+    tuning.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// `kafka_load produce` of `records` by `PRODUCERS` (or `KAPPALOG_BENCH_KAFKA_PRODUCERS`)
+/// producers with `PRODUCER_TUNING` and `extra`: records/s. Checks that exactly `records` were appended.
+fn load_produce(bin: &Path, addr: &str, base: &str, topic: &str, records: u64, extra: &[(&str, &str)]) -> f64 {
+    let before = end_offsets(base, topic);
+    let producers: u32 = env_or("KAPPALOG_BENCH_KAFKA_PRODUCERS", PRODUCERS);
+    let mut args = vec!["produce".to_string(), addr.into(), topic.into(), records.to_string(), producers.to_string()];
+    args.extend(settings(PRODUCER_TUNING));
+    args.extend(settings(extra));
+    settle();
+    let out = kafka_load(bin, &args);
+    assert_eq!(out["failed"], 0, "kafka_load deliveries failed: {out}");
+    assert_eq!(end_offsets(base, topic) - before, records, "kafka_load produce to {topic}: records appended");
+    records as f64 / out["seconds"].as_f64().unwrap()
+}
+
+/// `kafka_load consume` of all of `topic` from the beginning by `CONSUMERS` consumers, with
+/// `extra`: records/s.
+fn load_consume(bin: &Path, addr: &str, topic: &str, records: u64, extra: &[(&str, &str)]) -> f64 {
+    let mut args = vec!["consume".to_string(), addr.into(), topic.into(), PARTITIONS.to_string(), records.to_string()];
+    args.push(CONSUMERS.to_string());
+    args.extend(settings(CONSUMER_TUNING));
+    args.extend(settings(LOAD_CONSUMER_QUEUE));
+    args.extend(settings(extra));
+    let out = kafka_load(bin, &args);
+    assert_eq!(out["records"], records, "kafka_load consume of {topic}: {out}");
+    records as f64 / out["seconds"].as_f64().unwrap()
 }
 
 /// The sum of the end offsets of `topic`'s partitions.
@@ -150,33 +212,24 @@ fn end_offsets(base: &str, topic: &str) -> u64 {
 
 fn kcat_args(addr: &str, topic: &str, tuning: &[(&str, &str)]) -> Vec<String> {
     let mut args = vec!["-b".to_string(), addr.to_string(), "-t".into(), topic.into(), "-q".into()];
-    for (k, v) in tuning {
-        args.extend(["-X".to_string(), format!("{k}={v}")]);
+    for s in settings(tuning) {
+        args.extend(["-X".to_string(), s]);
     }
     args
 }
 
-/// `kcat -P -l FILE` of `records` lines with `acks`: records/s from spawn to exit (connecting
+/// `kcat -P -l FILE` of `records` lines with `acks=all`: records/s from spawn to exit (connecting
 /// and the metadata included). Checks that exactly `records` were appended.
-fn kcat_produce(addr: &str, base: &str, topic: &str, file: &std::path::Path, records: u64, acks: &str) -> f64 {
+fn kcat_produce(addr: &str, base: &str, topic: &str, file: &Path, records: u64) -> f64 {
     let before = end_offsets(base, topic);
     let mut args = kcat_args(addr, topic, PRODUCER_TUNING);
-    args.extend(["-P".into(), "-X".into(), format!("acks={acks}")]);
-    if acks == "0" {
-        // The idempotent producer requires acks=all.
-        args.extend(["-X".into(), "enable.idempotence=false".into()]);
-    }
-    args.extend(["-l".into(), file.display().to_string()]);
+    args.extend(["-P", "-X", "acks=all", "-l"].map(String::from));
+    args.push(file.display().to_string());
     settle();
     let started = Instant::now();
     let status = Command::new("kcat").args(&args).stdin(Stdio::null()).status().expect("kcat");
     let seconds = started.elapsed().as_secs_f64();
     assert!(status.success(), "kcat -P failed: {status}");
-    // acks=0 returns once sent: wait (bounded) for the broker to have appended them all.
-    let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    while end_offsets(base, topic) - before < records && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     assert_eq!(end_offsets(base, topic) - before, records, "kcat produce to {topic}: records appended");
     records as f64 / seconds
 }
@@ -184,7 +237,7 @@ fn kcat_produce(addr: &str, base: &str, topic: &str, file: &std::path::Path, rec
 /// `kcat -C -e` of all of `topic` from the beginning, one byte of output per record: records/s
 /// from spawn to exit. Checks the count.
 fn kcat_consume(addr: &str, topic: &str, records: u64) -> f64 {
-    let mut args = kcat_args(addr, topic, CONSUMER_TUNING);
+    let mut args = kcat_args(addr, topic, &[CONSUMER_TUNING, KCAT_CONSUMER_QUEUE].concat());
     args.extend(["-C", "-e", "-o", "beginning", "-f", "\n"].map(String::from));
     let started = Instant::now();
     let mut child = Command::new("kcat").args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
@@ -242,36 +295,40 @@ fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x / y).collect()
 }
 
+fn last(c: &Case) -> String {
+    c.rate.last().map_or("-".into(), |&r| si(r))
+}
+
 fn main() {
-    let confluent = succeeds(Command::new("python3").args(["-c", "import confluent_kafka"]));
-    if !confluent {
-        println!("SKIPPED: the Python module confluent_kafka is not importable (pip install confluent-kafka==2.16.1)");
-        return;
-    }
-    let kcat = succeeds(Command::new("kcat").arg("-V"));
+    let kcat = Command::new("kcat").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     if !kcat {
         println!("kcat is not on the PATH (apt-get install kcat): the kcat rows are left out");
     }
+    let load = load_generator();
+    let Some(load) = load else {
+        println!("SKIPPED: benches/kafka_load cannot be built");
+        return;
+    };
     let runs: usize = env_or("KAPPALOG_BENCH_RUNS", 3);
     let seconds: f64 = env_or("KAPPALOG_BENCH_SECONDS", 3.0);
-    let kcat_records: u64 = env_or("KAPPALOG_BENCH_KAFKA_RECORDS", 3_000_000);
-    let py_records = (kcat_records / 3).max(1);
+    let records: u64 = env_or("KAPPALOG_BENCH_KAFKA_RECORDS", 3_000_000);
 
     let dir = tempfile::tempdir().unwrap();
     let (broker, kafka) = start_with_kafka(dir.path());
     let base = broker.1.clone();
-    for t in ["http", "kcat", "python", "acks0"] {
+    for t in ["http", "batch", "send", "kcat"] {
         create_topic(&base, t);
     }
     let mut lines = tempfile::NamedTempFile::new().unwrap();
-    let line = [vec![b'x'; RECORD_BYTES], vec![b'\n']].concat();
-    for _ in 0..kcat_records {
-        lines.write_all(&line).unwrap();
+    if kcat {
+        let line = [vec![b'x'; RECORD_BYTES], vec![b'\n']].concat();
+        for _ in 0..records {
+            lines.write_all(&line).unwrap();
+        }
+        lines.flush().unwrap();
     }
-    lines.flush().unwrap();
     let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; RECORD_BYTES]);
     let http_body = json!({"records": vec![json!({"value": value}); BATCH_RECORDS]}).to_string();
-    let py_n = py_records.to_string();
 
     let pid = broker.0.id().to_string();
     // Runs one case: its records/s, and the CPU per million records of broker and client.
@@ -282,128 +339,115 @@ fn main() {
         let records = rate * started.elapsed().as_secs_f64();
         case.push(rate, cpu.per_million(records, client_is_child));
     };
-    let (mut http, mut lib, mut kc, mut py, mut per_fsync) =
-        (Case::default(), Case::default(), Case::default(), Case::default(), vec![]);
+    let (mut http, mut lib) = (Case::default(), Case::default());
+    let (mut batch, mut send, mut kc) = (Case::default(), Case::default(), Case::default());
+    let mut per_fsync = [vec![], vec![], vec![]];
     for run in 0..runs {
         settle();
         let url = format!("{base}/topics/http");
         measure(&mut http, false, &mut || produce_load(&url, http_body.clone(), BATCH_RECORDS, seconds));
         settle();
         measure(&mut lib, false, &mut || library_load(BATCH_RECORDS, seconds));
+        let f0 = fsyncs(&base);
+        measure(&mut batch, true, &mut || load_produce(&load, &kafka, &base, "batch", records, BATCH_PRODUCE));
+        per_fsync[0].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
+        let f0 = fsyncs(&base);
+        measure(&mut send, true, &mut || load_produce(&load, &kafka, &base, "send", records, &[]));
+        per_fsync[1].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
         if kcat {
             let f0 = fsyncs(&base);
-            measure(&mut kc, true, &mut || kcat_produce(&kafka, &base, "kcat", lines.path(), kcat_records, "all"));
-            per_fsync.push(kcat_records as f64 / (fsyncs(&base) - f0).max(1) as f64);
+            measure(&mut kc, true, &mut || kcat_produce(&kafka, &base, "kcat", lines.path(), records));
+            per_fsync[2].push(records as f64 / (fsyncs(&base) - f0).max(1) as f64);
         }
-        settle();
-        let before = end_offsets(&base, "python");
-        measure(&mut py, true, &mut || {
-            let p = python(&["produce", &kafka, "python", &py_n, "all"]);
-            assert_eq!(p["failed"], 0, "confluent-kafka deliveries failed: {p}");
-            rate(&p, "records")
-        });
-        assert_eq!(end_offsets(&base, "python") - before, py_records, "confluent-kafka records appended");
         println!(
-            "run {}: HTTP {} rec/s, library {} rec/s, kcat {} rec/s, confluent-kafka {} rec/s",
+            "run {}: HTTP {} rec/s, library {} rec/s, librdkafka batch {} rec/s, rdkafka send {} rec/s, kcat {} rec/s",
             run + 1,
             si(http.rate[run]),
             si(lib.rate[run]),
-            kc.rate.last().map_or("-".into(), |&r| si(r)),
-            si(py.rate[run])
+            last(&batch),
+            last(&send),
+            last(&kc)
         );
     }
 
-    // The clients' ceilings.
-    let enqueue = rate(&python(&["enqueue", &py_n]), "records");
-    let mut kcat_acks0 = Case::default();
-    if kcat {
-        measure(&mut kcat_acks0, true, &mut || kcat_produce(&kafka, &base, "acks0", lines.path(), kcat_records, "0"));
-    }
-
-    // Consume what kcat (or else confluent-kafka) produced.
-    let (topic, total) = if kcat { ("kcat", kcat_records * runs as u64) } else { ("python", py_records * runs as u64) };
-    let (mut kc_consume, mut py_touch, mut py_count) = (Case::default(), Case::default(), Case::default());
-    let py_consume_n = total.min(3 * py_records).to_string();
-    let parts = PARTITIONS.to_string();
-    for _ in 0..runs {
+    // Consume what the batch producer wrote, alternating the clients.
+    let total = records * runs as u64;
+    let (mut batch_consume, mut poll_consume, mut kc_consume) = (Case::default(), Case::default(), Case::default());
+    for run in 0..runs {
+        measure(&mut batch_consume, true, &mut || {
+            load_consume(&load, &kafka, "batch", total, &[("load.api", "batch")])
+        });
+        measure(&mut poll_consume, true, &mut || load_consume(&load, &kafka, "batch", total, &[]));
         if kcat {
-            measure(&mut kc_consume, true, &mut || kcat_consume(&kafka, topic, total));
+            measure(&mut kc_consume, true, &mut || kcat_consume(&kafka, "batch", total));
         }
-        measure(&mut py_touch, true, &mut || {
-            let t = python(&["consume", &kafka, topic, &parts, &py_consume_n, "touch"]);
-            assert_eq!(t["errors"], 0, "confluent-kafka consume errors: {t}");
-            rate(&t, "timed_records")
-        });
-        measure(&mut py_count, true, &mut || {
-            rate(&python(&["consume", &kafka, topic, &parts, &py_consume_n]), "timed_records")
-        });
+        println!(
+            "consume run {}: librdkafka batch {} rec/s, rdkafka poll {} rec/s, kcat {} rec/s",
+            run + 1,
+            last(&batch_consume),
+            last(&poll_consume),
+            last(&kc_consume)
+        );
     }
     drop(broker);
 
-    let rec = si;
     let x = |v: f64| format!("{v:.2}");
     println!();
-    println!("Kafka benchmark, {runs} alternated runs, 100 B records, acks=all to sync topics, 4 partitions; median (lowest - highest)");
+    println!(
+        "Kafka benchmark, {runs} alternated runs, 100 B records, acks=all to sync topics, {PARTITIONS} partitions; median (lowest - highest)"
+    );
     println!("CPU: seconds of CPU per million records (user + system), of the broker and of the client, medians");
     println!("| case | records/s | ratio to HTTP batched | ratio to library | target | CPU broker | CPU client |");
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| HTTP produce, {BATCH_RECORDS} records per request, 16 connections | {} | | | | {} |",
-        spread(&http.rate, rec),
+        spread(&http.rate, si),
         http.cpu()
     );
     println!(
         "| library `Topic::append`, {BATCH_RECORDS} records, 16 threads | {} | | | | - | {:.2} |",
-        spread(&lib.rate, rec),
+        spread(&lib.rate, si),
         median(lib.client.clone())
     );
-    let produce_row = |name: String, c: &Case, bold: bool| {
+    let produce_row = |name: &str, c: &Case, per_fsync: &[f64]| {
+        if c.rate.is_empty() {
+            return;
+        }
         let (vs_http, vs_lib) = (ratios(&c.rate, &http.rate), ratios(&c.rate, &lib.rate));
-        let ok =
-            median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP && median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY;
         let (h, l) =
             (median(vs_http.clone()) >= PRODUCE_TARGET_VS_HTTP, median(vs_lib.clone()) >= PRODUCE_TARGET_VS_LIBRARY);
-        let b = if bold { "**" } else { "" };
         println!(
-            "| {name} | {} | {} ({}) | {} ({}) | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: {b}{}{b} | {} |",
-            spread(&c.rate, rec),
+            "| {name}, {records} records per run, {:.0} records per fsync | {} | {} ({}) | {} ({}) | >= {PRODUCE_TARGET_VS_HTTP} and >= {PRODUCE_TARGET_VS_LIBRARY}: **{}** | {} |",
+            median(per_fsync.to_vec()),
+            spread(&c.rate, si),
             spread(&vs_http, x),
             verdict(h),
             spread(&vs_lib, x),
             verdict(l),
-            verdict(ok),
+            verdict(h && l),
             c.cpu()
         );
     };
-    if kcat {
-        produce_row(
-            format!("**kcat produce**, {kcat_records} records per run, {:.0} records per fsync", median(per_fsync)),
-            &kc,
-            true,
-        );
-    }
-    produce_row(format!("confluent-kafka produce, {py_records} records per run"), &py, false);
-    println!("| (ceiling) confluent-kafka `produce()` into its queue, no broker | {} | | | | | |", si(enqueue));
-    if kcat {
-        println!("| (ceiling) kcat produce with acks=0 | {} | | | | {} |", si(kcat_acks0.rate[0]), kcat_acks0.cpu());
-        let ok = median(kc_consume.rate.clone()) >= CONSUME_TARGET;
-        println!(
-            "| **kcat consume**, {total} records from the beginning | {} | | | >= 2 M: **{}** | {} |",
-            spread(&kc_consume.rate, rec),
-            verdict(ok),
-            kc_consume.cpu()
-        );
-    }
-    let ok = median(py_touch.rate.clone()) >= CONSUME_TARGET;
-    println!(
-        "| confluent-kafka consume, every value read | {} | | | >= 2 M: {} | {} |",
-        spread(&py_touch.rate, rec),
-        verdict(ok),
-        py_touch.cpu()
+    produce_row(
+        &format!("**librdkafka `rd_kafka_produce_batch` produce**, {PRODUCERS} producers"),
+        &batch,
+        &per_fsync[0],
     );
-    println!(
-        "| (ceiling) confluent-kafka consume, batches counted only | {} | | | | {} |",
-        spread(&py_count.rate, rec),
-        py_count.cpu()
-    );
+    produce_row(&format!("rdkafka `send` produce, {PRODUCERS} producers"), &send, &per_fsync[1]);
+    produce_row("kcat produce", &kc, &per_fsync[2]);
+    let consume_rows = [
+        (format!("**librdkafka `rd_kafka_consume_batch_queue` consume**, {CONSUMERS} consumers"), &batch_consume),
+        (format!("rdkafka `poll` consume, {CONSUMERS} consumers"), &poll_consume),
+        ("kcat consume".to_string(), &kc_consume),
+    ];
+    for (name, c) in consume_rows {
+        if !c.rate.is_empty() {
+            println!(
+                "| {name}, {total} records from the beginning | {} | | | >= 2 M: **{}** | {} |",
+                spread(&c.rate, si),
+                verdict(median(c.rate.clone()) >= CONSUME_TARGET),
+                c.cpu()
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::aggregate::{self, Aggregates};
-use super::expr::{lookup, Predicate};
+use super::expr::Predicate;
 use super::join_spec::SourceFormat;
 use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
@@ -74,7 +74,7 @@ pub(crate) struct Meta<'a> {
 /// A record value parsed while the record waits to be applied (see `Declarative::pre_parse`).
 #[derive(Debug)]
 pub(crate) struct PreParsed {
-    doc: Value,
+    doc: project::Doc,
     /// Where the key field's raw JSON lies in the value, when the plan captures it.
     key: Option<std::ops::Range<usize>>,
 }
@@ -146,6 +146,10 @@ impl Declarative {
             .chain(spec.filter.iter().flat_map(Predicate::fields));
         let plan = match &spec.join {
             _ if whole_value_needed => None,
+            // Without a filter, the projection is only read by pointer lookups.
+            None if spec.filter.is_none() => {
+                project::Plan::new(spec.key.as_deref(), pointers).map(project::Plan::inline)
+            }
             None => project::Plan::new(spec.key.as_deref(), pointers),
             // A join reads `on` from the source record, and the rest from the joined document:
             // what lies under `as` comes from the other side. The key is looked up after the join.
@@ -169,6 +173,15 @@ impl Declarative {
             ttl_ms: spec.state.as_ref().and_then(|s| s.ttl_ms).map(|t| t as i64),
             spec,
         }
+    }
+
+    /// Every aggregate's input from `doc` (as `aggregate::inputs`).
+    fn inputs<'a>(&'a self, doc: &'a project::Doc) -> Result<aggregate::Inputs<'a>, &'a str> {
+        let whole = match doc {
+            project::Doc::Value(v) => Some(v),
+            project::Doc::Fields(_) => None,
+        };
+        aggregate::inputs_by(&self.aggregates, whole, |p| doc.lookup(self.plan.as_ref(), p))
     }
 
     fn passes_having(&self, value: &Value) -> bool {
@@ -201,9 +214,9 @@ impl Declarative {
         let Some(bytes) = rec.value else { return i64::MIN };
         let doc = match &self.time_plan {
             Some(plan) => project::parse(bytes, plan).map(|p| p.doc),
-            None => serde_json::from_slice::<Value>(bytes),
+            None => serde_json::from_slice::<Value>(bytes).map(project::Doc::Value),
         };
-        match doc.ok().and_then(|d| window::event_time(&d, pointer)) {
+        match doc.ok().and_then(|d| window::time_of(d.lookup(self.time_plan.as_ref(), pointer))) {
             Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
             _ => i64::MIN,
         }
@@ -223,10 +236,10 @@ impl Declarative {
         let bytes = rec.value?;
         let parsed = match &self.plan {
             Some(plan) => project::parse(bytes, plan).ok()?,
-            None => project::Parsed { doc: serde_json::from_slice::<Value>(bytes).ok()?, key: None },
+            None => project::Parsed { doc: serde_json::from_slice::<Value>(bytes).ok()?.into(), key: None },
         };
         let time = match (&self.windowing, &self.time) {
-            (Some(w), Some(pointer)) => match window::event_time(&parsed.doc, pointer) {
+            (Some(w), Some(pointer)) => match window::time_of(parsed.doc.lookup(self.plan.as_ref(), pointer)) {
                 Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
                 _ => i64::MIN,
             },
@@ -295,14 +308,14 @@ impl Declarative {
         };
         let parsed = match &self.plan {
             Some(plan) => project::parse(bytes, plan),
-            None => serde_json::from_slice::<Value>(bytes).map(|doc| project::Parsed { doc, key: None }),
+            None => serde_json::from_slice::<Value>(bytes).map(|doc| project::Parsed { doc: doc.into(), key: None }),
         };
         let Ok(project::Parsed { doc, key: raw_key }) = parsed else {
             st.snap.counters.error_records += 1;
             return;
         };
         if self.spec.join.is_some() {
-            return self.apply_joining(doc, m, st, out);
+            return self.apply_joining(doc.into_value(self.plan.as_ref()), m, st, out);
         }
         self.apply_doc(doc, raw_key, m, st, out)
     }
@@ -311,17 +324,23 @@ impl Declarative {
     /// key, window, aggregates, emit.
     pub(crate) fn apply_doc(
         &self,
-        doc: Value,
+        doc: impl Into<project::Doc>,
         raw_key: Option<&RawValue>,
         m: Meta<'_>,
         st: &mut State,
         out: &mut Vec<NewRecord>,
     ) {
+        let doc: project::Doc = doc.into();
+        let plan = self.plan.as_ref();
         let origin = m.origin;
         let rec = m;
         let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
         if let Some(f) = &self.spec.filter {
-            if !f.eval(&doc) {
+            let pass = match &doc {
+                project::Doc::Value(v) => f.eval(v),
+                project::Doc::Fields(_) => f.eval(&doc.to_value(plan)),
+            };
+            if !pass {
                 st.snap.counters.records_filtered += 1;
                 return;
             }
@@ -336,7 +355,7 @@ impl Declarative {
                     }
                 }
             }
-            (Some(p), _) => match lookup(&doc, p) {
+            (Some(p), _) => match doc.lookup(plan, p) {
                 Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                 Some(Value::Null) | None => {
                     st.snap.counters.error_records += 1;
@@ -358,6 +377,8 @@ impl Declarative {
         };
         let Some(w) = &self.windowing else {
             if self.aggregates.is_empty() {
+                let key = key.into_owned();
+                let doc = doc.into_value(plan);
                 st.snap.counters.records_applied += 1;
                 let stamp = stamp_at(rec.timestamp);
                 // The record with the greatest stamp holds the key, whatever the read order.
@@ -368,7 +389,6 @@ impl Declarative {
                 if self.emit_on.is_some() {
                     self.emit_update(&key, doc.clone(), out);
                 }
-                let key = key.into_owned();
                 let expiring = self.ttl_ms.is_some().then(|| key.clone());
                 st.snap.entries.insert(key, Entry::Latest { value: doc, stamp });
                 if let Some(key) = expiring {
@@ -376,7 +396,7 @@ impl Declarative {
                 }
                 return;
             }
-            let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
+            let Ok(inputs) = self.inputs(&doc) else {
                 st.snap.counters.error_records += 1;
                 return;
             };
@@ -399,10 +419,10 @@ impl Declarative {
             return;
         };
         let t = match &self.time {
-            Some(p) => window::event_time(&doc, p),
+            Some(p) => window::time_of(doc.lookup(plan, p)),
             None => Some(rec.timestamp),
         };
-        let (Some(t), Ok(inputs)) = (t, aggregate::inputs(&self.aggregates, &doc)) else {
+        let (Some(t), Ok(inputs)) = (t, self.inputs(&doc)) else {
             st.snap.counters.error_records += 1;
             return;
         };

@@ -1,5 +1,6 @@
 //! A fault-injection seam for tests, not part of the documented API: fail the Nth write or fsync
-//! with EIO or ENOSPC, or make the group commit panic.
+//! with EIO or ENOSPC, make the group commit panic, or copy the data directory as a power loss with
+//! out-of-order writeback could leave it (any subset of the writes no fsync covers yet).
 //!
 //! Every write and fsync of a log or index file asks the [`FaultInjector`] first when one is set in
 //! `StoreConfig::faults` (or `StoreBuilder::faults`).
@@ -7,6 +8,9 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod writeback;
+pub use writeback::UnsyncedWrite;
 
 /// Which error an injected fault returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,8 @@ pub struct FaultInjector {
     syncs_resumed: parking_lot::Condvar,
     /// Group commits (of one partition's batches) that must still pass before one panics.
     commit_panics_in: AtomicU64,
+    /// Log and index writes no fsync covers yet, when recording (`writeback.rs`).
+    writeback: parking_lot::Mutex<writeback::Writeback>,
 }
 
 impl std::fmt::Debug for FaultInjector {
@@ -76,6 +82,7 @@ impl Default for FaultInjector {
             syncs_paused_from: parking_lot::Mutex::new(NEVER),
             syncs_resumed: parking_lot::Condvar::new(),
             commit_panics_in: AtomicU64::new(NEVER),
+            writeback: parking_lot::Mutex::new(writeback::Writeback::default()),
         }
     }
 }

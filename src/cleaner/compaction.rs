@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::offset_map::{Digest, Inserted, OffsetMap, SLOT_BYTES};
 use super::offset_set::OffsetSet;
-use super::rewrite::{encode_filtered, for_each_record, Output, RawRecord};
+use super::rewrite::{encode_empty, encode_filtered, for_each_record, Output, RawRecord};
 use super::swap::{self, Manifest};
 use super::CleanerState;
 use crate::config::TopicConfig;
@@ -316,12 +316,15 @@ fn rewrite_segments(
         // finds a record (only an expired tombstone could be removed there: nothing supersedes it).
         log_last: p.high_watermark().saturating_sub(1),
     };
+    // Each remembered producer's last batch, kept (emptied if need be) whatever compaction removes.
+    let producers_last = p.producer_last_offsets();
     let mut out = Output::new(p.dir(), p.faults(), cfg.segment_bytes, cfg.index_interval_bytes);
     let result = (|| -> Result<()> {
         out.start(rewrite[0].base_offset)?;
         for s in rewrite {
             let latest = Latest { map: &mapped.map, superseded: &mapped.superseded, map_end: mapped.end };
-            filter_segment(s, &latest, &tombstones, mapped.verified_from..mapped.end, &mut out, report)?;
+            let verified = mapped.verified_from..mapped.end;
+            filter_segment(s, &latest, &tombstones, &producers_last, verified, &mut out, report)?;
         }
         out.finish()
     })();
@@ -424,11 +427,14 @@ impl Latest<'_> {
 }
 
 /// Copies the records of `s` that survive into `out`. Batches whose base offset is in `verified`
-/// were CRC-checked by this pass already.
+/// were CRC-checked by this pass already. A batch left with no record is dropped, unless it is the
+/// last batch of a producer (`producers_last`: producer id to its last batch's last offset): that
+/// one stays, empty (Kafka's rule, see `rewrite.rs`).
 fn filter_segment(
     s: &Segment,
     latest: &Latest<'_>,
     t: &Tombstones,
+    producers_last: &std::collections::HashMap<i64, u64>,
     verified: std::ops::Range<u64>,
     out: &mut Output<'_>,
     report: &mut CompactionReport,
@@ -484,9 +490,19 @@ fn filter_segment(
         report.records_read += h.record_count as u64;
         report.records_removed += h.record_count as u64 - kept.len() as u64;
         report.tombstones_removed += tombstones;
-        if kept.len() == h.record_count as usize {
+        if kept.is_empty() {
+            // Kept only as its producer's last batch (an empty one already stays as it is).
+            let last = h.producer.is_some() && producers_last.get(&h.producer.producer_id) == Some(&h.last_offset());
+            if last && h.record_count == 0 {
+                out.push(&h, &b)?;
+            } else if last {
+                buf.clear();
+                let nh = encode_empty(&mut buf, &h);
+                out.push(&nh, &buf)?;
+            }
+        } else if kept.len() == h.record_count as usize {
             out.push(&h, &b)?;
-        } else if !kept.is_empty() {
+        } else {
             buf.clear();
             encode_filtered(&mut buf, &h, &records, &kept)?;
             let nh = BatchHeader::parse(&buf).expect("our own batch parses").expect("whole");

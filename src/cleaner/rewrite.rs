@@ -8,6 +8,11 @@
 //! a producer id, which keeps its own (so its last sequence stays right, Kafka's rule).
 //! `maxTimestamp` is the survivors' greatest, except under log-append time, where it is every
 //! record's timestamp and stays. A batch whose records all survive is copied whole.
+//!
+//! A batch none of whose records survives is dropped, unless it is the last batch of a producer
+//! the partition remembers: then, as Kafka's cleaner does (`BatchRetention.RETAIN_EMPTY`), it stays
+//! as an empty batch, a bare header ([`encode_empty`]), so that the producer's epoch and last
+//! sequence survive compaction and a rebuild of the producer state from the log.
 
 use std::fs::File;
 use std::io::Write;
@@ -124,6 +129,28 @@ pub(crate) fn encode_filtered(out: &mut Vec<u8>, h: &BatchHeader, records: &[u8]
     batch::finish(&mut out[start..], &fields);
     Ok(())
 }
+
+/// Appends to `out` the empty batch that stands for the batch `h` once compaction removed all its
+/// records, as Kafka's `DefaultRecordBatch.writeEmptyHeader` writes it: a bare header (61 bytes,
+/// `recordsCount` 0) with `h`'s base offset, `lastOffsetDelta`, producer id, epoch and base
+/// sequence, attributes without a codec (nothing to compress), `baseTimestamp` -1 (Kafka's
+/// `NO_TIMESTAMP`) and `h`'s `maxTimestamp`.
+pub(crate) fn encode_empty(out: &mut Vec<u8>, h: &BatchHeader) -> BatchHeader {
+    let start = out.len();
+    out.resize(start + batch::HEADER_LEN, 0);
+    let fields = batch::HeaderFields {
+        base_offset: h.base_offset,
+        attributes: h.attributes & !batch::ATTRIBUTE_CODEC_MASK,
+        timestamps: (NO_TIMESTAMP, h.max_timestamp),
+        record_count: 0,
+        last_offset_delta: h.last_offset_delta,
+        producer: h.producer,
+    };
+    batch::finish(&mut out[start..], &fields)
+}
+
+/// Kafka's `RecordBatch.NO_TIMESTAMP`.
+const NO_TIMESTAMP: i64 = -1;
 
 /// Bytes buffered before a cleaned log is written out.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;

@@ -144,7 +144,7 @@ impl BatchHeader {
         let base_offset = u64_at(b, BASE_OFFSET_OFFSET) as i64;
         let attributes = u16_at(b, ATTRIBUTES_OFFSET);
         let total = batch_length as i64 + LOG_OVERHEAD as i64;
-        if total < (HEADER_LEN + 1) as i64 || total > BATCH_BYTES_MAX as i64 {
+        if total < HEADER_LEN as i64 || total > BATCH_BYTES_MAX as i64 {
             return malformed(format!("batch length {batch_length}"));
         }
         if attributes & (ATTRIBUTE_TRANSACTIONAL | ATTRIBUTE_CONTROL) != 0 {
@@ -155,8 +155,11 @@ impl BatchHeader {
         }
         let records_len = total as usize - HEADER_LEN;
         let compressed = attributes & ATTRIBUTE_CODEC_MASK != 0;
+        // A batch with no records (what compaction keeps of a producer's last batch, as Kafka's
+        // cleaner does) is a bare header, and a bare header holds no records.
         if last_offset_delta < 0
-            || record_count <= 0
+            || record_count < 0
+            || (record_count == 0) != (records_len == 0)
             || record_count as u32 > BATCH_RECORDS_MAX
             || record_count as i64 > last_offset_delta as i64 + 1
             || (!compressed && (record_count as usize) * RECORD_LEN_MIN > records_len)
@@ -291,7 +294,7 @@ pub(crate) struct HeaderFields {
 /// Completes a batch whose records (compressed or not, as `attributes` says) are in
 /// `b[HEADER_LEN..]` (`b` holds exactly the batch): writes every byte of its header, CRC included.
 pub(crate) fn finish(b: &mut [u8], f: &HeaderFields) -> BatchHeader {
-    assert!(b.len() > HEADER_LEN && b.len() <= BATCH_BYTES_MAX as usize, "a batch of {} bytes", b.len());
+    assert!(b.len() >= HEADER_LEN && b.len() <= BATCH_BYTES_MAX as usize, "a batch of {} bytes", b.len());
     put(b, BASE_OFFSET_OFFSET, &f.base_offset.to_be_bytes());
     put(b, LENGTH_OFFSET, &((b.len() - LOG_OVERHEAD) as u32).to_be_bytes());
     put(b, PARTITION_LEADER_EPOCH_OFFSET, &PARTITION_LEADER_EPOCH.to_be_bytes());

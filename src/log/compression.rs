@@ -55,6 +55,10 @@ pub(crate) fn codec_name(codec: u16) -> &'static str {
 /// The records of a verified batch, uncompressed: shared with `batch` when its codec is none,
 /// else decompressed (bounded by [`DECOMPRESSED_BYTES_MAX`]).
 pub(crate) fn records_of(header: &BatchHeader, batch: &Bytes) -> std::result::Result<Bytes, Corruption> {
+    if header.record_count == 0 {
+        // An empty batch (a bare header, whatever its codec bits say): no records to decompress.
+        return Ok(Bytes::new());
+    }
     match header.codec() {
         CODEC_NONE => Ok(batch::uncompressed_records(batch)),
         codec => decompress(codec, &batch[batch::HEADER_LEN..], DECOMPRESSED_BYTES_MAX).map(Bytes::from),

@@ -27,7 +27,16 @@ fn write_or_fail(
 
 /// Appends `buf` to `file` (opened in append mode). An injected failure writes half of `buf` first.
 pub(crate) fn append(file: &File, path: &Path, buf: &[u8], faults: Option<&FaultInjector>) -> Result<()> {
-    write_or_fail(path, buf, faults, |b| (&*file).write_all(b))
+    let recording = faults.filter(|f| f.recording_writeback());
+    let position = match recording {
+        Some(_) => file.metadata().map_err(|e| Error::io(path, e))?.len(),
+        None => 0,
+    };
+    write_or_fail(path, buf, faults, |b| (&*file).write_all(b))?;
+    if let Some(f) = recording {
+        f.wrote_at(path, position, buf.len() as u64);
+    }
+    Ok(())
 }
 
 /// Writes `buf` at byte `position` of `file`. An injected failure writes half of `buf` first.
@@ -38,7 +47,11 @@ pub(crate) fn write_at(
     position: u64,
     faults: Option<&FaultInjector>,
 ) -> Result<()> {
-    write_or_fail(path, buf, faults, |b| file.write_all_at(b, position))
+    write_or_fail(path, buf, faults, |b| file.write_all_at(b, position))?;
+    if let Some(f) = faults {
+        f.wrote_at(path, position, buf.len() as u64);
+    }
+    Ok(())
 }
 
 /// Writes zeros over `[from, to)` of `file`.
@@ -78,10 +91,14 @@ pub(crate) fn reserve(file: &File, from: u64, to: u64) -> std::io::Result<()> {
 /// Every call is timed into the process-wide [`fsync_latency`] histogram.
 pub(crate) fn sync_data(file: &File, path: &Path, faults: Option<&FaultInjector>) -> Result<()> {
     let started = Instant::now();
+    let covered = faults.map(|f| f.sync_starts());
     let result = match faults.map(|f| f.before_sync()) {
         Some(Err(e)) => Err(Error::io(path, e)),
         _ => file.sync_data().map_err(|e| Error::io(path, e)),
     };
+    if let (Ok(()), Some(f), Some(seq_end)) = (&result, faults, covered) {
+        f.sync_done(path, seq_end);
+    }
     FSYNC.observe(started.elapsed());
     result
 }

@@ -39,6 +39,9 @@ pub(crate) struct Version {
     retired: Mutex<bool>,
     /// Its checkpoint files (a base and its delta log), written under `retired`'s lock.
     files: Mutex<StateStore>,
+    /// What its last checkpoint wrote, kept apart from `files` so that a status never waits for a
+    /// checkpoint being written.
+    last_checkpoint: Mutex<Option<CheckpointStats>>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     /// Why the runner stopped on its own, if it did.
     pub failure: Mutex<Option<String>>,
@@ -75,6 +78,7 @@ impl Version {
             stop: AtomicBool::new(false),
             retired: Mutex::new(false),
             files: Mutex::new(files),
+            last_checkpoint: Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
             failure: Mutex::new(None),
             caught_up: AtomicBool::new(false),
@@ -115,7 +119,11 @@ impl Version {
             return Ok(());
         }
         // The runner is the only writer of the state: what it changed since the last checkpoint.
-        self.files.lock().write(&self.state)?;
+        let mut files = self.files.lock();
+        let written = files.write(&self.state);
+        *self.last_checkpoint.lock() = files.last;
+        drop(files);
+        written?;
         if let Some(topic) = emit {
             let staged = self.state.write().snap.emit.take();
             if !staged.is_empty() {
@@ -127,7 +135,7 @@ impl Version {
 
     /// What the last checkpoint of this process wrote.
     pub(crate) fn last_checkpoint(&self) -> Option<CheckpointStats> {
-        self.files.lock().last
+        *self.last_checkpoint.lock()
     }
 
     fn sources(&self, store: &Store) -> Vec<Partition> {

@@ -158,3 +158,32 @@ fn min_offset_and_budget() {
     decode_records(&h, &uncompressed_records(&b), 44, 2, &mut out).unwrap();
     assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), [44, 45]);
 }
+
+/// The empty batch compaction keeps of a producer's last batch (Kafka's `writeEmptyHeader`): a
+/// bare header with `recordsCount` 0, valid with its CRC, decoding to no records. A count of 0
+/// with record bytes, or a header alone claiming records, is malformed.
+#[test]
+fn an_empty_batch_is_a_bare_header() {
+    let mut b = vec![0u8; HEADER_LEN];
+    let producer = ProducerFields { producer_id: 5, producer_epoch: 1, base_sequence: 3 };
+    let fields = HeaderFields {
+        base_offset: 7,
+        attributes: 0,
+        timestamps: (-1, 1000),
+        record_count: 0,
+        last_offset_delta: 2,
+        producer,
+    };
+    finish(&mut b, &fields);
+    let (h, records) = decode_all(&Bytes::from(b.clone())).unwrap();
+    assert!(records.is_empty());
+    assert_eq!((h.record_count, h.last_offset(), h.producer, h.max_timestamp), (0, 9, producer, 1000));
+    let mut claims = b.clone();
+    claims[RECORDS_COUNT_OFFSET + 3] = 1;
+    assert!(BatchHeader::parse(&claims).is_err(), "a header alone claiming a record");
+    let mut longer = sample(1);
+    longer[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&0u32.to_be_bytes());
+    assert!(BatchHeader::parse(&longer).is_err(), "record bytes with a count of 0");
+    b[HEADER_LEN - 1] ^= 1;
+    assert!(decode_all(&Bytes::from(b)).is_err(), "its CRC is checked");
+}

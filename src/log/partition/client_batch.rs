@@ -31,6 +31,10 @@ pub(super) fn prepare(client: Bytes, cfg: &TopicConfig, now: i64) -> Result<Vec<
     if h.len() != client.len() {
         return Err(invalid(format!("batchLength says {} bytes, the batch has {}", h.length, client.len())));
     }
+    if h.record_count == 0 {
+        // Kafka refuses them too: only its cleaner writes batches without records.
+        return Err(invalid("recordsCount 0: a produced batch holds at least one record"));
+    }
     if client.len() > cfg.max_message_bytes as usize {
         let max = cfg.max_message_bytes as u64;
         return Err(Error::LimitExceeded { limit: "max_message_bytes", value: client.len() as u64, max });

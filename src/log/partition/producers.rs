@@ -42,6 +42,15 @@ impl Partition {
         w.producers.entry(id, now).and_then(|e| Some((e.epoch, e.batches.back()?.last_sequence)))
     }
 
+    /// Producer id to the last offset of its last batch, for every producer this partition
+    /// remembers now (the cleaner keeps those batches, emptied if need be, as Kafka's does).
+    pub(crate) fn producer_last_offsets(&self) -> std::collections::HashMap<i64, u64> {
+        let now = self.inner.clock.now_ms();
+        let w = self.inner.writer.lock();
+        let live = w.producers.entries().into_iter().filter(|(id, _)| w.producers.entry(*id, now).is_some());
+        live.filter_map(|(id, e)| Some((id, e.batches.back()?.last_offset))).collect()
+    }
+
     pub(crate) fn producer_error(&self, error: ProducerError) -> Error {
         Error::Producer { topic: self.inner.topic.to_string(), partition: self.inner.id, error }
     }
@@ -120,7 +129,8 @@ pub(super) fn load_state(
                     last_sequence: pb.last_sequence(h.last_offset_delta),
                     first_offset: h.base_offset,
                     last_offset: h.last_offset(),
-                    timestamp: h.first_timestamp,
+                    // An empty batch (compaction's) has no base timestamp: its max stands in.
+                    timestamp: if h.record_count == 0 { h.max_timestamp } else { h.first_timestamp },
                     append_time_ms: now,
                 };
                 state.record(&pb, meta);

@@ -126,7 +126,9 @@ impl Segment {
             batch::decode_records(&h, &records, offset, max_records, out)
                 .map_err(|c| self.corrupted(pos - h.len(), c))?;
             *bytes_read += h.len();
-            if out.len() >= max_records || *bytes_read >= max_bytes {
+            // A batch that gave no record (compaction emptied it, or removed the records from
+            // `offset` on) ends no read: the reader would get nothing and not move.
+            if out.len() >= max_records || (*bytes_read >= max_bytes && !out.is_empty()) {
                 return Ok(Flow::Stop);
             }
         }

@@ -267,12 +267,7 @@ impl Declarative {
         out: &mut Vec<NewRecord>,
     ) {
         let m = Meta { key: rec.key, timestamp: rec.timestamp, offset: rec.offset, origin };
-        let raw_key = match (pre.key, rec.value) {
-            (Some(range), Some(bytes)) => {
-                bytes.get(range).and_then(|raw| serde_json::from_slice::<&RawValue>(raw).ok())
-            }
-            _ => None,
-        };
+        let raw_key = pre.raw_key(rec.value);
         self.apply_doc(pre.doc, raw_key, m, st, out)
     }
 
@@ -335,45 +330,13 @@ impl Declarative {
         let origin = m.origin;
         let rec = m;
         let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
-        if let Some(f) = &self.spec.filter {
-            let pass = match &doc {
-                project::Doc::Value(v) => f.eval(v),
-                project::Doc::Fields(_) => f.eval(&doc.to_value(plan)),
-            };
-            if !pass {
-                st.snap.counters.records_filtered += 1;
-                return;
-            }
+        if !self.passes_filter(&doc) {
+            st.snap.counters.records_filtered += 1;
+            return;
         }
-        let key: Cow<'_, str> = match (&self.spec.key, rec.key) {
-            (Some(_), _) if self.plan.as_ref().is_some_and(project::Plan::captures_key) => {
-                match raw_key.and_then(project::key_text) {
-                    Some(k) => k,
-                    None => {
-                        st.snap.counters.error_records += 1;
-                        return;
-                    }
-                }
-            }
-            (Some(p), _) => match doc.lookup(plan, p) {
-                Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-                Some(Value::Null) | None => {
-                    st.snap.counters.error_records += 1;
-                    return;
-                }
-                Some(v) => Cow::Owned(v.to_string()),
-            },
-            (None, Some(k)) => match project::record_key(k) {
-                Some(k) => k,
-                None => {
-                    st.snap.counters.error_records += 1;
-                    return;
-                }
-            },
-            (None, None) => {
-                st.snap.counters.error_records += 1;
-                return;
-            }
+        let Some(key) = self.key_of(&doc, raw_key, rec.key) else {
+            st.snap.counters.error_records += 1;
+            return;
         };
         let Some(w) = &self.windowing else {
             if self.aggregates.is_empty() {
@@ -408,13 +371,7 @@ impl Declarative {
                     st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates)))
                 }
             };
-            if let Entry::Aggregates(a) = entry {
-                a.add(&inputs, stamp_at(rec.timestamp));
-                if self.emit_on.is_some() {
-                    let v = a.to_json(&self.aggregates);
-                    self.emit_update(&key, v, out);
-                }
-            }
+            self.add_to(entry, &key, &inputs, stamp_at(rec.timestamp), out);
             self.expire(&key, rec.timestamp, origin, st, out);
             return;
         };
@@ -595,5 +552,7 @@ fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut V
 }
 
 mod dispatch;
+mod keyed;
+pub(crate) use keyed::Route;
 #[cfg(test)]
 mod tests;

@@ -248,13 +248,23 @@ impl<'a> std::ops::Deref for Inputs<'a> {
 /// Extracts every aggregate's input from `doc`; `Err(field)` names the first missing or
 /// non-numeric one.
 pub(crate) fn inputs<'a>(specs: &'a [(String, AggregateSpec)], doc: &'a Value) -> Result<Inputs<'a>, &'a str> {
+    inputs_by(specs, Some(doc), |f| lookup(doc, f))
+}
+
+/// [`inputs`] of a document read by `field` lookups; `whole` is the document as one value, for
+/// a `latest` of the whole value (without it, such an aggregate is an error).
+pub(crate) fn inputs_by<'a>(
+    specs: &'a [(String, AggregateSpec)],
+    whole: Option<&'a Value>,
+    field: impl Fn(&str) -> Option<&'a Value>,
+) -> Result<Inputs<'a>, &'a str> {
     let mut out = Inputs { inline: [Input::None; INPUTS_INLINE], len: 0, more: Vec::new() };
     for (_, s) in specs {
         out.push(match (s.op, &s.field) {
             (AggregateOp::Count, _) => Input::None,
-            (AggregateOp::Latest, None) => Input::Value(doc),
-            (AggregateOp::Latest, Some(f)) => lookup(doc, f).map(Input::Value).ok_or(f.as_str())?,
-            (_, Some(f)) => match lookup(doc, f) {
+            (AggregateOp::Latest, None) => whole.map(Input::Value).ok_or("")?,
+            (AggregateOp::Latest, Some(f)) => field(f).map(Input::Value).ok_or(f.as_str())?,
+            (_, Some(f)) => match field(f) {
                 Some(Value::Number(n)) => Input::Number(n),
                 _ => return Err(f.as_str()),
             },

@@ -43,10 +43,11 @@ pub struct ViewsConfig {
     pub read_bytes_max: usize,
     /// How long an idle runner waits for data before it looks again (bounds shutdown latency).
     pub idle_wait_ms: u64,
-    /// Threads that parse a view's record values (the runner thread among them; see
-    /// `stream/workers.rs`); the state is applied by the runner thread, in the same order and with
-    /// the same results whatever this is. Default 1 (the runner alone): on a machine whose cores
-    /// are busy, more is slower (see benches/README.md).
+    /// Threads that work on a view's records (the runner thread among them): they parse record
+    /// values (`stream/workers.rs`) and, for a keyed aggregation without a window, apply them,
+    /// each thread owning a shard of the state by a hash of the key (`stream/shards.rs`). Other
+    /// views are applied by the runner thread. The results are the same whatever this is.
+    /// Default: the cores available (`std::thread::available_parallelism`).
     pub workers: usize,
 }
 
@@ -67,7 +68,7 @@ impl Default for ViewsConfig {
             read_records_max: 4096,
             read_bytes_max: 4 << 20,
             idle_wait_ms: 100,
-            workers: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }

@@ -6,8 +6,8 @@
 //! - `spec.rs` — the declarative spec (serde) and its validation; `expr.rs` — filter/having predicates.
 //! - `aggregate.rs` — count, sum, min, max, avg, latest; `window.rs` — tumbling, hopping, session
 //!   windows, watermark, grace, retention, RFC 3339.
-//! - `state.rs` — the keyed state (`entries.rs`: keys and entries, and which changed since the last
-//!   checkpoint); `state_store.rs` — a version's checkpoints: a base (`checkpoint.rs`, state + offsets
+//! - `state.rs` — the keyed state (`entries.rs`: keys and entries split into shards by a hash of
+//!   the key, and which changed since the last checkpoint); `state_store.rs` — a version's checkpoints: a base (`checkpoint.rs`, state + offsets
 //!   in one atomically replaced file) and its delta log of incremental checkpoints (`delta.rs`).
 //! - `time.rs` — event time across partitions: partition watermarks, the view's watermark,
 //!   idleness, and the stamp that orders records (`latest`).
@@ -15,7 +15,8 @@
 //!   windowed stream joins; `cdc.rs` — Debezium change events, retraction.
 //! - `operator.rs` — applying a record (declarative operators, or a custom [`ViewLogic`]).
 //! - `runner.rs` — the thread per version: reads the sources, aligns them by event time, emits,
-//!   checkpoints; `workers.rs` — its decode workers (record values parsed on several threads).
+//!   checkpoints; `workers.rs` — its decode workers (record values parsed on several threads);
+//!   `shards.rs` — a keyed aggregation applied by several threads, each owning a shard of the state.
 //!   `view.rs` — [`View`]: queries, status, lag, rebuild progress.
 //! - `manager.rs` — [`Views`]: the registry; create / update / rebuild / delete, the atomic switch
 //!   after a rebuild. `definition.rs` — `view.json`; `loop_check.rs` — refusing emit loops.
@@ -208,6 +209,7 @@ mod manager;
 mod operator;
 mod project;
 mod runner;
+mod shards;
 mod spec;
 mod state;
 mod state_size;

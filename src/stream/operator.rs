@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::aggregate::{self, Aggregates};
-use super::expr::{lookup, Predicate};
+use super::expr::Predicate;
 use super::join_spec::SourceFormat;
 use super::project;
 use super::spec::{AggregateOp, AggregateSpec, EmitOn, ViewSpec, WindowType};
@@ -74,7 +74,7 @@ pub(crate) struct Meta<'a> {
 /// A record value parsed while the record waits to be applied (see `Declarative::pre_parse`).
 #[derive(Debug)]
 pub(crate) struct PreParsed {
-    doc: Value,
+    doc: project::Doc,
     /// Where the key field's raw JSON lies in the value, when the plan captures it.
     key: Option<std::ops::Range<usize>>,
 }
@@ -146,6 +146,10 @@ impl Declarative {
             .chain(spec.filter.iter().flat_map(Predicate::fields));
         let plan = match &spec.join {
             _ if whole_value_needed => None,
+            // Without a filter, the projection is only read by pointer lookups.
+            None if spec.filter.is_none() => {
+                project::Plan::new(spec.key.as_deref(), pointers).map(project::Plan::inline)
+            }
             None => project::Plan::new(spec.key.as_deref(), pointers),
             // A join reads `on` from the source record, and the rest from the joined document:
             // what lies under `as` comes from the other side. The key is looked up after the join.
@@ -169,6 +173,15 @@ impl Declarative {
             ttl_ms: spec.state.as_ref().and_then(|s| s.ttl_ms).map(|t| t as i64),
             spec,
         }
+    }
+
+    /// Every aggregate's input from `doc` (as `aggregate::inputs`).
+    fn inputs<'a>(&'a self, doc: &'a project::Doc) -> Result<aggregate::Inputs<'a>, &'a str> {
+        let whole = match doc {
+            project::Doc::Value(v) => Some(v),
+            project::Doc::Fields(_) => None,
+        };
+        aggregate::inputs_by(&self.aggregates, whole, |p| doc.lookup(self.plan.as_ref(), p))
     }
 
     fn passes_having(&self, value: &Value) -> bool {
@@ -201,9 +214,9 @@ impl Declarative {
         let Some(bytes) = rec.value else { return i64::MIN };
         let doc = match &self.time_plan {
             Some(plan) => project::parse(bytes, plan).map(|p| p.doc),
-            None => serde_json::from_slice::<Value>(bytes),
+            None => serde_json::from_slice::<Value>(bytes).map(project::Doc::Value),
         };
-        match doc.ok().and_then(|d| window::event_time(&d, pointer)) {
+        match doc.ok().and_then(|d| window::time_of(d.lookup(self.time_plan.as_ref(), pointer))) {
             Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
             _ => i64::MIN,
         }
@@ -223,10 +236,10 @@ impl Declarative {
         let bytes = rec.value?;
         let parsed = match &self.plan {
             Some(plan) => project::parse(bytes, plan).ok()?,
-            None => project::Parsed { doc: serde_json::from_slice::<Value>(bytes).ok()?, key: None },
+            None => project::Parsed { doc: serde_json::from_slice::<Value>(bytes).ok()?.into(), key: None },
         };
         let time = match (&self.windowing, &self.time) {
-            (Some(w), Some(pointer)) => match window::event_time(&parsed.doc, pointer) {
+            (Some(w), Some(pointer)) => match window::time_of(parsed.doc.lookup(self.plan.as_ref(), pointer)) {
                 Some(t) if t <= rec.timestamp.saturating_add(w.max_future_ms) => t,
                 _ => i64::MIN,
             },
@@ -254,12 +267,7 @@ impl Declarative {
         out: &mut Vec<NewRecord>,
     ) {
         let m = Meta { key: rec.key, timestamp: rec.timestamp, offset: rec.offset, origin };
-        let raw_key = match (pre.key, rec.value) {
-            (Some(range), Some(bytes)) => {
-                bytes.get(range).and_then(|raw| serde_json::from_slice::<&RawValue>(raw).ok())
-            }
-            _ => None,
-        };
+        let raw_key = pre.raw_key(rec.value);
         self.apply_doc(pre.doc, raw_key, m, st, out)
     }
 
@@ -295,14 +303,14 @@ impl Declarative {
         };
         let parsed = match &self.plan {
             Some(plan) => project::parse(bytes, plan),
-            None => serde_json::from_slice::<Value>(bytes).map(|doc| project::Parsed { doc, key: None }),
+            None => serde_json::from_slice::<Value>(bytes).map(|doc| project::Parsed { doc: doc.into(), key: None }),
         };
         let Ok(project::Parsed { doc, key: raw_key }) = parsed else {
             st.snap.counters.error_records += 1;
             return;
         };
         if self.spec.join.is_some() {
-            return self.apply_joining(doc, m, st, out);
+            return self.apply_joining(doc.into_value(self.plan.as_ref()), m, st, out);
         }
         self.apply_doc(doc, raw_key, m, st, out)
     }
@@ -311,53 +319,29 @@ impl Declarative {
     /// key, window, aggregates, emit.
     pub(crate) fn apply_doc(
         &self,
-        doc: Value,
+        doc: impl Into<project::Doc>,
         raw_key: Option<&RawValue>,
         m: Meta<'_>,
         st: &mut State,
         out: &mut Vec<NewRecord>,
     ) {
+        let doc: project::Doc = doc.into();
+        let plan = self.plan.as_ref();
         let origin = m.origin;
         let rec = m;
         let stamp_at = |time| Stamp { time, topic: origin.topic, partition: origin.partition, offset: rec.offset };
-        if let Some(f) = &self.spec.filter {
-            if !f.eval(&doc) {
-                st.snap.counters.records_filtered += 1;
-                return;
-            }
+        if !self.passes_filter(&doc) {
+            st.snap.counters.records_filtered += 1;
+            return;
         }
-        let key: Cow<'_, str> = match (&self.spec.key, rec.key) {
-            (Some(_), _) if self.plan.as_ref().is_some_and(project::Plan::captures_key) => {
-                match raw_key.and_then(project::key_text) {
-                    Some(k) => k,
-                    None => {
-                        st.snap.counters.error_records += 1;
-                        return;
-                    }
-                }
-            }
-            (Some(p), _) => match lookup(&doc, p) {
-                Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-                Some(Value::Null) | None => {
-                    st.snap.counters.error_records += 1;
-                    return;
-                }
-                Some(v) => Cow::Owned(v.to_string()),
-            },
-            (None, Some(k)) => match project::record_key(k) {
-                Some(k) => k,
-                None => {
-                    st.snap.counters.error_records += 1;
-                    return;
-                }
-            },
-            (None, None) => {
-                st.snap.counters.error_records += 1;
-                return;
-            }
+        let Some(key) = self.key_of(&doc, raw_key, rec.key) else {
+            st.snap.counters.error_records += 1;
+            return;
         };
         let Some(w) = &self.windowing else {
             if self.aggregates.is_empty() {
+                let key = key.into_owned();
+                let doc = doc.into_value(plan);
                 st.snap.counters.records_applied += 1;
                 let stamp = stamp_at(rec.timestamp);
                 // The record with the greatest stamp holds the key, whatever the read order.
@@ -368,7 +352,6 @@ impl Declarative {
                 if self.emit_on.is_some() {
                     self.emit_update(&key, doc.clone(), out);
                 }
-                let key = key.into_owned();
                 let expiring = self.ttl_ms.is_some().then(|| key.clone());
                 st.snap.entries.insert(key, Entry::Latest { value: doc, stamp });
                 if let Some(key) = expiring {
@@ -376,7 +359,7 @@ impl Declarative {
                 }
                 return;
             }
-            let Ok(inputs) = aggregate::inputs(&self.aggregates, &doc) else {
+            let Ok(inputs) = self.inputs(&doc) else {
                 st.snap.counters.error_records += 1;
                 return;
             };
@@ -388,21 +371,15 @@ impl Declarative {
                     st.snap.entries.insert_new(key.to_string(), Entry::Aggregates(Aggregates::new(&self.aggregates)))
                 }
             };
-            if let Entry::Aggregates(a) = entry {
-                a.add(&inputs, stamp_at(rec.timestamp));
-                if self.emit_on.is_some() {
-                    let v = a.to_json(&self.aggregates);
-                    self.emit_update(&key, v, out);
-                }
-            }
+            self.add_to(entry, &key, &inputs, stamp_at(rec.timestamp), out);
             self.expire(&key, rec.timestamp, origin, st, out);
             return;
         };
         let t = match &self.time {
-            Some(p) => window::event_time(&doc, p),
+            Some(p) => window::time_of(doc.lookup(plan, p)),
             None => Some(rec.timestamp),
         };
-        let (Some(t), Ok(inputs)) = (t, aggregate::inputs(&self.aggregates, &doc)) else {
+        let (Some(t), Ok(inputs)) = (t, self.inputs(&doc)) else {
             st.snap.counters.error_records += 1;
             return;
         };
@@ -575,5 +552,7 @@ fn apply_custom(logic: &dyn ViewLogic, rec: &Record, st: &mut State, out: &mut V
 }
 
 mod dispatch;
+mod keyed;
+pub(crate) use keyed::Route;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,8 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::expr::lookup;
+
 /// What a view parses out of each record value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Plan {
@@ -18,7 +20,12 @@ pub(crate) struct Plan {
     fields: Vec<String>,
     /// The one top-level field the key pointer names, when no other pointer reads it: kept raw.
     key_field: Option<String>,
+    /// Whether a parse gives [`Doc::Fields`] (no object built per record).
+    inline: bool,
 }
+
+/// How many fields [`Doc::Fields`] holds.
+const FIELDS_INLINE: usize = 4;
 
 impl Plan {
     /// The plan for a view keyed by `key` (a pointer, if any) that reads `others`; `None` when
@@ -41,7 +48,14 @@ impl Plan {
                 }
             },
         };
-        Some(Plan { fields, key_field })
+        Some(Plan { fields, key_field, inline: false })
+    }
+
+    /// This plan parsing into [`Doc::Fields`] when it has few enough fields: for a view that reads
+    /// the projection only by pointer lookups ([`Doc::lookup`]), never as one `Value`.
+    pub(crate) fn inline(mut self) -> Plan {
+        self.inline = self.fields.len() <= FIELDS_INLINE;
+        self
     }
 
     /// Whether the key comes from [`Parsed::key`] (else it is looked up in the document).
@@ -50,10 +64,64 @@ impl Plan {
     }
 }
 
+/// A record value as parsed: whole, or projected.
+#[derive(Debug)]
+pub(crate) enum Doc {
+    /// The whole value, or the projection as an object of the plan's fields (`Null` for a value
+    /// that is no object).
+    Value(Value),
+    /// The projection of an inline plan: its fields' values by their place in the plan (`None`:
+    /// absent, or the value is no object).
+    Fields([Option<Value>; FIELDS_INLINE]),
+}
+
+impl From<Value> for Doc {
+    fn from(v: Value) -> Doc {
+        Doc::Value(v)
+    }
+}
+
+impl Doc {
+    /// What `expr::lookup` gives for `pointer` on the whole value. `plan` is the plan that
+    /// parsed this document (needed for [`Doc::Fields`]); `pointer` one the plan was made for.
+    pub(crate) fn lookup<'a>(&'a self, plan: Option<&Plan>, pointer: &str) -> Option<&'a Value> {
+        match (self, plan) {
+            (Doc::Value(v), _) => lookup(v, pointer),
+            (Doc::Fields(values), Some(plan)) => {
+                let rest = pointer.strip_prefix('/')?;
+                let first = rest.split('/').next().unwrap_or_default();
+                let v = values[plan.fields.iter().position(|f| f == first)?].as_ref()?;
+                lookup(v, &rest[first.len()..])
+            }
+            (Doc::Fields(_), None) => None,
+        }
+    }
+
+    /// The document as one `Value` (an object of the fields present, for [`Doc::Fields`]).
+    pub(crate) fn into_value(self, plan: Option<&Plan>) -> Value {
+        match (self, plan) {
+            (Doc::Value(v), _) => v,
+            (Doc::Fields(values), plan) => {
+                let names = plan.map_or(&[][..], |p| &p.fields[..]);
+                let fields = names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), v?)));
+                Value::Object(fields.collect())
+            }
+        }
+    }
+
+    /// A copy of the document as one `Value` (see [`into_value`](Self::into_value)).
+    pub(crate) fn to_value(&self, plan: Option<&Plan>) -> Value {
+        match self {
+            Doc::Value(v) => v.clone(),
+            Doc::Fields(values) => Doc::Fields(values.clone()).into_value(plan),
+        }
+    }
+}
+
 /// A parsed record value.
 pub(crate) struct Parsed<'a> {
-    /// The projection: an object of the plan's fields (or `Null` for a value that is no object).
-    pub doc: Value,
+    /// The projection.
+    pub doc: Doc,
     /// The key field's raw JSON, when the plan captures it and the value has it.
     pub key: Option<&'a RawValue>,
 }
@@ -143,7 +211,17 @@ pub(crate) fn emitted_key(key: &str) -> String {
 
 struct Projection<'p>(&'p Plan);
 
-type Projected<'de> = (Value, Option<&'de RawValue>);
+type Projected<'de> = (Doc, Option<&'de RawValue>);
+
+impl Projection<'_> {
+    /// What a value that is no object projects to.
+    fn nothing<'de>(&self) -> Projected<'de> {
+        match self.0.inline {
+            true => (Doc::Fields(Default::default()), None),
+            false => (Doc::Value(Value::Null), None),
+        }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Projection<'_> {
     type Value = Projected<'de>;
@@ -158,6 +236,21 @@ impl<'de> Visitor<'de> for Projection<'_> {
         f.write_str("a JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Projected<'de>, A::Error> {
+        if self.0.inline {
+            let mut values: [Option<Value>; FIELDS_INLINE] = Default::default();
+            let mut key = None;
+            while let Some(slot) = map.next_key_seed(FieldSlot(self.0))? {
+                match slot {
+                    // A repeated field: the last one wins, as in `Value`.
+                    Slot::Field(i) => values[i] = Some(map.next_value()?),
+                    Slot::Key => key = Some(map.next_value::<&'de RawValue>()?),
+                    Slot::Skip => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            return Ok((Doc::Fields(values), key));
+        }
         let mut out = Map::new();
         let mut key = None;
         while let Some(slot) = map.next_key_seed(FieldSlot(self.0))? {
@@ -173,29 +266,29 @@ impl<'de> Visitor<'de> for Projection<'_> {
                 }
             }
         }
-        Ok((Value::Object(out), key))
+        Ok((Doc::Value(Value::Object(out)), key))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Projected<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_bool<E>(self, _: bool) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_i64<E>(self, _: i64) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_u64<E>(self, _: u64) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_f64<E>(self, _: f64) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_str<E>(self, _: &str) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
     fn visit_unit<E>(self) -> Result<Projected<'de>, E> {
-        Ok((Value::Null, None))
+        Ok(self.nothing())
     }
 }
 
@@ -231,12 +324,15 @@ impl<'de> Visitor<'de> for FieldSlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::expr::lookup;
 
     #[test]
     fn lookups_on_the_projection_equal_lookups_on_the_document() {
         let pointers = ["/page", "/a/b", "/a/c/0", "/n", "/missing", "/esc\"aped"];
+        // Five fields: objects; four: inline fields.
         let plan = Plan::new(None, pointers).unwrap();
+        let few = ["/page", "/a/b", "/a/c/0", "/n", "/esc\"aped"];
+        let inline = Plan::new(None, few).unwrap().inline();
+        assert!(!plan.clone().inline().inline && inline.inline);
         let docs = [
             r#"{"page": "/p1", "user": 5, "a": {"b": [1, 2], "c": [true]}, "n": 1.5, "junk": [[{"x": null}]]}"#,
             r#"{"page": "x", "page": "dup", "esc\"aped": 1}"#,
@@ -251,12 +347,23 @@ mod tests {
             let full: Value = serde_json::from_str(d).unwrap();
             let projected = parse(d.as_bytes(), &plan).unwrap();
             assert!(projected.key.is_none());
+            assert!(matches!(projected.doc, Doc::Value(_)));
             for p in pointers {
-                assert_eq!(lookup(&projected.doc, p), lookup(&full, p), "{d} {p}");
+                assert_eq!(projected.doc.lookup(Some(&plan), p), lookup(&full, p), "{d} {p}");
+            }
+            let fields = parse(d.as_bytes(), &inline).unwrap();
+            assert!(matches!(fields.doc, Doc::Fields(_)));
+            for p in few {
+                assert_eq!(fields.doc.lookup(Some(&inline), p), lookup(&full, p), "inline {d} {p}");
+            }
+            let as_value = fields.doc.into_value(Some(&inline));
+            for p in few {
+                assert_eq!(lookup(&as_value, p), lookup(&full, p), "inline as a value {d} {p}");
             }
         }
         for bad in ["{", r#"{"page": 1,}"#, r#"{"page": 1} x"#, r#"{"junk": [1,]}"#, "nope", ""] {
             assert!(parse(bad.as_bytes(), &plan).is_err(), "{bad}");
+            assert!(parse(bad.as_bytes(), &inline).is_err(), "{bad}");
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
         }
         assert_eq!(fields_for(["", "/a"]), None);
@@ -274,29 +381,33 @@ mod tests {
 
     #[test]
     fn a_captured_key_equals_the_key_looked_up_in_the_document() {
-        let plan = Plan::new(Some("/page"), ["/n", "/a/b"]).unwrap();
-        assert!(plan.captures_key());
-        let docs = [
-            r#"{"page": "/p1", "n": 1}"#,
-            r#"{"page": "tab\there \u00e9 \"q\"", "n": 1}"#,
-            r#"{"p\u0061ge": "escaped name"}"#,
-            r#"{"page": "first", "page": "last"}"#,
-            r#"{"page": 42}"#,
-            r#"{"page": -1.5e3}"#,
-            r#"{"page": {"b": [1, "x"]}, "a": {"b": 2}}"#,
-            r#"{"page": [true, null]}"#,
-            r#"{"page": null}"#,
-            r#"{"n": 1}"#,
-            r#"[{"page": "in an array"}]"#,
-            r#""page""#,
-            r#"{ "page" :   "spaced"   , "n" : 2 }"#,
-        ];
-        for d in docs {
-            let full: Value = serde_json::from_str(d).unwrap();
-            let parsed = parse(d.as_bytes(), &plan).unwrap();
-            assert_eq!(parsed.key.and_then(key_text).map(|k| k.into_owned()), key_by_lookup(&full, "/page"), "{d}");
-            for p in ["/n", "/a/b"] {
-                assert_eq!(lookup(&parsed.doc, p), lookup(&full, p), "{d} {p}");
+        for plan in [
+            Plan::new(Some("/page"), ["/n", "/a/b"]).unwrap(),
+            Plan::new(Some("/page"), ["/n", "/a/b"]).unwrap().inline(),
+        ] {
+            assert!(plan.captures_key());
+            let docs = [
+                r#"{"page": "/p1", "n": 1}"#,
+                r#"{"page": "tab\there \u00e9 \"q\"", "n": 1}"#,
+                r#"{"p\u0061ge": "escaped name"}"#,
+                r#"{"page": "first", "page": "last"}"#,
+                r#"{"page": 42}"#,
+                r#"{"page": -1.5e3}"#,
+                r#"{"page": {"b": [1, "x"]}, "a": {"b": 2}}"#,
+                r#"{"page": [true, null]}"#,
+                r#"{"page": null}"#,
+                r#"{"n": 1}"#,
+                r#"[{"page": "in an array"}]"#,
+                r#""page""#,
+                r#"{ "page" :   "spaced"   , "n" : 2 }"#,
+            ];
+            for d in docs {
+                let full: Value = serde_json::from_str(d).unwrap();
+                let parsed = parse(d.as_bytes(), &plan).unwrap();
+                assert_eq!(parsed.key.and_then(key_text).map(|k| k.into_owned()), key_by_lookup(&full, "/page"), "{d}");
+                for p in ["/n", "/a/b"] {
+                    assert_eq!(parsed.doc.lookup(Some(&plan), p), lookup(&full, p), "{d} {p}");
+                }
             }
         }
         // The key's field read by another pointer, or a nested key: looked up in the document.
@@ -307,7 +418,7 @@ mod tests {
                 let d = r#"{"page": "x", "a": {"b": "y"}, "n": 3}"#;
                 let full: Value = serde_json::from_str(d).unwrap();
                 let parsed = parse(d.as_bytes(), &plan).unwrap();
-                assert_eq!(lookup(&parsed.doc, key), lookup(&full, key), "{key}");
+                assert_eq!(parsed.doc.lookup(Some(&plan), key), lookup(&full, key), "{key}");
             }
         }
     }

@@ -313,6 +313,9 @@ fn read(slot: &Slot, v: &Version, s: &mut Source) -> Result<Option<Vec<ReadBatch
 /// The only source with records: applies its batches as they are read, borrowing each record.
 fn apply_direct(slot: &Slot, v: &Version, s: &mut Source, emits: &mut Vec<NewRecord>) -> Result<()> {
     let workers = super::workers::count(slot.config.workers);
+    if workers > 1 && v.operator.applies_sharded() {
+        return apply_sharded(slot, v, s, workers, emits);
+    }
     if workers > 1 && v.operator.pre_parses() {
         return apply_direct_parallel(slot, v, s, workers, emits);
     }
@@ -378,6 +381,41 @@ fn apply_direct_parallel(
         return Err(e.into());
     }
     st.set_offset_at(s.origin.slot, after);
+    s.read_next = after;
+    Ok(())
+}
+
+/// [`apply_direct`] of a view applied by shards (`shards.rs`): the values of the batches read are
+/// parsed and routed to their key's shard on `workers` threads, then each shard's records are
+/// applied by its own thread; the offsets move once every shard has applied them.
+fn apply_sharded(slot: &Slot, v: &Version, s: &mut Source, workers: usize, emits: &mut Vec<NewRecord>) -> Result<()> {
+    let Some(batches) = read(slot, v, s)? else { return Ok(()) };
+    let (records, ends, failed) = records_of(&batches);
+    let router = {
+        let mut st = v.state.write();
+        st.snap.entries.reshard(workers);
+        st.snap.entries.router().clone()
+    };
+    let topic = s.origin.topic;
+    let routed = super::workers::parse_all(&records, workers, slot.config.read_records_max, |(_, r)| {
+        let rec = (*r).into();
+        let pre = v.operator.pre_parse(rec, topic);
+        let route = v.operator.route(rec, pre.as_ref(), &router);
+        super::shards::Routed { rec, pre, route }
+    });
+    // After the last batch given whole; or, as in `apply_direct`, right after the last record
+    // applied before a malformed one.
+    let whole = ends.last().map_or(0, |&(end, _)| end);
+    let after = match (&failed, records.last()) {
+        (Some(_), Some((_, r))) if records.len() > whole => r.offset + 1,
+        _ => ends.last().map_or(s.read_next, |&(_, next)| next),
+    };
+    let mut st = v.state.write();
+    super::shards::apply(v, routed, s.origin, &mut st, emits);
+    st.set_offset_at(s.origin.slot, after);
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     s.read_next = after;
     Ok(())
 }

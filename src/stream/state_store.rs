@@ -48,6 +48,8 @@ pub(crate) struct StateStore {
     /// Records in the delta log.
     deltas: u64,
     base_len: u64,
+    /// The keys of the base (about, for a base this process did not write: the keys loaded).
+    base_keys: u64,
     delta_len: u64,
     /// The next checkpoint must be a base.
     full_next: bool,
@@ -63,6 +65,7 @@ impl StateStore {
             generation: 0,
             deltas: 0,
             base_len: 0,
+            base_keys: 0,
             delta_len: 0,
             full_next: true,
             last: None,
@@ -109,6 +112,7 @@ impl StateStore {
         // What the files hold is unchanged from here on.
         snap.entries.take_dirty();
         snap.ttl.take_dirty();
+        store.base_keys = snap.entries.len() as u64;
         Ok((store, Some(snap)))
     }
 
@@ -120,7 +124,11 @@ impl StateStore {
         let changed = st.snap.entries.take_dirty();
         let ttl_changed = st.snap.ttl.take_dirty();
         let st = RwLockWriteGuard::downgrade(st);
-        let record = (!self.full_next && self.generation > 0)
+        // A delta of far more keys than half the base's would be discarded once encoded: the key
+        // counts decide it first (the bytes decide the rest).
+        let keys_estimate = changed.len() as u64 + ttl_changed.len() as u64;
+        let estimate = keys_estimate.saturating_mul(self.base_len) / self.base_keys.max(1);
+        let record = (!self.full_next && self.generation > 0 && self.delta_len + estimate <= self.base_len)
             .then(|| delta::encode(self.generation, self.deltas + 1, &st.snap, &changed, &ttl_changed))
             .filter(|r| self.delta_len + r.len() as u64 <= self.base_len / 2);
         let result = match record {
@@ -133,7 +141,11 @@ impl StateStore {
                 let bytes = checkpoint::encode(&st.snap, self.generation + 1);
                 let keys = st.snap.entries.len() as u64;
                 drop(st);
-                self.write_base(&bytes).map(|()| (true, bytes.len() as u64, keys))
+                let written = self.write_base(&bytes);
+                if written.is_ok() {
+                    self.base_keys = keys;
+                }
+                written.map(|()| (true, bytes.len() as u64, keys))
             }
         };
         match result {

@@ -86,7 +86,12 @@ impl Windowing {
 /// The event time at `pointer` in `doc`: an integer (epoch ms), a float (truncated) or an RFC 3339
 /// string. `None` when missing or unreadable.
 pub(crate) fn event_time(doc: &Value, pointer: &str) -> Option<i64> {
-    match super::expr::lookup(doc, pointer)? {
+    time_of(super::expr::lookup(doc, pointer))
+}
+
+/// An event time field's value as epoch milliseconds (see [`event_time`]).
+pub(crate) fn time_of(field: Option<&Value>) -> Option<i64> {
+    match field? {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
         Value::String(s) => parse_rfc3339_ms(s),
         _ => None,

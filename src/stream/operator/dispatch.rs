@@ -38,6 +38,40 @@ impl Operator {
         }
     }
 
+    /// Whether the runner applies this view's records by shards of its state when it has several
+    /// workers (`stream/shards.rs`): the views whose state does not depend on the order of records
+    /// of different keys ([`order_free`](Self::order_free)).
+    pub(crate) fn applies_sharded(&self) -> bool {
+        self.order_free()
+    }
+
+    /// Where a record of a sharded apply goes (see `Declarative::route`).
+    pub(crate) fn route(
+        &self,
+        rec: Incoming<'_>,
+        pre: Option<&PreParsed>,
+        router: &crate::stream::entries::Router,
+    ) -> Route {
+        match self {
+            Operator::Declarative(d) => d.route(rec, pre, router),
+            Operator::Custom(_) => Route::Error,
+        }
+    }
+
+    /// Applies to one shard the records of a pass routed to it (see `Declarative::apply_in_shard`).
+    pub(crate) fn apply_in_shard(
+        &self,
+        records: &[crate::stream::shards::Routed<'_>],
+        index: usize,
+        origin: Origin,
+        shard: &mut crate::stream::entries::Shard,
+    ) -> (crate::stream::state::ViewCounters, Vec<(usize, NewRecord)>) {
+        match self {
+            Operator::Declarative(d) => d.apply_in_shard(records, index, origin, shard),
+            Operator::Custom(_) => Default::default(),
+        }
+    }
+
     /// `state.memory_bytes_max` of the view, if any.
     pub(crate) fn memory_bytes_max(&self) -> Option<u64> {
         match self {
